@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# One entry point for a working checkout: sets up everything the project needs
+# (a virtualenv with runner and its test tools, and a Chromium for page-title),
+# then runs what you asked for.
+#
+#   scripts/dev.sh serve [CONFIG]    set up, then `runner serve CONFIG` (default configs/site-checks.yaml)
+#   scripts/dev.sh test [PYTEST...]  set up, then run the whole test suite
+#   scripts/dev.sh setup             set up only
+#
+# Safe to run again: each step is skipped when it is already done.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV=${RUNNER_VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+apt_install() {
+    # Debian packages are a fallback we can only take as root.
+    if is_root && command -v apt-get >/dev/null; then
+        say "installing Debian packages: $*"
+        if [ -z "${_APT_UPDATED:-}" ]; then
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            _APT_UPDATED=1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+        return 0
+    fi
+    return 1
+}
+
+ensure_python() {
+    command -v "$PYTHON" >/dev/null || die "$PYTHON not found; install Python 3.11 or newer (Debian 12: apt-get install python3)"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "runner needs Python >= 3.11; $PYTHON is $("$PYTHON" --version 2>&1). Set PYTHON=/path/to/python3.11"
+}
+
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating virtualenv $VENV"
+        if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+            # Debian splits venv (and ensurepip) out of python3 itself.
+            rm -rf "$VENV"
+            apt_install python3-venv || die "python3 -m venv failed; as root run: apt-get install python3-venv"
+            "$PYTHON" -m venv "$VENV"
+        fi
+    fi
+    # Reinstall only when the project's metadata changed since the last install.
+    local stamp="$VENV/.runner-installed"
+    local want
+    want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        say "installing runner and its test tools into $VENV"
+        "$VENV/bin/python" -m pip install -q --upgrade pip
+        "$VENV/bin/python" -m pip install -q -e ".[test]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+ensure_browser() {
+    # page-title needs a Chromium. Playwright's own download is tried last:
+    # it fails on machines without general internet access.
+    if "$VENV/bin/python" -m runner.builtins.page_title --find-browser >/dev/null 2>&1; then
+        return 0
+    fi
+    if apt_install chromium; then
+        "$VENV/bin/python" -m runner.builtins.page_title --find-browser >/dev/null && return 0
+    fi
+    say "trying Playwright's own browser download"
+    if "$VENV/bin/python" -m playwright install chromium; then
+        return 0
+    fi
+    die "no Chromium found for page-title. Install one (Debian: sudo apt-get install chromium) or set RUNNER_CHROMIUM=/path/to/chromium"
+}
+
+setup() {
+    ensure_python
+    ensure_venv
+    ensure_browser
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    setup) setup ;;
+    serve)
+        setup
+        config=${1:-configs/site-checks.yaml}
+        [ $# -gt 0 ] && shift
+        exec "$VENV/bin/runner" serve "$config" "$@"
+        ;;
+    test)
+        setup
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    *)
+        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+esac

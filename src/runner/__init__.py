@@ -1,0 +1,36 @@
+"""runner: a pluggable task-runner daemon.
+
+Plugin authors import from :mod:`runner.plugin` (also re-exported here).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from runner.plugin import (
+    Check,
+    NoOptions,
+    Options,
+    Result,
+    RunContext,
+    Service,
+    ServiceContext,
+    Status,
+)
+
+try:
+    __version__ = version("runner")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Check",
+    "NoOptions",
+    "Options",
+    "Result",
+    "RunContext",
+    "Service",
+    "ServiceContext",
+    "Status",
+    "__version__",
+]

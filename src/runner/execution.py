@@ -1,0 +1,66 @@
+"""Running one check once: timeout, exceptions and timing in one place.
+
+The scheduler, ``runner run`` and the testing helpers all go through
+:func:`run_check_once`, so a result means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from runner.plugin import Check, Result, RunContext, Status
+from runner.resources import Resources
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A result with the timing the daemon measured around it."""
+
+    result: Result
+    duration_ms: float
+
+
+async def run_check_once(
+    check: Check[object],  # type: ignore[type-var]
+    *,
+    job: str,
+    plugin: str,
+    timeout: float,
+    resources: Resources,
+) -> Outcome:
+    """Run ``check`` once within ``timeout`` seconds and never raise for its failures.
+
+    A run past the timeout is cancelled and becomes a ``timeout`` result; an
+    exception becomes an ``error`` result naming its type. Cancellation of the
+    caller (daemon shutdown) still propagates.
+    """
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    ctx = RunContext(
+        job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=loop.time() + timeout
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            result = await check.run(ctx)
+        if not isinstance(result, Result):
+            result = Result.error(
+                f"plugin returned {type(result).__name__}, not a runner.plugin.Result",
+                error_type="TypeError",
+            )
+    except TimeoutError:
+        # asyncio.timeout turns its own cancellation into TimeoutError. A
+        # TimeoutError raised by the plugin itself (a library's own timeout) is
+        # reported the same way: the target did not answer in time.
+        result = Result(Status.TIMEOUT, f"no result within {timeout:g}s")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        result = Result.error(_describe(exc), error_type=type(exc).__name__)
+    return Outcome(result, round((time.perf_counter() - started) * 1000, 3))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__

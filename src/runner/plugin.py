@@ -1,0 +1,245 @@
+"""The public plugin API: everything a plugin author imports comes from here.
+
+A plugin is a class registered under an entry point in the ``runner.plugins``
+group. The daemon creates one instance per job, passing the job's options
+already validated by the plugin's ``Options`` model. There are two kinds:
+
+* a :class:`Check` runs on a schedule; each run returns a :class:`Result`.
+* a :class:`Service` starts once and runs until the daemon stops it (a TCP
+  listener, say). It calls :meth:`ServiceContext.ready` once it is up.
+
+A minimal check::
+
+    from runner.plugin import Check, Options, Result, RunContext
+
+    class DiskFreeOptions(Options):
+        path: str = "/"
+        min_free_gb: float = 1.0
+
+    class DiskFree(Check[DiskFreeOptions]):
+        \"\"\"Fails when a filesystem has less free space than asked.\"\"\"
+        Options = DiskFreeOptions
+
+        async def run(self, ctx: RunContext) -> Result:
+            free = shutil.disk_usage(self.options.path).free / 1e9
+            if free < self.options.min_free_gb:
+                return Result.fail(f"{free:.1f} GB free", free_gb=free)
+            return Result.ok(free_gb=free)
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from runner.resources import Resources
+
+__all__ = [
+    "RESERVED_FIELDS",
+    "Check",
+    "NoOptions",
+    "Options",
+    "Plugin",
+    "Resources",
+    "Result",
+    "RunContext",
+    "Service",
+    "ServiceContext",
+    "Status",
+]
+
+
+class Status(enum.StrEnum):
+    """How a run ended.
+
+    ``fail`` means the target answered wrongly (status 500, wrong title);
+    ``error`` means it could not be checked at all (connection refused, DNS);
+    ``timeout`` means the run did not finish within the job's timeout.
+    """
+
+    OK = "ok"
+    FAIL = "fail"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+#: Keys the daemon writes into every result event; a plugin's fields may not use them.
+RESERVED_FIELDS = frozenset(
+    {"timestamp", "level", "event", "job", "plugin", "status", "duration_ms", "message"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of one run of a check.
+
+    Prefer the constructors :meth:`ok`, :meth:`fail` and :meth:`error`. Extra
+    keyword fields (``status_code=200``) are logged with the result; keep them
+    JSON-serialisable and never put secrets in them.
+    """
+
+    status: Status
+    message: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        clash = RESERVED_FIELDS.intersection(self.fields)
+        if clash:
+            raise ValueError(
+                f"result fields {sorted(clash)} are reserved for the daemon; rename them"
+            )
+
+    @classmethod
+    def ok(cls, message: str | None = None, **fields: Any) -> Result:
+        """The target answered as expected."""
+        return cls(Status.OK, message, fields)
+
+    @classmethod
+    def fail(cls, message: str, **fields: Any) -> Result:
+        """The target answered, but wrongly."""
+        return cls(Status.FAIL, message, fields)
+
+    @classmethod
+    def error(cls, message: str, **fields: Any) -> Result:
+        """The target could not be checked."""
+        return cls(Status.ERROR, message, fields)
+
+
+class Options(BaseModel):
+    """Base class for a plugin's options: unknown keys are errors, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoOptions(Options):
+    """For plugins that take no options."""
+
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+T = TypeVar("T")
+
+
+class _Context:
+    def __init__(self, *, job: str, plugin: str, resources: Resources) -> None:
+        self.job = job
+        self.plugin = plugin
+        self.resources = resources
+        #: A structlog logger bound to ``job`` and ``plugin``.
+        self.log: structlog.typing.FilteringBoundLogger = structlog.get_logger("runner").bind(
+            job=job, plugin=plugin
+        )
+
+    async def shared(
+        self,
+        key: Hashable,
+        factory: Callable[[], AbstractAsyncContextManager[T]],
+        *,
+        usable: Callable[[T], bool] | None = None,
+    ) -> T:
+        """Get a resource shared by the whole daemon; see :meth:`Resources.get`."""
+        return await self.resources.get(key, factory, usable=usable)
+
+
+class RunContext(_Context):
+    """What one run of a check receives.
+
+    Attributes:
+        job: the job's name from the config.
+        plugin: the plugin's entry point name.
+        timeout: the job's timeout in seconds. The daemon enforces it by
+            cancelling the run; a plugin may use it to size its own timeouts.
+        deadline: the ``loop.time()`` at which the run will be cancelled.
+        log: a structlog logger bound to the job.
+        resources: the daemon's shared resources.
+    """
+
+    def __init__(
+        self, *, job: str, plugin: str, resources: Resources, timeout: float, deadline: float
+    ) -> None:
+        super().__init__(job=job, plugin=plugin, resources=resources)
+        self.timeout = timeout
+        self.deadline = deadline
+
+
+class ServiceContext(_Context):
+    """What a service receives when it starts."""
+
+    def __init__(
+        self,
+        *,
+        job: str,
+        plugin: str,
+        resources: Resources,
+        on_ready: Callable[[dict[str, Any]], None],
+    ) -> None:
+        super().__init__(job=job, plugin=plugin, resources=resources)
+        self._on_ready = on_ready
+        self.is_ready = False
+
+    def ready(self, **fields: Any) -> None:
+        """Tell the daemon the service is up (its socket bound, say).
+
+        The fields (``host``, ``port``, ...) are logged with the
+        ``service.started`` event. Call it once.
+        """
+        if not self.is_ready:
+            self.is_ready = True
+            self._on_ready(fields)
+
+
+class Plugin(ABC, Generic[OptionsT]):
+    """Common base of checks and services.
+
+    Subclasses set ``Options`` to a pydantic model (subclass :class:`Options`
+    so unknown keys are rejected) and may set ``description``; otherwise the
+    first line of the class docstring is used.
+    """
+
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: OptionsT) -> None:
+        self.options = options
+
+    @classmethod
+    def summary(cls) -> str:
+        """One line describing the plugin, for ``runner plugins``."""
+        if cls.description:
+            return cls.description
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+class Check(Plugin[OptionsT]):
+    """A plugin run on a schedule.
+
+    ``run`` returns a :class:`Result`. Raising is allowed: the daemon turns
+    the exception into an ``error`` result with its type and message. The
+    daemon cancels a run that passes the job's timeout, so clean up in
+    ``finally`` or ``async with``.
+    """
+
+    @abstractmethod
+    async def run(self, ctx: RunContext) -> Result:
+        """Check the target once."""
+
+
+class Service(Plugin[OptionsT]):
+    """A plugin that runs for the daemon's whole life, such as a listener.
+
+    ``serve`` sets itself up, calls ``ctx.ready(...)``, then waits until it is
+    cancelled; the cancellation is how the daemon stops it, so release
+    sockets in ``finally``. If ``serve`` raises or returns, the daemon logs it
+    and starts the service again after a back-off.
+    """
+
+    @abstractmethod
+    async def serve(self, ctx: ServiceContext) -> None:
+        """Run the service until cancelled."""
