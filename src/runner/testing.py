@@ -67,10 +67,10 @@ async def running_service(
             ready.set_result(fields)
 
     ctx = ServiceContext(job=job, plugin=plugin.__name__, resources=resources, on_ready=on_ready)
-    task = asyncio.create_task(service.serve(ctx), name=f"service:{job}")
+    task: asyncio.Future[Any] = asyncio.create_task(service.serve(ctx), name=f"service:{job}")
     try:
         async with asyncio.timeout(ready_timeout):
-            done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
         if task in done and not ready.done():
             task.result()  # raises the service's error
             raise RuntimeError(f"service {job!r} returned before it called ctx.ready()")

@@ -1,0 +1,227 @@
+"""The ``runner`` command: parse arguments, set up logging, call one function.
+
+Exit codes (a public contract):
+    0  success (serve stopped cleanly; check found no problem; run: every check passed)
+    1  run: at least one check did not pass; plugins: a plugin cannot be loaded
+    2  the config (or the command line) is invalid; nothing was started
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from runner import __version__
+from runner.config import Config, ConfigError, Job, format_duration, load_config
+from runner.daemon import Daemon
+from runner.execution import Outcome
+from runner.log import configure_logging
+from runner.plugin import Service, Status
+from runner.registry import PluginError, Registry
+from runner.results import LogSink, result_fields
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runner", description="A pluggable task-runner daemon for checks as code."
+    )
+    parser.add_argument("--version", action="version", version=f"runner {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_log_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--log-format",
+            choices=["auto", "json", "console"],
+            default="auto",
+            help="json lines, or colored console lines; auto picks console on a terminal",
+        )
+        p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+
+    serve = sub.add_parser("serve", help="run every job until SIGTERM or SIGINT")
+    serve.add_argument("config", help="path to the YAML config")
+    add_log_options(serve)
+
+    check = sub.add_parser("check", help="validate a config and exit")
+    check.add_argument("config")
+
+    run = sub.add_parser("run", help="run each check once and exit 0 if all passed, 1 if not")
+    run.add_argument("config")
+    run.add_argument(
+        "--job", action="append", default=[], metavar="NAME", help="run only this check (repeat)"
+    )
+    add_log_options(run)
+
+    plugins = sub.add_parser("plugins", help="list installed plugins")
+    plugins.add_argument("--verbose", "-v", action="store_true", help="show every option")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"serve": cmd_serve, "check": cmd_check, "run": cmd_run, "plugins": cmd_plugins}
+    code: int = handler[args.command](args)
+    return code
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    configure_logging(args.log_format, args.log_level)
+    return asyncio.run(Daemon(config).serve())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    print(
+        f"{args.config}: ok, {len(config.jobs)} jobs "
+        f"({len(config.checks)} checks, {len(config.services)} services)"
+    )
+    for job in config.jobs:
+        every = f"every {format_duration(job.interval)}" if job.interval else "service"
+        print(f"  {job.name}  [{job.plugin_name}]  {every}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    jobs = list(config.checks)
+    if args.job:
+        by_name = {j.name: j for j in config.jobs}
+        problems = []
+        for name in args.job:
+            if name not in by_name:
+                problems.append(f"no job named {name!r}; jobs: {', '.join(by_name)}")
+            elif by_name[name].is_service:
+                problems.append(f"{name!r} is a service; services always start with `runner run`")
+        if problems:
+            print("error: " + "\n       ".join(problems), file=sys.stderr)
+            return EXIT_USAGE
+        jobs = [j for j in jobs if j.name in args.job]
+    human = args.log_format == "console" or (args.log_format == "auto" and sys.stdout.isatty())
+    # On a terminal the summary below is the output; only problems are logged.
+    configure_logging(args.log_format, "warning" if human else args.log_level)
+    daemon = Daemon(config, sinks=[] if human else [LogSink()])
+    outcomes = asyncio.run(daemon.run_once(jobs))
+    if human:
+        _print_summary(outcomes, daemon.services_not_ready)
+    passed = all(o.result.status is Status.OK for _, o in outcomes)
+    return EXIT_OK if passed and not daemon.services_not_ready else EXIT_FAILED
+
+
+_COLORS = {"ok": "\033[32m", "fail": "\033[31m", "error": "\033[31m", "timeout": "\033[33m"}
+
+
+def _print_summary(outcomes: list[tuple[Job, Outcome]], services_not_ready: list[str]) -> None:
+    color = sys.stdout.isatty()
+    width = max([len(j.name) for j, _ in outcomes] + [4])
+    for job, outcome in outcomes:
+        fields = result_fields(job, outcome)
+        status = fields.pop("status")
+        message = fields.pop("message", "")
+        for key in ("job", "plugin", "duration_ms"):
+            fields.pop(key)
+        label = status.upper() if status != "ok" else "ok"
+        if color:
+            label = f"{_COLORS[status]}{label:<7}\033[0m"
+        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        print(
+            f"{label:<7} {job.name:<{width}}  {outcome.duration_ms:>8.0f} ms  "
+            f"{message}{'  ' if message and extra else ''}{extra}"
+        )
+    for name in services_not_ready:
+        print(f"{'ERROR':<7} {name:<{width}}  service did not start (see the log above)")
+    counts = {s.value: sum(o.result.status is s for _, o in outcomes) for s in Status}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    print(f"{len(outcomes)} checks: {summary or 'none run'}")
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    registry = Registry.discover()
+    broken = 0
+    for conflict in registry.conflicts():
+        broken += 1
+        print(f"error: {conflict}")
+    for entry in registry:
+        try:
+            cls = entry.load()
+        except PluginError as exc:
+            broken += 1
+            print(f"{entry.name}  ({entry.distribution_label})  BROKEN")
+            print(f"    {exc}")
+            continue
+        kind = "service" if issubclass(cls, Service) else "check"
+        print(f"{entry.name}  ({entry.distribution_label})  {kind}")
+        if cls.summary():
+            print(f"    {cls.summary()}")
+        options = _describe_options(cls.Options)
+        if not options:
+            print("    options: none")
+        elif args.verbose:
+            print("    options:")
+            for name, type_, default, doc in options:
+                line = f"      {name}: {type_}"
+                line += " (required)" if default is None else f" = {default}"
+                print(line + (f"\n          {doc}" if doc else ""))
+        else:
+            names = [n + ("" if d is None else f"={d}") for n, _, d, _ in options]
+            print(f"    options: {', '.join(names)}")
+    return EXIT_FAILED if broken else EXIT_OK
+
+
+def _describe_options(model: type[BaseModel]) -> list[tuple[str, str, str | None, str]]:
+    """(name, type, default or None when required, description) for each option."""
+    out = []
+    for name, info in model.model_fields.items():
+        if info.is_required():
+            default = None
+        elif info.default_factory is not None:
+            default = repr(info.default_factory())  # type: ignore[call-arg]
+        else:
+            default = repr(info.default) if info.default is not PydanticUndefined else None
+        out.append((name, _type_name(info.annotation), default, info.description or ""))
+    return out
+
+
+def _type_name(annotation: Any) -> str:
+    """A short readable type: ``list[int] | None`` rather than typing's repr."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is type(None):
+        return "None"
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (Union, UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(_type_name(a) for a in args)}]"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

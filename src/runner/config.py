@@ -1,0 +1,551 @@
+"""The YAML config: loading, validation and error messages.
+
+The shape is a public contract::
+
+    defaults:            # optional
+      interval: 30s
+      timeout: 10s
+    jobs:
+      - name: webcode-status
+        plugin: http-status
+        interval: 1m
+        timeout: 5s
+        options: {url: "http://webcode.me"}
+
+Every problem found is reported, not just the first, each naming the file,
+the line, the job and the field. ``${VAR}`` in string values is replaced by
+the environment variable's value (``${VAR:-default}`` gives a default,
+``$${`` a literal ``${``); substituted values are never echoed in errors and
+are masked in logs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from runner.plugin import Plugin, Service
+from runner.registry import PluginError, Registry
+
+PathTuple = tuple[str | int, ...]
+
+# --------------------------------------------------------------------------- durations
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """Turn ``500ms``, ``10s``, ``5m``, ``1h``, ``1m30s`` or a number of seconds into seconds."""
+    if isinstance(value, bool):  # YAML's yes/no are bools, and bool is an int
+        raise ValueError("expected a duration such as 500ms, 10s, 5m or 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            pos, seconds = 0, 0.0
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+                pos = match.end()
+            if pos != len(text) or not text:
+                raise ValueError(
+                    f"{value!r} is not a duration; use a number with a unit "
+                    f"(500ms, 10s, 5m, 1h, 1m30s) or a number of seconds"
+                ) from None
+    else:
+        raise ValueError("expected a duration such as 500ms, 10s, 5m or 1h")
+    if not seconds > 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def format_duration(seconds: float) -> str:
+    for unit in ("h", "m", "s"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+
+
+# --------------------------------------------------------------------------- file models
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Defaults(_Strict):
+    interval: Duration = Field(30.0, description="How often each check runs.")
+    timeout: Duration = Field(10.0, description="How long a run may take before it is cancelled.")
+
+
+class JobSpec(_Strict):
+    name: str = Field(min_length=1, description="Unique name of the job.")
+    plugin: str = Field(min_length=1, description="Entry point name in group runner.plugins.")
+    interval: Duration | None = Field(None, description="Overrides defaults.interval.")
+    timeout: Duration | None = Field(None, description="Overrides defaults.timeout.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Validated by the plugin's own options model."
+    )
+
+
+# --------------------------------------------------------------------------- loaded config
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated job, ready to schedule."""
+
+    name: str
+    plugin_name: str
+    plugin: type[Plugin[Any]]
+    options: BaseModel
+    interval: float | None  # None for services
+    timeout: float | None  # None for services
+    line: int
+
+    @property
+    def is_service(self) -> bool:
+        return issubclass(self.plugin, Service)
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What must be equal for a reload to leave the job untouched."""
+        return (
+            self.plugin_name,
+            self.plugin,
+            self.interval,
+            self.timeout,
+            self.options.model_dump_json(),
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    jobs: tuple[Job, ...]
+    #: Values substituted from the environment; logs mask them.
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+
+    @property
+    def checks(self) -> tuple[Job, ...]:
+        return tuple(j for j in self.jobs if not j.is_service)
+
+    @property
+    def services(self) -> tuple[Job, ...]:
+        return tuple(j for j in self.jobs if j.is_service)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    where: str  # "jobs[2] 'api'", "defaults", or "" for the top level
+    field: str  # "options.url"
+    message: str
+
+    def format(self, filename: str) -> str:
+        location = f"{filename}:{self.line}" if self.line else filename
+        parts = [p for p in (self.where, self.field) if p]
+        return f"{location}: {': '.join([*parts, self.message])}"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; ``problems`` lists every one found."""
+
+    def __init__(self, path: Path | str, problems: list[Problem]) -> None:
+        self.path = Path(path)
+        self.problems = sorted(problems, key=lambda p: p.line or 0)
+        lines = [p.format(str(path)) for p in self.problems]
+        count = len(lines)
+        super().__init__(f"{path}: {count} problem{'s' if count != 1 else ''}\n" + "\n".join(lines))
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+def _read_yaml(text: str) -> tuple[Any, dict[PathTuple, int], list[tuple[PathTuple, int, str]]]:
+    """Parse safely, and map each path in the document to its 1-based line."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    lines: dict[PathTuple, int] = {}
+    duplicates: list[tuple[PathTuple, int, str]] = []
+
+    def walk(n: yaml.Node, path: PathTuple) -> None:
+        lines.setdefault(path, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in n.value:
+                key = str(key_node.value)
+                if key in seen:
+                    duplicates.append((path, key_node.start_mark.line + 1, key))
+                seen.add(key)
+                lines[(*path, key)] = key_node.start_mark.line + 1
+                walk(value_node, (*path, key))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                walk(item, (*path, i))
+
+    if node is not None:
+        walk(node, ())
+    return data, lines, duplicates
+
+
+# --------------------------------------------------------------------------- ${ENV}
+
+_ENV_REF = re.compile(r"\$(\$)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(
+    data: Any,
+    path: PathTuple,
+    environ: Mapping[str, str],
+    secret_paths: set[PathTuple],
+    secrets: set[str],
+    missing: list[tuple[PathTuple, str]],
+) -> Any:
+    if isinstance(data, str):
+        if "$" not in data:
+            return data
+        used = False
+
+        def replace(m: re.Match[str]) -> str:
+            nonlocal used
+            if m.group(1):
+                return "$"
+            used = True
+            name, default = m.group(2), m.group(3)
+            if name in environ:
+                secrets.add(environ[name])
+                return environ[name]
+            if default is not None:
+                return default
+            missing.append((path, name))
+            return ""
+
+        result = _ENV_REF.sub(replace, data)
+        if used:
+            secret_paths.add(path)
+        return result
+    if isinstance(data, dict):
+        return {
+            k: _expand_env(v, (*path, str(k)), environ, secret_paths, secrets, missing)
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [
+            _expand_env(v, (*path, i), environ, secret_paths, secrets, missing)
+            for i, v in enumerate(data)
+        ]
+    return data
+
+
+# --------------------------------------------------------------------------- loading
+
+
+_MESSAGES = {
+    "missing": "required field is missing",
+    "string_type": "expected a string",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping of keys to values",
+    "model_type": "expected a mapping of keys to values",
+    "url_parsing": "not a valid URL",
+    "url_scheme": "not a valid URL",
+}
+
+
+class _Loader:
+    def __init__(self, path: Path, registry: Registry, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.registry = registry
+        self.environ = environ
+        self.problems: list[Problem] = []
+        self.lines: dict[PathTuple, int] = {}
+        self.secret_paths: set[PathTuple] = set()
+        self.secrets: set[str] = set()
+
+    # -- helpers
+
+    def line_of(self, path: PathTuple) -> int | None:
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+    def where(self, path: PathTuple, data: Any) -> str:
+        if len(path) >= 2 and path[0] == "jobs" and isinstance(path[1], int):
+            jobs = data.get("jobs") if isinstance(data, dict) else None
+            name = None
+            if isinstance(jobs, list) and path[1] < len(jobs) and isinstance(jobs[path[1]], dict):
+                name = jobs[path[1]].get("name")
+            return f"jobs[{path[1]}] {name!r}" if isinstance(name, str) else f"jobs[{path[1]}]"
+        if path and path[0] == "defaults":
+            return "defaults"
+        return ""
+
+    def add(
+        self, path: PathTuple, message: str, *, data: Any, field_from: int | None = None
+    ) -> None:
+        if field_from is None:
+            field_from = 2 if path[:1] == ("jobs",) and len(path) >= 2 else 1 if path else 0
+        self.problems.append(
+            Problem(
+                line=self.line_of(path),
+                where=self.where(path, data),
+                field=_dotted(path[field_from:]),
+                message=message,
+            )
+        )
+
+    def add_validation_error(
+        self, exc: ValidationError, prefix: PathTuple, data: Any, allowed: Iterable[str] = ()
+    ) -> None:
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            path = (*prefix, *loc)
+            message = self.explain(err, path, allowed)
+            self.add(path, message, data=data)
+
+    def explain(self, err: Any, path: PathTuple, allowed: Iterable[str]) -> str:
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            names = sorted(allowed)
+            hint = difflib.get_close_matches(str(path[-1]), names, n=1)
+            message = "unknown key"
+            if hint:
+                message += f"; did you mean {hint[0]!r}?"
+            if names:
+                message += f" (allowed: {', '.join(names)})"
+            return message
+        known = _MESSAGES.get(kind)
+        if known is not None:
+            message = known
+        else:
+            message = str(err["msg"])
+            message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            message = message[:1].lower() + message[1:]
+        inp = err.get("input")
+        secret = any(path[: len(p)] == p for p in self.secret_paths)
+        shown = kind not in ("missing", "extra_forbidden") and not secret and _short(inp)
+        if shown and repr(inp) not in message:
+            message += f" (got {inp!r})"
+        return message
+
+    # -- the steps
+
+    def load(self) -> Config:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                self.path, [Problem(None, "", "", f"cannot read: {exc.strerror}")]
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(self.path, [Problem(None, "", "", f"not UTF-8 text: {exc}")]) from exc
+        try:
+            data, self.lines, duplicates = _read_yaml(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(
+                self.path, [Problem(line, "", "", f"invalid YAML: {problem}")]
+            ) from exc
+
+        for parent, line, key in duplicates:
+            self.problems.append(
+                Problem(
+                    line,
+                    self.where(parent, data),
+                    _dotted((*parent, key)[2 if parent[:1] == ("jobs",) else 0 :]),
+                    "duplicate key; YAML would silently keep only the last one",
+                )
+            )
+
+        if data is None:
+            self.problems.append(
+                Problem(None, "", "", "the file is empty; it needs a 'jobs:' list")
+            )
+            raise ConfigError(self.path, self.problems)
+        if not isinstance(data, dict):
+            self.problems.append(
+                Problem(
+                    1,
+                    "",
+                    "",
+                    f"expected a mapping with a 'jobs:' list, got a {type(data).__name__}",
+                )
+            )
+            raise ConfigError(self.path, self.problems)
+
+        missing: list[tuple[PathTuple, str]] = []
+        data = _expand_env(data, (), self.environ, self.secret_paths, self.secrets, missing)
+        for path, name in missing:
+            self.add(
+                path,
+                f"environment variable {name} is not set (use ${{{name}:-default}} for a default)",
+                data=data,
+            )
+
+        for key in data:
+            if key not in ("defaults", "jobs"):
+                hint = difflib.get_close_matches(str(key), ["defaults", "jobs"], n=1)
+                self.add(
+                    (str(key),),
+                    "unknown top-level key"
+                    + (f"; did you mean {hint[0]!r}?" if hint else "")
+                    + " (allowed: defaults, jobs)",
+                    data=data,
+                    field_from=0,
+                )
+
+        defaults = Defaults()
+        if data.get("defaults") is not None:
+            try:
+                defaults = Defaults.model_validate(data["defaults"])
+            except ValidationError as exc:
+                self.add_validation_error(exc, ("defaults",), data, Defaults.model_fields)
+
+        jobs_data = data.get("jobs")
+        jobs: list[Job] = []
+        if "jobs" not in data:
+            self.add((), "no 'jobs:' list; add at least one job", data=data)
+        elif not isinstance(jobs_data, list) or not jobs_data:
+            self.add(("jobs",), "expected a list with at least one job", data=data, field_from=0)
+        else:
+            jobs = self.load_jobs(jobs_data, defaults, data)
+
+        if self.problems:
+            raise ConfigError(self.path, self.problems)
+        return Config(self.path, tuple(jobs), frozenset(s for s in self.secrets if s))
+
+    def load_jobs(self, jobs_data: list[Any], defaults: Defaults, data: Any) -> list[Job]:
+        jobs: list[Job] = []
+        first_line: dict[str, int | None] = {}
+        for i, raw in enumerate(jobs_data):
+            path: PathTuple = ("jobs", i)
+            if not isinstance(raw, dict):
+                self.add(path, "expected a mapping with name, plugin and options", data=data)
+                continue
+            try:
+                spec = JobSpec.model_validate(raw)
+            except ValidationError as exc:
+                self.add_validation_error(exc, path, data, JobSpec.model_fields)
+                # Still check the plugin's options when the plugin itself is usable.
+                spec = None
+            name = raw.get("name")
+            if isinstance(name, str):
+                if name in first_line:
+                    self.add(
+                        (*path, "name"),
+                        f"duplicate job name {name!r} (first used on line {first_line[name]})",
+                        data=data,
+                    )
+                else:
+                    first_line[name] = self.line_of((*path, "name"))
+            plugin_name = raw.get("plugin")
+            if not isinstance(plugin_name, str) or not plugin_name:
+                continue
+            try:
+                plugin = self.registry.load(plugin_name)
+            except PluginError as exc:
+                self.add((*path, "plugin"), str(exc), data=data)
+                continue
+            options_raw = raw.get("options") or {}
+            if not isinstance(options_raw, dict):
+                continue  # JobSpec validation already said so
+            try:
+                options = plugin.Options.model_validate(options_raw)
+            except ValidationError as exc:
+                self.add_validation_error(
+                    exc, (*path, "options"), data, plugin.Options.model_fields
+                )
+                continue
+            if spec is None:
+                continue
+            is_service = issubclass(plugin, Service)
+            if is_service:
+                for key in ("interval", "timeout"):
+                    if key in raw:
+                        self.add(
+                            (*path, key),
+                            f"{plugin_name} is a service: it runs continuously, "
+                            f"so it takes no {key}",
+                            data=data,
+                        )
+                interval = timeout = None
+            else:
+                interval = spec.interval or defaults.interval
+                timeout = spec.timeout or defaults.timeout
+            jobs.append(
+                Job(
+                    name=spec.name,
+                    plugin_name=plugin_name,
+                    plugin=plugin,
+                    options=options,
+                    interval=interval,
+                    timeout=timeout,
+                    line=self.line_of(path) or 0,
+                )
+            )
+        return jobs
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _short(value: Any) -> bool:
+    return (
+        isinstance(value, str | int | float)
+        and not isinstance(value, bool)
+        and len(repr(value)) <= 60
+    )
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    registry: Registry | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read, validate and resolve a config file.
+
+    Raises:
+        ConfigError: listing every problem found, each with file, line, job and field.
+    """
+    return _Loader(
+        Path(path),
+        registry if registry is not None else Registry.discover(),
+        os.environ if environ is None else environ,
+    ).load()

@@ -1,0 +1,103 @@
+"""Structured logging: JSON lines off a terminal, readable colored lines on one.
+
+Everything the daemon says goes through structlog to stdout, one event per
+line, unbuffered, so systemd's journal or a log shipper gets each line as it
+happens. Event names are stable and grep-able (``job.finished``,
+``service.started``); values are fields, never formatted into the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any, Literal, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LogFormat = Literal["auto", "json", "console"]
+
+#: Fields put first in every JSON line, in this order; the rest follow as logged.
+_FIRST = ("timestamp", "level", "event", "job", "plugin", "status", "duration_ms")
+
+
+def _order_fields(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    ordered = {key: event.pop(key) for key in _FIRST if key in event}
+    ordered.update(event)
+    return ordered
+
+
+class SecretMasker:
+    """Replaces values that came from ``${ENV}`` substitution with ``***``.
+
+    A safety net: plugins should not log secrets in the first place, but a
+    token pasted into a URL or an exception message must not reach the log.
+    """
+
+    MIN_LENGTH = 4  # masking "1" or "on" everywhere would garble every line
+
+    def __init__(self) -> None:
+        self._secrets: tuple[str, ...] = ()
+
+    def set(self, secrets: Iterable[str]) -> None:
+        self._secrets = tuple(
+            sorted({s for s in secrets if len(s) >= self.MIN_LENGTH}, key=len, reverse=True)
+        )
+
+    def _mask(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, "***")
+            return value
+        if isinstance(value, dict):
+            return {k: self._mask(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._mask(v) for v in value]
+        return value
+
+    def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> EventDict:
+        if not self._secrets:
+            return event
+        return {key: self._mask(value) for key, value in event.items()}
+
+
+secret_masker = SecretMasker()
+
+
+def configure_logging(
+    fmt: LogFormat = "auto", level: str = "info", stream: TextIO | None = None
+) -> bool:
+    """Set up structlog for the process. Returns True when output is for humans."""
+    out = stream if stream is not None else sys.stdout
+    human = fmt == "console" or (fmt == "auto" and out.isatty())
+    processors: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        secret_masker,
+    ]
+    if human:
+        processors += [structlog.dev.ConsoleRenderer(colors=True)]
+    else:
+        processors += [
+            structlog.processors.dict_tracebacks,
+            _order_fields,
+            structlog.processors.JSONRenderer(default=str),
+        ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        # WriteLogger flushes after every line, so piped output is never held back.
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    return human
+
+
+def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger("runner")
+    return logger.bind(**bound) if bound else logger

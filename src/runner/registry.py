@@ -1,0 +1,198 @@
+"""Finding plugins: entry points in the ``runner.plugins`` group.
+
+Built-in plugins are registered in runner's own ``pyproject.toml`` exactly
+like third-party ones, so this module is the only way a plugin is loaded.
+Discovery reads entry point metadata only; a plugin's module is imported the
+first time its class is needed, so one broken plugin never hides the others
+and a daemon pays only for the plugins its config uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from runner.plugin import Check, Plugin, Service
+
+GROUP = "runner.plugins"
+
+Kind = Literal["check", "service"]
+
+
+class PluginError(Exception):
+    """Base class for problems with a plugin, as opposed to with a config."""
+
+
+class UnknownPluginError(PluginError, LookupError):
+    def __init__(self, name: str, available: list[str]) -> None:
+        self.name = name
+        self.available = available
+        installed = ", ".join(sorted(available)) or "none"
+        super().__init__(
+            f"unknown plugin {name!r}; installed plugins: {installed}. "
+            f"A third-party plugin must be installed in the same environment as runner."
+        )
+
+
+class PluginLoadError(PluginError, ImportError):
+    """An entry point could not be turned into a usable plugin class."""
+
+    def __init__(self, entry: PluginEntry, reason: str) -> None:
+        self.entry = entry
+        self.reason = reason
+        super().__init__(
+            f"plugin {entry.name!r} (entry point {entry.value!r} "
+            f"from {entry.distribution_label}) cannot be loaded: {reason}"
+        )
+
+
+class PluginConflictError(PluginError):
+    def __init__(self, name: str, entries: list[PluginEntry]) -> None:
+        self.name = name
+        self.entries = entries
+        where = " and ".join(f"{e.distribution_label} ({e.value})" for e in entries)
+        super().__init__(f"plugin name {name!r} is registered by {where}; uninstall one of them")
+
+
+@dataclass
+class PluginEntry:
+    """One entry point in the ``runner.plugins`` group, loaded on demand."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+    entry_point: EntryPoint = field(repr=False)
+    _loaded: type[Plugin[Any]] | None = field(default=None, repr=False)
+    _error: PluginLoadError | None = field(default=None, repr=False)
+
+    @property
+    def distribution_label(self) -> str:
+        return f"{self.distribution} {self.version}".strip()
+
+    def load(self) -> type[Plugin[Any]]:
+        """Import the plugin's class and check that it fits the plugin API.
+
+        Raises:
+            PluginLoadError: the module is missing, raised while importing, or
+                the object is not a Check or Service subclass with a pydantic
+                ``Options`` model.
+        """
+        if self._loaded is not None:
+            return self._loaded
+        if self._error is not None:
+            raise self._error
+        try:
+            self._loaded = self._import_and_check()
+        except PluginLoadError as exc:
+            self._error = exc
+            raise
+        return self._loaded
+
+    @property
+    def kind(self) -> Kind:
+        return "service" if issubclass(self.load(), Service) else "check"
+
+    def _import_and_check(self) -> type[Plugin[Any]]:
+        module_name, _, attr = self.value.partition(":")
+        module_name = module_name.strip()
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                raise PluginLoadError(self, f"module {exc.name!r} is not installed") from exc
+            raise PluginLoadError(
+                self, f"importing {module_name!r} failed: ModuleNotFoundError: {exc}"
+            ) from exc
+        except Exception as exc:
+            raise PluginLoadError(
+                self, f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        obj: Any = module
+        for part in filter(None, attr.strip().split(".")):
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                raise PluginLoadError(
+                    self, f"module {module_name!r} has no attribute {attr.strip()!r}"
+                ) from None
+        if not (inspect.isclass(obj) and issubclass(obj, Check | Service)):
+            raise PluginLoadError(
+                self,
+                f"{self.value} is {obj!r}, not a subclass of runner.plugin.Check "
+                f"or runner.plugin.Service",
+            )
+        if inspect.isabstract(obj):
+            missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+            raise PluginLoadError(self, f"{obj.__qualname__} does not implement {missing}")
+        options = getattr(obj, "Options", None)
+        if not (inspect.isclass(options) and issubclass(options, BaseModel)):
+            raise PluginLoadError(
+                self, f"{obj.__qualname__}.Options is {options!r}, not a pydantic model class"
+            )
+        return obj
+
+
+class Registry:
+    """The installed plugins, by entry point name."""
+
+    def __init__(self, entries: list[PluginEntry]) -> None:
+        self._by_name: dict[str, list[PluginEntry]] = {}
+        for entry in entries:
+            self._by_name.setdefault(entry.name, []).append(entry)
+
+    @classmethod
+    def discover(cls, group: str = GROUP) -> Registry:
+        """Read entry point metadata of every installed distribution (no imports)."""
+        entries = []
+        for ep in entry_points(group=group):
+            dist = ep.dist
+            entries.append(
+                PluginEntry(
+                    name=ep.name,
+                    value=ep.value,
+                    distribution=dist.name if dist is not None else "unknown distribution",
+                    version=dist.version if dist is not None else "",
+                    entry_point=ep,
+                )
+            )
+        return cls(entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def __iter__(self) -> Iterator[PluginEntry]:
+        for name in self.names():
+            yield from self._by_name[name]
+
+    def conflicts(self) -> list[PluginConflictError]:
+        return [
+            PluginConflictError(name, entries)
+            for name, entries in sorted(self._by_name.items())
+            if len(entries) > 1
+        ]
+
+    def entry(self, name: str) -> PluginEntry:
+        """Return the entry for ``name``.
+
+        Raises:
+            UnknownPluginError: no installed distribution registers ``name``.
+            PluginConflictError: more than one does.
+        """
+        entries = self._by_name.get(name)
+        if not entries:
+            raise UnknownPluginError(name, self.names())
+        if len(entries) > 1:
+            raise PluginConflictError(name, entries)
+        return entries[0]
+
+    def load(self, name: str) -> type[Plugin[Any]]:
+        """Return the plugin class registered as ``name``; see :meth:`entry` and
+        :meth:`PluginEntry.load` for what it raises."""
+        return self.entry(name).load()

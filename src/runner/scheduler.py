@@ -1,0 +1,271 @@
+"""Running jobs on one event loop: checks on their interval, services until stopped.
+
+Each job is one task that the scheduler owns (``job:NAME``). A check's task
+sleeps on a timer until the next run is due, so an idle daemon costs nothing
+between runs, and starts each run as its own task (``run:NAME``) so that a
+slow run never shifts the schedule: if the previous run is still going when
+the next one is due, the new one is skipped and logged, never stacked. A
+service's task supervises it and restarts it with a back-off when it fails.
+
+First runs are spread over up to one second (by a hash of the job name, so
+the phase is stable across restarts) so a thousand jobs do not all fire in
+the same millisecond.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.config import Job
+from runner.execution import Outcome, run_check_once
+from runner.log import get_logger
+from runner.plugin import Check, Result, Service, ServiceContext, Status
+from runner.resources import Resources
+from runner.results import ResultSink
+
+#: First runs are spread over at most this many seconds after a job starts.
+SPREAD_WINDOW = 1.0
+#: Service restart back-off: first delay, and the cap it doubles up to.
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 60.0
+
+
+def first_run_offset(job: Job, window: float = SPREAD_WINDOW) -> float:
+    """A stable offset in [0, min(interval, window)) for the job's first run."""
+    span = min(job.interval or window, window)
+    return (zlib.crc32(job.name.encode()) / 2**32) * span
+
+
+@dataclass(eq=False)
+class JobHandle:
+    """A started job: its task and what the rest of the daemon may ask about it."""
+
+    job: Job
+    task: asyncio.Task[None] | None = None
+    #: Services: set once ready() was called. Checks: set at start.
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Services: set when the first start attempt is over, ready or failed.
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    started_at: float = field(default_factory=time.monotonic)
+    runs: int = 0
+    skipped: int = 0
+    last_status: Status | None = None
+    last_error: str | None = None
+
+
+class Scheduler:
+    """Owns every job task; the daemon tells it which jobs to start and stop."""
+
+    def __init__(
+        self,
+        resources: Resources,
+        sinks: Sequence[ResultSink],
+        *,
+        spread_window: float = SPREAD_WINDOW,
+    ) -> None:
+        self.resources = resources
+        self.sinks = list(sinks)
+        self.spread_window = spread_window
+        self.handles: dict[str, JobHandle] = {}
+        self.totals: Counter[str] = Counter()
+        self._log = get_logger()
+
+    # ------------------------------------------------------------------ control
+
+    def start(self, job: Job) -> JobHandle:
+        """Start ``job`` in its own task; it must not be running already."""
+        if job.name in self.handles:
+            raise ValueError(f"job {job.name!r} is already running")
+        handle = JobHandle(job)
+        coro = self._supervise_service(handle) if job.is_service else self._check_loop(handle)
+        handle.task = asyncio.create_task(coro, name=f"job:{job.name}")
+        handle.task.add_done_callback(self._on_job_task_done)
+        if not job.is_service:
+            handle.ready.set()
+            handle.settled.set()
+        self.handles[job.name] = handle
+        return handle
+
+    def start_all(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self.start(job)
+
+    async def wait_settled(self, timeout: float) -> list[JobHandle]:
+        """Wait until every service is ready or has failed its first start.
+
+        Returns the services that are not ready when the wait ends.
+        """
+        pending = [h.settled.wait() for h in self.handles.values() if not h.settled.is_set()]
+        if pending:
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*pending)
+            except TimeoutError:
+                pass
+        return [h for h in self.handles.values() if not h.ready.is_set()]
+
+    async def stop(self, names: Iterable[str], grace: float = 5.0) -> None:
+        """Cancel the named jobs (in-flight runs included) and wait up to ``grace`` seconds."""
+        handles = [self.handles.pop(n) for n in list(names) if n in self.handles]
+        tasks = [h.task for h in handles if h.task is not None]
+        for task in tasks:
+            task.cancel()
+        if not tasks:
+            return
+        _, still_running = await asyncio.wait(tasks, timeout=grace)
+        for task in still_running:
+            self._log.error(
+                "job.stop_timeout",
+                job=task.get_name().removeprefix("job:"),
+                grace_s=grace,
+                hint="the plugin ignores cancellation; it is left behind",
+            )
+
+    async def stop_all(self, grace: float = 5.0) -> None:
+        await self.stop(list(self.handles), grace)
+
+    def _on_job_task_done(self, task: asyncio.Task[None]) -> None:
+        # Job tasks end only by cancellation. Anything else is a bug in the
+        # scheduler itself: surface it instead of losing it.
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self._log.critical(
+                "job.crashed", job=task.get_name().removeprefix("job:"), exc_info=exc
+            )
+
+    # ------------------------------------------------------------------ checks
+
+    async def _check_loop(self, handle: JobHandle) -> None:
+        job = handle.job
+        assert job.interval is not None
+        interval = job.interval
+        loop = asyncio.get_running_loop()
+        check = _Lazy(job)
+        next_due = loop.time() + first_run_offset(job, self.spread_window)
+        current: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, next_due - loop.time()))
+                if current is not None and not current.done():
+                    handle.skipped += 1
+                    self.totals["skipped"] += 1
+                    self._log.warning(
+                        "job.skipped",
+                        job=job.name,
+                        plugin=job.plugin_name,
+                        reason="previous run still going",
+                        interval_s=interval,
+                    )
+                else:
+                    current = asyncio.create_task(
+                        self._run_and_record(handle, check), name=f"run:{job.name}"
+                    )
+                next_due += interval
+                late = loop.time() - next_due
+                if late > 0:
+                    # The loop was blocked or the machine suspended: drop the
+                    # missed slots instead of firing them all at once.
+                    next_due += (late // interval + 1) * interval
+        finally:
+            if current is not None and not current.done():
+                current.cancel()
+                await asyncio.gather(current, return_exceptions=True)
+
+    async def _run_and_record(self, handle: JobHandle, check: _Lazy) -> None:
+        job = handle.job
+        outcome = await self.run_once(job, check)
+        handle.runs += 1
+        handle.last_status = outcome.result.status
+        self.totals[outcome.result.status.value] += 1
+        self.record(job, outcome)
+
+    async def run_once(self, job: Job, check: _Lazy | None = None) -> Outcome:
+        """Run a check job once, as the schedule would, and return the outcome."""
+        assert job.timeout is not None
+        instance = (check or _Lazy(job)).get()
+        if isinstance(instance, Outcome):
+            return instance
+        return await run_check_once(
+            instance,
+            job=job.name,
+            plugin=job.plugin_name,
+            timeout=job.timeout,
+            resources=self.resources,
+        )
+
+    def record(self, job: Job, outcome: Outcome) -> None:
+        for sink in self.sinks:
+            try:
+                sink.record(job, outcome)
+            except Exception as exc:  # one broken sink must not lose the result for others
+                self._log.error("sink.failed", sink=type(sink).__name__, error=str(exc))
+
+    # ------------------------------------------------------------------ services
+
+    async def _supervise_service(self, handle: JobHandle) -> None:
+        job = handle.job
+        delay = RESTART_FIRST_DELAY
+        log = self._log.bind(job=job.name, plugin=job.plugin_name)
+        while True:
+            started = time.monotonic()
+
+            def on_ready(fields: dict[str, Any]) -> None:
+                handle.ready.set()
+                handle.settled.set()
+                handle.last_error = None
+                log.info("service.started", **fields)
+
+            ctx = ServiceContext(
+                job=job.name, plugin=job.plugin_name, resources=self.resources, on_ready=on_ready
+            )
+            try:
+                service = job.plugin(job.options)
+                assert isinstance(service, Service)
+                await service.serve(ctx)
+                problem = "serve() returned; a service should run until it is cancelled"
+                error_type = None
+            except asyncio.CancelledError:
+                log.info("service.stopped")
+                raise
+            except Exception as exc:
+                problem, error_type = str(exc) or type(exc).__name__, type(exc).__name__
+            handle.ready.clear()
+            handle.settled.set()
+            handle.last_error = problem
+            self.totals["service_failures"] += 1
+            if time.monotonic() - started > RESTART_MAX_DELAY:
+                delay = RESTART_FIRST_DELAY  # it ran fine for a while: start the back-off over
+            log.error("service.failed", error=problem, error_type=error_type, retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESTART_MAX_DELAY)
+
+
+class _Lazy:
+    """Creates a job's plugin instance on first use; a constructor that raises
+    becomes an ``error`` result on every run rather than a dead job."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._instance: Check[Any] | None = None
+
+    def get(self) -> Check[Any] | Outcome:
+        if self._instance is None:
+            started = time.perf_counter()
+            try:
+                instance = self.job.plugin(self.job.options)
+                assert isinstance(instance, Check)
+            except Exception as exc:
+                return Outcome(
+                    Result.error(
+                        f"creating the plugin failed: {exc}", error_type=type(exc).__name__
+                    ),
+                    round((time.perf_counter() - started) * 1000, 3),
+                )
+            self._instance = instance
+        return self._instance
