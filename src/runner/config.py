@@ -338,7 +338,7 @@ class _Loader:
         kind = err["type"]
         if kind == "extra_forbidden":
             names = sorted(allowed)
-            hint = difflib.get_close_matches(str(path[-1]), names, n=1)
+            hint = difflib.get_close_matches(str(path[-1]), names, n=1, cutoff=0.5)
             message = "unknown key"
             if hint:
                 message += f"; did you mean {hint[0]!r}?"

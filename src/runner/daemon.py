@@ -113,6 +113,11 @@ class Daemon:
         self.state = RunState.STOPPED
         self._log.info("daemon.stopped", **dict(self.scheduler.totals))
 
+    async def _run_and_record(self, job: Job) -> Outcome:
+        outcome = await self.scheduler.run_once(job)
+        self.scheduler.record(job, outcome)  # as each finishes, not all at the end
+        return outcome
+
     async def run_once(self, jobs: Sequence[Job]) -> list[tuple[Job, Outcome]]:
         """Start the services, run each check in ``jobs`` once (concurrently), stop.
 
@@ -127,7 +132,7 @@ class Daemon:
             for handle in not_ready:
                 self._log.error("service.not_ready", job=handle.job.name, error=handle.last_error)
             self.services_not_ready = [h.job.name for h in not_ready]
-            runs = asyncio.gather(*(self.scheduler.run_once(job) for job in jobs))
+            runs = asyncio.gather(*(self._run_and_record(job) for job in jobs))
             stop = asyncio.ensure_future(self._stop.wait())
             waiters: list[asyncio.Future[Any]] = [runs, stop]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -136,10 +141,7 @@ class Daemon:
                 await asyncio.gather(runs, return_exceptions=True)
                 raise asyncio.CancelledError(self._stop_reason)
             stop.cancel()
-            outcomes = list(zip(jobs, runs.result(), strict=True))
-            for job, outcome in outcomes:
-                self.scheduler.record(job, outcome)
-            return outcomes
+            return list(zip(jobs, runs.result(), strict=True))
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

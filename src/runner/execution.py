@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from runner.plugin import Check, Result, RunContext, Status
 from runner.resources import Resources
@@ -23,7 +24,7 @@ class Outcome:
 
 
 async def run_check_once(
-    check: Check[object],  # type: ignore[type-var]
+    check: Check[Any],
     *,
     job: str,
     plugin: str,
@@ -41,19 +42,25 @@ async def run_check_once(
     ctx = RunContext(
         job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=loop.time() + timeout
     )
+    deadline = asyncio.timeout(timeout)
     try:
-        async with asyncio.timeout(timeout):
+        async with deadline:
             result = await check.run(ctx)
-        if not isinstance(result, Result):
+        if deadline.expired():
+            # The plugin swallowed the cancellation and returned anyway: too late.
+            result = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+        elif not isinstance(result, Result):
             result = Result.error(
                 f"plugin returned {type(result).__name__}, not a runner.plugin.Result",
                 error_type="TypeError",
             )
-    except TimeoutError:
-        # asyncio.timeout turns its own cancellation into TimeoutError. A
-        # TimeoutError raised by the plugin itself (a library's own timeout) is
-        # reported the same way: the target did not answer in time.
-        result = Result(Status.TIMEOUT, f"no result within {timeout:g}s")
+    except TimeoutError as exc:
+        if deadline.expired():
+            result = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+        else:
+            # A TimeoutError of the plugin's own (a library's shorter timeout):
+            # still a target that did not answer in time.
+            result = Result(Status.TIMEOUT, _describe(exc), {"error_type": type(exc).__name__})
     except asyncio.CancelledError:
         raise
     except Exception as exc:

@@ -95,6 +95,10 @@ def configure_logging(
         logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    # Libraries that use the standard logging module (httpx logs every request
+    # URL at INFO) stay quiet unless something is wrong.
+    for name in ("httpx", "httpcore", "asyncio"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     return human
 
 

@@ -78,8 +78,6 @@ async def running_service(
     finally:
         task.cancel()
         try:
-            await task
-        except asyncio.CancelledError:
-            pass
+            await asyncio.gather(task, return_exceptions=True)
         finally:
             await resources.aclose()

@@ -1,0 +1,30 @@
+"""The ``sleep`` check: waits, then succeeds. For trying out schedules, overlap and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import Field
+
+from runner.plugin import Check, Options, Result, RunContext
+
+
+class SleepOptions(Options):
+    seconds: float = Field(
+        default=1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="How long each run sleeps, in seconds, before it returns ok.",
+    )
+
+
+class Sleep(Check[SleepOptions]):
+    """Sleeps for a while, then returns ok; for testing schedules, overlap and timeouts."""
+
+    Options = SleepOptions
+
+    async def run(self, ctx: RunContext) -> Result:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.sleep(self.options.seconds)
+        return Result.ok(slept_s=round(loop.time() - started, 3))

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import local_http_server
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def testplugins_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Install tests/testplugins for real (pip --target) into a folder of its own.
+
+    Adding that folder to sys.path (or PYTHONPATH for a subprocess) makes its
+    entry points visible to importlib.metadata exactly as an installed
+    third-party plugin would be; nothing is monkeypatched.
+    """
+    work = tmp_path_factory.mktemp("testplugins")
+    source = work / "src"
+    shutil.copytree(
+        TESTS / "testplugins", source, ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )
+    target = work / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+    )
+    return target
+
+
+@pytest.fixture
+def testplugins(testplugins_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the test plugin distribution visible in this process and its children."""
+    monkeypatch.syspath_prepend(str(testplugins_path))
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join(filter(None, [str(testplugins_path), os.environ.get("PYTHONPATH")])),
+    )
+    importlib.invalidate_caches()
+    return testplugins_path
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a YAML config (dedented) to a file and return its path."""
+    counter = iter(range(1_000_000))
+
+    def write(text: str, name: str | None = None) -> Path:
+        path = tmp_path / (name or f"config-{next(counter)}.yaml")
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def http_base() -> Iterator[str]:
+    """Base URL of a local HTTP server with /ok, /error, /redirect and /slow/SECONDS."""
+    with local_http_server() as url:
+        yield url

@@ -1,0 +1,212 @@
+"""Real peers for the tests: a local HTTP server and the daemon as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+Event = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- HTTP peer
+
+PAGES: dict[str, tuple[int, dict[str, str], bytes]] = {
+    "/ok": (200, {}, b"<html><head><title>Local page</title></head><body>ok</body></html>"),
+    "/error": (500, {}, b"<html><head><title>Oops</title></head><body>error</body></html>"),
+    "/redirect": (302, {"Location": "/ok"}, b""),
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/slow"):
+            time.sleep(float(self.path.rpartition("/")[2] or 5))
+        status, headers, body = PAGES.get(self.path.split("?")[0], PAGES["/ok"])
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+
+@contextmanager
+def local_http_server() -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pids: set[int], name: str = "") -> set[int]:
+    """The pids in ``pids`` that still run (not zombies) and whose cmdline has ``name``."""
+    out = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if state != "Z" and name in cmdline:
+            out.add(pid)
+    return out
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class RunnerProcess:
+    """``python -m runner ARGS`` as a real subprocess, its JSON log lines collected."""
+
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
+        full_env = {**os.environ, **(env or {})}
+        full_env.pop("NOTIFY_SOCKET", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runner", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=full_env,
+        )
+        self.events: list[Event] = []
+        self.raw_lines: list[str] = []
+        self._new: queue.Queue[Event] = queue.Queue()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.stderr = ""
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.raw_lines.append(line)
+            event = json.loads(line)  # every line on stdout must be JSON
+            with self._lock:
+                self.events.append(event)
+
+    def find(self, **match: Any) -> list[Event]:
+        with self._lock:
+            return [e for e in self.events if all(e.get(k) == v for k, v in match.items())]
+
+    def wait_for(self, timeout: float = 15.0, count: int = 1, **match: Any) -> list[Event]:
+        """Wait until ``count`` events match every field in ``match``; return them."""
+
+        def ready() -> list[Event] | None:
+            found = self.find(**match)
+            if len(found) >= count:
+                return found
+            if self.proc.poll() is not None:
+                self._reader.join(timeout=2)
+                found = self.find(**match)
+                if len(found) >= count:
+                    return found
+                raise AssertionError(
+                    f"runner exited with {self.proc.returncode} before {match} was logged; "
+                    f"stderr: {self.proc.stderr.read() if self.proc.stderr else ''}"
+                )
+            return None
+
+        return list(wait_until(ready, timeout, f"{count} event(s) matching {match}"))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
+        """Send ``sig`` and return the exit code; fails if it takes longer than ``timeout``."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"runner did not exit within {timeout}s of {sig!r}") from None
+        self._reader.join(timeout=5)
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m runner ARGS`` to completion."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
