@@ -188,12 +188,21 @@ class RunnerProcess:
         self._reader.join(timeout=5)
         assert self.proc.stderr is not None
         self.stderr = self.proc.stderr.read()
+        self._close_pipes()
         return code
 
     def kill(self) -> None:
+        """Make sure the process is gone and its pipes closed (for ``finally``)."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(timeout=5)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
 
 
 def run_cli(

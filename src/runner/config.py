@@ -278,6 +278,7 @@ _MESSAGES = {
     "model_type": "expected a mapping of keys to values",
     "url_parsing": "not a valid URL",
     "url_scheme": "not a valid URL",
+    "url_type": "not a valid URL: expected a string such as https://example.com/",
 }
 
 
@@ -351,7 +352,8 @@ class _Loader:
         else:
             message = str(err["msg"])
             message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-            message = message[:1].lower() + message[1:]
+            if message[1:2].islower():  # "Input should..." -> "input should...", not "uRL"
+                message = message[:1].lower() + message[1:]
         inp = err.get("input")
         secret = any(path[: len(p)] == p for p in self.secret_paths)
         shown = kind not in ("missing", "extra_forbidden") and not secret and _short(inp)

@@ -1,0 +1,72 @@
+"""Plugins are found through real entry points of installed distributions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runner.builtins.sleep import Sleep
+from runner.plugin import Check, Service
+from runner.registry import PluginLoadError, Registry, UnknownPluginError
+from runner.testing import run_check
+
+
+def test_builtins_come_through_the_same_entry_points() -> None:
+    registry = Registry.discover()
+    for name in ("http-status", "page-title", "sleep", "echo-listener", "file-server"):
+        entry = registry.entry(name)
+        assert entry.distribution == "runner"
+    assert registry.load("sleep") is Sleep
+    assert registry.entry("echo-listener").kind == "service"
+
+
+async def test_a_third_party_distribution_is_discovered_and_runs(testplugins: Path) -> None:
+    registry = Registry.discover()
+    entry = registry.entry("raises")
+    assert (entry.distribution, entry.version) == ("runner-testplugins", "0.0.1")
+    plugin = registry.load("raises")
+    assert issubclass(plugin, Check)
+    result = await run_check(plugin, {"message": "from a real entry point"})
+    assert result.status.value == "error"
+    assert result.message == "from a real entry point"
+    assert issubclass(registry.load("flaky-service"), Service)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        pytest.param(
+            "broken-import",
+            "importing 'runner_testplugins.broken' failed: RuntimeError: this module is broken",
+            id="raises-on-import",
+        ),
+        pytest.param(
+            "missing-module",
+            "module 'runner_testplugins_not_installed' is not installed",
+            id="module-missing",
+        ),
+        pytest.param(
+            "not-a-plugin",
+            "is <function not_a_plugin",
+            id="not-a-class",
+        ),
+    ],
+)
+def test_broken_plugins_name_distribution_entry_point_and_reason(
+    testplugins: Path, name: str, reason: str
+) -> None:
+    registry = Registry.discover()
+    with pytest.raises(PluginLoadError) as info:
+        registry.load(name)
+    message = str(info.value)
+    assert f"plugin {name!r}" in message
+    assert "from runner-testplugins 0.0.1" in message
+    assert reason in message
+    # ...and the others still load.
+    assert registry.load("sleep") is Sleep
+
+
+def test_unknown_plugin_lists_installed_ones() -> None:
+    with pytest.raises(UnknownPluginError, match="installed plugins: echo-listener, file-server"):
+        Registry.discover().load("nope")

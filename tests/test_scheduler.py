@@ -1,0 +1,139 @@
+"""The scheduler in-process: spread, scale, and isolation of failures."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from runner.builtins.sleep import Sleep, SleepOptions
+from runner.config import Job
+from runner.execution import Outcome
+from runner.plugin import Check, NoOptions, Result, RunContext
+from runner.resources import Resources
+from runner.scheduler import Scheduler, first_run_offset
+
+
+class Collect:
+    """A result sink that keeps what it gets and wakes waiters."""
+
+    def __init__(self) -> None:
+        self.results: list[tuple[str, Outcome]] = []
+        self.changed = asyncio.Event()
+
+    def record(self, job: Job, outcome: Outcome) -> None:
+        self.results.append((job.name, outcome))
+        self.changed.set()
+
+    async def wait_for(self, count: int, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.results) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def sleep_job(name: str, *, interval: float = 3600, seconds: float = 0.0) -> Job:
+    return Job(
+        name=name,
+        plugin_name="sleep",
+        plugin=Sleep,
+        options=SleepOptions(seconds=seconds),
+        interval=interval,
+        timeout=10,
+        line=1,
+    )
+
+
+def test_first_runs_are_spread_over_a_second_and_stable() -> None:
+    offsets = [first_run_offset(sleep_job(f"job-{i}")) for i in range(1000)]
+    assert all(0 <= o < 1 for o in offsets)
+    assert max(offsets) - min(offsets) > 0.9
+    # No millisecond holds more than a handful of first runs.
+    per_ms: dict[int, int] = {}
+    for o in offsets:
+        per_ms[int(o * 1000)] = per_ms.get(int(o * 1000), 0) + 1
+    assert max(per_ms.values()) <= 6
+    assert first_run_offset(sleep_job("job-1")) == offsets[1]
+    # A job with a short interval starts within its interval.
+    assert first_run_offset(sleep_job("fast", interval=0.2)) < 0.2
+
+
+async def test_a_thousand_jobs_all_get_their_first_run() -> None:
+    sink = Collect()
+    scheduler = Scheduler(Resources(), [sink])
+    scheduler.start_all(sleep_job(f"job-{i}") for i in range(1000))
+    try:
+        # Generous deadline: this proves every job runs, bench/ measures how fast.
+        await sink.wait_for(1000, timeout=20)
+    finally:
+        await scheduler.stop_all()
+    assert len({name for name, _ in sink.results}) == 1000
+    assert {o.result.status.value for _, o in sink.results} == {"ok"}
+    assert not scheduler.handles
+
+
+class ExplodingInit(Check[NoOptions]):
+    def __init__(self, options: Any) -> None:
+        raise ValueError("bad wiring")
+
+    async def run(self, ctx: RunContext) -> Result:  # pragma: no cover - never reached
+        return Result.ok()
+
+
+async def test_a_plugin_that_cannot_be_created_reports_errors_each_run() -> None:
+    sink = Collect()
+    scheduler = Scheduler(Resources(), [sink], spread_window=0.01)
+    job = Job("broken", "exploding", ExplodingInit, NoOptions(), 0.05, 1, 1)
+    scheduler.start(job)
+    scheduler.start(sleep_job("fine", interval=0.05))
+    try:
+        await sink.wait_for(6, timeout=10)
+    finally:
+        await scheduler.stop_all()
+    broken = [o.result for name, o in sink.results if name == "broken"]
+    assert broken and all(r.status.value == "error" for r in broken)
+    assert broken[0].message == "creating the plugin failed: bad wiring"
+    assert broken[0].fields["error_type"] == "ValueError"
+    assert any(name == "fine" for name, _ in sink.results)
+
+
+class BrokenSink:
+    def record(self, job: Job, outcome: Outcome) -> None:
+        raise RuntimeError("disk full")
+
+
+async def test_a_broken_sink_does_not_lose_results_for_the_others() -> None:
+    sink = Collect()
+    scheduler = Scheduler(Resources(), [BrokenSink(), sink], spread_window=0.01)
+    with capture_logs() as logs:
+        scheduler.start(sleep_job("a", interval=0.05))
+        try:
+            await sink.wait_for(2, timeout=10)
+        finally:
+            await scheduler.stop_all()
+    assert any(e["event"] == "sink.failed" and e["error"] == "disk full" for e in logs)
+
+
+async def test_stop_cancels_a_run_in_flight() -> None:
+    sink = Collect()
+    scheduler = Scheduler(Resources(), [sink], spread_window=0.001)
+    handle = scheduler.start(sleep_job("long", seconds=60))
+    async with asyncio.timeout(5):  # wait for the first run, which would take a minute
+        while not any(t.get_name() == "run:long" for t in asyncio.all_tasks()):
+            await asyncio.sleep(0.001)  # noqa: ASYNC110 - polling a condition with no event
+    await scheduler.stop_all(grace=30)
+    assert not any(t.get_name() == "run:long" for t in asyncio.all_tasks())
+    assert handle.task is not None and handle.task.cancelled()
+    assert sink.results == []
+
+
+async def test_duplicate_start_is_refused() -> None:
+    scheduler = Scheduler(Resources(), [])
+    scheduler.start(sleep_job("x"))
+    try:
+        with pytest.raises(ValueError, match="already running"):
+            scheduler.start(sleep_job("x"))
+    finally:
+        await scheduler.stop_all()
