@@ -121,8 +121,8 @@ async def test_stop_cancels_a_run_in_flight() -> None:
     scheduler = Scheduler(Resources(), [sink], spread_window=0.001)
     handle = scheduler.start(sleep_job("long", seconds=60))
     async with asyncio.timeout(5):  # wait for the first run, which would take a minute
-        while not any(t.get_name() == "run:long" for t in asyncio.all_tasks()):
-            await asyncio.sleep(0.001)  # noqa: ASYNC110 - polling a condition with no event
+        while not any(t.get_name() == "run:long" for t in asyncio.all_tasks()):  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
     await scheduler.stop_all(grace=30)
     assert not any(t.get_name() == "run:long" for t in asyncio.all_tasks())
     assert handle.task is not None and handle.task.cancelled()
