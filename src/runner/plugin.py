@@ -131,10 +131,15 @@ class _Context:
         self.job = job
         self.plugin = plugin
         self.resources = resources
-        #: A structlog logger bound to ``job`` and ``plugin``.
-        self.log: structlog.typing.FilteringBoundLogger = structlog.get_logger("runner").bind(
-            job=job, plugin=plugin
-        )
+        self._log: structlog.typing.FilteringBoundLogger | None = None
+
+    @property
+    def log(self) -> structlog.typing.FilteringBoundLogger:
+        """A structlog logger bound to ``job`` and ``plugin``."""
+        # Bound on first use: most runs never log, and binding costs more than the run.
+        if self._log is None:
+            self._log = structlog.get_logger("runner").bind(job=self.job, plugin=self.plugin)
+        return self._log
 
     async def shared(
         self,

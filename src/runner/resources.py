@@ -69,6 +69,9 @@ class Resources:
             except BaseException:
                 await stack.aclose()
                 raise
+            if self._closed:  # aclose() ran while the factory was working
+                await stack.aclose()
+                raise RuntimeError("resources are closed: the daemon is shutting down")
             self._entries[key] = (value, stack)
             return value
 

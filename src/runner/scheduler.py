@@ -83,7 +83,12 @@ class Scheduler:
         if job.name in self.handles:
             raise ValueError(f"job {job.name!r} is already running")
         handle = JobHandle(job)
-        coro = self._supervise_service(handle) if job.is_service else self._check_loop(handle)
+        # The schedule is anchored here, not when the task first runs, so that
+        # starting many jobs at once does not shift their phases.
+        anchor = asyncio.get_running_loop().time()
+        coro = (
+            self._supervise_service(handle) if job.is_service else self._check_loop(handle, anchor)
+        )
         handle.task = asyncio.create_task(coro, name=f"job:{job.name}")
         handle.task.add_done_callback(self._on_job_task_done)
         if not job.is_service:
@@ -141,13 +146,13 @@ class Scheduler:
 
     # ------------------------------------------------------------------ checks
 
-    async def _check_loop(self, handle: JobHandle) -> None:
+    async def _check_loop(self, handle: JobHandle, anchor: float) -> None:
         job = handle.job
         assert job.interval is not None
         interval = job.interval
         loop = asyncio.get_running_loop()
         check = _Lazy(job)
-        next_due = loop.time() + first_run_offset(job, self.spread_window)
+        next_due = anchor + first_run_offset(job, self.spread_window)
         current: asyncio.Task[None] | None = None
         try:
             while True:
