@@ -145,10 +145,20 @@ def test_failing_plugins_never_stop_the_others(
           - {name: hanger, plugin: hangs}
           - {name: nap, plugin: sleep, options: {seconds: 0}}
           - {name: bad-service, plugin: flaky-service, options: {message: no luck}}
+          - {name: gone, plugin: missing-module}
+          - {name: buggy, plugin: broken-import}
         """
     )
     runner = RunnerProcess("serve", str(config))
     try:
+        # Installed but unloadable plugins: said once at start, then an error per run.
+        runner.wait_for(event="daemon.started")
+        load_failed = {e["job"]: e["error"] for e in runner.find(event="plugin.load_failed")}
+        assert "module 'runner_testplugins_not_installed' is not installed" in load_failed["gone"]
+        assert "RuntimeError: this module is broken on purpose" in load_failed["buggy"]
+        for name in ("gone", "buggy"):
+            runs = runner.wait_for(event="job.finished", job=name, count=2)
+            assert {(e["status"], e["error_type"]) for e in runs} == {("error", "PluginLoadError")}
         raised = runner.wait_for(event="job.finished", job="raiser", count=3)
         assert {(e["status"], e["error_type"], e["message"]) for e in raised} == {
             ("error", "RuntimeError", "kaboom")

@@ -72,16 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _load(path: str) -> Config | None:
+def _load(path: str, *, keep_unloadable: bool = False) -> Config | None:
     try:
-        return load_config(path)
+        return load_config(path, keep_unloadable=keep_unloadable)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, keep_unloadable=True)
     if config is None:
         return EXIT_USAGE
     configure_logging(args.log_format, args.log_level)
@@ -103,7 +103,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, keep_unloadable=True)
     if config is None:
         return EXIT_USAGE
     jobs = list(config.checks)

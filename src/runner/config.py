@@ -32,8 +32,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from runner.plugin import Plugin, Service
-from runner.registry import PluginError, Registry
+from runner.plugin import Check, Plugin, Result, RunContext, Service
+from runner.registry import PluginError, PluginLoadError, Registry
 
 PathTuple = tuple[str | int, ...]
 
@@ -141,6 +141,9 @@ class Config:
     jobs: tuple[Job, ...]
     #: Values substituted from the environment; logs mask them.
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    #: (job, reason) for jobs whose plugin is installed but cannot be loaded;
+    #: only with ``keep_unloadable=True``, otherwise those are errors.
+    unloadable: tuple[tuple[str, str], ...] = ()
 
     @property
     def checks(self) -> tuple[Job, ...]:
@@ -283,8 +286,16 @@ _MESSAGES = {
 
 
 class _Loader:
-    def __init__(self, path: Path, registry: Registry, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        registry: Registry,
+        environ: Mapping[str, str],
+        keep_unloadable: bool = False,
+    ) -> None:
         self.path = path
+        self.keep_unloadable = keep_unloadable
+        self.unloadable: list[tuple[str, str]] = []
         self.registry = registry
         self.environ = environ
         self.problems: list[Problem] = []
@@ -447,7 +458,12 @@ class _Loader:
 
         if self.problems:
             raise ConfigError(self.path, self.problems)
-        return Config(self.path, tuple(jobs), frozenset(s for s in self.secrets if s))
+        return Config(
+            self.path,
+            tuple(jobs),
+            frozenset(s for s in self.secrets if s),
+            tuple(self.unloadable),
+        )
 
     def load_jobs(self, jobs_data: list[Any], defaults: Defaults, data: Any) -> list[Job]:
         jobs: list[Job] = []
@@ -476,12 +492,33 @@ class _Loader:
             plugin_name = raw.get("plugin")
             if not isinstance(plugin_name, str) or not plugin_name:
                 continue
+            options_raw = raw.get("options") or {}
             try:
                 plugin = self.registry.load(plugin_name)
+            except PluginLoadError as exc:
+                if self.keep_unloadable and spec is not None:
+                    # Installed but broken (a bad upgrade, a missing dependency):
+                    # the job reports errors and the others run.
+                    self.unloadable.append((spec.name, str(exc)))
+                    jobs.append(
+                        Job(
+                            name=spec.name,
+                            plugin_name=plugin_name,
+                            plugin=_unloadable_plugin(exc),
+                            options=_RawOptions.model_validate(
+                                options_raw if isinstance(options_raw, dict) else {}
+                            ),
+                            interval=spec.interval or defaults.interval,
+                            timeout=spec.timeout or defaults.timeout,
+                            line=self.line_of(path) or 0,
+                        )
+                    )
+                else:
+                    self.add((*path, "plugin"), str(exc), data=data)
+                continue
             except PluginError as exc:
                 self.add((*path, "plugin"), str(exc), data=data)
                 continue
-            options_raw = raw.get("options") or {}
             if not isinstance(options_raw, dict):
                 continue  # JobSpec validation already said so
             try:
@@ -540,8 +577,17 @@ def load_config(
     path: str | os.PathLike[str],
     registry: Registry | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    keep_unloadable: bool = False,
 ) -> Config:
     """Read, validate and resolve a config file.
+
+    Args:
+        keep_unloadable: a job whose plugin is installed but fails to load
+            (import error, missing module) is kept as a job whose every run
+            is an ``error`` result, instead of being a config error. The
+            daemon uses this so one broken plugin cannot stop the others;
+            ``runner check`` does not. An unknown plugin name is always an error.
 
     Raises:
         ConfigError: listing every problem found, each with file, line, job and field.
@@ -550,4 +596,26 @@ def load_config(
         Path(path),
         registry if registry is not None else Registry.discover(),
         os.environ if environ is None else environ,
+        keep_unloadable,
     ).load()
+
+
+class _RawOptions(BaseModel):
+    """The options of a job whose plugin cannot be loaded, kept as written."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def _unloadable_plugin(error: PluginLoadError) -> type[Check[Any]]:
+    """A check standing in for a plugin that cannot be loaded."""
+    message = str(error)
+
+    class Unloadable(Check[Any]):
+        """Stands in for a plugin that cannot be loaded: every run is an error."""
+
+        Options = _RawOptions
+
+        async def run(self, ctx: RunContext) -> Result:
+            return Result.error(message, error_type="PluginLoadError")
+
+    return Unloadable

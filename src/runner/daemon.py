@@ -91,6 +91,8 @@ class Daemon:
             checks=len(config.checks),
             services=len(config.services),
         )
+        for job, reason in config.unloadable:
+            self._log.error("plugin.load_failed", job=job, error=reason)
         # Services first, so the first checks can reach what they host.
         self.scheduler.start_all(config.services)
         not_ready = await self.scheduler.wait_settled(SERVICE_START_WAIT)
