@@ -51,12 +51,19 @@ ensure_venv() {
     fi
     # Reinstall only when the project's metadata changed since the last install.
     local stamp="$VENV/.runner-installed"
+    # The plugin distributions in plugins/ are installed too, for real, as a
+    # user would install a third-party plugin: their tests run through them.
+    local plugin_dirs=()
+    local dir
+    for dir in plugins/*/; do
+        [ -f "$dir/pyproject.toml" ] && plugin_dirs+=("-e" "$dir")
+    done
     local want
-    want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+    want=$(cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        say "installing runner and its test tools into $VENV"
+        say "installing runner, its test tools and plugins/ into $VENV"
         "$VENV/bin/python" -m pip install -q --upgrade pip
-        "$VENV/bin/python" -m pip install -q -e ".[test]"
+        "$VENV/bin/python" -m pip install -q -e ".[test]" "${plugin_dirs[@]}"
         echo "$want" > "$stamp"
     fi
 }
