@@ -53,13 +53,15 @@ ensure_venv() {
     local stamp="$VENV/.runner-installed"
     # The plugin distributions in plugins/ are installed too, for real, as a
     # user would install a third-party plugin: their tests run through them.
-    local plugin_dirs=()
-    local dir
+    local plugin_dirs=() manifests=(pyproject.toml) dir
     for dir in plugins/*/; do
-        [ -f "$dir/pyproject.toml" ] && plugin_dirs+=("-e" "$dir")
+        if [ -f "$dir/pyproject.toml" ]; then
+            plugin_dirs+=("-e" "$dir")
+            manifests+=("$dir/pyproject.toml")
+        fi
     done
     local want
-    want=$(cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
+    want=$(cat "${manifests[@]}" | sha256sum | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         say "installing runner, its test tools and plugins/ into $VENV"
         "$VENV/bin/python" -m pip install -q --upgrade pip
