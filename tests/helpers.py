@@ -125,8 +125,9 @@ class RunnerProcess:
     """``python -m runner ARGS`` as a real subprocess, its JSON log lines collected."""
 
     def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
-        full_env = {**os.environ, **(env or {})}
-        full_env.pop("NOTIFY_SOCKET", None)
+        # Never inherit a real systemd's notify socket; a test passes its own.
+        base = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        full_env = {**base, **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runner", *args],
             stdout=subprocess.PIPE,

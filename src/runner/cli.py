@@ -23,6 +23,7 @@ from runner.config import Config, ConfigError, Job, format_duration, load_config
 from runner.daemon import Daemon
 from runner.execution import Outcome
 from runner.log import configure_logging
+from runner.notify import Notifier
 from runner.plugin import Service, Status
 from runner.registry import PluginError, Registry
 from runner.results import LogSink, result_fields
@@ -85,7 +86,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
     configure_logging(args.log_format, args.log_level)
-    return asyncio.run(Daemon(config).serve())
+    # Read (and removed from the environment, so Chromium does not inherit it) here.
+    notifier = Notifier.from_environ()
+    return asyncio.run(Daemon(config, notifier=notifier).serve())
 
 
 def cmd_check(args: argparse.Namespace) -> int:

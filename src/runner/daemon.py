@@ -1,13 +1,14 @@
-"""The daemon's lifecycle: start, run until a signal, stop in a fixed order.
+"""The daemon's lifecycle: start, run until a signal, reload, stop in a fixed order.
 
-Start: open the scheduler, start services and checks, wait briefly for the
-services to bind so the log says what is listening. Stop (SIGTERM or SIGINT):
-cancel every job (in-flight runs included) and wait for them within a grace
-period, then close shared resources (the browser) last, so that nothing a
-job still uses disappears under it. A second signal skips the grace period.
-
-Reload and readiness notification hook in here: ``Daemon`` keeps the running
-config and the scheduler keeps jobs by name, so a reload is a diff.
+Start: start services, wait for them to bind (or fail), then start checks;
+tell systemd READY=1 only then. SIGHUP: re-read the config; if it is
+invalid, keep everything as it was; if valid, apply the difference by job
+name: unchanged jobs keep running untouched (same task, same schedule, a
+listener keeps its open connections), removed jobs stop, changed and added
+jobs (re)start. Stop (SIGTERM or SIGINT): cancel every job (in-flight runs
+included) and wait for them within a grace period, then close shared
+resources (the browser) last, so that nothing a job still uses disappears
+under it. A second stop signal ends the wait at once.
 """
 
 from __future__ import annotations
@@ -20,22 +21,28 @@ from enum import Enum
 from typing import Any
 
 from runner import __version__
-from runner.config import Config, Job
+from runner.config import Config, ConfigError, Job, load_config
 from runner.execution import Outcome
 from runner.log import get_logger, secret_masker
+from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
+from runner.notify import Notifier
+from runner.plugin import Status
 from runner.resources import Resources
 from runner.results import LogSink, ResultSink
 from runner.scheduler import Scheduler
 
-#: How long services get to bind before the daemon reports itself started.
+#: How long services get to bind before the daemon reports itself ready.
 SERVICE_START_WAIT = 10.0
 #: How long jobs get to finish after cancellation at shutdown.
 STOP_GRACE = 5.0
+#: How often the one-line STATUS for systemd is refreshed.
+STATUS_EVERY = 10.0
 
 
 class RunState(Enum):
     STARTING = "starting"
     RUNNING = "running"
+    RELOADING = "reloading"
     STOPPING = "stopping"
     STOPPED = "stopped"
 
@@ -43,41 +50,71 @@ class RunState(Enum):
 class Daemon:
     """Runs a config's jobs on the current event loop."""
 
-    def __init__(self, config: Config, sinks: Sequence[ResultSink] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        sinks: Sequence[ResultSink] | None = None,
+        *,
+        notifier: Notifier | None = None,
+        loop_lag_threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
         self.config = config
         self.resources = Resources()
         self.scheduler = Scheduler(self.resources, sinks if sinks is not None else [LogSink()])
+        self.notifier = notifier if notifier is not None else Notifier.from_environ({})
+        self.loop_monitor = LoopMonitor(loop_lag_threshold)
         self.state = RunState.STOPPED
         self._stop = asyncio.Event()
+        self._force = asyncio.Event()
         self._stop_reason = ""
-        self._force = False
+        self._reload_wanted = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
         self._log = get_logger()
         #: After run_once: services that never became ready.
         self.services_not_ready: list[str] = []
         secret_masker.set(config.secrets)
 
+    # ------------------------------------------------------------------ requests
+
     def request_stop(self, reason: str = "requested") -> None:
         """Ask the daemon to stop; a second request skips the grace period."""
         if self._stop.is_set():
-            self._force = True
+            self._force.set()
             self._log.warning("daemon.force_stop", reason=reason)
             return
         self._stop_reason = reason
         self._stop.set()
+
+    def request_reload(self) -> None:
+        """Ask for the config to be re-read; requests during a reload coalesce."""
+        self._reload_wanted.set()
+
+    # ------------------------------------------------------------------ serve
 
     async def serve(self) -> int:
         """Run until :meth:`request_stop` or SIGTERM/SIGINT. Returns the exit code."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        self.loop_monitor.start()
         try:
             await self._start()
+            self._spawn(self._reloader(), "reloader")
+            self._spawn(self._status_updater(), "status")
+            if self.notifier.watchdog_interval:
+                self._spawn(self._watchdog(self.notifier.watchdog_interval), "watchdog")
             await self._stop.wait()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self._shutdown()
         return 0
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=f"daemon:{name}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _start(self) -> None:
         self.state = RunState.STARTING
@@ -93,27 +130,144 @@ class Daemon:
         )
         for job, reason in config.unloadable:
             self._log.error("plugin.load_failed", job=job, error=reason)
-        # Services first, so the first checks can reach what they host.
-        self.scheduler.start_all(config.services)
-        not_ready = await self.scheduler.wait_settled(SERVICE_START_WAIT)
-        self.scheduler.start_all(config.checks)
+        await self._start_jobs(config.jobs)
         self.state = RunState.RUNNING
+        not_ready = self._services_not_ready()
         self._log.info(
-            "daemon.started",
-            jobs=len(config.jobs),
-            services_not_ready=[h.job.name for h in not_ready] or None,
+            "daemon.started", jobs=len(config.jobs), services_not_ready=not_ready or None
         )
+        self.notifier.ready(self.status_line())
+
+    async def _start_jobs(self, jobs: Sequence[Job]) -> None:
+        # Services first, so the first checks can reach what they host.
+        for job in jobs:
+            if job.is_service:
+                self.scheduler.start(job)
+        await self.scheduler.wait_settled(SERVICE_START_WAIT)
+        for job in jobs:
+            if not job.is_service:
+                self.scheduler.start(job)
+
+    def _services_not_ready(self) -> list[str]:
+        return [h.job.name for h in self.scheduler.handles.values() if not h.ready.is_set()]
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS=: job counts and what is failing now."""
+        handles = list(self.scheduler.handles.values())
+        failing = sorted(
+            h.job.name
+            for h in handles
+            if (h.job.is_service and not h.ready.is_set())
+            or (h.last_status is not None and h.last_status is not Status.OK)
+        )
+        services = sum(h.job.is_service for h in handles)
+        line = f"{len(handles) - services} checks, {services} services"
+        if failing:
+            more = f" and {len(failing) - 5} more" if len(failing) > 5 else ""
+            line += f"; failing: {', '.join(failing[:5])}{more}"
+        else:
+            line += "; all ok"
+        return line
+
+    async def _status_updater(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_EVERY)
+            self.notifier.status(self.status_line())
+
+    async def _watchdog(self, interval: float) -> None:
+        # Pinged from the loop itself: a blocked loop stops the pings and
+        # systemd restarts the service.
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------------ reload
+
+    async def _reloader(self) -> None:
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            await self.reload()
+
+    async def reload(self) -> bool:
+        """Re-read the config file and apply it. Returns False if it was refused."""
+        self.state = RunState.RELOADING
+        self.notifier.reloading()
+        self._log.info("daemon.reloading", config=str(self.config.path))
+        try:
+            try:
+                new = load_config(self.config.path, keep_unloadable=True)
+            except ConfigError as exc:
+                problems = [p.format(str(exc.path)) for p in exc.problems]
+                self._log.error("reload.refused", config=str(exc.path), problems=problems)
+                self.notifier.ready(
+                    f"reload refused ({len(problems)} problems), running the previous config; "
+                    + self.status_line()
+                )
+                return False
+            await self._apply(new)
+            self.notifier.ready(self.status_line())
+            return True
+        finally:
+            if self.state is RunState.RELOADING:
+                self.state = RunState.RUNNING
+
+    async def _apply(self, new: Config) -> None:
+        old_jobs = {j.name: j for j in self.config.jobs}
+        new_jobs = {j.name: j for j in new.jobs}
+        removed = [n for n in old_jobs if n not in new_jobs]
+        added = [n for n in new_jobs if n not in old_jobs]
+        changed = [
+            n
+            for n in old_jobs
+            if n in new_jobs and old_jobs[n].fingerprint() != new_jobs[n].fingerprint()
+        ]
+        kept = [n for n in old_jobs if n in new_jobs and n not in changed]
+        # Stop first: a changed listener must release its port before its
+        # new version binds it.
+        await self.scheduler.stop([*removed, *changed], grace=STOP_GRACE)
+        secret_masker.set(self.config.secrets | new.secrets)
+        self.config = new
+        for job, reason in new.unloadable:
+            if job in added or job in changed:
+                self._log.error("plugin.load_failed", job=job, error=reason)
+        await self._start_jobs([new_jobs[n] for n in [*changed, *added]])
+        self._log.info(
+            "daemon.reloaded",
+            config=str(new.path),
+            added=added,
+            removed=removed,
+            changed=changed,
+            kept=kept,
+        )
+
+    # ------------------------------------------------------------------ stop
 
     async def _shutdown(self) -> None:
         self.state = RunState.STOPPING
+        self.notifier.stopping()
         self._log.info("daemon.stopping", reason=self._stop_reason or "error")
-        await self.scheduler.stop_all(grace=0.0 if self._force else STOP_GRACE)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        stopping = asyncio.create_task(self.scheduler.stop_all(grace=STOP_GRACE))
+        forced = asyncio.create_task(self._force.wait())
+        await asyncio.wait([stopping, forced], return_when=asyncio.FIRST_COMPLETED)
+        forced.cancel()
+        if not stopping.done():
+            self._log.warning("daemon.stop_forced", hint="jobs were not waited for")
+            stopping.cancel()
+            await asyncio.gather(stopping, return_exceptions=True)
         try:
             await self.resources.aclose()
         except Exception as exc:
             self._log.error("resources.close_failed", error=repr(exc))
+        await self.loop_monitor.stop()
         self.state = RunState.STOPPED
         self._log.info("daemon.stopped", **dict(self.scheduler.totals))
+        self.notifier.close()
+
+    # ------------------------------------------------------------------ run once
 
     async def _run_and_record(self, job: Job) -> Outcome:
         outcome = await self.scheduler.run_once(job)
