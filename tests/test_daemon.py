@@ -323,3 +323,23 @@ def test_version_and_plugins_list(testplugins: Path) -> None:
     assert "RuntimeError: this module is broken on purpose" in out
     assert "module 'runner_testplugins_not_installed' is not installed" in out
     assert "not a subclass of runner.plugin.Check or runner.plugin.Service" in out
+
+
+def test_journal_format_prefixes_each_json_line_with_its_syslog_priority(
+    write_config: WriteConfig, http_base: str
+) -> None:
+    config = write_config(
+        f"""
+        jobs:
+          - {{name: good, plugin: http-status, options: {{url: "{http_base}/ok"}}}}
+          - {{name: bad, plugin: http-status, options: {{url: "{http_base}/error"}}}}
+        """
+    )
+    result = run_cli("run", str(config), "--log-format", "journal")
+    assert result.returncode == 1
+    by_job = {}
+    for line in result.stdout.splitlines():
+        prefix, _, rest = line.partition(">")
+        event = json.loads(rest)
+        by_job[event["job"]] = (prefix + ">", event["status"])
+    assert by_job == {"good": ("<6>", "ok"), "bad": ("<4>", "fail")}

@@ -3,7 +3,8 @@
 Exit codes (a public contract):
     0  success (serve stopped cleanly; check found no problem; run: every check passed)
     1  run: at least one check did not pass; plugins: a plugin cannot be loaded
-    2  the config (or the command line) is invalid; nothing was started
+    2  the config (or the command line) is invalid; nothing was started;
+       plugins NAME: no such plugin
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from runner.execution import Outcome
 from runner.log import configure_logging
 from runner.notify import Notifier
 from runner.plugin import Service, Status
-from runner.registry import PluginError, Registry
+from runner.registry import PluginError, Registry, UnknownPluginError
 from runner.results import LogSink, result_fields
+from runner.schema import schema_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -41,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     def add_log_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--log-format",
-            choices=["auto", "json", "console"],
+            choices=["auto", "json", "journal", "console"],
             default="auto",
-            help="json lines, or colored console lines; auto picks console on a terminal",
+            help="json lines; journal: json lines with a <priority> prefix for systemd's "
+            "journal; console: colored lines; auto: console on a terminal, else json",
         )
         p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
@@ -62,13 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_log_options(run)
 
     plugins = sub.add_parser("plugins", help="list installed plugins")
+    plugins.add_argument("name", nargs="?", help="show only this plugin, with every option")
     plugins.add_argument("--verbose", "-v", action="store_true", help="show every option")
+
+    sub.add_parser(
+        "schema",
+        help="print a JSON Schema of the config, with every installed plugin's options",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"serve": cmd_serve, "check": cmd_check, "run": cmd_run, "plugins": cmd_plugins}
+    handler = {
+        "serve": cmd_serve,
+        "check": cmd_check,
+        "run": cmd_run,
+        "plugins": cmd_plugins,
+        "schema": cmd_schema,
+    }
     code: int = handler[args.command](args)
     return code
 
@@ -160,13 +175,30 @@ def _print_summary(outcomes: list[tuple[Job, Outcome]], services_not_ready: list
     print(f"{len(outcomes)} checks: {summary or 'none run'}")
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    text, problems = schema_json()
+    for problem in problems:
+        print(f"warning: left out of the schema: {problem}", file=sys.stderr)
+    print(text)
+    return EXIT_OK
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     registry = Registry.discover()
     broken = 0
+    entries = list(registry)
+    if args.name:
+        entries = [e for e in entries if e.name == args.name]
+        if not entries:
+            print(f"error: {UnknownPluginError(args.name, registry.names())}", file=sys.stderr)
+            return EXIT_USAGE
+        args.verbose = True
     for conflict in registry.conflicts():
+        if args.name and conflict.name != args.name:
+            continue
         broken += 1
         print(f"error: {conflict}")
-    for entry in registry:
+    for entry in entries:
         try:
             cls = entry.load()
         except PluginError as exc:

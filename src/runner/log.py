@@ -16,7 +16,10 @@ from typing import Any, Literal, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-LogFormat = Literal["auto", "json", "console"]
+LogFormat = Literal["auto", "json", "journal", "console"]
+
+#: syslog priorities for systemd's SyslogLevelPrefix= (``<3>`` = err).
+_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
 
 #: Fields put first in every JSON line, in this order; the rest follow as logged.
 _FIRST = ("timestamp", "level", "event", "job", "plugin", "status", "duration_ms")
@@ -81,11 +84,19 @@ def configure_logging(
     if human:
         processors += [structlog.dev.ConsoleRenderer(colors=True)]
     else:
-        processors += [
-            structlog.processors.dict_tracebacks,
-            _order_fields,
-            structlog.processors.JSONRenderer(default=str),
-        ]
+        json_renderer = structlog.processors.JSONRenderer(default=str)
+        processors += [structlog.processors.dict_tracebacks, _order_fields]
+        if fmt == "journal":
+            # The journal strips the <N> prefix and files the line at that
+            # priority, so `journalctl -p warning` shows fails and errors.
+            def journal_renderer(logger: WrappedLogger, name: str, event: EventDict) -> str:
+                prio = _PRIORITY.get(str(event.get("level")), 6)
+                line = json_renderer(logger, name, event)
+                return f"<{prio}>{line.decode() if isinstance(line, bytes) else line}"
+
+            processors.append(journal_renderer)
+        else:
+            processors.append(json_renderer)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
