@@ -16,19 +16,10 @@ from helpers import local_http_server
 TESTS = Path(__file__).parent
 
 
-@pytest.fixture(scope="session")
-def testplugins_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Install tests/testplugins for real (pip --target) into a folder of its own.
-
-    Adding that folder to sys.path (or PYTHONPATH for a subprocess) makes its
-    entry points visible to importlib.metadata exactly as an installed
-    third-party plugin would be; nothing is monkeypatched.
-    """
-    work = tmp_path_factory.mktemp("testplugins")
+def _install(source_dir: Path, work: Path) -> Path:
+    """pip install a distribution from tests/ into a folder of its own; return it."""
     source = work / "src"
-    shutil.copytree(
-        TESTS / "testplugins", source, ignore=shutil.ignore_patterns("build", "*.egg-info")
-    )
+    shutil.copytree(source_dir, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     target = work / "site"
     subprocess.run(
         [
@@ -47,6 +38,23 @@ def testplugins_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
     )
     return target
+
+
+@pytest.fixture(scope="session")
+def testplugins_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Install tests/testplugins for real (pip --target) into a folder of its own.
+
+    Adding that folder to sys.path (or PYTHONPATH for a subprocess) makes its
+    entry points visible to importlib.metadata exactly as an installed
+    third-party plugin would be; nothing is monkeypatched.
+    """
+    return _install(TESTS / "testplugins", tmp_path_factory.mktemp("testplugins"))
+
+
+@pytest.fixture(scope="session")
+def conflicting_plugins_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/testplugins-conflict installed the same way: it registers 'sleep' again."""
+    return _install(TESTS / "testplugins-conflict", tmp_path_factory.mktemp("conflict"))
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from runner.builtins.sleep import Sleep
+from runner.config import ConfigError, load_config
 from runner.plugin import Check, Service
-from runner.registry import PluginLoadError, Registry, UnknownPluginError
+from runner.registry import PluginConflictError, PluginLoadError, Registry, UnknownPluginError
 from runner.testing import run_check
 
 
@@ -68,5 +69,29 @@ def test_broken_plugins_name_distribution_entry_point_and_reason(
 
 
 def test_unknown_plugin_lists_installed_ones() -> None:
-    with pytest.raises(UnknownPluginError, match="installed plugins: echo-listener, file-server"):
+    with pytest.raises(UnknownPluginError) as info:
         Registry.discover().load("nope")
+    message = str(info.value)
+    assert message.startswith("unknown plugin 'nope'; installed plugins: ")
+    for name in ("echo-listener", "file-server", "http-status", "page-title", "sleep"):
+        assert name in message
+
+
+def test_two_distributions_registering_one_name_is_an_error_naming_both(
+    conflicting_plugins_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.syspath_prepend(str(conflicting_plugins_path))
+    registry = Registry.discover()
+    with pytest.raises(PluginConflictError) as info:
+        registry.load("sleep")
+    message = str(info.value)
+    assert "plugin name 'sleep' is registered by" in message
+    assert "runner 0.1.0 (runner.builtins.sleep:Sleep)" in message
+    assert "runner-testplugins-conflict 0.0.2 (runner_testplugins_conflict:OtherSleep)" in message
+    # Other plugins are unaffected, and a config using the name says why it can't.
+    assert registry.load("http-status").__name__ == "HttpStatus"
+    config = tmp_path / "c.yaml"
+    config.write_text("jobs:\n  - {name: nap, plugin: sleep}\n")
+    with pytest.raises(ConfigError, match="plugin name 'sleep' is registered by") as config_error:
+        load_config(config)
+    assert "runner-testplugins-conflict 0.0.2" in str(config_error.value)

@@ -64,6 +64,8 @@ class Daemon:
         self.notifier = notifier if notifier is not None else Notifier.from_environ({})
         self.loop_monitor = LoopMonitor(loop_lag_threshold)
         self.state = RunState.STOPPED
+        #: Set once every job has been started (after services bound or failed).
+        self.running = asyncio.Event()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._stop_reason = ""
@@ -91,12 +93,20 @@ class Daemon:
 
     # ------------------------------------------------------------------ serve
 
-    async def serve(self) -> int:
-        """Run until :meth:`request_stop` or SIGTERM/SIGINT. Returns the exit code."""
+    async def serve(self, *, handle_signals: bool = True) -> int:
+        """Run until :meth:`request_stop` or SIGTERM/SIGINT. Returns the exit code.
+
+        ``handle_signals=False`` leaves signal handling to the caller (tests
+        running a daemon in-process), who calls :meth:`request_stop` and
+        :meth:`request_reload` instead.
+        """
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop, sig.name)
-        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if handle_signals else ()
+        for sig in signals:
+            if sig is signal.SIGHUP:
+                loop.add_signal_handler(sig, self.request_reload)
+            else:
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
         self.loop_monitor.start()
         try:
             await self._start()
@@ -106,7 +116,7 @@ class Daemon:
                 self._spawn(self._watchdog(self.notifier.watchdog_interval), "watchdog")
             await self._stop.wait()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in signals:
                 loop.remove_signal_handler(sig)
             await self._shutdown()
         return 0
@@ -132,6 +142,7 @@ class Daemon:
             self._log.error("plugin.load_failed", job=job, error=reason)
         await self._start_jobs(config.jobs)
         self.state = RunState.RUNNING
+        self.running.set()
         not_ready = self._services_not_ready()
         self._log.info(
             "daemon.started", jobs=len(config.jobs), services_not_ready=not_ready or None

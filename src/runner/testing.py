@@ -7,15 +7,19 @@ error handling), so what passes here behaves the same under ``runner serve``.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from runner.execution import run_check_once
+from runner.config import Job, load_config
+from runner.daemon import Daemon
+from runner.execution import Outcome, run_check_once
 from runner.plugin import Check, Result, Service, ServiceContext
 from runner.resources import Resources
+from runner.results import result_fields
 
-__all__ = ["run_check", "running_service"]
+__all__ = ["DaemonUnderTest", "run_check", "running_daemon", "running_service"]
 
 
 async def run_check(
@@ -81,3 +85,62 @@ async def running_service(
             await asyncio.gather(task, return_exceptions=True)
         finally:
             await resources.aclose()
+
+
+class DaemonUnderTest:
+    """A daemon running in-process, and every result it produced so far."""
+
+    def __init__(self) -> None:
+        self.daemon: Daemon
+        #: One dict per finished run, as logged: job, plugin, status, duration_ms, ...
+        self.results: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+
+    def record(self, job: Job, outcome: Outcome) -> None:
+        """The daemon's result sink."""
+        self.results.append(result_fields(job, outcome))
+        self._changed.set()
+
+    def results_for(self, job: str) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["job"] == job]
+
+    async def wait_for_results(
+        self, job: str, count: int = 1, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """Wait until ``job`` has finished ``count`` runs; return their results."""
+        async with asyncio.timeout(timeout):
+            while len(self.results_for(job)) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.results_for(job)
+
+    async def reload(self) -> bool:
+        """Re-read the config file, as SIGHUP would; False if it was refused."""
+        return await self.daemon.reload()
+
+
+@asynccontextmanager
+async def running_daemon(
+    config: str | os.PathLike[str], *, ready_timeout: float = 30.0
+) -> AsyncIterator[DaemonUnderTest]:
+    """Run a whole daemon in-process for the duration of the block.
+
+    ``config`` is the path of a YAML config. The daemon is started as
+    ``runner serve`` would (services first, then checks), without taking
+    over the process's signals, and stopped cleanly on exit.
+    """
+    recorder = DaemonUnderTest()
+    recorder.daemon = Daemon(load_config(config, keep_unloadable=True), sinks=[recorder])
+    task = asyncio.create_task(recorder.daemon.serve(handle_signals=False), name="runner-daemon")
+    running = asyncio.create_task(recorder.daemon.running.wait())
+    try:
+        async with asyncio.timeout(ready_timeout):
+            await asyncio.wait([task, running], return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            task.result()  # raises what made the daemon stop
+            raise RuntimeError("the daemon stopped before it was running")
+        yield recorder
+    finally:
+        running.cancel()
+        recorder.daemon.request_stop("test finished")
+        await asyncio.gather(task, running, return_exceptions=True)
