@@ -23,6 +23,7 @@ class Resources:
     def __init__(self) -> None:
         self._entries: dict[Hashable, tuple[Any, AsyncExitStack]] = {}
         self._locks: dict[Hashable, asyncio.Lock] = {}
+        self._creating: dict[Hashable, asyncio.Task[Any]] = {}
         self._closed = False
 
     async def get(
@@ -63,17 +64,30 @@ class Resources:
                 await entry[1].aclose()
             if self._closed:
                 raise RuntimeError("resources are closed: the daemon is shutting down")
-            stack = AsyncExitStack()
-            try:
-                value = await stack.enter_async_context(factory())
-            except BaseException:
-                await stack.aclose()
-                raise
+            creating = self._creating.get(key)
+            if creating is None:
+                creating = asyncio.create_task(self._create(key, factory), name=f"resource:{key}")
+                self._creating[key] = creating
+            # Shielded: a caller cancelled at its timeout does not leave a
+            # half-launched browser behind; the creation finishes, is cached,
+            # and the next caller gets it.
+            return await asyncio.shield(creating)
+
+    async def _create(
+        self, key: Hashable, factory: Callable[[], AbstractAsyncContextManager[Any]]
+    ) -> Any:
+        stack = AsyncExitStack()
+        try:
+            value = await stack.enter_async_context(factory())
             if self._closed:  # aclose() ran while the factory was working
-                await stack.aclose()
                 raise RuntimeError("resources are closed: the daemon is shutting down")
-            self._entries[key] = (value, stack)
-            return value
+        except BaseException:
+            await stack.aclose()
+            raise
+        finally:
+            self._creating.pop(key, None)
+        self._entries[key] = (value, stack)
+        return value
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -81,6 +95,8 @@ class Resources:
     async def aclose(self) -> None:
         """Close every resource, newest first. Errors are collected, not swallowed."""
         self._closed = True
+        # Creations still under way finish first (they close what they made).
+        await asyncio.gather(*self._creating.values(), return_exceptions=True)
         errors: list[BaseException] = []
         for key in reversed(list(self._entries)):
             _, stack = self._entries.pop(key)
