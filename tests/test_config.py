@@ -9,7 +9,8 @@ import pytest
 
 from helpers import run_cli
 from runner.cli import main
-from runner.config import ConfigError, load_config, parse_duration
+from runner.config import ConfigError, load_config
+from runner.durations import parse_duration
 
 WriteConfig = Callable[..., Path]
 

@@ -20,8 +20,9 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from runner import __version__
-from runner.config import Config, ConfigError, Job, format_duration, load_config
+from runner.config import Config, ConfigError, Job, load_config
 from runner.daemon import Daemon
+from runner.durations import format_duration
 from runner.execution import Outcome
 from runner.log import configure_logging
 from runner.notify import Notifier

@@ -39,11 +39,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from runner.durations import Duration
 from runner.resources import Resources
 
 __all__ = [
     "RESERVED_FIELDS",
     "Check",
+    "Duration",
     "NoOptions",
     "Options",
     "Plugin",

@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runner.config import DURATION_JSON_SCHEMA, Defaults, JobSpec
+from runner.config import Defaults, JobSpec
+from runner.durations import DURATION_JSON_SCHEMA
 from runner.plugin import Service
 from runner.registry import PluginError, Registry
 

@@ -15,7 +15,8 @@ from typing import Any
 from runner.config import Job, load_config
 from runner.daemon import Daemon
 from runner.execution import Outcome, run_check_once
-from runner.plugin import Check, Result, Service, ServiceContext
+from runner.plugin import Check, Plugin, Result, Service, ServiceContext
+from runner.registry import Registry
 from runner.resources import Resources
 from runner.results import result_fields
 
@@ -41,12 +42,21 @@ async def run_check(
     res = resources if resources is not None else Resources()
     try:
         outcome = await run_check_once(
-            check, job=job, plugin=plugin.__name__, timeout=timeout, resources=res
+            check, job=job, plugin=_entry_point_name(plugin), timeout=timeout, resources=res
         )
     finally:
         if own:
             await res.aclose()
     return outcome.result
+
+
+def _entry_point_name(plugin: type[Plugin[Any]]) -> str:
+    """The name the daemon would give ``plugin`` (its entry point), else its class name."""
+    target = f"{plugin.__module__}:{plugin.__qualname__}"
+    for entry in Registry.discover():
+        if entry.value.replace(" ", "") == target:
+            return entry.name
+    return plugin.__name__
 
 
 @asynccontextmanager
@@ -70,7 +80,9 @@ async def running_service(
         if not ready.done():
             ready.set_result(fields)
 
-    ctx = ServiceContext(job=job, plugin=plugin.__name__, resources=resources, on_ready=on_ready)
+    ctx = ServiceContext(
+        job=job, plugin=_entry_point_name(plugin), resources=resources, on_ready=on_ready
+    )
     task: asyncio.Future[Any] = asyncio.create_task(service.serve(ctx), name=f"service:{job}")
     try:
         async with asyncio.timeout(ready_timeout):

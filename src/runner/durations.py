@@ -1,0 +1,67 @@
+"""Durations as people write them: ``500ms``, ``10s``, ``5m``, ``1h``, ``1m30s``.
+
+``Duration`` is a pydantic type for options models too: a plugin option
+declared ``window: Duration = 300`` accepts ``5m`` in YAML and arrives as
+seconds (a float).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, WithJsonSchema
+
+__all__ = ["DURATION_JSON_SCHEMA", "Duration", "format_duration", "parse_duration"]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """Turn ``500ms``, ``10s``, ``5m``, ``1h``, ``1m30s`` or a number of seconds into seconds."""
+    if isinstance(value, bool):  # YAML's yes/no are bools, and bool is an int
+        raise ValueError("expected a duration such as 500ms, 10s, 5m or 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            pos, seconds = 0, 0.0
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+                pos = match.end()
+            if pos != len(text) or not text:
+                raise ValueError(
+                    f"{value!r} is not a duration; use a number with a unit "
+                    f"(500ms, 10s, 5m, 1h, 1m30s) or a number of seconds"
+                ) from None
+    else:
+        raise ValueError("expected a duration such as 500ms, 10s, 5m or 1h")
+    if not seconds > 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+#: What a duration looks like in a config, for the JSON Schema (``runner schema``).
+DURATION_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)\s*)+$|^\s*\d+(\.\d+)?\s*$"},
+    ],
+    "description": "A duration: 500ms, 10s, 5m, 1h, 1d, 1m30s, or a number of seconds.",
+}
+
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_JSON_SCHEMA)]
+
+
+def format_duration(seconds: float) -> str:
+    for unit in ("h", "m", "s"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
