@@ -343,3 +343,17 @@ def test_journal_format_prefixes_each_json_line_with_its_syslog_priority(
         event = json.loads(rest)
         by_job[event["job"]] = (prefix + ">", event["status"])
     assert by_job == {"good": ("<6>", "ok"), "bad": ("<4>", "fail")}
+
+
+def test_plugins_name_shows_every_option_with_type_default_and_description() -> None:
+    result = run_cli("plugins", "http-status")
+    assert result.returncode == 0
+    out = result.stdout
+    assert out.startswith("http-status  (runner ")
+    assert "      url: AnyHttpUrl (required)" in out
+    assert "      follow_redirects: bool = True" in out
+    assert "Status codes that count as ok" in out
+    assert "page-title" not in out
+    unknown = run_cli("plugins", "nope")
+    assert unknown.returncode == 2
+    assert "unknown plugin 'nope'" in unknown.stderr

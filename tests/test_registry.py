@@ -52,6 +52,12 @@ async def test_a_third_party_distribution_is_discovered_and_runs(testplugins: Pa
             "is <function not_a_plugin",
             id="not-a-class",
         ),
+        pytest.param(
+            "bad-options",
+            "BadOptions.Options is <class 'dict'>, not a pydantic model class",
+            id="options-not-pydantic",
+        ),
+        pytest.param("abstract", "Abstract does not implement run", id="abstract-class"),
     ],
 )
 def test_broken_plugins_name_distribution_entry_point_and_reason(

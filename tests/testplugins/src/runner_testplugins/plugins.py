@@ -72,5 +72,18 @@ class FlakyService(Service[FlakyServiceOptions]):
         raise OSError(self.options.message)
 
 
+class BadOptions(Check[NoOptions]):
+    """Its options are a dict, not a pydantic model."""
+
+    Options = dict  # type: ignore[assignment]
+
+    async def run(self, ctx: RunContext) -> Result:
+        return Result.ok()
+
+
+class Abstract(Check[NoOptions]):
+    """Forgot to implement run()."""
+
+
 def not_a_plugin() -> None:
     """An entry point that is not a plugin class."""
