@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from helpers import RunnerProcess, alive, closed_port, descendants, run_cli, wait_until
 
 WriteConfig = Callable[..., Path]
@@ -274,16 +276,20 @@ def test_run_exits_0_when_all_checks_pass_and_prints_json_lines(
     )
 
 
-def test_run_exits_1_when_a_check_fails_and_can_select_jobs(
-    write_config: WriteConfig, http_base: str
-) -> None:
-    config = write_config(
+@pytest.fixture
+def good_and_bad(write_config: WriteConfig, http_base: str) -> Path:
+    """A config with one check that passes and one that fails (status 500)."""
+    return write_config(
         f"""
         jobs:
           - {{name: good, plugin: http-status, options: {{url: "{http_base}/ok"}}}}
           - {{name: bad, plugin: http-status, options: {{url: "{http_base}/error"}}}}
         """
     )
+
+
+def test_run_exits_1_when_a_check_fails_and_can_select_jobs(good_and_bad: Path) -> None:
+    config = good_and_bad
     assert run_cli("run", str(config)).returncode == 1
     only_good = run_cli("run", str(config), "--job", "good")
     assert only_good.returncode == 0
@@ -293,14 +299,8 @@ def test_run_exits_1_when_a_check_fails_and_can_select_jobs(
     assert "no job named 'nope'" in unknown.stderr
 
 
-def test_run_console_summary(write_config: WriteConfig, http_base: str) -> None:
-    config = write_config(
-        f"""
-        jobs:
-          - {{name: good, plugin: http-status, options: {{url: "{http_base}/ok"}}}}
-          - {{name: bad, plugin: http-status, options: {{url: "{http_base}/error"}}}}
-        """
-    )
+def test_run_console_summary(good_and_bad: Path) -> None:
+    config = good_and_bad
     result = run_cli("run", str(config), "--log-format", "console")
     assert result.returncode == 1
     lines = result.stdout.splitlines()
@@ -326,15 +326,9 @@ def test_version_and_plugins_list(testplugins: Path) -> None:
 
 
 def test_journal_format_prefixes_each_json_line_with_its_syslog_priority(
-    write_config: WriteConfig, http_base: str
+    good_and_bad: Path,
 ) -> None:
-    config = write_config(
-        f"""
-        jobs:
-          - {{name: good, plugin: http-status, options: {{url: "{http_base}/ok"}}}}
-          - {{name: bad, plugin: http-status, options: {{url: "{http_base}/error"}}}}
-        """
-    )
+    config = good_and_bad
     result = run_cli("run", str(config), "--log-format", "journal")
     assert result.returncode == 1
     by_job = {}
