@@ -289,19 +289,17 @@ def good_and_bad(write_config: WriteConfig, http_base: str) -> Path:
 
 
 def test_run_exits_1_when_a_check_fails_and_can_select_jobs(good_and_bad: Path) -> None:
-    config = good_and_bad
-    assert run_cli("run", str(config)).returncode == 1
-    only_good = run_cli("run", str(config), "--job", "good")
+    assert run_cli("run", str(good_and_bad)).returncode == 1
+    only_good = run_cli("run", str(good_and_bad), "--job", "good")
     assert only_good.returncode == 0
     assert [json.loads(line)["job"] for line in only_good.stdout.splitlines()] == ["good"]
-    unknown = run_cli("run", str(config), "--job", "nope")
+    unknown = run_cli("run", str(good_and_bad), "--job", "nope")
     assert unknown.returncode == 2
     assert "no job named 'nope'" in unknown.stderr
 
 
 def test_run_console_summary(good_and_bad: Path) -> None:
-    config = good_and_bad
-    result = run_cli("run", str(config), "--log-format", "console")
+    result = run_cli("run", str(good_and_bad), "--log-format", "console")
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert any(line.startswith("ok") and "good" in line for line in lines), lines
@@ -328,8 +326,7 @@ def test_version_and_plugins_list(testplugins: Path) -> None:
 def test_journal_format_prefixes_each_json_line_with_its_syslog_priority(
     good_and_bad: Path,
 ) -> None:
-    config = good_and_bad
-    result = run_cli("run", str(config), "--log-format", "journal")
+    result = run_cli("run", str(good_and_bad), "--log-format", "journal")
     assert result.returncode == 1
     by_job = {}
     for line in result.stdout.splitlines():
