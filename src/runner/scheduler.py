@@ -53,8 +53,6 @@ class JobHandle:
     #: Services: set when the first start attempt is over, ready or failed.
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = field(default_factory=time.monotonic)
-    runs: int = 0
-    skipped: int = 0
     last_status: Status | None = None
     last_error: str | None = None
 
@@ -158,7 +156,6 @@ class Scheduler:
             while True:
                 await asyncio.sleep(max(0.0, next_due - loop.time()))
                 if current is not None and not current.done():
-                    handle.skipped += 1
                     self.totals["skipped"] += 1
                     self._log.warning(
                         "job.skipped",
@@ -185,7 +182,6 @@ class Scheduler:
     async def _run_and_record(self, handle: JobHandle, check: _Lazy) -> None:
         job = handle.job
         outcome = await self.run_once(job, check)
-        handle.runs += 1
         handle.last_status = outcome.result.status
         self.totals[outcome.result.status.value] += 1
         self.record(job, outcome)

@@ -240,8 +240,10 @@ async def _open_browser(kind: str, executable_path: str | None) -> AsyncIterator
     # Imported here, not at module level: it costs ~100 ms of start-up.
     from playwright.async_api import Error, async_playwright
 
+    # No cancellation care needed here: the daemon runs resource factories in
+    # a task of their own that a cancelled run does not cancel.
     async with AsyncExitStack() as stack:
-        playwright = await _finish_even_if_cancelled(async_playwright().start(), lambda p: p.stop())
+        playwright = await async_playwright().start()
         stack.push_async_callback(playwright.stop)
         launcher = {
             "chromium": playwright.chromium,
@@ -249,9 +251,8 @@ async def _open_browser(kind: str, executable_path: str | None) -> AsyncIterator
             "webkit": playwright.webkit,
         }[kind]
         try:
-            browser = await _finish_even_if_cancelled(
-                launcher.launch(headless=True, executable_path=executable_path, args=args),
-                lambda b: b.close(),
+            browser = await launcher.launch(
+                headless=True, executable_path=executable_path, args=args
             )
         except Error as exc:
             raise BrowserLaunchError(kind, _short(exc)) from exc
