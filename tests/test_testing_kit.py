@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from runner.testing import running_daemon
 
 WriteConfig = Callable[..., Path]
@@ -40,3 +42,22 @@ async def test_running_daemon_collects_results_and_reloads(write_config: WriteCo
         await daemon.wait_for_results("nap2", count=count + 1, timeout=10)
     # Stopped: no task of the daemon is left.
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith(("job:", "run:"))]
+
+
+async def test_unhandled_loop_exceptions_go_to_the_log(write_config: WriteConfig) -> None:
+    config = write_config("jobs:\n  - {name: nap, plugin: sleep, interval: 1h}\n")
+    async with running_daemon(config):
+        with capture_logs() as logs:
+            done = asyncio.Event()
+
+            def broken_callback() -> None:
+                done.set()
+                raise ZeroDivisionError("division by zero")
+
+            asyncio.get_running_loop().call_soon(broken_callback)
+            await done.wait()
+    events = [e for e in logs if e["event"] == "loop.unhandled_exception"]
+    assert events and events[0]["error_type"] == "ZeroDivisionError"
+    assert events[0]["log_level"] == "error"
+    # The in-process daemon gave the loop its default handler back.
+    assert asyncio.get_running_loop().get_exception_handler() is None

@@ -107,6 +107,7 @@ class Daemon:
                 loop.add_signal_handler(sig, self.request_reload)
             else:
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.set_exception_handler(self._on_loop_exception)
         self.loop_monitor.start()
         try:
             await self._start()
@@ -119,7 +120,24 @@ class Daemon:
             for sig in signals:
                 loop.remove_signal_handler(sig)
             await self._shutdown()
+            if not handle_signals:  # in-process: hand the loop back as it was
+                loop.set_exception_handler(None)
         return 0
+
+    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Errors nobody awaited (a callback that raised, a future never read) go to the
+        structured log, not to stderr as text."""
+        exc = context.get("exception")
+        # Libraries torn down at shutdown (Playwright's driver) leave such
+        # futures behind; that is expected then, and not worth an error.
+        quiet = self.state in (RunState.STOPPING, RunState.STOPPED)
+        log = self._log.debug if quiet else self._log.error
+        log(
+            "loop.unhandled_exception",
+            message=context.get("message"),
+            error=str(exc) if exc is not None else None,
+            error_type=type(exc).__name__ if exc is not None else None,
+        )
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"daemon:{name}")
@@ -293,6 +311,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.set_exception_handler(self._on_loop_exception)
         try:
             self.scheduler.start_all(self.config.services)
             not_ready = await self.scheduler.wait_settled(SERVICE_START_WAIT)
@@ -310,6 +329,7 @@ class Daemon:
             stop.cancel()
             return list(zip(jobs, runs.result(), strict=True))
         finally:
+            self.state = RunState.STOPPING
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.scheduler.stop_all(grace=STOP_GRACE)
