@@ -43,6 +43,10 @@ from runner.registry import PluginError, PluginLoadError, Registry
 
 PathTuple = tuple[str | int, ...]
 
+# libyaml's safe loader when PyYAML was built with it: the same documents and
+# line marks, parsed about ten times faster than the pure-Python one.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # --------------------------------------------------------------------------- file models
 
 
@@ -146,7 +150,7 @@ class ConfigError(ValueError):
 
 def _read_yaml(text: str) -> tuple[Any, dict[PathTuple, int], list[tuple[PathTuple, int, str]]]:
     """Parse safely, and map each path in the document to its 1-based line."""
-    loader = yaml.SafeLoader(text)
+    loader = _SafeLoader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
