@@ -460,26 +460,13 @@ class _Loader:
             try:
                 plugin = self.registry.load(plugin_name)
             except PluginLoadError as exc:
-                if self.keep_unloadable and spec is not None:
-                    # Installed but broken (a bad upgrade, a missing dependency):
-                    # the job reports errors and the others run.
-                    self.unloadable.append((spec.name, str(exc)))
-                    jobs.append(
-                        Job(
-                            name=spec.name,
-                            plugin_name=plugin_name,
-                            plugin=_unloadable_plugin(exc),
-                            options=_RawOptions.model_validate(
-                                options_raw if isinstance(options_raw, dict) else {}
-                            ),
-                            interval=spec.interval or defaults.interval,
-                            timeout=spec.timeout or defaults.timeout,
-                            line=self.line_of(path) or 0,
-                        )
-                    )
-                else:
+                if not (self.keep_unloadable and spec is not None):
                     self.add((*path, "plugin"), str(exc), data=data)
-                continue
+                    continue
+                # Installed but broken (a bad upgrade, a missing dependency):
+                # the job reports errors and the others run.
+                self.unloadable.append((spec.name, str(exc)))
+                plugin = _unloadable_plugin(exc)
             except PluginError as exc:
                 self.add((*path, "plugin"), str(exc), data=data)
                 continue
