@@ -20,11 +20,12 @@ import platform
 import resource
 import statistics
 import time
+from contextlib import AsyncExitStack
 
 from runner.builtins.sleep import Sleep, SleepOptions
 from runner.config import Job
-from runner.execution import Outcome
 from runner.resources import Resources
+from runner.results import JobState, ResultHub, RunRecord
 from runner.scheduler import Scheduler, first_run_offset
 
 
@@ -43,7 +44,10 @@ class Sink:
         self.first_done = asyncio.Event()
         self.expect = 0
 
-    def record(self, job: Job, outcome: Outcome) -> None:
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        pass
+
+    def submit(self, record: RunRecord, state: JobState) -> None:
         self.count += 1
         if self.count == self.expect:
             self.first_done.set()
@@ -52,7 +56,7 @@ class Sink:
 async def runner_startup(n: int) -> float:
     sink = Sink()
     sink.expect = n
-    scheduler = Scheduler(Resources(), [sink])
+    scheduler = Scheduler(Resources(), ResultHub([sink]))
     started = time.perf_counter()
     scheduler.start_all(job(i, 3600) for i in range(n))
     await sink.first_done.wait()
@@ -64,7 +68,7 @@ async def runner_startup(n: int) -> float:
 async def runner_idle(n: int, seconds: float) -> float:
     sink = Sink()
     sink.expect = n
-    scheduler = Scheduler(Resources(), [sink])
+    scheduler = Scheduler(Resources(), ResultHub([sink]))
     scheduler.start_all(job(i, 3600) for i in range(n))
     await sink.first_done.wait()
     before = cpu()
@@ -93,7 +97,7 @@ async def runner_periodic(n: int, seconds: float) -> tuple[float, list[float]]:
 
     jobs = [Job(j.name, "sleep", Timed, j.options, 1.0, 10, 1) for j in jobs]
     sink = Sink()
-    scheduler = Scheduler(Resources(), [sink])
+    scheduler = Scheduler(Resources(), ResultHub([sink]))
     scheduler.start_all(jobs)
     anchors.update({name: h.started_at for name, h in scheduler.handles.items()})
     await asyncio.sleep(1.5)  # let every job reach its steady phase

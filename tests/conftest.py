@@ -40,6 +40,14 @@ def _install(source_dir: Path, work: Path) -> Path:
     return target
 
 
+@pytest.fixture(autouse=True)
+def _history_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """History is on by default and goes to the XDG state folder: keep every
+    test's (and every daemon subprocess's) history in its own temporary folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+
+
 @pytest.fixture(scope="session")
 def testplugins_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Install tests/testplugins for real (pip --target) into a folder of its own.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -10,9 +11,9 @@ from structlog.testing import capture_logs
 
 from runner.builtins.sleep import Sleep, SleepOptions
 from runner.config import Job
-from runner.execution import Outcome
 from runner.plugin import Check, NoOptions, Result, RunContext
 from runner.resources import Resources
+from runner.results import JobState, ResultHub, RunRecord, Sink
 from runner.scheduler import Scheduler, first_run_offset
 
 
@@ -20,11 +21,14 @@ class Collect:
     """A result sink that keeps what it gets and wakes waiters."""
 
     def __init__(self) -> None:
-        self.results: list[tuple[str, Outcome]] = []
+        self.results: list[tuple[str, RunRecord]] = []
         self.changed = asyncio.Event()
 
-    def record(self, job: Job, outcome: Outcome) -> None:
-        self.results.append((job.name, outcome))
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        pass
+
+    def submit(self, record: RunRecord, state: JobState) -> None:
+        self.results.append((record.job, record))
         self.changed.set()
 
     async def wait_for(self, count: int, timeout: float) -> None:
@@ -32,6 +36,10 @@ class Collect:
             while len(self.results) < count:
                 self.changed.clear()
                 await self.changed.wait()
+
+
+def scheduler_for(sinks: list[Sink], **kwargs: Any) -> Scheduler:
+    return Scheduler(Resources(), ResultHub(sinks), **kwargs)
 
 
 def sleep_job(name: str, *, interval: float = 3600, seconds: float = 0.0) -> Job:
@@ -62,7 +70,7 @@ def test_first_runs_are_spread_over_a_second_and_stable() -> None:
 
 async def test_a_thousand_jobs_all_get_their_first_run() -> None:
     sink = Collect()
-    scheduler = Scheduler(Resources(), [sink])
+    scheduler = scheduler_for([sink])
     scheduler.start_all(sleep_job(f"job-{i}") for i in range(1000))
     try:
         # Generous deadline: this proves every job runs, bench/ measures how fast.
@@ -70,7 +78,7 @@ async def test_a_thousand_jobs_all_get_their_first_run() -> None:
     finally:
         await scheduler.stop_all()
     assert len({name for name, _ in sink.results}) == 1000
-    assert {o.result.status.value for _, o in sink.results} == {"ok"}
+    assert {r.status.value for _, r in sink.results} == {"ok"}
     assert not scheduler.handles
 
 
@@ -84,7 +92,7 @@ class ExplodingInit(Check[NoOptions]):
 
 async def test_a_plugin_that_cannot_be_created_reports_errors_each_run() -> None:
     sink = Collect()
-    scheduler = Scheduler(Resources(), [sink], spread_window=0.01)
+    scheduler = scheduler_for([sink], spread_window=0.01)
     job = Job("broken", "exploding", ExplodingInit, NoOptions(), 0.05, 1, 1)
     scheduler.start(job)
     scheduler.start(sleep_job("fine", interval=0.05))
@@ -92,7 +100,7 @@ async def test_a_plugin_that_cannot_be_created_reports_errors_each_run() -> None
         await sink.wait_for(6, timeout=10)
     finally:
         await scheduler.stop_all()
-    broken = [o.result for name, o in sink.results if name == "broken"]
+    broken = [r for name, r in sink.results if name == "broken"]
     assert broken and all(r.status.value == "error" for r in broken)
     assert broken[0].message == "creating the plugin failed: bad wiring"
     assert broken[0].fields["error_type"] == "ValueError"
@@ -100,13 +108,16 @@ async def test_a_plugin_that_cannot_be_created_reports_errors_each_run() -> None
 
 
 class BrokenSink:
-    def record(self, job: Job, outcome: Outcome) -> None:
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        pass
+
+    def submit(self, record: RunRecord, state: JobState) -> None:
         raise RuntimeError("disk full")
 
 
 async def test_a_broken_sink_does_not_lose_results_for_the_others() -> None:
     sink = Collect()
-    scheduler = Scheduler(Resources(), [BrokenSink(), sink], spread_window=0.01)
+    scheduler = scheduler_for([BrokenSink(), sink], spread_window=0.01)
     with capture_logs() as logs:
         scheduler.start(sleep_job("a", interval=0.05))
         try:
@@ -118,7 +129,7 @@ async def test_a_broken_sink_does_not_lose_results_for_the_others() -> None:
 
 async def test_stop_cancels_a_run_in_flight() -> None:
     sink = Collect()
-    scheduler = Scheduler(Resources(), [sink], spread_window=0.001)
+    scheduler = scheduler_for([sink], spread_window=0.001)
     handle = scheduler.start(sleep_job("long", seconds=60))
     async with asyncio.timeout(5):  # wait for the first run, which would take a minute
         while not any(t.get_name() == "run:long" for t in asyncio.all_tasks()):  # noqa: ASYNC110
@@ -130,7 +141,7 @@ async def test_stop_cancels_a_run_in_flight() -> None:
 
 
 async def test_duplicate_start_is_refused() -> None:
-    scheduler = Scheduler(Resources(), [])
+    scheduler = scheduler_for([])
     scheduler.start(sleep_job("x"))
     try:
         with pytest.raises(ValueError, match="already running"):

@@ -1,18 +1,22 @@
 """The ``runner`` command: parse arguments, set up logging, call one function.
 
 Exit codes (a public contract):
-    0  success (serve stopped cleanly; check found no problem; run: every check passed)
-    1  run: at least one check did not pass; plugins: a plugin cannot be loaded
+    0  success (serve stopped cleanly; check found no problem; run: every check
+       passed; status: every job is ok)
+    1  run: at least one check did not pass; status: a job is failing or has
+       no result yet; plugins: a plugin cannot be loaded
     2  the config (or the command line) is invalid; nothing was started;
-       plugins NAME: no such plugin
+       plugins NAME: no such plugin; status, history: the history cannot be read
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -21,16 +25,16 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from runner import __version__
-from runner.config import Config, ConfigError, Job, load_config
+from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
-from runner.durations import format_duration
-from runner.execution import Outcome
+from runner.durations import format_duration, parse_duration
+from runner.history import HistoryError, HistoryStore, JobSummary, open_store
 from runner.log import configure_logging
-from runner.notify import Notifier
-from runner.plugin import Service, Status
+from runner.plugin import Status
 from runner.registry import PluginError, Registry, UnknownPluginError
-from runner.results import LogSink, result_fields
+from runner.results import LogSink, RunRecord
 from runner.schema import schema_json
+from runner.systemd import SystemdNotifier
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -74,7 +78,34 @@ def build_parser() -> argparse.ArgumentParser:
         "schema",
         help="print a JSON Schema of the config, with every installed plugin's options",
     )
+
+    status = sub.add_parser(
+        "status",
+        help="each job's state, since when, uptime and latency, read from the history; "
+        "exit 0 when every job is ok, 1 if not",
+    )
+    status.add_argument("config")
+    status.add_argument("--json", action="store_true", help="JSON (the default off a terminal)")
+
+    history = sub.add_parser("history", help="the runs of one job, newest first")
+    history.add_argument("config")
+    history.add_argument("job")
+    history.add_argument(
+        "--since", type=_duration_arg, metavar="DURATION", help="only runs this recent (2h, 7d)"
+    )
+    history.add_argument(
+        "--status", choices=[s.value for s in Status], help="only runs with this status"
+    )
+    history.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    history.add_argument("--json", action="store_true", help="JSON (the default off a terminal)")
     return parser
+
+
+def _duration_arg(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,6 +125,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "run": cmd_run,
         "plugins": cmd_plugins,
         "schema": cmd_schema,
+        "status": cmd_status,
+        "history": cmd_history,
     }
     code: int = handler[args.command](args)
     return code
@@ -113,8 +146,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     configure_logging(args.log_format, args.log_level)
     # Read (and removed from the environment, so Chromium does not inherit it) here.
-    notifier = Notifier.from_environ()
-    return asyncio.run(Daemon(config, notifier=notifier).serve())
+    systemd = SystemdNotifier.from_environ()
+    return asyncio.run(Daemon(config, systemd=systemd).serve())
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -152,38 +185,100 @@ def cmd_run(args: argparse.Namespace) -> int:
     # On a terminal the summary below is the output; only problems are logged.
     configure_logging(args.log_format, "warning" if human else args.log_level)
     daemon = Daemon(config, sinks=[] if human else [LogSink()])
-    outcomes = asyncio.run(daemon.run_once(jobs))
+    records = asyncio.run(daemon.run_once(jobs))
+    not_started = {
+        name: daemon.hub.state(name).last_error or "not ready"
+        for name in daemon.services_not_ready()
+    }
     if human:
-        _print_summary(outcomes, daemon.services_not_ready)
-    passed = all(o.result.status is Status.OK for _, o in outcomes)
-    return EXIT_OK if passed and not daemon.services_not_ready else EXIT_FAILED
+        from runner.report import print_run_summary
+
+        print_run_summary(records, not_started)
+    passed = all(r.status is Status.OK for r in records)
+    return EXIT_OK if passed and not not_started else EXIT_FAILED
 
 
-_COLORS = {"ok": "\033[32m", "fail": "\033[31m", "error": "\033[31m", "timeout": "\033[33m"}
-
-
-def _print_summary(outcomes: list[tuple[Job, Outcome]], services_not_ready: list[str]) -> None:
-    color = sys.stdout.isatty()
-    width = max([len(j.name) for j, _ in outcomes] + [4])
-    for job, outcome in outcomes:
-        fields = result_fields(job, outcome)
-        status = fields.pop("status")
-        message = fields.pop("message", "")
-        for key in ("job", "plugin", "duration_ms"):
-            fields.pop(key)
-        label = status.upper() if status != "ok" else "ok"
-        if color:
-            label = f"{_COLORS[status]}{label:<7}\033[0m"
-        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+def _open_history(args: argparse.Namespace) -> tuple[Config, HistoryStore] | int:
+    """The config and its history store, opened for reading; or an exit code."""
+    config = _load(args.config, keep_unloadable=True)
+    if config is None:
+        return EXIT_USAGE
+    if not config.history.enabled:
         print(
-            f"{label:<7} {job.name:<{width}}  {outcome.duration_ms:>8.0f} ms  "
-            f"{message}{'  ' if message and extra else ''}{extra}"
+            f"error: {args.config}: history is off (history: {{enabled: false}})", file=sys.stderr
         )
-    for name in services_not_ready:
-        print(f"{'ERROR':<7} {name:<{width}}  service did not start (see the log above)")
-    counts = {s.value: sum(o.result.status is s for _, o in outcomes) for s in Status}
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    print(f"{len(outcomes)} checks: {summary or 'none run'}")
+        return EXIT_USAGE
+    return config, open_store(config.history, config.path)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    opened = _open_history(args)
+    if isinstance(opened, int):
+        return opened
+    config, store = opened
+    from runner.report import print_status, status_rows
+
+    jobs = [j.name for j in config.checks]
+    now = time.time()
+
+    async def read() -> dict[str, JobSummary]:
+        await store.open(create=False)
+        try:
+            return await store.summaries(jobs, now)
+        finally:
+            await store.close()
+
+    try:
+        summaries = asyncio.run(read())
+    except HistoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    rows = status_rows(config, summaries)
+    if args.json or not sys.stdout.isatty():
+        print(json.dumps(rows, indent=2))
+    else:
+        print_status(rows, now, where=store.where)
+    return EXIT_OK if all(row["state"] == "ok" for row in rows) else EXIT_FAILED
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    opened = _open_history(args)
+    if isinstance(opened, int):
+        return opened
+    config, store = opened
+    if args.limit < 1:
+        print("error: --limit must be 1 or more", file=sys.stderr)
+        return EXIT_USAGE
+    since = time.time() - args.since if args.since else None
+
+    async def read() -> tuple[list[RunRecord], bool]:
+        await store.open(create=False)
+        try:
+            runs = await store.runs(args.job, since=since, status=args.status, limit=args.limit)
+            known = bool(runs) or args.job in await store.job_ids()
+            return runs, known
+        finally:
+            await store.close()
+
+    try:
+        runs, known = asyncio.run(read())
+    except HistoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not known and args.job not in {j.name for j in config.jobs}:
+        names = ", ".join(j.name for j in config.checks)
+        print(
+            f"error: no job named {args.job!r} in {args.config} or its history; jobs: {names}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.json or not sys.stdout.isatty():
+        print(json.dumps([r.to_json() for r in runs], indent=2))
+    else:
+        from runner.report import print_history
+
+        print_history(args.job, runs)
+    return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -217,8 +312,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print(f"{entry.name}  ({entry.distribution_label})  BROKEN")
             print(f"    {exc}")
             continue
-        kind = "service" if issubclass(cls, Service) else "check"
-        print(f"{entry.name}  ({entry.distribution_label})  {kind}")
+        print(f"{entry.name}  ({entry.distribution_label})  {cls.kind}")
         if cls.summary():
             print(f"    {cls.summary()}")
         options = _describe_options(cls.Options)

@@ -35,10 +35,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
+    model_validator,
 )
 
 from runner.durations import Duration
-from runner.plugin import Check, Plugin, Result, RunContext, Service
+from runner.plugin import Check, Plugin, Result, RunContext
 from runner.registry import PluginError, PluginLoadError, Registry
 
 PathTuple = tuple[str | int, ...]
@@ -57,6 +59,45 @@ class _Strict(BaseModel):
 class Defaults(_Strict):
     interval: Duration = Field(30.0, description="How often each check runs.")
     timeout: Duration = Field(10.0, description="How long a run may take before it is cancelled.")
+
+
+class HistorySpec(_Strict):
+    """Where finished runs are stored, and for how long (``history:``)."""
+
+    enabled: bool = Field(True, description="Store every finished run (on by default).")
+    path: str | None = Field(
+        None,
+        description="SQLite file. Default: $STATE_DIRECTORY/<config name>.sqlite3 under "
+        "systemd, else ~/.local/state/runner/<config name>.sqlite3.",
+    )
+    url: str | None = Field(
+        None,
+        description="postgresql://user@host/db: store in PostgreSQL instead of SQLite "
+        "(needs the runner[postgresql] extra).",
+    )
+    keep: Duration = Field(30 * 86400.0, description="Delete runs older than this.")
+    keep_runs: int | None = Field(
+        100_000, ge=1, description="Keep at most this many runs per job (null: no limit)."
+    )
+    flush_every: Duration = Field(
+        1.0, description="Results are written in batches at least this often."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "expected a PostgreSQL URL such as postgresql://runner@db.example/runner; "
+                "for SQLite use path:"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _one_place(self) -> HistorySpec:
+        if self.path is not None and self.url is not None:
+            raise ValueError("give path (SQLite) or url (PostgreSQL), not both")
+        return self
 
 
 class JobSpec(_Strict):
@@ -85,8 +126,14 @@ class Job:
     line: int
 
     @property
+    def kind(self) -> str:
+        """``check`` or ``service``."""
+        kind: str = self.plugin.kind
+        return kind
+
+    @property
     def is_service(self) -> bool:
-        return issubclass(self.plugin, Service)
+        return self.kind == "service"
 
     def fingerprint(self) -> tuple[Any, ...]:
         """What must be equal for a reload to leave the job untouched."""
@@ -108,6 +155,7 @@ class Config:
     #: (job, reason) for jobs whose plugin is installed but cannot be loaded;
     #: only with ``keep_unloadable=True``, otherwise those are errors.
     unloadable: tuple[tuple[str, str], ...] = ()
+    history: HistorySpec = field(default_factory=HistorySpec)
 
     @property
     def checks(self) -> tuple[Job, ...]:
@@ -283,8 +331,8 @@ class _Loader:
             if isinstance(jobs, list) and path[1] < len(jobs) and isinstance(jobs[path[1]], dict):
                 name = jobs[path[1]].get("name")
             return f"jobs[{path[1]}] {name!r}" if isinstance(name, str) else f"jobs[{path[1]}]"
-        if path and path[0] == "defaults":
-            return "defaults"
+        if path and path[0] in ("defaults", "history"):
+            return str(path[0])
         return ""
 
     def add(
@@ -392,14 +440,15 @@ class _Loader:
                 data=data,
             )
 
+        top_level = ["defaults", "history", "jobs"]
         for key in data:
-            if key not in ("defaults", "jobs"):
-                hint = difflib.get_close_matches(str(key), ["defaults", "jobs"], n=1)
+            if key not in top_level:
+                hint = difflib.get_close_matches(str(key), top_level, n=1)
                 self.add(
                     (str(key),),
                     "unknown top-level key"
                     + (f"; did you mean {hint[0]!r}?" if hint else "")
-                    + " (allowed: defaults, jobs)",
+                    + f" (allowed: {', '.join(top_level)})",
                     data=data,
                     field_from=0,
                 )
@@ -410,6 +459,13 @@ class _Loader:
                 defaults = Defaults.model_validate(data["defaults"])
             except ValidationError as exc:
                 self.add_validation_error(exc, ("defaults",), data, Defaults.model_fields)
+
+        history = HistorySpec()
+        if data.get("history") is not None:
+            try:
+                history = HistorySpec.model_validate(data["history"])
+            except ValidationError as exc:
+                self.add_validation_error(exc, ("history",), data, HistorySpec.model_fields)
 
         jobs_data = data.get("jobs")
         jobs: list[Job] = []
@@ -427,6 +483,7 @@ class _Loader:
             tuple(jobs),
             frozenset(s for s in self.secrets if s),
             tuple(self.unloadable),
+            history,
         )
 
     def load_jobs(self, jobs_data: list[Any], defaults: Defaults, data: Any) -> list[Job]:
@@ -481,8 +538,7 @@ class _Loader:
                 continue
             if spec is None:
                 continue
-            is_service = issubclass(plugin, Service)
-            if is_service:
+            if plugin.kind == "service":
                 for key in ("interval", "timeout"):
                     if key in raw:
                         self.add(

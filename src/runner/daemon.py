@@ -1,5 +1,12 @@
 """The daemon's lifecycle: start, run until a signal, reload, stop in a fixed order.
 
+One lifetime for ``runner serve`` and ``runner run`` (:meth:`Daemon._lifetime`):
+each component (signal handlers, the blocked-loop watcher, shared resources,
+each result sink such as history, the jobs) is started into one
+``AsyncExitStack`` and pushes its own cleanup, so shutdown is start-up in
+reverse: jobs stop first, then sinks flush (every result reaches history),
+then shared resources (the browser) close.
+
 Start: start services, wait for them to bind (or fail), then start checks;
 tell systemd READY=1 only then. SIGHUP: re-read the config; if it is
 invalid, keep everything as it was; if valid, apply the difference by job
@@ -16,20 +23,20 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from enum import Enum
 from typing import Any
 
 from runner import __version__
 from runner.config import Config, ConfigError, Job, load_config
-from runner.execution import Outcome
+from runner.history import HistorySink
 from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
-from runner.notify import Notifier
-from runner.plugin import Status
 from runner.resources import Resources
-from runner.results import LogSink, ResultSink
+from runner.results import LogSink, ResultHub, RunRecord, Sink
 from runner.scheduler import Scheduler
+from runner.systemd import SystemdNotifier
 
 #: How long services get to bind before the daemon reports itself ready.
 SERVICE_START_WAIT = 10.0
@@ -48,20 +55,34 @@ class RunState(Enum):
 
 
 class Daemon:
-    """Runs a config's jobs on the current event loop."""
+    """Runs a config's jobs on the current event loop.
+
+    Args:
+        config: the loaded config.
+        sinks: where results go besides history; default: the log.
+        systemd: the sd_notify client; default: none (tests, ``runner run``).
+        history: store results in the history the config names (on by
+            default; ``history: {enabled: false}`` in the config turns it off).
+    """
 
     def __init__(
         self,
         config: Config,
-        sinks: Sequence[ResultSink] | None = None,
+        sinks: Iterable[Sink] | None = None,
         *,
-        notifier: Notifier | None = None,
+        systemd: SystemdNotifier | None = None,
         loop_lag_threshold: float = DEFAULT_THRESHOLD,
+        history: bool = True,
     ) -> None:
         self.config = config
         self.resources = Resources()
-        self.scheduler = Scheduler(self.resources, sinks if sinks is not None else [LogSink()])
-        self.notifier = notifier if notifier is not None else Notifier.from_environ({})
+        self.history = HistorySink.from_config(config) if history else None
+        all_sinks: list[Sink] = list(sinks) if sinks is not None else [LogSink()]
+        if self.history is not None:
+            all_sinks.append(self.history)
+        self.hub = ResultHub(all_sinks)
+        self.scheduler = Scheduler(self.resources, self.hub)
+        self.systemd = systemd if systemd is not None else SystemdNotifier.from_environ({})
         self.loop_monitor = LoopMonitor(loop_lag_threshold)
         self.state = RunState.STOPPED
         #: Set once every job has been started (after services bound or failed).
@@ -72,8 +93,6 @@ class Daemon:
         self._reload_wanted = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self._log = get_logger()
-        #: After run_once: services that never became ready.
-        self.services_not_ready: list[str] = []
         secret_masker.set(config.secrets)
 
     # ------------------------------------------------------------------ requests
@@ -91,38 +110,75 @@ class Daemon:
         """Ask for the config to be re-read; requests during a reload coalesce."""
         self._reload_wanted.set()
 
-    # ------------------------------------------------------------------ serve
+    # ------------------------------------------------------------------ the lifetime
 
-    async def serve(self, *, handle_signals: bool = True) -> int:
-        """Run until :meth:`request_stop` or SIGTERM/SIGINT. Returns the exit code.
-
-        ``handle_signals=False`` leaves signal handling to the caller (tests
-        running a daemon in-process), who calls :meth:`request_stop` and
-        :meth:`request_reload` instead.
-        """
+    @asynccontextmanager
+    async def _lifetime(self, signals: Sequence[signal.Signals]) -> AsyncIterator[None]:
+        """Start every component into one exit stack; on exit, stop them in reverse."""
         loop = asyncio.get_running_loop()
-        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if handle_signals else ()
-        for sig in signals:
-            if sig is signal.SIGHUP:
-                loop.add_signal_handler(sig, self.request_reload)
-            else:
-                loop.add_signal_handler(sig, self.request_stop, sig.name)
-        loop.set_exception_handler(self._on_loop_exception)
-        self.loop_monitor.start()
-        try:
-            await self._start()
-            self._spawn(self._reloader(), "reloader")
-            self._spawn(self._status_updater(), "status")
-            if self.notifier.watchdog_interval:
-                self._spawn(self._watchdog(self.notifier.watchdog_interval), "watchdog")
-            await self._stop.wait()
-        finally:
+        self.state = RunState.STARTING
+        self._log.info(
+            "daemon.starting",
+            version=__version__,
+            config=str(self.config.path),
+            pid=os.getpid(),
+            jobs=len(self.config.jobs),
+            checks=len(self.config.checks),
+            services=len(self.config.services),
+        )
+        async with AsyncExitStack() as stack:
             for sig in signals:
-                loop.remove_signal_handler(sig)
-            await self._shutdown()
-            if not handle_signals:  # in-process: hand the loop back as it was
-                loop.set_exception_handler(None)
-        return 0
+                if sig is signal.SIGHUP:
+                    loop.add_signal_handler(sig, self.request_reload)
+                else:
+                    loop.add_signal_handler(sig, self.request_stop, sig.name)
+                stack.callback(loop.remove_signal_handler, sig)
+            if not signals:  # in-process (tests): hand the loop back as it was
+                stack.callback(loop.set_exception_handler, loop.get_exception_handler())
+            loop.set_exception_handler(self._on_loop_exception)
+            self.loop_monitor.start()
+            stack.push_async_callback(self.loop_monitor.stop)
+            stack.callback(self._stopped)
+            stack.push_async_callback(self._close_resources)
+            for sink in self.hub.sinks:
+                await sink.start(stack)
+            if self.history is not None:
+                # "Failing since 03:12" survives a restart.
+                self.hub.seed(await self.history.load_states())
+            stack.push_async_callback(self._stop_jobs)
+            try:
+                yield
+            finally:
+                self.state = RunState.STOPPING
+                self.systemd.stopping()
+                self._log.info("daemon.stopping", reason=self._stop_reason or "error")
+
+    async def _stop_jobs(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        stopping = asyncio.create_task(self.scheduler.stop_all(grace=STOP_GRACE))
+        forced = asyncio.create_task(self._force.wait())
+        await asyncio.wait([stopping, forced], return_when=asyncio.FIRST_COMPLETED)
+        forced.cancel()
+        if not stopping.done():
+            self._log.warning("daemon.stop_forced", hint="jobs were not waited for")
+            stopping.cancel()
+            await asyncio.gather(stopping, return_exceptions=True)
+
+    async def _close_resources(self) -> None:
+        try:
+            await self.resources.aclose()
+        except Exception as exc:
+            self._log.error("resources.close_failed", error=repr(exc))
+
+    def _stopped(self) -> None:
+        self.state = RunState.STOPPED
+        totals = dict(self.hub.totals())
+        if self.scheduler.service_failures:
+            totals["service_failures"] = self.scheduler.service_failures
+        self._log.info("daemon.stopped", **totals)
+        self.systemd.close()
 
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """Errors nobody awaited (a callback that raised, a future never read) go to the
@@ -144,28 +200,33 @@ class Daemon:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _start(self) -> None:
-        self.state = RunState.STARTING
-        config = self.config
-        self._log.info(
-            "daemon.starting",
-            version=__version__,
-            config=str(config.path),
-            pid=os.getpid(),
-            jobs=len(config.jobs),
-            checks=len(config.checks),
-            services=len(config.services),
-        )
-        for job, reason in config.unloadable:
-            self._log.error("plugin.load_failed", job=job, error=reason)
-        await self._start_jobs(config.jobs)
-        self.state = RunState.RUNNING
-        self.running.set()
-        not_ready = self._services_not_ready()
-        self._log.info(
-            "daemon.started", jobs=len(config.jobs), services_not_ready=not_ready or None
-        )
-        self.notifier.ready(self.status_line())
+    # ------------------------------------------------------------------ serve
+
+    async def serve(self, *, handle_signals: bool = True) -> int:
+        """Run until :meth:`request_stop` or SIGTERM/SIGINT. Returns the exit code.
+
+        ``handle_signals=False`` leaves signal handling to the caller (tests
+        running a daemon in-process), who calls :meth:`request_stop` and
+        :meth:`request_reload` instead.
+        """
+        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if handle_signals else ()
+        async with self._lifetime(signals):
+            for job, reason in self.config.unloadable:
+                self._log.error("plugin.load_failed", job=job, error=reason)
+            await self._start_jobs(self.config.jobs)
+            self.state = RunState.RUNNING
+            self.running.set()
+            not_ready = self.services_not_ready()
+            self._log.info(
+                "daemon.started", jobs=len(self.config.jobs), services_not_ready=not_ready or None
+            )
+            self.systemd.ready(self.status_line())
+            self._spawn(self._reloader(), "reloader")
+            self._spawn(self._status_updater(), "status")
+            if self.systemd.watchdog_interval:
+                self._spawn(self._watchdog(self.systemd.watchdog_interval), "watchdog")
+            await self._stop.wait()
+        return 0
 
     async def _start_jobs(self, jobs: Sequence[Job]) -> None:
         # Services first, so the first checks can reach what they host.
@@ -177,20 +238,18 @@ class Daemon:
             if not job.is_service:
                 self.scheduler.start(job)
 
-    def _services_not_ready(self) -> list[str]:
-        return [h.job.name for h in self.scheduler.handles.values() if not h.ready.is_set()]
+    def services_not_ready(self) -> list[str]:
+        """Services that are not up now."""
+        return sorted(
+            s.job for s in self.hub.states.values() if s.kind == "service" and not s.ready
+        )
 
     def status_line(self) -> str:
         """One line for systemd's STATUS=: job counts and what is failing now."""
-        handles = list(self.scheduler.handles.values())
-        failing = sorted(
-            h.job.name
-            for h in handles
-            if (h.job.is_service and not h.ready.is_set())
-            or (h.last_status is not None and h.last_status is not Status.OK)
-        )
-        services = sum(h.job.is_service for h in handles)
-        line = f"{len(handles) - services} checks, {services} services"
+        states = list(self.hub.states.values())
+        failing = sorted(s.job for s in states if s.is_failing)
+        services = sum(s.kind == "service" for s in states)
+        line = f"{len(states) - services} checks, {services} services"
         if failing:
             more = f" and {len(failing) - 5} more" if len(failing) > 5 else ""
             line += f"; failing: {', '.join(failing[:5])}{more}"
@@ -201,13 +260,13 @@ class Daemon:
     async def _status_updater(self) -> None:
         while True:
             await asyncio.sleep(STATUS_EVERY)
-            self.notifier.status(self.status_line())
+            self.systemd.status(self.status_line())
 
     async def _watchdog(self, interval: float) -> None:
         # Pinged from the loop itself: a blocked loop stops the pings and
         # systemd restarts the service.
         while True:
-            self.notifier.watchdog()
+            self.systemd.watchdog()
             await asyncio.sleep(interval)
 
     # ------------------------------------------------------------------ reload
@@ -221,7 +280,7 @@ class Daemon:
     async def reload(self) -> bool:
         """Re-read the config file and apply it. Returns False if it was refused."""
         self.state = RunState.RELOADING
-        self.notifier.reloading()
+        self.systemd.reloading()
         self._log.info("daemon.reloading", config=str(self.config.path))
         try:
             try:
@@ -229,13 +288,13 @@ class Daemon:
             except ConfigError as exc:
                 problems = [p.format(str(exc.path)) for p in exc.problems]
                 self._log.error("reload.refused", config=str(exc.path), problems=problems)
-                self.notifier.ready(
+                self.systemd.ready(
                     f"reload refused ({len(problems)} problems), running the previous config; "
                     + self.status_line()
                 )
                 return False
             await self._apply(new)
-            self.notifier.ready(self.status_line())
+            self.systemd.ready(self.status_line())
             return True
         finally:
             if self.state is RunState.RELOADING:
@@ -255,6 +314,13 @@ class Daemon:
         # Stop first: a changed listener must release its port before its
         # new version binds it.
         await self.scheduler.stop([*removed, *changed], grace=STOP_GRACE)
+        for name in removed:
+            self.hub.forget(name)
+        if new.history != self.config.history:
+            self._log.warning(
+                "reload.history_unchanged",
+                hint="history settings are read at start; restart the daemon to apply them",
+            )
         secret_masker.set(self.config.secrets | new.secrets)
         self.config = new
         for job, reason in new.unloadable:
@@ -270,55 +336,25 @@ class Daemon:
             kept=kept,
         )
 
-    # ------------------------------------------------------------------ stop
-
-    async def _shutdown(self) -> None:
-        self.state = RunState.STOPPING
-        self.notifier.stopping()
-        self._log.info("daemon.stopping", reason=self._stop_reason or "error")
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        stopping = asyncio.create_task(self.scheduler.stop_all(grace=STOP_GRACE))
-        forced = asyncio.create_task(self._force.wait())
-        await asyncio.wait([stopping, forced], return_when=asyncio.FIRST_COMPLETED)
-        forced.cancel()
-        if not stopping.done():
-            self._log.warning("daemon.stop_forced", hint="jobs were not waited for")
-            stopping.cancel()
-            await asyncio.gather(stopping, return_exceptions=True)
-        try:
-            await self.resources.aclose()
-        except Exception as exc:
-            self._log.error("resources.close_failed", error=repr(exc))
-        await self.loop_monitor.stop()
-        self.state = RunState.STOPPED
-        self._log.info("daemon.stopped", **dict(self.scheduler.totals))
-        self.notifier.close()
-
     # ------------------------------------------------------------------ run once
 
-    async def _run_and_record(self, job: Job) -> Outcome:
-        outcome = await self.scheduler.run_once(job)
-        self.scheduler.record(job, outcome)  # as each finishes, not all at the end
-        return outcome
-
-    async def run_once(self, jobs: Sequence[Job]) -> list[tuple[Job, Outcome]]:
+    async def run_once(self, jobs: Sequence[Job]) -> list[RunRecord]:
         """Start the services, run each check in ``jobs`` once (concurrently), stop.
 
-        Used by ``runner run``. Results go to the sinks as well as being returned.
+        Used by ``runner run``. Returns the records in the order of ``jobs``;
+        they are published to the hub (and so to the sinks) as each finishes.
+        Services that did not start are in :meth:`services_not_ready` and
+        the hub's state.
         """
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop, sig.name)
-        loop.set_exception_handler(self._on_loop_exception)
-        try:
-            self.scheduler.start_all(self.config.services)
-            not_ready = await self.scheduler.wait_settled(SERVICE_START_WAIT)
-            for handle in not_ready:
-                self._log.error("service.not_ready", job=handle.job.name, error=handle.last_error)
-            self.services_not_ready = [h.job.name for h in not_ready]
-            runs = asyncio.gather(*(self._run_and_record(job) for job in jobs))
+        async with self._lifetime((signal.SIGTERM, signal.SIGINT)):
+            for job in self.config.services:
+                self.scheduler.start(job)
+            await self.scheduler.wait_settled(SERVICE_START_WAIT)
+            for name in self.services_not_ready():
+                error = self.hub.state(name).last_error
+                self._log.error("service.not_ready", job=name, error=error)
+            self.state = RunState.RUNNING
+            runs = asyncio.gather(*(self._run_and_publish(job) for job in jobs))
             stop = asyncio.ensure_future(self._stop.wait())
             waiters: list[asyncio.Future[Any]] = [runs, stop]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -327,10 +363,10 @@ class Daemon:
                 await asyncio.gather(runs, return_exceptions=True)
                 raise asyncio.CancelledError(self._stop_reason)
             stop.cancel()
-            return list(zip(jobs, runs.result(), strict=True))
-        finally:
-            self.state = RunState.STOPPING
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-            await self.scheduler.stop_all(grace=STOP_GRACE)
-            await self.resources.aclose()
+            self._stop_reason = "finished"
+            return list(runs.result())
+
+    async def _run_and_publish(self, job: Job) -> RunRecord:
+        record = await self.scheduler.run_once(job)
+        self.hub.publish(record)  # as each finishes, not all at the end
+        return record

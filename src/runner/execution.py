@@ -8,19 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from runner.plugin import Check, Result, RunContext, Status
 from runner.resources import Resources
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A result with the timing the daemon measured around it."""
-
-    result: Result
-    duration_ms: float
+from runner.results import RunRecord
 
 
 async def run_check_once(
@@ -30,7 +22,7 @@ async def run_check_once(
     plugin: str,
     timeout: float,
     resources: Resources,
-) -> Outcome:
+) -> RunRecord:
     """Run ``check`` once within ``timeout`` seconds and never raise for its failures.
 
     A run past the timeout is cancelled and becomes a ``timeout`` result; an
@@ -38,6 +30,7 @@ async def run_check_once(
     caller (daemon shutdown) still propagates.
     """
     loop = asyncio.get_running_loop()
+    started_at = time.time()
     started = time.perf_counter()
     ctx = RunContext(
         job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=loop.time() + timeout
@@ -65,7 +58,8 @@ async def run_check_once(
         raise
     except Exception as exc:
         result = Result.error(_describe(exc), error_type=type(exc).__name__)
-    return Outcome(result, round((time.perf_counter() - started) * 1000, 3))
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    return RunRecord.of(job, plugin, result, started_at=started_at, duration_ms=duration_ms)
 
 
 def _describe(exc: BaseException) -> str:

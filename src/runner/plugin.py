@@ -211,6 +211,8 @@ class Plugin(ABC, Generic[OptionsT]):
 
     Options: ClassVar[type[BaseModel]] = NoOptions
     description: ClassVar[str] = ""
+    #: ``check`` or ``service``: set by the base class, never by a plugin.
+    kind: ClassVar[str]
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options
@@ -233,6 +235,8 @@ class Check(Plugin[OptionsT]):
     ``finally`` or ``async with``.
     """
 
+    kind: ClassVar[str] = "check"
+
     @abstractmethod
     async def run(self, ctx: RunContext) -> Result:
         """Check the target once."""
@@ -246,6 +250,8 @@ class Service(Plugin[OptionsT]):
     sockets in ``finally``. If ``serve`` raises or returns, the daemon logs it
     and starts the service again after a back-off.
     """
+
+    kind: ClassVar[str] = "service"
 
     @abstractmethod
     async def serve(self, ctx: ServiceContext) -> None:

@@ -1,7 +1,10 @@
-"""Finding plugins: entry points in the ``runner.plugins`` group.
+"""Finding plugins: entry points in a group such as ``runner.plugins``.
 
 Built-in plugins are registered in runner's own ``pyproject.toml`` exactly
 like third-party ones, so this module is the only way a plugin is loaded.
+A :class:`Group` names an entry point group and the base class its entries
+must subclass; a second kind of extension is one more ``Group``, loaded by
+the same code with the same rules.
 Discovery reads entry point metadata only; a plugin's module is imported the
 first time its class is needed, so one broken plugin never hides the others
 and a daemon pays only for the plugins its config uses.
@@ -14,15 +17,36 @@ import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Literal
+from typing import Any, cast
 
 from pydantic import BaseModel
 
 from runner.plugin import Check, Plugin, Service
 
-GROUP = "runner.plugins"
 
-Kind = Literal["check", "service"]
+@dataclass(frozen=True)
+class Group:
+    """An entry point group and what its entries must be.
+
+    Attributes:
+        name: the entry point group, e.g. ``runner.plugins``.
+        bases: an entry must be a subclass of one of these (and have a
+            pydantic ``Options`` model, and a ``kind`` class attribute).
+        noun: how messages call one entry ("plugin").
+    """
+
+    name: str
+    bases: tuple[type[Any], ...]
+    noun: str
+
+    def describe_bases(self) -> str:
+        return " or ".join(f"{b.__module__}.{b.__qualname__}" for b in self.bases)
+
+
+#: Checks and services: ``[project.entry-points."runner.plugins"]``.
+PLUGINS = Group("runner.plugins", (Check, Service), "plugin")
+#: The entry point group name of :data:`PLUGINS` (kept for plugin tests that use it).
+GROUP = PLUGINS.name
 
 
 class PluginError(Exception):
@@ -30,13 +54,14 @@ class PluginError(Exception):
 
 
 class UnknownPluginError(PluginError, LookupError):
-    def __init__(self, name: str, available: list[str]) -> None:
+    def __init__(self, name: str, available: list[str], group: Group = PLUGINS) -> None:
         self.name = name
         self.available = available
         installed = ", ".join(sorted(available)) or "none"
+        noun = group.noun
         super().__init__(
-            f"unknown plugin {name!r}; installed plugins: {installed}. "
-            f"A third-party plugin must be installed in the same environment as runner."
+            f"unknown {noun} {name!r}; installed {noun}s: {installed}. "
+            f"A third-party {noun} must be installed in the same environment as runner."
         )
 
 
@@ -47,7 +72,7 @@ class PluginLoadError(PluginError, ImportError):
         self.entry = entry
         self.reason = reason
         super().__init__(
-            f"plugin {entry.name!r} (entry point {entry.value!r} "
+            f"{entry.group.noun} {entry.name!r} (entry point {entry.value!r} "
             f"from {entry.distribution_label}) cannot be loaded: {reason}"
         )
 
@@ -57,18 +82,20 @@ class PluginConflictError(PluginError):
         self.name = name
         self.entries = entries
         where = " and ".join(f"{e.distribution_label} ({e.value})" for e in entries)
-        super().__init__(f"plugin name {name!r} is registered by {where}; uninstall one of them")
+        noun = entries[0].group.noun if entries else "plugin"
+        super().__init__(f"{noun} name {name!r} is registered by {where}; uninstall one of them")
 
 
 @dataclass
 class PluginEntry:
-    """One entry point in the ``runner.plugins`` group, loaded on demand."""
+    """One entry point of a :class:`Group`, loaded on demand."""
 
     name: str
     value: str
     distribution: str
     version: str
     entry_point: EntryPoint = field(repr=False)
+    group: Group = field(default=PLUGINS, repr=False)
     _loaded: type[Plugin[Any]] | None = field(default=None, repr=False)
     _error: PluginLoadError | None = field(default=None, repr=False)
 
@@ -81,8 +108,8 @@ class PluginEntry:
 
         Raises:
             PluginLoadError: the module is missing, raised while importing, or
-                the object is not a Check or Service subclass with a pydantic
-                ``Options`` model.
+                the object is not a subclass of the group's bases with a
+                pydantic ``Options`` model.
         """
         if self._loaded is not None:
             return self._loaded
@@ -96,8 +123,10 @@ class PluginEntry:
         return self._loaded
 
     @property
-    def kind(self) -> Kind:
-        return "service" if issubclass(self.load(), Service) else "check"
+    def kind(self) -> str:
+        """``check`` or ``service`` for plugins; the ``kind`` of the loaded class."""
+        kind: str = self.load().kind
+        return kind
 
     def _import_and_check(self) -> type[Plugin[Any]]:
         module_name, _, attr = self.value.partition(":")
@@ -122,11 +151,9 @@ class PluginEntry:
                 raise PluginLoadError(
                     self, f"module {module_name!r} has no attribute {attr.strip()!r}"
                 ) from None
-        if not (inspect.isclass(obj) and issubclass(obj, Check | Service)):
+        if not (inspect.isclass(obj) and issubclass(obj, self.group.bases)):
             raise PluginLoadError(
-                self,
-                f"{self.value} is {obj!r}, not a subclass of runner.plugin.Check "
-                f"or runner.plugin.Service",
+                self, f"{self.value} is {obj!r}, not a subclass of {self.group.describe_bases()}"
             )
         if inspect.isabstract(obj):
             missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
@@ -136,22 +163,23 @@ class PluginEntry:
             raise PluginLoadError(
                 self, f"{obj.__qualname__}.Options is {options!r}, not a pydantic model class"
             )
-        return obj
+        return cast("type[Plugin[Any]]", obj)  # checked against group.bases above
 
 
 class Registry:
-    """The installed plugins, by entry point name."""
+    """The installed entries of one group (plugins by default), by entry point name."""
 
-    def __init__(self, entries: list[PluginEntry]) -> None:
+    def __init__(self, entries: list[PluginEntry], group: Group = PLUGINS) -> None:
+        self.group = group
         self._by_name: dict[str, list[PluginEntry]] = {}
         for entry in entries:
             self._by_name.setdefault(entry.name, []).append(entry)
 
     @classmethod
-    def discover(cls, group: str = GROUP) -> Registry:
+    def discover(cls, group: Group = PLUGINS) -> Registry:
         """Read entry point metadata of every installed distribution (no imports)."""
         entries = []
-        for ep in entry_points(group=group):
+        for ep in entry_points(group=group.name):
             dist = ep.dist
             entries.append(
                 PluginEntry(
@@ -160,9 +188,10 @@ class Registry:
                     distribution=dist.name if dist is not None else "unknown distribution",
                     version=dist.version if dist is not None else "",
                     entry_point=ep,
+                    group=group,
                 )
             )
-        return cls(entries)
+        return cls(entries, group)
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
@@ -187,12 +216,12 @@ class Registry:
         """
         entries = self._by_name.get(name)
         if not entries:
-            raise UnknownPluginError(name, self.names())
+            raise UnknownPluginError(name, self.names(), self.group)
         if len(entries) > 1:
             raise PluginConflictError(name, entries)
         return entries[0]
 
     def load(self, name: str) -> type[Plugin[Any]]:
-        """Return the plugin class registered as ``name``; see :meth:`entry` and
+        """Return the class registered as ``name``; see :meth:`entry` and
         :meth:`PluginEntry.load` for what it raises."""
         return self.entry(name).load()

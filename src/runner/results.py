@@ -1,18 +1,47 @@
-"""Where finished runs go.
+"""The result path: one record per finished run, one hub that owns per-job state.
 
-Every finished run is handed to each sink. The default sink logs one
-``job.finished`` event; metrics or history can be added as further sinks
-without touching the scheduler.
+Every finished run of a check becomes one immutable :class:`RunRecord`. The
+scheduler hands it to the :class:`ResultHub`, which
+
+1. updates that job's :class:`JobState` (current state and since when,
+   consecutive ok / not-ok counts, counts by status, the last result, the
+   last durations), and
+2. passes the record and the new state to each sink, one call each.
+
+Everything that reports on jobs reads the hub's state or receives those
+records: the log line, history, systemd's STATUS line, ``runner run``'s
+summary, and later metrics, the status page and alert notifiers. Nobody else
+keeps counters of their own.
+
+A sink's :meth:`Sink.submit` is called on the event loop for every result and
+must return at once: a sink that does slow work (a database) queues the record
+and does the work in its own task, started through the daemon's lifetime
+(:meth:`Sink.start`). See :class:`runner.history.HistorySink`.
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
-from runner.config import Job
-from runner.execution import Outcome
 from runner.log import get_logger
-from runner.plugin import Status
+from runner.plugin import Result, Status
+
+__all__ = [
+    "Health",
+    "JobState",
+    "LogSink",
+    "ResultHub",
+    "RunRecord",
+    "Sink",
+    "format_time",
+]
 
 _LEVELS = {
     Status.OK: "info",
@@ -22,24 +51,274 @@ _LEVELS = {
 }
 
 
-class ResultSink(Protocol):
-    def record(self, job: Job, outcome: Outcome) -> None:
-        """Take one finished run. Must not block the event loop."""
+def format_time(epoch: float) -> str:
+    """UTC wall-clock time as ISO 8601 with a ``Z``, the form every log line uses."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
-def result_fields(job: Job, outcome: Outcome) -> dict[str, Any]:
-    """The public fields of a result event, as logged (without timestamp and level)."""
-    result = outcome.result
-    fields: dict[str, Any] = {
-        "job": job.name,
-        "plugin": job.plugin_name,
-        "status": result.status.value,
-        "duration_ms": outcome.duration_ms,
-    }
-    if result.message is not None:
-        fields["message"] = result.message
-    fields.update(result.fields)
-    return fields
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One finished run of a check, as logged, stored and reported.
+
+    Times are UTC wall-clock seconds since the epoch (``time.time()``);
+    ``duration_ms`` is measured on the monotonic clock, so it is exact even
+    when the wall clock jumps. ``attempts`` is 1 until retries exist.
+    """
+
+    job: str
+    plugin: str
+    status: Status
+    message: str | None
+    fields: Mapping[str, Any]
+    started_at: float
+    finished_at: float
+    duration_ms: float
+    attempts: int = 1
+
+    @classmethod
+    def of(
+        cls, job: str, plugin: str, result: Result, *, started_at: float, duration_ms: float
+    ) -> RunRecord:
+        """The record of ``result``, a run that began at ``started_at`` (wall clock)."""
+        return cls(
+            job=job,
+            plugin=plugin,
+            status=result.status,
+            message=result.message,
+            fields=result.fields,
+            started_at=started_at,
+            finished_at=started_at + duration_ms / 1000,
+            duration_ms=duration_ms,
+        )
+
+    @property
+    def result(self) -> Result:
+        """The plugin's result, without the daemon's timing."""
+        return Result(self.status, self.message, self.fields)
+
+    def as_logged(self) -> dict[str, Any]:
+        """The fields of the ``job.finished`` log event (without timestamp and level)."""
+        out: dict[str, Any] = {
+            "job": self.job,
+            "plugin": self.plugin,
+            "status": self.status.value,
+            "duration_ms": self.duration_ms,
+        }
+        if self.message is not None:
+            out["message"] = self.message
+        out.update(self.fields)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """As logged, plus ``started_at``/``finished_at`` (ISO 8601 UTC) and ``attempts``:
+        the result object of ``runner status --json`` and ``runner history --json``."""
+        out = self.as_logged()
+        out["started_at"] = format_time(self.started_at)
+        out["finished_at"] = format_time(self.finished_at)
+        out["attempts"] = self.attempts
+        return out
+
+
+class Health(StrEnum):
+    """A job's current state: ``ok`` when its last result was ok, ``failing``
+    when it was not (fail, error or timeout), ``unknown`` before the first."""
+
+    OK = "ok"
+    FAILING = "failing"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """What is known about one job now. Immutable: the hub replaces it on every
+    change, so a consumer may keep the one it was given.
+
+    For a check, ``since`` is the ``finished_at`` of the first result of the
+    current streak (ok, or not ok); ``counts`` counts results by status since
+    the history began (or since start, without history). For a service,
+    ``ready`` tells whether it is up and ``last_error`` why it is not.
+    """
+
+    job: str
+    plugin: str
+    kind: str
+    state: Health = Health.UNKNOWN
+    since: float | None = None
+    consecutive_ok: int = 0
+    consecutive_not_ok: int = 0
+    last: RunRecord | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    durations_ms: tuple[float, ...] = ()
+    ready: bool = False
+    last_error: str | None = None
+
+    @property
+    def runs(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def failures(self) -> int:
+        """Results that were not ok."""
+        return self.runs - self.counts.get(Status.OK.value, 0)
+
+    @property
+    def is_failing(self) -> bool:
+        """A check whose last result was not ok, or a service that is not up."""
+        if self.kind == "service":
+            return not self.ready
+        return self.state is Health.FAILING
+
+
+class Sink(Protocol):
+    """Where finished runs go (the log, history; later metrics and alerts)."""
+
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        """Open what the sink needs and push its cleanup onto ``exit_stack``.
+
+        The daemon closes sinks after every job has stopped, so a sink's
+        cleanup sees every result (history flushes its queue there).
+        """
+
+    def submit(self, record: RunRecord, state: JobState) -> None:
+        """Take one finished run and the job's state after it.
+
+        Called on the event loop for every result: must not block and should
+        not raise (an exception is logged and the other sinks still get the
+        record). Queue anything slow.
+        """
+
+
+class ResultHub:
+    """Owns the per-job state and fans every record out to the sinks.
+
+    Only the scheduler (through :meth:`publish`, :meth:`skipped`,
+    :meth:`service_ready` and :meth:`service_failed`) and the daemon (through
+    :meth:`track`, :meth:`forget` and :meth:`seed`) change it; everybody else
+    reads :attr:`states`.
+    """
+
+    def __init__(self, sinks: Iterable[Sink] = (), *, keep_durations: int = 100) -> None:
+        self.sinks: list[Sink] = list(sinks)
+        self.keep_durations = keep_durations
+        self._states: dict[str, JobState] = {}
+        self._durations: dict[str, deque[float]] = {}
+        #: States read from history at start, applied when the job is tracked.
+        self._seeded: dict[str, JobState] = {}
+        self._log = get_logger()
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def states(self) -> Mapping[str, JobState]:
+        """The state of every tracked job, by name (a copy)."""
+        return dict(self._states)
+
+    def state(self, job: str) -> JobState:
+        return self._states[job]
+
+    def totals(self) -> Counter[str]:
+        """Results by status, plus ``skipped``, over every tracked job."""
+        totals: Counter[str] = Counter()
+        for state in self._states.values():
+            totals.update(state.counts)
+            if state.skipped:
+                totals["skipped"] += state.skipped
+        return totals
+
+    # ------------------------------------------------------------------ jobs
+
+    def seed(self, states: Iterable[JobState]) -> None:
+        """Take states rebuilt from history: a job tracked later starts from its
+        stored state (failing since 03:12 stays failing since 03:12)."""
+        for state in states:
+            self._seeded[state.job] = state
+
+    def track(self, job: str, plugin: str, kind: str) -> JobState:
+        """Start keeping state for a job (at start, or when a reload adds or changes it)."""
+        seeded = self._seeded.pop(job, None)
+        previous = self._states.get(job) or seeded
+        if previous is not None and previous.kind == kind:
+            # A reload that changed a job keeps its history and streak.
+            state = replace(previous, plugin=plugin, ready=False, last_error=None)
+        else:
+            state = JobState(job=job, plugin=plugin, kind=kind)
+        self._states[job] = state
+        self._durations.setdefault(job, deque(state.durations_ms, maxlen=self.keep_durations))
+        return state
+
+    def forget(self, job: str) -> None:
+        """Stop keeping state for a job removed by a reload."""
+        self._states.pop(job, None)
+        self._durations.pop(job, None)
+
+    # ------------------------------------------------------------------ updates
+
+    def publish(self, record: RunRecord) -> JobState:
+        """Update the job's state with ``record``, then hand both to every sink."""
+        state = self._states.get(record.job)
+        if state is None:  # `runner run --job`, tests: a job nobody tracked
+            state = self.track(record.job, record.plugin, "check")
+        ok = record.status is Status.OK
+        counts = dict(state.counts)
+        counts[record.status.value] = counts.get(record.status.value, 0) + 1
+        durations = self._durations[record.job]
+        durations.append(record.duration_ms)
+        if ok:
+            streak_starts = state.state is not Health.OK
+            consecutive_ok, consecutive_not_ok = state.consecutive_ok + 1, 0
+            health = Health.OK
+        else:
+            streak_starts = state.state is not Health.FAILING
+            consecutive_ok, consecutive_not_ok = 0, state.consecutive_not_ok + 1
+            health = Health.FAILING
+        state = replace(
+            state,
+            state=health,
+            since=record.finished_at if streak_starts else state.since,
+            consecutive_ok=consecutive_ok,
+            consecutive_not_ok=consecutive_not_ok,
+            last=record,
+            counts=counts,
+            durations_ms=tuple(durations),
+        )
+        self._states[record.job] = state
+        for sink in self.sinks:
+            try:
+                sink.submit(record, state)
+            except Exception as exc:  # one broken sink must not lose the result for others
+                self._log.error("sink.failed", sink=type(sink).__name__, error=str(exc))
+        return state
+
+    def skipped(self, job: str) -> None:
+        """A run was due while the previous one was still going."""
+        state = self._states.get(job)
+        if state is not None:
+            self._states[job] = replace(state, skipped=state.skipped + 1)
+
+    def service_ready(self, job: str) -> None:
+        self._update_service(job, ready=True, last_error=None)
+
+    def service_failed(self, job: str, error: str) -> None:
+        self._update_service(job, ready=False, last_error=error)
+
+    def _update_service(self, job: str, *, ready: bool, last_error: str | None) -> None:
+        state = self._states.get(job)
+        if state is None:
+            return
+        changed = state.ready != ready or state.since is None
+        self._states[job] = replace(
+            state,
+            ready=ready,
+            last_error=last_error,
+            state=Health.OK if ready else Health.FAILING,
+            since=time.time() if changed else state.since,
+        )
+
+
+def failing_jobs(states: Sequence[JobState]) -> list[str]:
+    """Names of the jobs failing now, sorted."""
+    return sorted(s.job for s in states if s.is_failing)
 
 
 class LogSink:
@@ -48,6 +327,9 @@ class LogSink:
     def __init__(self) -> None:
         self._log = get_logger()
 
-    def record(self, job: Job, outcome: Outcome) -> None:
-        level = _LEVELS[outcome.result.status]
-        getattr(self._log, level)("job.finished", **result_fields(job, outcome))
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        pass
+
+    def submit(self, record: RunRecord, state: JobState) -> None:
+        level = _LEVELS[record.status]
+        getattr(self._log, level)("job.finished", **record.as_logged())

@@ -17,17 +17,16 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from runner.config import Job
-from runner.execution import Outcome, run_check_once
+from runner.execution import run_check_once
 from runner.log import get_logger
-from runner.plugin import Check, Result, Service, ServiceContext, Status
+from runner.plugin import Check, Result, Service, ServiceContext
 from runner.resources import Resources
-from runner.results import ResultSink
+from runner.results import ResultHub, RunRecord
 
 #: First runs are spread over at most this many seconds after a job starts.
 SPREAD_WINDOW = 1.0
@@ -44,7 +43,8 @@ def first_run_offset(job: Job, window: float = SPREAD_WINDOW) -> float:
 
 @dataclass(eq=False)
 class JobHandle:
-    """A started job: its task and what the rest of the daemon may ask about it."""
+    """A started job: its task, and events to wait on. What is known about the
+    job (its results, whether a service is up) is in the hub's state."""
 
     job: Job
     task: asyncio.Task[None] | None = None
@@ -53,25 +53,28 @@ class JobHandle:
     #: Services: set when the first start attempt is over, ready or failed.
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = field(default_factory=time.monotonic)
-    last_status: Status | None = None
-    last_error: str | None = None
 
 
 class Scheduler:
-    """Owns every job task; the daemon tells it which jobs to start and stop."""
+    """Owns every job task; the daemon tells it which jobs to start and stop.
+
+    Every finished run goes to ``hub.publish``; skipped runs and services
+    going up or down are told to the hub too.
+    """
 
     def __init__(
         self,
         resources: Resources,
-        sinks: Sequence[ResultSink],
+        hub: ResultHub,
         *,
         spread_window: float = SPREAD_WINDOW,
     ) -> None:
         self.resources = resources
-        self.sinks = list(sinks)
+        self.hub = hub
         self.spread_window = spread_window
         self.handles: dict[str, JobHandle] = {}
-        self.totals: Counter[str] = Counter()
+        #: Services that failed (raised or returned), since start.
+        self.service_failures = 0
         self._log = get_logger()
 
     # ------------------------------------------------------------------ control
@@ -81,6 +84,7 @@ class Scheduler:
         if job.name in self.handles:
             raise ValueError(f"job {job.name!r} is already running")
         handle = JobHandle(job)
+        self.hub.track(job.name, job.plugin_name, job.kind)
         # The schedule is anchored here, not when the task first runs, so that
         # starting many jobs at once does not shift their phases.
         anchor = asyncio.get_running_loop().time()
@@ -156,7 +160,7 @@ class Scheduler:
             while True:
                 await asyncio.sleep(max(0.0, next_due - loop.time()))
                 if current is not None and not current.done():
-                    self.totals["skipped"] += 1
+                    self.hub.skipped(job.name)
                     self._log.warning(
                         "job.skipped",
                         job=job.name,
@@ -180,18 +184,19 @@ class Scheduler:
                 await asyncio.gather(current, return_exceptions=True)
 
     async def _run_and_record(self, handle: JobHandle, check: _Lazy) -> None:
-        job = handle.job
-        outcome = await self.run_once(job, check)
-        handle.last_status = outcome.result.status
-        self.totals[outcome.result.status.value] += 1
-        self.record(job, outcome)
+        self.hub.publish(await self.run_once(handle.job, check))
 
-    async def run_once(self, job: Job, check: _Lazy | None = None) -> Outcome:
-        """Run a check job once, as the schedule would, and return the outcome."""
+    async def run_once(self, job: Job, check: _Lazy | None = None) -> RunRecord:
+        """Run a check job once, as the schedule would, and return its record
+        (without publishing it)."""
         assert job.timeout is not None
+        started_at, started = time.time(), time.perf_counter()
         instance = (check or _Lazy(job)).get()
-        if isinstance(instance, Outcome):
-            return instance
+        if isinstance(instance, Result):
+            duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            return RunRecord.of(
+                job.name, job.plugin_name, instance, started_at=started_at, duration_ms=duration_ms
+            )
         return await run_check_once(
             instance,
             job=job.name,
@@ -199,13 +204,6 @@ class Scheduler:
             timeout=job.timeout,
             resources=self.resources,
         )
-
-    def record(self, job: Job, outcome: Outcome) -> None:
-        for sink in self.sinks:
-            try:
-                sink.record(job, outcome)
-            except Exception as exc:  # one broken sink must not lose the result for others
-                self._log.error("sink.failed", sink=type(sink).__name__, error=str(exc))
 
     # ------------------------------------------------------------------ services
 
@@ -219,7 +217,7 @@ class Scheduler:
             def on_ready(fields: dict[str, Any]) -> None:
                 handle.ready.set()
                 handle.settled.set()
-                handle.last_error = None
+                self.hub.service_ready(job.name)
                 log.info("service.started", **fields)
 
             ctx = ServiceContext(
@@ -238,8 +236,8 @@ class Scheduler:
                 problem, error_type = str(exc) or type(exc).__name__, type(exc).__name__
             handle.ready.clear()
             handle.settled.set()
-            handle.last_error = problem
-            self.totals["service_failures"] += 1
+            self.hub.service_failed(job.name, problem)
+            self.service_failures += 1
             if time.monotonic() - started > RESTART_MAX_DELAY:
                 delay = RESTART_FIRST_DELAY  # it ran fine for a while: start the back-off over
             log.error("service.failed", error=problem, error_type=error_type, retry_in_s=delay)
@@ -255,18 +253,14 @@ class _Lazy:
         self.job = job
         self._instance: Check[Any] | None = None
 
-    def get(self) -> Check[Any] | Outcome:
+    def get(self) -> Check[Any] | Result:
         if self._instance is None:
-            started = time.perf_counter()
             try:
                 instance = self.job.plugin(self.job.options)
                 assert isinstance(instance, Check)
             except Exception as exc:
-                return Outcome(
-                    Result.error(
-                        f"creating the plugin failed: {exc}", error_type=type(exc).__name__
-                    ),
-                    round((time.perf_counter() - started) * 1000, 3),
+                return Result.error(
+                    f"creating the plugin failed: {exc}", error_type=type(exc).__name__
                 )
             self._instance = instance
         return self._instance

@@ -9,16 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from runner.config import Job, load_config
+from runner.config import load_config
 from runner.daemon import Daemon
-from runner.execution import Outcome, run_check_once
+from runner.execution import run_check_once
 from runner.plugin import Check, Plugin, Result, Service, ServiceContext
 from runner.registry import Registry
 from runner.resources import Resources
-from runner.results import result_fields
+from runner.results import JobState, RunRecord
 
 __all__ = ["DaemonUnderTest", "run_check", "running_daemon", "running_service"]
 
@@ -41,13 +41,13 @@ async def run_check(
     own = resources is None
     res = resources if resources is not None else Resources()
     try:
-        outcome = await run_check_once(
+        record = await run_check_once(
             check, job=job, plugin=_entry_point_name(plugin), timeout=timeout, resources=res
         )
     finally:
         if own:
             await res.aclose()
-    return outcome.result
+    return record.result
 
 
 def _entry_point_name(plugin: type[Plugin[Any]]) -> str:
@@ -100,7 +100,10 @@ async def running_service(
 
 
 class DaemonUnderTest:
-    """A daemon running in-process, and every result it produced so far."""
+    """A daemon running in-process, and every result it produced so far.
+
+    ``daemon.hub.states`` holds each job's state (ok or failing, since when).
+    """
 
     def __init__(self) -> None:
         self.daemon: Daemon
@@ -108,9 +111,12 @@ class DaemonUnderTest:
         self.results: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
 
-    def record(self, job: Job, outcome: Outcome) -> None:
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        """A result sink needs nothing started."""
+
+    def submit(self, record: RunRecord, state: JobState) -> None:
         """The daemon's result sink."""
-        self.results.append(result_fields(job, outcome))
+        self.results.append(record.as_logged())
         self._changed.set()
 
     def results_for(self, job: str) -> list[dict[str, Any]]:
@@ -133,16 +139,19 @@ class DaemonUnderTest:
 
 @asynccontextmanager
 async def running_daemon(
-    config: str | os.PathLike[str], *, ready_timeout: float = 30.0
+    config: str | os.PathLike[str], *, ready_timeout: float = 30.0, history: bool = False
 ) -> AsyncIterator[DaemonUnderTest]:
     """Run a whole daemon in-process for the duration of the block.
 
     ``config`` is the path of a YAML config. The daemon is started as
     ``runner serve`` would (services first, then checks), without taking
-    over the process's signals, and stopped cleanly on exit.
+    over the process's signals, and stopped cleanly on exit. History is off
+    unless ``history=True`` (then it goes where the config says).
     """
     recorder = DaemonUnderTest()
-    recorder.daemon = Daemon(load_config(config, keep_unloadable=True), sinks=[recorder])
+    recorder.daemon = Daemon(
+        load_config(config, keep_unloadable=True), sinks=[recorder], history=history
+    )
     task = asyncio.create_task(recorder.daemon.serve(handle_signals=False), name="runner-daemon")
     running = asyncio.create_task(recorder.daemon.running.wait())
     try:

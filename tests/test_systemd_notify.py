@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from runner.notify import Notifier
+from runner.systemd import SystemdNotifier
 
 Receiver = tuple[socket.socket, str]
 
@@ -60,14 +60,14 @@ def systemd(request: pytest.FixtureRequest, make_receiver: Callable[[str], Recei
 
 
 @pytest.fixture
-def notifier_for(systemd: Receiver) -> Iterator[tuple[Notifier, socket.socket]]:
+def notifier_for(systemd: Receiver) -> Iterator[tuple[SystemdNotifier, socket.socket]]:
     sock, address = systemd
-    notifier = Notifier.from_environ({"NOTIFY_SOCKET": address})
+    notifier = SystemdNotifier.from_environ({"NOTIFY_SOCKET": address})
     yield notifier, sock
     notifier.close()
 
 
-def test_messages_arrive_as_sent(notifier_for: tuple[Notifier, socket.socket]) -> None:
+def test_messages_arrive_as_sent(notifier_for: tuple[SystemdNotifier, socket.socket]) -> None:
     notifier, sock = notifier_for
     assert notifier.enabled
 
@@ -87,7 +87,9 @@ def test_messages_arrive_as_sent(notifier_for: tuple[Notifier, socket.socket]) -
     assert sock.recv(4096) == b"EXTEND_TIMEOUT_USEC=5000000\nSTATUS=slow start"
 
 
-def test_reloading_carries_monotonic_usec(notifier_for: tuple[Notifier, socket.socket]) -> None:
+def test_reloading_carries_monotonic_usec(
+    notifier_for: tuple[SystemdNotifier, socket.socket],
+) -> None:
     notifier, sock = notifier_for
     before = time.monotonic_ns() // 1000
     notifier.reloading()
@@ -98,7 +100,9 @@ def test_reloading_carries_monotonic_usec(notifier_for: tuple[Notifier, socket.s
     assert before <= int(message["MONOTONIC_USEC"]) <= after
 
 
-def test_newlines_in_status_are_sanitised(notifier_for: tuple[Notifier, socket.socket]) -> None:
+def test_newlines_in_status_are_sanitised(
+    notifier_for: tuple[SystemdNotifier, socket.socket],
+) -> None:
     notifier, sock = notifier_for
     notifier.status("line one\nREADY=1\r\nline three")
     assert receive(sock) == {"STATUS": "line one READY=1 line three"}
@@ -107,7 +111,7 @@ def test_newlines_in_status_are_sanitised(notifier_for: tuple[Notifier, socket.s
 
 
 def test_without_notify_socket_everything_is_a_no_op() -> None:
-    notifier = Notifier.from_environ({"WATCHDOG_USEC": "2000000"})
+    notifier = SystemdNotifier.from_environ({"WATCHDOG_USEC": "2000000"})
     assert not notifier.enabled
     assert notifier.watchdog_interval is None
     assert notifier.send(READY=1) is False
@@ -140,7 +144,7 @@ def test_watchdog_interval(
     make_receiver: Callable[[str], Receiver], env: dict[str, str], interval: float | None
 ) -> None:
     _, address = make_receiver("abstract")
-    notifier = Notifier.from_environ({"NOTIFY_SOCKET": address, **env})
+    notifier = SystemdNotifier.from_environ({"NOTIFY_SOCKET": address, **env})
     assert notifier.watchdog_interval == interval
     notifier.close()
 
@@ -152,7 +156,7 @@ def test_real_environment_is_read_and_cleared(
     monkeypatch.setenv("NOTIFY_SOCKET", address)
     monkeypatch.setenv("WATCHDOG_USEC", "4000000")
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
-    notifier = Notifier.from_environ()
+    notifier = SystemdNotifier.from_environ()
     assert notifier.enabled
     assert notifier.watchdog_interval == 2.0
     for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
@@ -167,13 +171,13 @@ def test_explicit_environ_leaves_os_environ_alone(
 ) -> None:
     _, address = make_receiver("path")
     monkeypatch.setenv("NOTIFY_SOCKET", address)
-    Notifier.from_environ({"NOTIFY_SOCKET": address}).close()
+    SystemdNotifier.from_environ({"NOTIFY_SOCKET": address}).close()
     assert os.environ["NOTIFY_SOCKET"] == address
 
 
 def test_missing_socket_fails_quietly_and_logs_once(tmp_path: Path) -> None:
     path = tmp_path / "gone"
-    notifier = Notifier.from_environ({"NOTIFY_SOCKET": str(path)})
+    notifier = SystemdNotifier.from_environ({"NOTIFY_SOCKET": str(path)})
     assert notifier.enabled
     with capture_logs() as logs:
         for _ in range(5):
@@ -203,7 +207,7 @@ def test_full_receiver_drops_messages_without_blocking(
     make_receiver: Callable[[str], Receiver],
 ) -> None:
     sock, address = make_receiver("abstract")
-    notifier = Notifier.from_environ({"NOTIFY_SOCKET": address})
+    notifier = SystemdNotifier.from_environ({"NOTIFY_SOCKET": address})
     with capture_logs() as logs:
         # Nobody reads: the kernel queue fills and a send is refused instead of blocking.
         results = [notifier.send(STATUS="x" * 1000) for _ in range(5000)]
@@ -219,13 +223,13 @@ def test_full_receiver_drops_messages_without_blocking(
 )
 def test_unsupported_address_disables(address: str) -> None:
     with capture_logs() as logs:
-        notifier = Notifier.from_environ({"NOTIFY_SOCKET": address})
+        notifier = SystemdNotifier.from_environ({"NOTIFY_SOCKET": address})
     assert not notifier.enabled
     assert notifier.send(READY=1) is False
     assert [log["event"] for log in logs] == ["notify.failed"]
 
 
-def test_invalid_field_name_is_refused(notifier_for: tuple[Notifier, socket.socket]) -> None:
+def test_invalid_field_name_is_refused(notifier_for: tuple[SystemdNotifier, socket.socket]) -> None:
     notifier, sock = notifier_for
     with capture_logs() as logs:
         assert notifier.send(**{"READY=1\nSTATUS": "x"}) is False
@@ -234,7 +238,9 @@ def test_invalid_field_name_is_refused(notifier_for: tuple[Notifier, socket.sock
     assert receive(sock) == {"STATUS": "still works"}
 
 
-def test_close_disables_and_is_idempotent(notifier_for: tuple[Notifier, socket.socket]) -> None:
+def test_close_disables_and_is_idempotent(
+    notifier_for: tuple[SystemdNotifier, socket.socket],
+) -> None:
     notifier, _ = notifier_for
     notifier.close()
     notifier.close()

@@ -1,4 +1,4 @@
-"""systemd service notification (``sd_notify``), hand-written.
+"""Talking to systemd: service notification (``sd_notify``), hand-written.
 
 The protocol: systemd puts the path of a Unix datagram socket in
 ``NOTIFY_SOCKET`` (an absolute path, or ``@name`` for a socket in Linux's
@@ -58,7 +58,7 @@ def _watchdog_interval(environ: Mapping[str, str]) -> float | None:
     return usec / 2 / 1_000_000
 
 
-class Notifier:
+class SystemdNotifier:
     """Sends state changes to systemd over ``NOTIFY_SOCKET``; a no-op outside it.
 
     Create it once per process with :meth:`from_environ`. Every method is safe
@@ -106,7 +106,7 @@ class Notifier:
         self.watchdog_interval: float | None = watchdog_interval if self.enabled else None
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Notifier:
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> SystemdNotifier:
         """Build a notifier from ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``WATCHDOG_PID``.
 
         Parameters:

@@ -1,0 +1,182 @@
+"""History in PostgreSQL, for several daemons sharing one history.
+
+Driver: asyncpg. It is asyncio-native (no thread hop per statement), speaks
+the binary protocol, and its ``copy_records_to_table`` streams a batch with
+COPY, the fastest way into PostgreSQL; it needs no libpq. psycopg 3 would
+serve too, but its async mode is a layer over libpq and its COPY is slower
+from Python. Installed with the ``runner[postgresql]`` extra, and imported
+only when a config names a ``postgresql://`` URL.
+
+The schema version lives in a one-row table ``runner_schema``; migrations
+take a transaction-level advisory lock, so two daemons starting at once do
+not both migrate. Job names are the key: daemons sharing one database must
+not use the same job name for different jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from runner.history.store import (
+    INSERT_JOB,
+    MIGRATIONS,
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+    UPDATE_JOB_STATE,
+    HistoryError,
+    HistoryStore,
+    SchemaTooNewError,
+    state_row,
+)
+from runner.results import JobState
+
+if TYPE_CHECKING:
+    import asyncpg
+
+#: An arbitrary constant: the advisory lock that serialises migrations.
+_MIGRATION_LOCK = 0x72756E6E  # "runn"
+CONNECT_TIMEOUT = 10.0
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = parts.username or ""
+    host = netloc[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class PostgresStore(HistoryStore):
+    numbered_params = True
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self.where = redact(url)
+        self._pool: asyncpg.Pool | None = None
+        self._create = True
+
+    async def open(self, *, create: bool) -> None:
+        self._create = create
+        await self._ready()
+
+    async def _ready(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        try:
+            import asyncpg
+        except ImportError as exc:
+            raise HistoryError(
+                "history.url needs the PostgreSQL driver: pip install 'runner[postgresql]'"
+            ) from exc
+        try:
+            pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=2, timeout=CONNECT_TIMEOUT, command_timeout=60
+            )
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise HistoryError(f"cannot connect to history {self.where}: {exc}") from exc
+        try:
+            async with pool.acquire() as conn:
+                await self._check_schema(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+        return pool
+
+    async def _check_schema(self, conn: asyncpg.Connection) -> None:
+        version = await self._version(conn)
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNewError(self.where, version)
+        if version == SCHEMA_VERSION:
+            return
+        if not self._create:
+            raise HistoryError(f"no runner history in {self.where} yet (no runner_schema table)")
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS runner_schema (version INTEGER NOT NULL)"
+            )
+            version = await self._version(conn)  # another daemon may have been first
+            for step in MIGRATIONS[version:]:
+                for statement in step:
+                    await conn.execute(statement.format(serial="SERIAL", bigserial="BIGSERIAL"))
+            await conn.execute("DELETE FROM runner_schema")
+            await conn.execute("INSERT INTO runner_schema (version) VALUES ($1)", SCHEMA_VERSION)
+
+    @staticmethod
+    async def _version(conn: asyncpg.Connection) -> int:
+        exists = await conn.fetchval("SELECT to_regclass('runner_schema') IS NOT NULL")
+        if not exists:
+            return 0
+        value = await conn.fetchval("SELECT max(version) FROM runner_schema")
+        return int(value or 0)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def _on_error(self) -> None:
+        # A connection lost mid-batch: start from a fresh pool next time.
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.terminate()
+
+    async def _fetch(self, sql: str, *params: Any) -> list[Sequence[Any]]:
+        pool = await self._ready()
+        try:
+            rows = await pool.fetch(sql, *params)
+        except Exception:
+            await self._on_error()
+            raise
+        return [tuple(row) for row in rows]
+
+    async def _execute(self, sql: str, *params: Any) -> int:
+        pool = await self._ready()
+        try:
+            status = await pool.execute(sql, *params)
+        except Exception:
+            await self._on_error()
+            raise
+        # "DELETE 12"
+        tail = status.rpartition(" ")[2]
+        return int(tail) if tail.isdigit() else 0
+
+    async def _write_batch(
+        self,
+        new_jobs: Sequence[tuple[str, str, str]],
+        runs: Sequence[tuple[str, tuple[Any, ...]]],
+        states: Sequence[tuple[str, JobState]],
+    ) -> dict[str, int]:
+        pool = await self._ready()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                ids: dict[str, int] = {}
+                if new_jobs:
+                    await conn.executemany(self.sql(INSERT_JOB), new_jobs)
+                    rows = await conn.fetch(
+                        "SELECT name, id FROM runner_jobs WHERE name = ANY($1::text[])",
+                        [name for name, *_ in new_jobs],
+                    )
+                    ids = {str(name): int(job_id) for name, job_id in rows}
+                known = {**self._job_ids, **ids}
+                if runs:
+                    await conn.copy_records_to_table(
+                        "runner_runs",
+                        records=[(known[job], *row) for job, row in runs],
+                        columns=["job_id", *RUN_COLUMNS.split(", ")],
+                    )
+                if states:
+                    await conn.executemany(
+                        self.sql(UPDATE_JOB_STATE), [state_row(known[j], s) for j, s in states]
+                    )
+                return ids
+        except Exception:
+            await self._on_error()
+            raise

@@ -1,0 +1,266 @@
+"""The result sink that writes history without ever slowing a check.
+
+``submit`` (on the event loop, for every result) only appends to a bounded
+queue. A writer task takes the queue every ``flush_every`` (or sooner when a
+batch is full) and writes it as one transaction, off the event loop. When
+the store fails (a full disk, a read-only file, PostgreSQL gone) the batch
+stays queued and is retried with a back-off; the failure is logged once per
+episode (``history.write_failed``), not per record, and the recovery once
+(``history.write_resumed``, with how many records had to be dropped while
+the queue was full). A retention task deletes old runs in small steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from contextlib import AsyncExitStack, suppress
+from typing import Any
+
+from runner.history.store import HistoryError, HistoryStore
+from runner.log import get_logger
+from runner.results import JobState, RunRecord
+
+#: Records held while the store cannot take them; past this the oldest are dropped.
+MAX_QUEUE = 200_000
+#: A batch is written as soon as this many records wait (else every flush_every).
+BATCH_SIZE = 10_000
+#: Retry back-off while the store fails: from flush_every, doubling up to this.
+MAX_RETRY_DELAY = 30.0
+#: At a clean stop, how long the last flush may take before what is left is given up.
+FINAL_FLUSH_TIMEOUT = 10.0
+#: Retention: first pass this long after start, then one pass every RETENTION_EVERY.
+RETENTION_FIRST = 10.0
+RETENTION_EVERY = 300.0
+#: A job's run count is checked against keep_runs again after this share of it was added.
+KEEP_RUNS_SLACK = 0.1
+
+
+class HistorySink:
+    """Queues every record and writes batches to a :class:`HistoryStore`.
+
+    Attributes:
+        written: records stored since start.
+        dropped: records given up (queue full while the store failed, or left
+            at a stop the store could not take).
+        longest_write_s: the longest single batch write, for benchmarks.
+    """
+
+    def __init__(
+        self,
+        store: HistoryStore,
+        *,
+        flush_every: float = 1.0,
+        keep: float | None = 30 * 86400.0,
+        keep_runs: int | None = None,
+        max_queue: int = MAX_QUEUE,
+        retention_first: float = RETENTION_FIRST,
+        retention_every: float = RETENTION_EVERY,
+    ) -> None:
+        self.store = store
+        self.flush_every = flush_every
+        self.keep = keep
+        self.keep_runs = keep_runs
+        self.retention_first = retention_first
+        self.retention_every = retention_every
+        self._queue: deque[RunRecord] = deque(maxlen=max_queue)
+        self._latest: dict[str, JobState] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._opened = False
+        self._failing_since: float | None = None
+        self._dropped_in_episode = 0
+        #: Per job: its run count when last stored, and when keep_runs was last checked.
+        self._runs_seen: dict[str, int] = {}
+        self._runs_checked: dict[str, int] = {}
+        self.written = 0
+        self.dropped = 0
+        self.longest_write_s = 0.0
+        self._log = get_logger().bind(history=store.where)
+
+    @classmethod
+    def from_config(cls, config: Any) -> HistorySink | None:
+        """The sink a config asks for, or None with ``history: {enabled: false}``."""
+        from runner.history import open_store
+
+        spec = config.history
+        if not spec.enabled:
+            return None
+        return cls(
+            open_store(spec, config.path),
+            flush_every=spec.flush_every,
+            keep=spec.keep,
+            keep_runs=spec.keep_runs,
+        )
+
+    # ---------------------------------------------------------------- lifetime
+
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        """Open the store (a failure is logged, and retried by the writer) and
+        start the writer and retention tasks; their end is pushed on the stack."""
+        exit_stack.push_async_callback(self.close)
+        await self._try_open()
+        self._tasks = [
+            asyncio.create_task(self._writer(), name="history:writer"),
+            asyncio.create_task(self._retention(), name="history:retention"),
+        ]
+
+    async def _try_open(self) -> bool:
+        if self._opened:
+            return True
+        try:
+            await self.store.open(create=True)
+        except Exception as exc:
+            self._episode_failed(exc, opening=True)
+            return False
+        self._opened = True
+        self._log.info("history.opened")
+        return True
+
+    async def load_states(self) -> list[JobState]:
+        """The jobs' states as stored (empty if the store cannot be read)."""
+        if not self._opened:
+            return []
+        try:
+            return await self.store.load_states()
+        except Exception as exc:
+            self._log.error("history.read_failed", error=_describe(exc))
+            return []
+
+    async def close(self) -> None:
+        """Stop the tasks, write everything still queued (bounded), close the store."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._queue or self._latest:
+            try:
+                async with asyncio.timeout(FINAL_FLUSH_TIMEOUT):
+                    await self._try_open() and await self.flush()
+            except TimeoutError:
+                pass
+        if self._queue:
+            self.dropped += len(self._queue)
+            self._log.error(
+                "history.lost",
+                records=len(self._queue),
+                hint="the store could not take the last results before the stop",
+            )
+            self._queue.clear()
+        with suppress(Exception):
+            await self.store.close()
+
+    # ---------------------------------------------------------------- results
+
+    def submit(self, record: RunRecord, state: JobState) -> None:
+        queue = self._queue
+        if len(queue) == queue.maxlen:
+            self.dropped += 1
+            self._dropped_in_episode += 1
+        queue.append(record)
+        self._latest[record.job] = state
+        if len(queue) >= BATCH_SIZE:
+            self._wake.set()
+
+    async def flush(self) -> bool:
+        """Write what is queued now as one batch. Returns False if the store failed
+        (the records stay queued)."""
+        if not self._queue and not self._latest:
+            return True
+        batch = list(self._queue)
+        self._queue.clear()
+        states, self._latest = self._latest, {}
+        started = time.perf_counter()
+        try:
+            await self.store.write(batch, states.values())
+        except Exception as exc:
+            # Back in front of what came meanwhile; past the bound the oldest go.
+            room = self._room()
+            kept = batch[len(batch) - room :] if room < len(batch) else batch
+            self._queue.extendleft(reversed(kept))
+            self.dropped += len(batch) - len(kept)
+            self._dropped_in_episode += len(batch) - len(kept)
+            self._latest = {**states, **self._latest}
+            self._episode_failed(exc)
+            return False
+        self.longest_write_s = max(self.longest_write_s, time.perf_counter() - started)
+        self.written += len(batch)
+        self._runs_seen.update((job, state.runs) for job, state in states.items())
+        if self._failing_since is not None:
+            self._log.info(
+                "history.write_resumed",
+                failed_for_s=round(time.monotonic() - self._failing_since, 3),
+                dropped=self._dropped_in_episode,
+            )
+            self._failing_since = None
+            self._dropped_in_episode = 0
+        return True
+
+    def _room(self) -> int:
+        maxlen = self._queue.maxlen or 0
+        return max(0, maxlen - len(self._queue))
+
+    def _episode_failed(self, exc: BaseException, *, opening: bool = False) -> None:
+        if self._failing_since is not None:
+            return  # already said; counted in the resume event
+        self._failing_since = time.monotonic()
+        self._dropped_in_episode = 0
+        self._log.error(
+            "history.unavailable" if opening else "history.write_failed",
+            error=_describe(exc),
+            error_type=type(exc).__name__,
+            queued=len(self._queue),
+            hint="checks go on; results are queued and written when the store is back",
+        )
+
+    async def _writer(self) -> None:
+        delay = self.flush_every
+        while True:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            self._wake.clear()
+            ok = await self._try_open() and await self.flush()
+            delay = self.flush_every if ok else min(max(delay, 0.25) * 2, MAX_RETRY_DELAY)
+
+    # ---------------------------------------------------------------- retention
+
+    async def _retention(self) -> None:
+        await asyncio.sleep(self.retention_first)
+        while True:
+            if self._opened and self._failing_since is None:
+                try:
+                    await self.prune()
+                except Exception as exc:
+                    self._log.warning("history.prune_failed", error=_describe(exc))
+            await asyncio.sleep(self.retention_every)
+
+    async def prune(self, now: float | None = None) -> int:
+        """One retention pass over every job, in small steps. Returns rows deleted."""
+        if self.keep is None and self.keep_runs is None:
+            return 0
+        before = (now or time.time()) - (self.keep or float("inf"))
+        deleted = 0
+        runs_now = self._runs_seen
+        for job in await self.store.job_ids():
+            keep_runs = None
+            if self.keep_runs is not None:
+                checked = self._runs_checked.get(job)
+                seen = runs_now.get(job)
+                slack = max(1, int(self.keep_runs * KEEP_RUNS_SLACK))
+                if checked is None or (seen is not None and seen - checked >= slack):
+                    keep_runs = self.keep_runs
+                    self._runs_checked[job] = seen or 0
+            deleted += await self.store.prune(before=before, keep_runs=keep_runs, jobs=[job])
+        if deleted:
+            self._log.info("history.pruned", runs=deleted)
+        return deleted
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, HistoryError):
+        return str(exc)
+    return f"{exc}" or type(exc).__name__

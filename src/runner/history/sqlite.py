@@ -1,0 +1,181 @@
+"""History in a SQLite file: the default, nothing to install or run.
+
+The standard library's ``sqlite3`` on one worker thread of its own, so no
+query ever runs on the event loop. WAL mode: readers (``runner status``,
+another process) never block the writer and the writer never blocks them.
+``synchronous=NORMAL``: in WAL mode a commit survives the process being
+killed (only a power cut can lose the last commits, never corrupt the file).
+Each batch is one transaction.
+
+A write that fails (a full disk, a file made read-only) rolls back and
+closes the connection; the next attempt opens it again, so writing resumes
+by itself once the cause is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from runner.history.store import (
+    INSERT_JOB,
+    INSERT_RUN,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    UPDATE_JOB_STATE,
+    HistoryError,
+    HistoryStore,
+    SchemaTooNewError,
+    state_row,
+)
+from runner.results import JobState
+
+T = TypeVar("T")
+
+#: How long a statement waits for another process's write lock.
+BUSY_TIMEOUT_MS = 5000
+
+
+class SQLiteStore(HistoryStore):
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.where = str(self.path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner-history")
+        self._conn: sqlite3.Connection | None = None
+        self._create = True
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # ---------------------------------------------------------------- connection
+
+    async def open(self, *, create: bool) -> None:
+        self._create = create
+        await self._call(self._connection)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        if self._create:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise HistoryError(
+                    f"cannot create the folder for history {self.where}: {exc.strerror}; "
+                    "set history.path to a writable place"
+                ) from exc
+        elif not self.path.exists():
+            raise HistoryError(
+                f"no history at {self.where}: the daemon has not written any yet, or it "
+                "writes elsewhere (set history.path, or STATE_DIRECTORY as the service has it)"
+            )
+        try:
+            if self._create:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                conn.close()
+                raise SchemaTooNewError(self.where, version)
+            if self._create:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                if version < SCHEMA_VERSION:
+                    self._migrate(conn, version)
+            elif version == 0:
+                conn.close()
+                raise HistoryError(f"{self.where} is not a runner history (no schema in it)")
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"cannot open history {self.where}: {exc}") from exc
+        self._conn = conn
+        return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection, version: int) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated between our read and our lock.
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            for step in MIGRATIONS[version:]:
+                for statement in step:
+                    conn.execute(statement.format(serial="INTEGER", bigserial="INTEGER"))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        await self._call(self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = work(conn)
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            # A full disk or a read-only file: start from a fresh connection next time.
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self._close()
+            raise
+
+    # ---------------------------------------------------------------- statements
+
+    async def _fetch(self, sql: str, *params: Any) -> list[Sequence[Any]]:
+        def fetch() -> list[Sequence[Any]]:
+            return self._connection().execute(sql, params).fetchall()
+
+        return await self._call(fetch)
+
+    async def _execute(self, sql: str, *params: Any) -> int:
+        return await self._call(self._in_transaction, lambda c: c.execute(sql, params).rowcount)
+
+    async def _write_batch(
+        self,
+        new_jobs: Sequence[tuple[str, str, str]],
+        runs: Sequence[tuple[str, tuple[Any, ...]]],
+        states: Sequence[tuple[str, JobState]],
+    ) -> dict[str, int]:
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            ids: dict[str, int] = {}
+            if new_jobs:
+                conn.executemany(INSERT_JOB, new_jobs)
+                for name, *_ in new_jobs:
+                    ids[name] = conn.execute(
+                        "SELECT id FROM runner_jobs WHERE name = ?", (name,)
+                    ).fetchone()[0]
+            known = {**self._job_ids, **ids}
+            conn.executemany(INSERT_RUN, [(known[job], *row) for job, row in runs])
+            conn.executemany(UPDATE_JOB_STATE, [state_row(known[job], s) for job, s in states])
+            return ids
+
+        return await self._call(self._in_transaction, work)
+
+    async def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: ``ok`` for a sound file."""
+        rows = await self._fetch("PRAGMA integrity_check")
+        return "; ".join(str(r[0]) for r in rows)

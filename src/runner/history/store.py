@@ -1,0 +1,413 @@
+"""What a history store does, in SQL that SQLite and PostgreSQL both run.
+
+Two tables (prefixed, since a PostgreSQL database may be shared):
+
+``runner_jobs``
+    one row per job name: its plugin and kind, and the hub's state after the
+    last stored run (state, since, consecutive counts, counts by status).
+    Restart reads it back, so "failing since 03:12" survives a restart.
+``runner_runs``
+    one row per finished run: status, message, the plugin's fields as JSON,
+    ``started_at``/``finished_at`` (UTC, seconds since the epoch),
+    ``duration_ms``, ``attempts``. Indexed by (job, finished_at), which is
+    the order every query and the retention walk in.
+
+Times are stored as seconds since the epoch in both backends, so the same
+statements serve both (``to_timestamp(finished_at)`` in PostgreSQL shows them
+as dates). Each backend only supplies a connection, a batch writer and its
+placeholder style: see :mod:`runner.history.sqlite` and
+:mod:`runner.history.postgres`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runner.plugin import Status
+from runner.results import Health, JobState, RunRecord
+
+#: The schema this code writes. Each migration takes the schema one version up;
+#: ``MIGRATIONS[0]`` creates version 1 from nothing.
+SCHEMA_VERSION = 1
+
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE IF NOT EXISTS runner_jobs (
+            id {serial} PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            plugin TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'check',
+            state TEXT NOT NULL DEFAULT 'unknown',
+            since DOUBLE PRECISION,
+            consecutive_ok BIGINT NOT NULL DEFAULT 0,
+            consecutive_not_ok BIGINT NOT NULL DEFAULT 0,
+            count_ok BIGINT NOT NULL DEFAULT 0,
+            count_fail BIGINT NOT NULL DEFAULT 0,
+            count_error BIGINT NOT NULL DEFAULT 0,
+            count_timeout BIGINT NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE IF NOT EXISTS runner_runs (
+            id {bigserial} PRIMARY KEY,
+            job_id INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            message TEXT,
+            fields TEXT,
+            started_at DOUBLE PRECISION NOT NULL,
+            finished_at DOUBLE PRECISION NOT NULL,
+            duration_ms DOUBLE PRECISION NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 1
+        )""",
+        "CREATE INDEX IF NOT EXISTS runner_runs_job_time ON runner_runs (job_id, finished_at)",
+    ],
+]
+
+#: Uptime is reported over these windows (seconds).
+UPTIME_WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
+#: Latency percentiles are over this window, of the runs that were ok.
+LATENCY_WINDOW = 86400
+
+RUN_COLUMNS = "status, message, fields, started_at, finished_at, duration_ms, attempts"
+_STATUS_COUNTS = ("count_ok", "count_fail", "count_error", "count_timeout")
+
+INSERT_RUN = f"INSERT INTO runner_runs (job_id, {RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_JOB = (
+    "INSERT INTO runner_jobs (name, plugin, kind) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"
+)
+UPDATE_JOB_STATE = (
+    "UPDATE runner_jobs SET plugin = ?, kind = ?, state = ?, since = ?, consecutive_ok = ?, "
+    "consecutive_not_ok = ?, count_ok = ?, count_fail = ?, count_error = ?, count_timeout = ? "
+    "WHERE id = ?"
+)
+
+
+class HistoryError(Exception):
+    """History cannot be opened or read; the message says why and what to do."""
+
+
+class SchemaTooNewError(HistoryError):
+    def __init__(self, where: str, found: int) -> None:
+        super().__init__(
+            f"history {where} has schema version {found}, newer than this runner "
+            f"understands ({SCHEMA_VERSION}): it was written by a newer runner. Upgrade "
+            f"runner, or point history.path / history.url somewhere else."
+        )
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One row of ``runner status``: the stored state and what the runs say."""
+
+    state: JobState
+    #: Share of runs that were ok in each window of :data:`UPTIME_WINDOWS`; None without runs.
+    uptime: Mapping[str, float | None]
+    #: p50 and p95 of ``duration_ms`` of the ok runs in the last 24 h; None without any.
+    latency_ms: Mapping[str, float | None]
+
+
+def record_row(job_id: int, record: RunRecord) -> tuple[Any, ...]:
+    fields = (
+        json.dumps(record.fields, default=str, separators=(",", ":")) if record.fields else None
+    )
+    return (
+        job_id,
+        record.status.value,
+        record.message,
+        fields,
+        record.started_at,
+        record.finished_at,
+        record.duration_ms,
+        record.attempts,
+    )
+
+
+def state_row(job_id: int, state: JobState) -> tuple[Any, ...]:
+    counts = state.counts
+    return (
+        state.plugin,
+        state.kind,
+        state.state.value,
+        state.since,
+        state.consecutive_ok,
+        state.consecutive_not_ok,
+        counts.get("ok", 0),
+        counts.get("fail", 0),
+        counts.get("error", 0),
+        counts.get("timeout", 0),
+        job_id,
+    )
+
+
+def record_from_row(job: str, plugin: str, row: Sequence[Any]) -> RunRecord:
+    """A record from ``RUN_COLUMNS``."""
+    status, message, fields, started_at, finished_at, duration_ms, attempts = row
+    return RunRecord(
+        job=job,
+        plugin=plugin,
+        status=Status(status),
+        message=message,
+        fields=json.loads(fields) if fields else {},
+        started_at=float(started_at),
+        finished_at=float(finished_at),
+        duration_ms=float(duration_ms),
+        attempts=int(attempts),
+    )
+
+
+class HistoryStore(ABC):
+    """A place runs are stored. Methods are coroutines; a backend does its I/O
+    off the event loop (a thread for SQLite, asyncpg for PostgreSQL)."""
+
+    #: Where the history is, for messages (a path, or a URL without its password).
+    where: str
+
+    #: Placeholder style: ``?`` (SQLite) or ``$n`` (PostgreSQL).
+    numbered_params = False
+
+    def __init__(self) -> None:
+        self._job_ids: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- backend
+
+    @abstractmethod
+    async def open(self, *, create: bool) -> None:
+        """Connect. ``create``: make or migrate the schema (the daemon); else
+        only check it (readers), raising :class:`HistoryError` if there is none.
+
+        Raises:
+            SchemaTooNewError: written by a newer runner.
+            HistoryError: cannot be opened, with the reason.
+        """
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the connection; idempotent."""
+
+    @abstractmethod
+    async def _fetch(self, sql: str, *params: Any) -> list[Sequence[Any]]:
+        """Run one statement and return its rows."""
+
+    @abstractmethod
+    async def _execute(self, sql: str, *params: Any) -> int:
+        """Run one statement in its own transaction; return the rows it changed."""
+
+    @abstractmethod
+    async def _write_batch(
+        self,
+        new_jobs: Sequence[tuple[str, str, str]],
+        runs: Sequence[tuple[str, tuple[Any, ...]]],
+        states: Sequence[tuple[str, JobState]],
+    ) -> dict[str, int]:
+        """In one transaction: insert ``new_jobs`` (name, plugin, kind) unless
+        they exist, insert ``runs`` (job name, :func:`record_row` without the
+        id), update the jobs' ``states``. Return the ids of ``new_jobs``."""
+
+    def sql(self, statement: str) -> str:
+        """``statement`` with ``?`` placeholders in this backend's style."""
+        if not self.numbered_params:
+            return statement
+        counter = iter(range(1, 10_000))
+        return re.sub(r"\?", lambda _: f"${next(counter)}", statement)
+
+    # ---------------------------------------------------------------- writing
+
+    async def write(self, records: Sequence[RunRecord], states: Iterable[JobState]) -> None:
+        """Store ``records`` and the jobs' latest ``states``, all in one transaction."""
+        new_jobs: dict[str, tuple[str, str, str]] = {}
+        for record in records:
+            if record.job not in self._job_ids:
+                new_jobs[record.job] = (record.job, record.plugin, "check")
+        state_list = list(states)
+        for state in state_list:
+            if state.job not in self._job_ids:
+                new_jobs[state.job] = (state.job, state.plugin, state.kind)
+        runs = [(r.job, record_row(0, r)[1:]) for r in records]
+        ids = await self._write_batch(
+            list(new_jobs.values()), runs, [(s.job, s) for s in state_list]
+        )
+        self._job_ids.update(ids)
+
+    async def prune(
+        self,
+        *,
+        before: float,
+        keep_runs: int | None,
+        jobs: Iterable[str] | None = None,
+        chunk: int = 2000,
+    ) -> int:
+        """Delete runs older than ``before`` and past the newest ``keep_runs`` of each
+        job, ``chunk`` rows per transaction so the writer is never held long.
+        Returns how many were deleted."""
+        ids = await self.job_ids()
+        names = list(ids) if jobs is None else [j for j in jobs if j in ids]
+        deleted = 0
+        for name in names:
+            job_id = ids[name]
+            cut = before
+            if keep_runs is not None:
+                rows = await self._fetch(
+                    self.sql(
+                        "SELECT finished_at FROM runner_runs WHERE job_id = ? "
+                        "ORDER BY finished_at DESC LIMIT 1 OFFSET ?"
+                    ),
+                    job_id,
+                    keep_runs - 1,
+                )
+                if rows:  # the oldest run to keep; delete what finished before it
+                    cut = max(cut, float(rows[0][0]))
+            while True:
+                count = await self._execute(
+                    self.sql(
+                        "DELETE FROM runner_runs WHERE id IN (SELECT id FROM runner_runs "
+                        "WHERE job_id = ? AND finished_at < ? ORDER BY finished_at LIMIT ?)"
+                    ),
+                    job_id,
+                    cut,
+                    chunk,
+                )
+                deleted += count
+                if count < chunk:
+                    break
+        return deleted
+
+    # ---------------------------------------------------------------- reading
+
+    async def job_ids(self) -> dict[str, int]:
+        rows = await self._fetch("SELECT name, id FROM runner_jobs")
+        self._job_ids = {str(name): int(job_id) for name, job_id in rows}
+        return dict(self._job_ids)
+
+    async def load_states(self, jobs: Iterable[str] | None = None) -> list[JobState]:
+        """The stored state of each job (all, or those named), with its last run."""
+        rows = await self._fetch(
+            "SELECT j.id, j.name, j.plugin, j.kind, j.state, j.since, j.consecutive_ok, "
+            "j.consecutive_not_ok, j.count_ok, j.count_fail, j.count_error, j.count_timeout, "
+            + ", ".join(f"r.{c}" for c in RUN_COLUMNS.split(", "))
+            + " FROM runner_jobs j LEFT JOIN runner_runs r ON r.id = ("
+            "SELECT id FROM runner_runs WHERE job_id = j.id ORDER BY finished_at DESC LIMIT 1)"
+        )
+        wanted = None if jobs is None else set(jobs)
+        states = []
+        for row in rows:
+            job_id, name, plugin, kind, state, since, c_ok, c_not_ok = row[:8]
+            self._job_ids[name] = int(job_id)
+            if wanted is not None and name not in wanted:
+                continue
+            counts = {
+                status: int(n)
+                for status, n in zip(("ok", "fail", "error", "timeout"), row[8:12], strict=True)
+                if n
+            }
+            last = record_from_row(name, plugin, row[12:]) if row[12] is not None else None
+            states.append(
+                JobState(
+                    job=name,
+                    plugin=plugin,
+                    kind=kind,
+                    state=Health(state),
+                    since=None if since is None else float(since),
+                    consecutive_ok=int(c_ok),
+                    consecutive_not_ok=int(c_not_ok),
+                    last=last,
+                    counts=counts,
+                )
+            )
+        return states
+
+    async def summaries(self, jobs: Sequence[str], now: float) -> dict[str, JobSummary]:
+        """State, uptime and latency of each of ``jobs`` that has history."""
+        states = {s.job: s for s in await self.load_states(jobs)}
+        ids = {name: self._job_ids[name] for name in states}
+        if not ids:
+            return {}
+        by_id = {job_id: name for name, job_id in ids.items()}
+        marks = ", ".join("?" for _ in ids)
+        windows = list(UPTIME_WINDOWS.items())
+        uptime_sql = (
+            "SELECT job_id, "
+            + ", ".join(
+                "SUM(CASE WHEN finished_at >= ? THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN finished_at >= ? AND status = 'ok' THEN 1 ELSE 0 END)"
+                for _ in windows
+            )
+            + f" FROM runner_runs WHERE finished_at >= ? AND job_id IN ({marks}) GROUP BY job_id"
+        )
+        params: list[Any] = []
+        for _, seconds in windows:
+            params += [now - seconds, now - seconds]
+        params.append(now - max(UPTIME_WINDOWS.values()))
+        uptime: dict[str, dict[str, float | None]] = {}
+        for row in await self._fetch(self.sql(uptime_sql), *params, *ids.values()):
+            values = [int(v or 0) for v in row[1:]]
+            uptime[by_id[int(row[0])]] = {
+                label: (values[2 * i + 1] / values[2 * i] if values[2 * i] else None)
+                for i, (label, _) in enumerate(windows)
+            }
+        # Nearest-rank percentiles: the smallest duration whose rank reaches p * n.
+        latency_sql = (
+            "SELECT job_id, MIN(CASE WHEN rn >= 0.5 * n THEN duration_ms END), "
+            "MIN(CASE WHEN rn >= 0.95 * n THEN duration_ms END) FROM ("
+            "SELECT job_id, duration_ms, "
+            "ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY duration_ms) AS rn, "
+            "COUNT(*) OVER (PARTITION BY job_id) AS n FROM runner_runs "
+            f"WHERE finished_at >= ? AND status = 'ok' AND job_id IN ({marks})) AS ranked "
+            "GROUP BY job_id"
+        )
+        latency: dict[str, dict[str, float | None]] = {}
+        for row in await self._fetch(self.sql(latency_sql), now - LATENCY_WINDOW, *ids.values()):
+            latency[by_id[int(row[0])]] = {"p50": _num(row[1]), "p95": _num(row[2])}
+        empty_uptime: dict[str, float | None] = dict.fromkeys(UPTIME_WINDOWS)
+        return {
+            name: JobSummary(
+                state=state,
+                uptime=uptime.get(name, empty_uptime),
+                latency_ms=latency.get(name, {"p50": None, "p95": None}),
+            )
+            for name, state in states.items()
+        }
+
+    async def runs(
+        self,
+        job: str,
+        *,
+        since: float | None = None,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """The runs of ``job``, newest first."""
+        rows = await self._fetch(self.sql("SELECT id, plugin FROM runner_jobs WHERE name = ?"), job)
+        if not rows:
+            return []
+        job_id, plugin = int(rows[0][0]), str(rows[0][1])
+        where, params = "job_id = ?", list[Any]([job_id])
+        if since is not None:
+            where += " AND finished_at >= ?"
+            params.append(since)
+        if status is not None:
+            where += " AND status = ?"
+            params.append(status)
+        rows = await self._fetch(
+            self.sql(
+                f"SELECT {RUN_COLUMNS} FROM runner_runs WHERE {where} "
+                "ORDER BY finished_at DESC LIMIT ?"
+            ),
+            *params,
+            limit,
+        )
+        return [record_from_row(job, plugin, row) for row in rows]
+
+    async def count_runs(self) -> int:
+        rows = await self._fetch("SELECT COUNT(*) FROM runner_runs")
+        return int(rows[0][0])
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number

@@ -1,0 +1,231 @@
+"""What the CLI shows a person: ``runner run``'s summary, ``runner status`` and
+``runner history`` as tables (rich, coloured on a terminal), and the rows of
+``runner status --json``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from runner.config import Config
+from runner.history import JobSummary
+from runner.history.store import UPTIME_WINDOWS
+from runner.plugin import Status
+from runner.results import Health, RunRecord, format_time
+
+_STYLE = {
+    "ok": "green",
+    "fail": "red",
+    "error": "red",
+    "timeout": "yellow",
+    "failing": "red",
+    "unknown": "dim",
+}
+
+
+def _console() -> Console:
+    # Off a terminal (a pipe, a CI log) lines are not wrapped at 80 columns.
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200, highlight=False)
+
+
+def _label(status: str) -> Text:
+    return Text(status if status == "ok" else status.upper(), style=_STYLE.get(status, ""))
+
+
+def ago(seconds: float) -> str:
+    """``3h 12m``, ``45s``, ``2d 4h``: a span as a person reads it."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def _short_time(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
+
+
+def _extra(record: RunRecord) -> str:
+    return " ".join(f"{k}={v}" for k, v in record.fields.items())
+
+
+# --------------------------------------------------------------------------- runner run
+
+
+def print_run_summary(
+    records: Sequence[RunRecord], services_not_started: Mapping[str, str]
+) -> None:
+    """One line per check, services that did not start first; the last line counts."""
+    console = _console()
+    if services_not_started:
+        console.print(
+            Text(
+                f"{len(services_not_started)} service(s) did not start; the checks ran "
+                f"without them (exit code 1):",
+                style="red bold",
+            )
+        )
+        for name, error in services_not_started.items():
+            console.print(f"  {name}: {error}")
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("status", no_wrap=True)
+    table.add_column("job", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("message")
+    for record in records:
+        message = record.message or ""
+        extra = _extra(record)
+        table.add_row(
+            _label(record.status.value),
+            record.job,
+            f"{record.duration_ms:.0f} ms",
+            f"{message}{'  ' if message and extra else ''}{extra}",
+        )
+    if records:
+        console.print(table)
+    counts = {s.value: sum(r.status is s for r in records) for s in Status}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    line = f"{len(records)} checks: {summary or 'none run'}"
+    if services_not_started:
+        line += f"; {len(services_not_started)} service(s) did not start"
+    console.print(line)
+
+
+# --------------------------------------------------------------------------- runner status
+
+
+def status_rows(config: Config, summaries: Mapping[str, JobSummary]) -> list[dict[str, Any]]:
+    """One JSON object per check of the config (``runner status --json``)."""
+    rows = []
+    for job in config.checks:
+        summary = summaries.get(job.name)
+        if summary is None:
+            rows.append(
+                {
+                    "job": job.name,
+                    "plugin": job.plugin_name,
+                    "state": Health.UNKNOWN.value,
+                    "since": None,
+                    "last": None,
+                    "uptime": dict.fromkeys(UPTIME_WINDOWS),
+                    "latency_ms": {"p50": None, "p95": None},
+                    "runs": 0,
+                    "failures": 0,
+                }
+            )
+            continue
+        state = summary.state
+        rows.append(
+            {
+                "job": job.name,
+                "plugin": job.plugin_name,
+                "state": state.state.value,
+                "since": format_time(state.since) if state.since is not None else None,
+                "last": state.last.to_json() if state.last is not None else None,
+                "uptime": {k: _round(v, 6) for k, v in summary.uptime.items()},
+                "latency_ms": {k: _round(v, 3) for k, v in summary.latency_ms.items()},
+                "runs": state.runs,
+                "failures": state.failures,
+            }
+        )
+    return rows
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _percent(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value == 1:
+        return "100%"
+    return f"{value * 100:.2f}%"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} ms"
+
+
+def print_status(rows: Sequence[Mapping[str, Any]], now: float, *, where: str) -> None:
+    console = _console()
+    table = Table(title=f"history: {where}", title_justify="left", title_style="dim")
+    for name in ("job", "state", "since", "last result"):
+        table.add_column(name, overflow="fold")
+    for label in UPTIME_WINDOWS:
+        table.add_column(label, justify="right", no_wrap=True)
+    table.add_column("p50", justify="right", no_wrap=True)
+    table.add_column("p95", justify="right", no_wrap=True)
+    table.add_column("runs", justify="right", no_wrap=True)
+    table.add_column("failures", justify="right", no_wrap=True)
+    for row in rows:
+        since = "—"
+        if row["since"] is not None:
+            from datetime import datetime
+
+            epoch = datetime.fromisoformat(row["since"].replace("Z", "+00:00")).timestamp()
+            since = f"{_short_time(epoch)} ({ago(now - epoch)})"
+        last = Text("—")
+        if row["last"] is not None:
+            last = _label(row["last"]["status"])
+            message = row["last"].get("message")
+            if message:
+                last.append(f" {message[:80]}")
+        table.add_row(
+            row["job"],
+            _label(row["state"]),
+            since,
+            last,
+            *(_percent(row["uptime"][label]) for label in UPTIME_WINDOWS),
+            _ms(row["latency_ms"]["p50"]),
+            _ms(row["latency_ms"]["p95"]),
+            str(row["runs"]),
+            str(row["failures"]),
+        )
+    console.print(table)
+    failing = [r["job"] for r in rows if r["state"] == "failing"]
+    unknown = [r["job"] for r in rows if r["state"] == "unknown"]
+    line = f"{len(rows)} jobs: {len(rows) - len(failing) - len(unknown)} ok"
+    if failing:
+        line += f", {len(failing)} failing ({', '.join(failing[:5])})"
+    if unknown:
+        line += f", {len(unknown)} without a result yet"
+    console.print(line)
+
+
+# --------------------------------------------------------------------------- runner history
+
+
+def print_history(job: str, runs: Sequence[RunRecord]) -> None:
+    console = _console()
+    if not runs:
+        console.print(f"no runs of {job} match")
+        return
+    table = Table(title=f"{job}: {len(runs)} runs, newest first", title_justify="left")
+    table.add_column("finished", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("message", overflow="fold")
+    for record in runs:
+        message = record.message or ""
+        extra = _extra(record)
+        table.add_row(
+            _short_time(record.finished_at),
+            _label(record.status.value),
+            f"{record.duration_ms:.0f} ms",
+            f"{message}{'  ' if message and extra else ''}{extra}",
+        )
+    console.print(table)
