@@ -14,6 +14,8 @@ from structlog.testing import capture_logs
 
 from runner.systemd import SystemdNotifier
 
+NotifierAndSocket = tuple[SystemdNotifier, socket.socket]
+
 Receiver = tuple[socket.socket, str]
 
 
@@ -67,7 +69,7 @@ def notifier_for(systemd: Receiver) -> Iterator[tuple[SystemdNotifier, socket.so
     notifier.close()
 
 
-def test_messages_arrive_as_sent(notifier_for: tuple[SystemdNotifier, socket.socket]) -> None:
+def test_messages_arrive_as_sent(notifier_for: NotifierAndSocket) -> None:
     notifier, sock = notifier_for
     assert notifier.enabled
 
@@ -229,7 +231,7 @@ def test_unsupported_address_disables(address: str) -> None:
     assert [log["event"] for log in logs] == ["notify.failed"]
 
 
-def test_invalid_field_name_is_refused(notifier_for: tuple[SystemdNotifier, socket.socket]) -> None:
+def test_invalid_field_name_is_refused(notifier_for: NotifierAndSocket) -> None:
     notifier, sock = notifier_for
     with capture_logs() as logs:
         assert notifier.send(**{"READY=1\nSTATUS": "x"}) is False
