@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import local_http_server
+from postgres import postgres_server, postgres_url  # noqa: F401
 
 TESTS = Path(__file__).parent
 

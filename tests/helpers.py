@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -124,12 +124,15 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 class RunnerProcess:
     """``python -m runner ARGS`` as a real subprocess, its JSON log lines collected."""
 
-    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: Mapping[str, str] | None = None, prefix: Sequence[str] = ()
+    ) -> None:
+        """``prefix``: a command that execs the rest (``setpriv ...``)."""
         # Never inherit a real systemd's notify socket; a test passes its own.
         base = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
         full_env = {**base, **(env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runner", *args],
+            [*prefix, sys.executable, "-m", "runner", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,

@@ -75,6 +75,8 @@ class Status(enum.StrEnum):
 #: Keys the daemon writes into every result event; a plugin's fields may not use them.
 RESERVED_FIELDS = frozenset(
     {"timestamp", "level", "event", "job", "plugin", "status", "duration_ms", "message"}
+    # History's result objects (runner status --json, runner history --json) add these.
+    | {"started_at", "finished_at", "attempts"}
 )
 
 

@@ -48,6 +48,7 @@ class SQLiteStore(HistoryStore):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner-history")
         self._conn: sqlite3.Connection | None = None
         self._create = True
+        self._closed = False
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -74,12 +75,21 @@ class SQLiteStore(HistoryStore):
                 f"no history at {self.where}: the daemon has not written any yet, or it "
                 "writes elsewhere (set history.path, or STATE_DIRECTORY as the service has it)"
             )
+        if self._create:
+            self._check_writable()
         try:
             if self._create:
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             else:
+                # A reader must not leave -wal and -shm files behind: made by
+                # root (`sudo runner status`), they would lock the service's
+                # own user out of its history. Without a -wal file every
+                # commit is in the main file, which is then read as immutable.
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                if not Path(f"{self.path}-wal").exists():
+                    uri += "&immutable=1"
                 conn = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri,
                     uri=True,
                     isolation_level=None,
                     check_same_thread=False,
@@ -102,6 +112,23 @@ class SQLiteStore(HistoryStore):
         self._conn = conn
         return conn
 
+    def _check_writable(self) -> None:
+        # SQLite would open a write-protected file read-only without a word,
+        # and keep reusing that descriptor in this process even after the file
+        # is made writable again; refuse it up front, with a message instead.
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(f"{self.path}{suffix}")
+            try:
+                with path.open("r+b"):
+                    pass
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise HistoryError(
+                    f"history file {path} is not writable ({exc.strerror}); make it and its "
+                    "-wal and -shm files writable by the daemon's user"
+                ) from exc
+
     @staticmethod
     def _migrate(conn: sqlite3.Connection, version: int) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -118,6 +145,9 @@ class SQLiteStore(HistoryStore):
             raise
 
     async def close(self) -> None:
+        if self._closed:  # idempotent, as HistoryStore.close promises
+            return
+        self._closed = True
         await self._call(self._close)
         self._executor.shutdown(wait=True)
 
