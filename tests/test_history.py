@@ -168,7 +168,7 @@ def test_kill_9_in_a_write_burst_loses_at_most_the_last_batch_and_never_corrupts
     )
     runner = RunnerProcess("serve", str(config))
     try:
-        runner.wait_for(event="job.finished", count=4000, timeout=60)
+        runner.wait_for(event="job.finished", count=6000, timeout=60)
         killed_at = time.time()
         runner.proc.send_signal(signal.SIGKILL)
         runner.proc.wait(timeout=10)
@@ -182,7 +182,7 @@ def test_kill_9_in_a_write_burst_loses_at_most_the_last_batch_and_never_corrupts
     settled = Counter(
         (e["job"], e["duration_ms"]) for e in logged if epoch(e["timestamp"]) < killed_at - 1.0
     )
-    assert len(settled) > 2000
+    assert sum(settled.values()) > 1000  # the test means something
     assert not settled - stored, "runs logged well before the kill are missing"
     assert sum(stored.values()) <= len(logged)  # nothing stored that did not run
     # And the daemon opens it again and goes on.

@@ -28,8 +28,9 @@ MAX_QUEUE = 200_000
 BATCH_SIZE = 10_000
 #: Retry back-off while the store fails: from flush_every, doubling up to this.
 MAX_RETRY_DELAY = 30.0
-#: At a clean stop, how long the last flush may take before what is left is given up.
-FINAL_FLUSH_TIMEOUT = 10.0
+#: At a clean stop, how long the last flush may take before what is left is given up
+#: (with the 5 s job grace, inside the shipped units' TimeoutStopSec=15s).
+FINAL_FLUSH_TIMEOUT = 5.0
 #: Retention: first pass this long after start, then one pass every RETENTION_EVERY.
 RETENTION_FIRST = 10.0
 RETENTION_EVERY = 300.0
@@ -66,7 +67,9 @@ class HistorySink:
         self.retention_every = retention_every
         self._queue: deque[RunRecord] = deque(maxlen=max_queue)
         self._latest: dict[str, JobState] = {}
+        #: Set when a record arrives in an empty queue, and when a batch is full.
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._opened = False
         self._failing_since: float | None = None
@@ -162,8 +165,11 @@ class HistorySink:
             self._dropped_in_episode += 1
         queue.append(record)
         self._latest[record.job] = state
-        if len(queue) >= BATCH_SIZE:
+        size = len(queue)
+        if size == 1:
             self._wake.set()
+        elif size >= BATCH_SIZE:
+            self._full.set()
 
     async def flush(self) -> bool:
         """Write what is queued now as one batch. Returns False if the store failed
@@ -217,12 +223,22 @@ class HistorySink:
         )
 
     async def _writer(self) -> None:
+        # Idle (nothing queued) it sleeps on an event: an idle daemon is not
+        # woken every flush_every. Once a record arrives it waits flush_every
+        # (less if a batch fills) so that records are written in batches.
         delay = self.flush_every
+        ok = True
         while True:
-            with suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            self._wake.clear()
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            if not ok:
+                await asyncio.sleep(delay)  # a failing store is retried with a back-off
+            elif len(self._queue) < BATCH_SIZE:
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(self.flush_every):
+                        await self._full.wait()
+            self._full.clear()
             ok = await self._try_open() and await self.flush()
             delay = self.flush_every if ok else min(max(delay, 0.25) * 2, MAX_RETRY_DELAY)
 
