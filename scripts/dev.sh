@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a working checkout: sets up everything the project needs
-# (a virtualenv with runner and its test tools, and a Chromium for page-title),
-# then runs what you asked for.
+# (a virtualenv with runner and its test tools, a Chromium for page-title, and
+# for the tests a PostgreSQL server), then runs what you asked for.
 #
 #   scripts/dev.sh serve [CONFIG]    set up, then `runner serve CONFIG` (default configs/site-checks.yaml)
 #   scripts/dev.sh test [PYTEST...]  set up, then run the whole test suite
@@ -86,6 +86,21 @@ ensure_browser() {
     die "no Chromium found for page-title. Install one (Debian: sudo apt-get install chromium) or set RUNNER_CHROMIUM=/path/to/chromium"
 }
 
+has_postgresql_server() {
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null
+}
+
+ensure_postgresql() {
+    # The history tests start their own PostgreSQL server from Debian's binaries
+    # (no cluster of the system's is used; one apt may start does no harm).
+    has_postgresql_server && return 0
+    if apt_install postgresql && has_postgresql_server; then
+        return 0
+    fi
+    # Not fatal: only the PostgreSQL tests need it (skipped locally, failed under CI).
+    say "no PostgreSQL server found for the history tests; install it once: sudo apt-get install postgresql"
+}
+
 setup() {
     ensure_python
     ensure_venv
@@ -104,6 +119,7 @@ case "$cmd" in
         ;;
     test)
         setup
+        ensure_postgresql  # only the tests need a PostgreSQL server
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)
