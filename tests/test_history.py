@@ -231,6 +231,56 @@ async def test_a_stuck_database_never_delays_checks_and_history_catches_up(
     assert len(stored_rows(db)) == len(daemon.results_for("tick"))
 
 
+async def test_the_daemon_deletes_runs_past_keep_and_keep_runs_and_keeps_the_rest(
+    write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.history import SQLiteStore
+    from runner.history import sink as history_sink
+    from runner.plugin import Result
+    from runner.results import ResultHub, RunRecord
+
+    db = tmp_path / "old.sqlite3"
+    store = SQLiteStore(db)
+    await store.open(create=True)
+    hub = ResultHub()
+    now = time.time()
+    old = [  # 40 days old: past keep
+        hub.publish(
+            RunRecord.of(
+                "old", "sleep", Result.ok(), started_at=now - 40 * 86400 + i, duration_ms=1.0
+            )
+        ).last
+        for i in range(30)
+    ]
+    recent = [  # one day old: within keep, but past keep_runs for all but the newest 5
+        hub.publish(
+            RunRecord.of("tick", "sleep", Result.ok(), started_at=now - 86400 + i, duration_ms=1.0)
+        ).last
+        for i in range(20)
+    ]
+    await store.write([r for r in old + recent if r is not None], hub.states.values())
+    await store.close()
+    config = write_config(
+        f"""
+        history: {{path: {db}, keep: 30d, keep_runs: 5}}
+        jobs:
+          - {{name: tick, plugin: sleep, interval: 1h, options: {{seconds: 0}}}}
+        """
+    )
+    monkeypatch.setattr(history_sink, "RETENTION_FIRST", 0.2)
+    with capture_logs() as logs:
+        async with running_daemon(config, history=True):
+            async with asyncio.timeout(10):
+                while not any(e["event"] == "history.pruned" for e in logs):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+    pruned = next(e for e in logs if e["event"] == "history.pruned")
+    # The first pass runs 0.2 s after start, before the first flush (flush_every
+    # is 1 s): it deletes the old job's runs and tick's 15 oldest.
+    assert pruned["runs"] == 30 + 15
+    rows = Counter(name for name, _ in stored_rows(db))
+    assert rows == {"tick": 5 + 1}  # and the run of this start, stored at the stop
+
+
 # --------------------------------------------------------------------------- disk trouble
 
 

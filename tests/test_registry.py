@@ -9,7 +9,13 @@ import pytest
 from runner.builtins.sleep import Sleep
 from runner.config import ConfigError, load_config
 from runner.plugin import Check, Service
-from runner.registry import PluginConflictError, PluginLoadError, Registry, UnknownPluginError
+from runner.registry import (
+    Group,
+    PluginConflictError,
+    PluginLoadError,
+    Registry,
+    UnknownPluginError,
+)
 from runner.testing import run_check
 
 
@@ -101,3 +107,23 @@ def test_two_distributions_registering_one_name_is_an_error_naming_both(
     with pytest.raises(ConfigError, match="plugin name 'sleep' is registered by") as config_error:
         load_config(config)
     assert "runner-testplugins-conflict 0.0.2" in str(config_error.value)
+
+
+def test_another_entry_point_group_is_one_call_with_its_own_base_and_words(
+    testplugins: Path,
+) -> None:
+    from runner_testplugins.plugins import Gear, Widget
+
+    widgets = Registry.discover(Group("runner.tests.widgets", (Widget,), "widget"))
+    assert widgets.names() == ["gear", "sleep-as-widget"]
+    assert widgets.load("gear") is Gear
+    assert widgets.entry("gear").kind == "widget"
+    with pytest.raises(PluginLoadError) as wrong_base:
+        widgets.load("sleep-as-widget")
+    assert str(wrong_base.value).startswith("widget 'sleep-as-widget' (entry point")
+    assert "not a subclass of runner_testplugins.plugins.Widget" in str(wrong_base.value)
+    with pytest.raises(UnknownPluginError) as unknown:
+        widgets.entry("cog")
+    assert "unknown widget 'cog'; installed widgets: gear, sleep-as-widget" in str(unknown.value)
+    # The groups do not mix.
+    assert "gear" not in Registry.discover().names()

@@ -95,6 +95,8 @@ class HistorySink:
             flush_every=spec.flush_every,
             keep=spec.keep,
             keep_runs=spec.keep_runs,
+            retention_first=RETENTION_FIRST,
+            retention_every=RETENTION_EVERY,
         )
 
     # ---------------------------------------------------------------- lifetime

@@ -87,3 +87,14 @@ class Abstract(Check[NoOptions]):
 
 def not_a_plugin() -> None:
     """An entry point that is not a plugin class."""
+
+
+class Widget:
+    """The base class of the test-only entry point group ``runner.tests.widgets``."""
+
+    Options: type[Options] = Options
+    kind = "widget"
+
+
+class Gear(Widget):
+    """A widget."""
