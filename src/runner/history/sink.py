@@ -71,6 +71,8 @@ class HistorySink:
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: The writer's flush under way: a stop lets it finish rather than cut it.
+        self._flushing: asyncio.Future[bool] | None = None
         self._opened = False
         self._failing_since: float | None = None
         self._dropped_in_episode = 0
@@ -141,12 +143,17 @@ class HistorySink:
             with suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._queue or self._latest:
-            try:
-                async with asyncio.timeout(FINAL_FLUSH_TIMEOUT):
+        try:
+            async with asyncio.timeout(FINAL_FLUSH_TIMEOUT):
+                if self._flushing is not None:
+                    # Cut mid-transaction, a batch would be lost (PostgreSQL
+                    # rolls it back) or written twice (SQLite's thread goes on).
+                    with suppress(Exception):
+                        await self._flushing
+                if self._queue or self._latest:
                     await self._try_open() and await self.flush()
-            except TimeoutError:
-                pass
+        except TimeoutError:
+            pass
         if self._queue:
             self.dropped += len(self._queue)
             self._log.error(
@@ -207,6 +214,14 @@ class HistorySink:
             self._dropped_in_episode = 0
         return True
 
+    async def _shielded_flush(self) -> bool:
+        self._flushing = asyncio.ensure_future(self.flush())
+        try:
+            return await asyncio.shield(self._flushing)
+        finally:
+            if self._flushing.done():
+                self._flushing = None
+
     def _room(self) -> int:
         maxlen = self._queue.maxlen or 0
         return max(0, maxlen - len(self._queue))
@@ -241,7 +256,7 @@ class HistorySink:
                     async with asyncio.timeout(self.flush_every):
                         await self._full.wait()
             self._full.clear()
-            ok = await self._try_open() and await self.flush()
+            ok = await self._try_open() and await self._shielded_flush()
             delay = self.flush_every if ok else min(max(delay, 0.25) * 2, MAX_RETRY_DELAY)
 
     # ---------------------------------------------------------------- retention

@@ -30,9 +30,10 @@ from runner.history.store import (
     HistoryError,
     HistoryStore,
     SchemaTooNewError,
-    state_row,
+    run_rows,
+    state_rows,
 )
-from runner.results import JobState
+from runner.results import JobState, RunRecord
 
 T = TypeVar("T")
 
@@ -187,8 +188,8 @@ class SQLiteStore(HistoryStore):
     async def _write_batch(
         self,
         new_jobs: Sequence[tuple[str, str, str]],
-        runs: Sequence[tuple[str, tuple[Any, ...]]],
-        states: Sequence[tuple[str, JobState]],
+        records: Sequence[RunRecord],
+        states: Sequence[JobState],
     ) -> dict[str, int]:
         def work(conn: sqlite3.Connection) -> dict[str, int]:
             ids: dict[str, int] = {}
@@ -199,8 +200,9 @@ class SQLiteStore(HistoryStore):
                         "SELECT id FROM runner_jobs WHERE name = ?", (name,)
                     ).fetchone()[0]
             known = {**self._job_ids, **ids}
-            conn.executemany(INSERT_RUN, [(known[job], *row) for job, row in runs])
-            conn.executemany(UPDATE_JOB_STATE, [state_row(known[job], s) for job, s in states])
+            # Rows are made here, on this thread, as executemany takes them.
+            conn.executemany(INSERT_RUN, run_rows(records, known))
+            conn.executemany(UPDATE_JOB_STATE, state_rows(states, known))
             return ids
 
         return await self._call(self._in_transaction, work)
