@@ -102,11 +102,17 @@ BROKEN = [
     pytest.param(
         """
         defaults:
-          retries: 3
+          intervall: 3s
         jobs:
           - {name: a, plugin: sleep}
         """,
-        ["{file}:2:", "defaults", "retries", "unknown key", "allowed: interval, timeout"],
+        [
+            "{file}:2:",
+            "defaults",
+            "intervall",
+            "did you mean 'interval'",
+            "allowed: failure_threshold, interval, success_threshold, timeout",
+        ],
         id="unknown-default-key",
     ),
     pytest.param(

@@ -31,7 +31,7 @@ from runner.durations import format_duration, parse_duration
 from runner.history import HistoryError, HistoryStore, JobSummary, open_store
 from runner.log import configure_logging
 from runner.plugin import Status
-from runner.registry import PluginError, Registry, UnknownPluginError
+from runner.registry import NOTIFIERS, PLUGINS, PluginError, Registry, UnknownPluginError
 from runner.results import LogSink, RunRecord
 from runner.schema import schema_json
 from runner.systemd import SystemdNotifier
@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("config")
     status.add_argument("--json", action="store_true", help="JSON (the default off a terminal)")
 
+    notify_test = sub.add_parser(
+        "notify-test",
+        help="send a test alert through one notifier of the config; exit 0 if it was delivered",
+    )
+    notify_test.add_argument("config")
+    notify_test.add_argument("notifier", help="the name of a notifiers: entry")
+
     history = sub.add_parser("history", help="the runs of one job, newest first")
     history.add_argument("config")
     history.add_argument("job")
@@ -127,6 +134,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "schema": cmd_schema,
         "status": cmd_status,
         "history": cmd_history,
+        "notify-test": cmd_notify_test,
     }
     code: int = handler[args.command](args)
     return code
@@ -281,6 +289,29 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    by_name = {n.name: n for n in config.notifiers}
+    if args.notifier not in by_name:
+        names = ", ".join(by_name) or "none"
+        print(
+            f"error: no notifier named {args.notifier!r} in {args.config}; notifiers: {names}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    configure_logging("console" if sys.stdout.isatty() else "json", "warning")
+    from runner.alerts import send_test_alert
+
+    error = asyncio.run(send_test_alert(by_name[args.notifier]))
+    if error is not None:
+        print(f"{args.notifier}: not delivered: {error}")
+        return EXIT_FAILED
+    print(f"{args.notifier}: test alert delivered")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     text, problems = schema_json()
     for problem in problems:
@@ -290,16 +321,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    registry = Registry.discover()
+    registries = [Registry.discover(PLUGINS), Registry.discover(NOTIFIERS)]
     broken = 0
-    entries = list(registry)
+    entries = [entry for registry in registries for entry in registry]
     if args.name:
         entries = [e for e in entries if e.name == args.name]
         if not entries:
-            print(f"error: {UnknownPluginError(args.name, registry.names())}", file=sys.stderr)
+            names = sorted(name for registry in registries for name in registry.names())
+            print(f"error: {UnknownPluginError(args.name, names)}", file=sys.stderr)
             return EXIT_USAGE
         args.verbose = True
-    for conflict in registry.conflicts():
+    conflicts = [c for registry in registries for c in registry.conflicts()]
+    for conflict in conflicts:
         if args.name and conflict.name != args.name:
             continue
         broken += 1

@@ -40,8 +40,9 @@ from pydantic import (
 )
 
 from runner.durations import Duration
+from runner.notifier import Alert, Notifier, NotifyContext
 from runner.plugin import Check, Plugin, Result, RunContext
-from runner.registry import PluginError, PluginLoadError, Registry
+from runner.registry import NOTIFIERS, PluginError, PluginLoadError, Registry
 
 PathTuple = tuple[str | int, ...]
 
@@ -59,6 +60,26 @@ class _Strict(BaseModel):
 class Defaults(_Strict):
     interval: Duration = Field(30.0, description="How often each check runs.")
     timeout: Duration = Field(10.0, description="How long a run may take before it is cancelled.")
+    failure_threshold: int = Field(
+        3, ge=1, description="A job is down after this many non-ok results in a row."
+    )
+    success_threshold: int = Field(
+        2, ge=1, description="A down job has recovered after this many ok results in a row."
+    )
+
+
+class NotifierSpec(_Strict):
+    """One entry of ``notifiers:``: who is told, and how."""
+
+    name: str = Field(min_length=1, description="Unique name; jobs list it in notify:.")
+    notifier: str = Field(min_length=1, description="Entry point name in group runner.notifiers.")
+    send_on_resolved: bool = Field(True, description="Also say when the job has recovered.")
+    repeat_every: Duration | None = Field(
+        None, description="Remind this often while the job stays down (off by default)."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Validated by the notifier's own options model."
+    )
 
 
 class HistorySpec(_Strict):
@@ -108,6 +129,11 @@ class JobSpec(_Strict):
     options: dict[str, Any] = Field(
         default_factory=dict, description="Validated by the plugin's own options model."
     )
+    notify: list[str] = Field(
+        default_factory=list, description="Names of notifiers told when the job goes down."
+    )
+    failure_threshold: int | None = Field(None, ge=1, description="Overrides the default.")
+    success_threshold: int | None = Field(None, ge=1, description="Overrides the default.")
 
 
 # --------------------------------------------------------------------------- loaded config
@@ -124,6 +150,10 @@ class Job:
     interval: float | None  # None for services
     timeout: float | None  # None for services
     line: int
+    #: Names of the config's notifiers told when this job goes down or recovers.
+    notify: tuple[str, ...] = ()
+    failure_threshold: int = 3
+    success_threshold: int = 2
 
     @property
     def kind(self) -> str:
@@ -143,7 +173,23 @@ class Job:
             self.interval,
             self.timeout,
             self.options.model_dump_json(),
+            self.notify,
+            self.failure_threshold,
+            self.success_threshold,
         )
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    """A validated ``notifiers:`` entry."""
+
+    name: str
+    notifier_name: str
+    notifier: type[Plugin[Any]]
+    options: BaseModel
+    send_on_resolved: bool
+    repeat_every: float | None
+    line: int
 
 
 @dataclass(frozen=True)
@@ -156,6 +202,7 @@ class Config:
     #: only with ``keep_unloadable=True``, otherwise those are errors.
     unloadable: tuple[tuple[str, str], ...] = ()
     history: HistorySpec = field(default_factory=HistorySpec)
+    notifiers: tuple[NotifierConfig, ...] = ()
 
     @property
     def checks(self) -> tuple[Job, ...]:
@@ -192,6 +239,12 @@ class ConfigError(ValueError):
         count = len(lines)
         super().__init__(f"{path}: {count} problem{'s' if count != 1 else ''}\n" + "\n".join(lines))
 
+
+#: Top-level lists whose items are named (problems say ``jobs[2] 'api'``).
+_LISTS = ("jobs", "notifiers")
+_LIST_PREFIXES = tuple((section,) for section in _LISTS)
+#: Job keys that mean nothing for a service (it runs continuously, with no results).
+_CHECK_ONLY = ("interval", "timeout", "notify", "failure_threshold", "success_threshold")
 
 # --------------------------------------------------------------------------- YAML with lines
 
@@ -314,6 +367,14 @@ class _Loader:
         self.lines: dict[PathTuple, int] = {}
         self.secret_paths: set[PathTuple] = set()
         self.secrets: set[str] = set()
+        self.notifier_names: list[Any] = []
+        self._notifier_registry: Registry | None = None
+
+    @property
+    def notifier_registry(self) -> Registry:
+        if self._notifier_registry is None:
+            self._notifier_registry = Registry.discover(NOTIFIERS)
+        return self._notifier_registry
 
     # -- helpers
 
@@ -325,12 +386,15 @@ class _Loader:
         return None
 
     def where(self, path: PathTuple, data: Any) -> str:
-        if len(path) >= 2 and path[0] == "jobs" and isinstance(path[1], int):
-            jobs = data.get("jobs") if isinstance(data, dict) else None
+        if len(path) >= 2 and path[0] in _LISTS and isinstance(path[1], int):
+            section, index = path[0], path[1]
+            items = data.get(section) if isinstance(data, dict) else None
             name = None
-            if isinstance(jobs, list) and path[1] < len(jobs) and isinstance(jobs[path[1]], dict):
-                name = jobs[path[1]].get("name")
-            return f"jobs[{path[1]}] {name!r}" if isinstance(name, str) else f"jobs[{path[1]}]"
+            if isinstance(items, list) and index < len(items) and isinstance(items[index], dict):
+                name = items[index].get("name")
+            return (
+                f"{section}[{index}] {name!r}" if isinstance(name, str) else f"{section}[{index}]"
+            )
         if path and path[0] in ("defaults", "history"):
             return str(path[0])
         return ""
@@ -339,7 +403,7 @@ class _Loader:
         self, path: PathTuple, message: str, *, data: Any, field_from: int | None = None
     ) -> None:
         if field_from is None:
-            field_from = 2 if path[:1] == ("jobs",) and len(path) >= 2 else 1 if path else 0
+            field_from = 2 if path[:1] in _LIST_PREFIXES and len(path) >= 2 else 1 if path else 0
         self.problems.append(
             Problem(
                 line=self.line_of(path),
@@ -440,7 +504,7 @@ class _Loader:
                 data=data,
             )
 
-        top_level = ["defaults", "history", "jobs"]
+        top_level = ["defaults", "history", "jobs", "notifiers"]
         for key in data:
             if key not in top_level:
                 hint = difflib.get_close_matches(str(key), top_level, n=1)
@@ -467,6 +531,15 @@ class _Loader:
             except ValidationError as exc:
                 self.add_validation_error(exc, ("history",), data, HistorySpec.model_fields)
 
+        notifiers: list[NotifierConfig] = []
+        notifiers_data = data.get("notifiers")
+        if notifiers_data is not None:
+            if not isinstance(notifiers_data, list):
+                self.add(("notifiers",), "expected a list", data=data, field_from=0)
+            else:
+                notifiers = self.load_notifiers(notifiers_data, data)
+        self.notifier_names = [n.get("name") for n in notifiers_data or [] if isinstance(n, dict)]
+
         jobs_data = data.get("jobs")
         jobs: list[Job] = []
         if "jobs" not in data:
@@ -484,7 +557,71 @@ class _Loader:
             frozenset(s for s in self.secrets if s),
             tuple(self.unloadable),
             history,
+            tuple(notifiers),
         )
+
+    def load_notifiers(self, items: list[Any], data: Any) -> list[NotifierConfig]:
+        notifiers: list[NotifierConfig] = []
+        seen: dict[str, int | None] = {}
+        registry = self.notifier_registry
+        for i, raw in enumerate(items):
+            path: PathTuple = ("notifiers", i)
+            if not isinstance(raw, dict):
+                self.add(path, "expected a mapping with name, notifier and options", data=data)
+                continue
+            try:
+                spec: NotifierSpec | None = NotifierSpec.model_validate(raw)
+            except ValidationError as exc:
+                self.add_validation_error(exc, path, data, NotifierSpec.model_fields)
+                spec = None
+            name = raw.get("name")
+            if isinstance(name, str):
+                if name in seen:
+                    self.add(
+                        (*path, "name"),
+                        f"duplicate notifier name {name!r} (first used on line {seen[name]})",
+                        data=data,
+                    )
+                seen.setdefault(name, self.line_of((*path, "name")))
+            entry_name = raw.get("notifier")
+            if not isinstance(entry_name, str) or not entry_name:
+                continue
+            try:
+                notifier = registry.load(entry_name)
+            except PluginLoadError as exc:
+                if not (self.keep_unloadable and spec is not None):
+                    self.add((*path, "notifier"), str(exc), data=data)
+                    continue
+                # A broken notifier: its deliveries fail with this reason, checks go on.
+                self.unloadable.append((f"notifier {spec.name}", str(exc)))
+                notifier = _unloadable_notifier(exc)
+            except PluginError as exc:
+                self.add((*path, "notifier"), str(exc), data=data)
+                continue
+            options_raw = raw.get("options") or {}
+            if not isinstance(options_raw, dict):
+                continue
+            try:
+                options = notifier.Options.model_validate(options_raw)
+            except ValidationError as exc:
+                self.add_validation_error(
+                    exc, (*path, "options"), data, notifier.Options.model_fields
+                )
+                continue
+            if spec is None:
+                continue
+            notifiers.append(
+                NotifierConfig(
+                    name=spec.name,
+                    notifier_name=entry_name,
+                    notifier=notifier,
+                    options=options,
+                    send_on_resolved=spec.send_on_resolved,
+                    repeat_every=spec.repeat_every,
+                    line=self.line_of(path) or 0,
+                )
+            )
+        return notifiers
 
     def load_jobs(self, jobs_data: list[Any], defaults: Defaults, data: Any) -> list[Job]:
         jobs: list[Job] = []
@@ -538,8 +675,15 @@ class _Loader:
                 continue
             if spec is None:
                 continue
+            self.check_notify(raw, path, data, spec)
             if plugin.kind == "service":
-                for key in ("interval", "timeout"):
+                for key in (
+                    "interval",
+                    "timeout",
+                    "notify",
+                    "failure_threshold",
+                    "success_threshold",
+                ):
                     if key in raw:
                         self.add(
                             (*path, key),
@@ -560,9 +704,28 @@ class _Loader:
                     interval=interval,
                     timeout=timeout,
                     line=self.line_of(path) or 0,
+                    notify=tuple(spec.notify),
+                    failure_threshold=spec.failure_threshold or defaults.failure_threshold,
+                    success_threshold=spec.success_threshold or defaults.success_threshold,
                 )
             )
         return jobs
+
+    def check_notify(self, raw: dict[str, Any], path: PathTuple, data: Any, spec: JobSpec) -> None:
+        known = [n for n in self.notifier_names if isinstance(n, str)]
+        for i, name in enumerate(spec.notify):
+            if name in known:
+                continue
+            hint = difflib.get_close_matches(name, known, n=1)
+            message = f"unknown notifier {name!r}"
+            if hint:
+                message += f"; did you mean {hint[0]!r}?"
+            message += (
+                f" (notifiers in this config: {', '.join(known)})"
+                if known
+                else "; add it under notifiers: at the top level"
+            )
+            self.add((*path, "notify", i), message, data=data)
 
 
 def _dotted(path: Iterable[str | int]) -> str:
@@ -626,3 +789,18 @@ def _unloadable_plugin(error: PluginLoadError) -> type[Check[Any]]:
             return Result.error(message, error_type="PluginLoadError")
 
     return Unloadable
+
+
+def _unloadable_notifier(error: PluginLoadError) -> type[Plugin[Any]]:
+    """A notifier standing in for one that cannot be loaded: every delivery fails."""
+    message = str(error)
+
+    class UnloadableNotifier(Notifier[Any]):
+        """Stands in for a notifier that cannot be loaded."""
+
+        Options = _RawOptions
+
+        async def send(self, alert: Alert, ctx: NotifyContext) -> None:
+            raise RuntimeError(message)
+
+    return UnloadableNotifier

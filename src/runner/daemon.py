@@ -29,6 +29,7 @@ from enum import Enum
 from typing import Any
 
 from runner import __version__
+from runner.alerts import AlertSink
 from runner.config import Config, ConfigError, Job, load_config
 from runner.history import HistorySink
 from runner.log import get_logger, secret_masker
@@ -80,6 +81,11 @@ class Daemon:
         all_sinks: list[Sink] = list(sinks) if sinks is not None else [LogSink()]
         if self.history is not None:
             all_sinks.append(self.history)
+        self.alerts: AlertSink | None = None
+        if config.notifiers:
+            ledger = self.history.store if self.history is not None else None
+            self.alerts = AlertSink(config.notifiers, config.jobs, self.resources, ledger)
+            all_sinks.append(self.alerts)
         self.hub = ResultHub(all_sinks)
         self.scheduler = Scheduler(self.resources, self.hub)
         self.systemd = systemd if systemd is not None else SystemdNotifier.from_environ({})
@@ -321,6 +327,13 @@ class Daemon:
                 "reload.history_unchanged",
                 hint="history settings are read at start; restart the daemon to apply them",
             )
+        if _notifier_settings(new) != _notifier_settings(self.config):
+            self._log.warning(
+                "reload.notifiers_unchanged",
+                hint="notifiers are set up at start; restart the daemon to apply changes to them",
+            )
+        if self.alerts is not None:
+            self.alerts.update_jobs(new.jobs)
         secret_masker.set(self.config.secrets | new.secrets)
         self.config = new
         for job, reason in new.unloadable:
@@ -370,3 +383,10 @@ class Daemon:
         record = await self.scheduler.run_once(job)
         self.hub.publish(record)  # as each finishes, not all at the end
         return record
+
+
+def _notifier_settings(config: Config) -> list[tuple[Any, ...]]:
+    return [
+        (n.name, n.notifier_name, n.send_on_resolved, n.repeat_every, n.options.model_dump_json())
+        for n in config.notifiers
+    ]

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
+from runner.notifier import Notifier
 from runner.plugin import Check, Plugin, Service
 
 
@@ -47,6 +48,8 @@ class Group:
 PLUGINS = Group("runner.plugins", (Check, Service), "plugin")
 #: The entry point group name of :data:`PLUGINS` (kept for plugin tests that use it).
 GROUP = PLUGINS.name
+#: Alert notifiers: ``[project.entry-points."runner.notifiers"]``.
+NOTIFIERS = Group("runner.notifiers", (Notifier,), "notifier")
 
 
 class PluginError(Exception):

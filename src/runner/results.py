@@ -137,6 +137,11 @@ class JobState:
     current streak (ok, or not ok); ``counts`` counts results by status since
     the history began (or since start, without history). For a service,
     ``ready`` tells whether it is up and ``last_error`` why it is not.
+
+    ``down`` is the alerting state: set after ``failure_threshold`` non-ok
+    results in a row (``down_since`` is then the first of them), cleared after
+    ``success_threshold`` ok results in a row. ``transition`` is ``down`` or
+    ``recovered`` on the one state where that happened, else None.
     """
 
     job: str
@@ -152,6 +157,11 @@ class JobState:
     durations_ms: tuple[float, ...] = ()
     ready: bool = False
     last_error: str | None = None
+    down: bool = False
+    down_since: float | None = None
+    transition: str | None = None
+    failure_threshold: int = 3
+    success_threshold: int = 2
 
     @property
     def runs(self) -> int:
@@ -234,15 +244,37 @@ class ResultHub:
         for state in states:
             self._seeded[state.job] = state
 
-    def track(self, job: str, plugin: str, kind: str) -> JobState:
+    def track(
+        self,
+        job: str,
+        plugin: str,
+        kind: str,
+        *,
+        failure_threshold: int = 3,
+        success_threshold: int = 2,
+    ) -> JobState:
         """Start keeping state for a job (at start, or when a reload adds or changes it)."""
         seeded = self._seeded.pop(job, None)
         previous = self._states.get(job) or seeded
         if previous is not None and previous.kind == kind:
             # A reload that changed a job keeps its history and streak.
-            state = replace(previous, plugin=plugin, ready=False, last_error=None)
+            state = replace(
+                previous,
+                plugin=plugin,
+                ready=False,
+                last_error=None,
+                transition=None,
+                failure_threshold=failure_threshold,
+                success_threshold=success_threshold,
+            )
         else:
-            state = JobState(job=job, plugin=plugin, kind=kind)
+            state = JobState(
+                job=job,
+                plugin=plugin,
+                kind=kind,
+                failure_threshold=failure_threshold,
+                success_threshold=success_threshold,
+            )
         self._states[job] = state
         self._durations.setdefault(job, deque(state.durations_ms, maxlen=self.keep_durations))
         return state
@@ -264,23 +296,32 @@ class ResultHub:
         counts[record.status.value] = counts.get(record.status.value, 0) + 1
         durations = self._durations[record.job]
         durations.append(record.duration_ms)
+        down, down_since, transition = state.down, state.down_since, None
         if ok:
             streak_starts = state.state is not Health.OK
             consecutive_ok, consecutive_not_ok = state.consecutive_ok + 1, 0
             health = Health.OK
+            if down and consecutive_ok >= state.success_threshold:
+                down, down_since, transition = False, None, "recovered"
         else:
             streak_starts = state.state is not Health.FAILING
             consecutive_ok, consecutive_not_ok = 0, state.consecutive_not_ok + 1
             health = Health.FAILING
+        since = record.finished_at if streak_starts else state.since
+        if not ok and not down and consecutive_not_ok >= state.failure_threshold:
+            down, down_since, transition = True, since, "down"
         state = replace(
             state,
             state=health,
-            since=record.finished_at if streak_starts else state.since,
+            since=since,
             consecutive_ok=consecutive_ok,
             consecutive_not_ok=consecutive_not_ok,
             last=record,
             counts=counts,
             durations_ms=tuple(durations),
+            down=down,
+            down_since=down_since,
+            transition=transition,
         )
         self._states[record.job] = state
         for sink in self.sinks:

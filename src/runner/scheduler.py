@@ -84,7 +84,13 @@ class Scheduler:
         if job.name in self.handles:
             raise ValueError(f"job {job.name!r} is already running")
         handle = JobHandle(job)
-        self.hub.track(job.name, job.plugin_name, job.kind)
+        self.hub.track(
+            job.name,
+            job.plugin_name,
+            job.kind,
+            failure_threshold=job.failure_threshold,
+            success_threshold=job.success_threshold,
+        )
         # The schedule is anchored here, not when the task first runs, so that
         # starting many jobs at once does not shift their phases.
         anchor = asyncio.get_running_loop().time()

@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runner.config import Defaults, JobSpec
+from runner.config import Defaults, HistorySpec, JobSpec, NotifierSpec
 from runner.durations import DURATION_JSON_SCHEMA
 from runner.plugin import Service
-from runner.registry import PluginError, Registry
+from runner.registry import NOTIFIERS, PluginError, Registry
 
 
 def _inline(model: type[BaseModel], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +55,8 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
         if not issubclass(plugin, Service):
             properties["interval"] = {"$ref": "#/$defs/duration"}
             properties["timeout"] = {"$ref": "#/$defs/duration"}
+            for key in ("notify", "failure_threshold", "success_threshold"):
+                properties[key] = job_fields[key]
         branches.append(
             {
                 "title": name,
@@ -64,6 +66,35 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
                 "additionalProperties": False,
             }
         )
+    notifier_fields = NotifierSpec.model_json_schema()["properties"]
+    notifier_branches = []
+    for name in Registry.discover(NOTIFIERS).names():
+        try:
+            notifier = Registry.discover(NOTIFIERS).load(name)
+        except PluginError as exc:
+            problems.append(str(exc))
+            continue
+        notifier_branches.append(
+            {
+                "title": name,
+                "type": "object",
+                "properties": {
+                    "name": notifier_fields["name"],
+                    "notifier": {"const": name, "description": notifier.summary()},
+                    "send_on_resolved": notifier_fields["send_on_resolved"],
+                    "repeat_every": {"$ref": "#/$defs/duration"},
+                    "options": _inline(notifier.Options, f"notifier.{name}.", defs),
+                },
+                "required": ["name", "notifier"],
+                "additionalProperties": False,
+            }
+        )
+    history = HistorySpec.model_json_schema()
+    for key in ("keep", "flush_every"):
+        history["properties"][key] = {
+            "$ref": "#/$defs/duration",
+            "description": history["properties"][key].get("description", ""),
+        }
     defaults = Defaults.model_json_schema()
     for key in ("interval", "timeout"):
         defaults["properties"][key] = {
@@ -77,6 +108,8 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
         "type": "object",
         "properties": {
             "defaults": defaults,
+            "history": history,
+            "notifiers": {"type": "array", "items": {"oneOf": notifier_branches}},
             "jobs": {"type": "array", "minItems": 1, "items": {"oneOf": branches}},
         },
         "required": ["jobs"],

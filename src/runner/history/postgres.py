@@ -198,13 +198,14 @@ CREATE_STATES_TABLE = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS runner_states_in (plugin TEXT, kind TEXT, "
     "state TEXT, since DOUBLE PRECISION, consecutive_ok BIGINT, consecutive_not_ok BIGINT, "
     "count_ok BIGINT, count_fail BIGINT, count_error BIGINT, count_timeout BIGINT, "
-    "id INTEGER) ON COMMIT DELETE ROWS"
+    "down INTEGER, down_since DOUBLE PRECISION, id INTEGER) ON COMMIT DELETE ROWS"
 )
 UPDATE_FROM_STATES = (
     "UPDATE runner_jobs AS j SET plugin = s.plugin, kind = s.kind, state = s.state, "
     "since = s.since, consecutive_ok = s.consecutive_ok, "
     "consecutive_not_ok = s.consecutive_not_ok, count_ok = s.count_ok, "
-    "count_fail = s.count_fail, count_error = s.count_error, count_timeout = s.count_timeout "
+    "count_fail = s.count_fail, count_error = s.count_error, count_timeout = s.count_timeout, "
+    "down = s.down, down_since = s.down_since "
     "FROM runner_states_in AS s WHERE j.id = s.id"
 )
 

@@ -29,12 +29,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runner.alerts import Sent
 from runner.plugin import Status
 from runner.results import Health, JobState, RunRecord
 
 #: The schema this code writes. Each migration takes the schema one version up;
-#: ``MIGRATIONS[0]`` creates version 1 from nothing.
-SCHEMA_VERSION = 1
+#: ``MIGRATIONS[0]`` creates version 1 from nothing, ``MIGRATIONS[1]`` takes 1 to 2.
+SCHEMA_VERSION = 2
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -65,6 +66,19 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS runner_runs_job_time ON runner_runs (job_id, finished_at)",
     ],
+    # 2: alerting. A job's down state, and the last alert each notifier delivered.
+    [
+        "ALTER TABLE runner_jobs ADD COLUMN down INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runner_jobs ADD COLUMN down_since DOUBLE PRECISION",
+        """CREATE TABLE IF NOT EXISTS runner_alerts (
+            job TEXT NOT NULL,
+            notifier TEXT NOT NULL,
+            event TEXT NOT NULL,
+            episode DOUBLE PRECISION,
+            sent_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (job, notifier)
+        )""",
+    ],
 ]
 
 #: Uptime is reported over these windows (seconds).
@@ -81,8 +95,13 @@ INSERT_JOB = (
 )
 UPDATE_JOB_STATE = (
     "UPDATE runner_jobs SET plugin = ?, kind = ?, state = ?, since = ?, consecutive_ok = ?, "
-    "consecutive_not_ok = ?, count_ok = ?, count_fail = ?, count_error = ?, count_timeout = ? "
-    "WHERE id = ?"
+    "consecutive_not_ok = ?, count_ok = ?, count_fail = ?, count_error = ?, count_timeout = ?, "
+    "down = ?, down_since = ? WHERE id = ?"
+)
+UPSERT_ALERT = (
+    "INSERT INTO runner_alerts (job, notifier, event, episode, sent_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (job, notifier) DO UPDATE SET event = excluded.event, "
+    "episode = excluded.episode, sent_at = excluded.sent_at"
 )
 
 
@@ -153,6 +172,8 @@ def state_row(job_id: int, state: JobState) -> tuple[Any, ...]:
         counts.get("fail", 0),
         counts.get("error", 0),
         counts.get("timeout", 0),
+        int(state.down),
+        state.down_since,
         job_id,
     )
 
@@ -309,6 +330,7 @@ class HistoryStore(ABC):
         rows = await self._fetch(
             "SELECT j.id, j.name, j.plugin, j.kind, j.state, j.since, j.consecutive_ok, "
             "j.consecutive_not_ok, j.count_ok, j.count_fail, j.count_error, j.count_timeout, "
+            "j.down, j.down_since, "
             + ", ".join(f"r.{c}" for c in RUN_COLUMNS.split(", "))
             + " FROM runner_jobs j LEFT JOIN runner_runs r ON r.id = ("
             "SELECT id FROM runner_runs WHERE job_id = j.id ORDER BY finished_at DESC LIMIT 1)"
@@ -325,7 +347,8 @@ class HistoryStore(ABC):
                 for status, n in zip(("ok", "fail", "error", "timeout"), row[8:12], strict=True)
                 if n
             }
-            last = record_from_row(name, plugin, row[12:]) if row[12] is not None else None
+            down, down_since = bool(row[12]), row[13]
+            last = record_from_row(name, plugin, row[14:]) if row[14] is not None else None
             states.append(
                 JobState(
                     job=name,
@@ -337,9 +360,28 @@ class HistoryStore(ABC):
                     consecutive_not_ok=int(c_not_ok),
                     last=last,
                     counts=counts,
+                    down=down,
+                    down_since=None if down_since is None else float(down_since),
                 )
             )
         return states
+
+    # ---------------------------------------------------------------- alerts
+
+    async def load_alerts(self) -> dict[tuple[str, str], Sent]:
+        """The last alert each notifier delivered for each job (the alert ledger)."""
+        rows = await self._fetch("SELECT job, notifier, event, episode, sent_at FROM runner_alerts")
+        return {
+            (str(job), str(notifier)): Sent(
+                str(event), None if episode is None else float(episode), float(sent_at)
+            )
+            for job, notifier, event, episode, sent_at in rows
+        }
+
+    async def record_alert(self, job: str, notifier: str, sent: Sent) -> None:
+        await self._execute(
+            self.sql(UPSERT_ALERT), job, notifier, sent.event, sent.episode, sent.sent_at
+        )
 
     async def summaries(self, jobs: Sequence[str], now: float) -> dict[str, JobSummary]:
         """State, uptime and latency of each of ``jobs`` that has history."""

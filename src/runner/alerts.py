@@ -1,0 +1,284 @@
+"""Alerts: telling a job's notifiers when it goes down and when it recovers.
+
+:class:`AlertSink` is a result sink. The hub decides when a job is down
+(``failure_threshold`` non-ok results in a row) and when it has recovered
+(``success_threshold`` ok results in a row) and marks that state's
+``transition``; this sink turns transitions into :class:`Alert` objects for
+the notifiers the job names, plus reminders every ``repeat_every`` while the
+job stays down.
+
+Delivery never slows a check: each notifier has a bounded queue and a task
+of its own that calls its ``send``. A failure is logged once per episode
+(``alert.failed``, then ``alert.delivered_again``) and counted.
+
+What was sent is kept in a ledger (the history's ``runner_alerts`` table when
+history is on), so a restart in the middle of an outage neither pages again
+for an incident already sent nor forgets one that was not: on each job's
+first result after start, an alert the ledger lacks for the current episode
+is sent then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runner.config import Job, NotifierConfig
+from runner.log import get_logger
+from runner.notifier import Alert, AlertEvent, Notifier, NotifyContext
+from runner.resources import Resources
+from runner.results import JobState, RunRecord
+
+#: One send may take this long (the notifier's own retries included) before it is given up.
+SEND_TIMEOUT = 300.0
+#: Alerts waiting for one notifier; past this the oldest are dropped (and counted).
+MAX_QUEUE = 1000
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The last alert a notifier delivered for a job: its event, the episode
+    (when the job went down) and when it was sent."""
+
+    event: str
+    episode: float | None
+    sent_at: float
+
+
+class AlertLedger(Protocol):
+    """Where deliveries are remembered across restarts (the history store)."""
+
+    async def load_alerts(self) -> dict[tuple[str, str], Sent]: ...
+
+    async def record_alert(self, job: str, notifier: str, sent: Sent) -> None: ...
+
+
+class MemoryLedger:
+    """The ledger when history is off: forgotten at exit."""
+
+    def __init__(self) -> None:
+        self.sent: dict[tuple[str, str], Sent] = {}
+
+    async def load_alerts(self) -> dict[tuple[str, str], Sent]:
+        return dict(self.sent)
+
+    async def record_alert(self, job: str, notifier: str, sent: Sent) -> None:
+        self.sent[(job, notifier)] = sent
+
+
+class Delivery:
+    """One notifier: its queue, and the task that sends from it."""
+
+    def __init__(
+        self,
+        config: NotifierConfig,
+        instance: Notifier[Any],
+        resources: Resources,
+        ledger: AlertLedger,
+    ) -> None:
+        self.config = config
+        self.instance = instance
+        self.resources = resources
+        self.ledger = ledger
+        self.queue: deque[Alert] = deque(maxlen=MAX_QUEUE)
+        self._wake = asyncio.Event()
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self._failing = False
+        self._log = get_logger().bind(notifier=config.name)
+
+    def put(self, alert: Alert) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1
+        self.queue.append(alert)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            if not self.queue:
+                self._wake.clear()
+                await self._wake.wait()
+            await self.deliver(self.queue.popleft())
+
+    async def deliver(self, alert: Alert) -> bool:
+        """Send one alert now; True if it was delivered."""
+        ctx = NotifyContext(
+            notifier=self.config.name, job=alert.job, plugin=alert.plugin, resources=self.resources
+        )
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await self.instance.send(alert, ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed += 1
+            if not self._failing:
+                self._failing = True
+                self._log.error(
+                    "alert.failed",
+                    job=alert.job,
+                    alert=alert.event.value,
+                    error=str(exc) or type(exc).__name__,
+                    error_type=type(exc).__name__,
+                )
+            return False
+        self.sent += 1
+        if self._failing:
+            self._failing = False
+            self._log.info("alert.delivered_again", failed=self.failed)
+        self._log.info("alert.sent", job=alert.job, alert=alert.event.value)
+        if alert.event is not AlertEvent.TEST:
+            episode = alert.since if alert.event is not AlertEvent.RECOVERED else None
+            try:
+                await self.ledger.record_alert(
+                    alert.job, self.config.name, Sent(alert.event.value, episode, time.time())
+                )
+            except Exception as exc:
+                self._log.warning("alert.ledger_failed", error=str(exc))
+        return True
+
+
+class AlertSink:
+    """Turns down/recovered transitions into alerts for each job's notifiers."""
+
+    def __init__(
+        self,
+        notifiers: Iterable[NotifierConfig],
+        jobs: Iterable[Job],
+        resources: Resources,
+        ledger: AlertLedger | None = None,
+    ) -> None:
+        self.resources = resources
+        self.ledger: AlertLedger = ledger if ledger is not None else MemoryLedger()
+        self.deliveries: dict[str, Delivery] = {}
+        for config in notifiers:
+            instance = config.notifier(config.options)
+            assert isinstance(instance, Notifier)
+            self.deliveries[config.name] = Delivery(config, instance, resources, self.ledger)
+        self._notify: dict[str, tuple[str, ...]] = {}
+        self.update_jobs(jobs)
+        self._sent: dict[tuple[str, str], Sent] = {}
+        self._reconciled: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._log = get_logger()
+
+    def update_jobs(self, jobs: Iterable[Job]) -> None:
+        """Which notifiers each job names (again after a reload)."""
+        self._notify = {job.name: job.notify for job in jobs if job.notify}
+
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        exit_stack.push_async_callback(self.close)
+        try:
+            self._sent = await self.ledger.load_alerts()
+        except Exception as exc:
+            self._log.error("alert.ledger_failed", error=str(exc))
+        self._tasks = [
+            asyncio.create_task(delivery.run(), name=f"notifier:{name}")
+            for name, delivery in self.deliveries.items()
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def stats(self) -> Mapping[str, Mapping[str, int]]:
+        return {
+            name: {"sent": d.sent, "failed": d.failed, "dropped": d.dropped}
+            for name, d in self.deliveries.items()
+        }
+
+    # ---------------------------------------------------------------- results
+
+    def submit(self, record: RunRecord, state: JobState) -> None:
+        names = self._notify.get(record.job)
+        if not names:
+            return
+        first = record.job not in self._reconciled
+        self._reconciled.add(record.job)
+        now = time.time()
+        for name in names:
+            delivery = self.deliveries.get(name)
+            if delivery is None:
+                continue
+            event = self._event_for(
+                state, delivery.config, self._sent.get((record.job, name)), now, first
+            )
+            if event is None:
+                continue
+            if event is AlertEvent.RECOVERED:
+                since, consecutive = state.since, state.consecutive_ok
+            else:
+                since, consecutive = state.down_since, state.consecutive_not_ok
+            self._sent[(record.job, name)] = Sent(
+                event.value, None if event is AlertEvent.RECOVERED else since, now
+            )
+            delivery.put(
+                Alert(
+                    job=record.job,
+                    plugin=record.plugin,
+                    event=event,
+                    since=since,
+                    last=record,
+                    consecutive=consecutive,
+                )
+            )
+
+    @staticmethod
+    def _event_for(
+        state: JobState, config: NotifierConfig, sent: Sent | None, now: float, first: bool
+    ) -> AlertEvent | None:
+        if state.transition == "down":
+            return AlertEvent.DOWN
+        if state.transition == "recovered":
+            return AlertEvent.RECOVERED if config.send_on_resolved else None
+        told_down = sent is not None and sent.event in ("down", "reminder")
+        if state.down:
+            if first and not (told_down and sent is not None and sent.episode == state.down_since):
+                return AlertEvent.DOWN  # down before a restart, and never said
+            if (
+                config.repeat_every
+                and sent is not None
+                and now - sent.sent_at >= config.repeat_every
+            ):
+                return AlertEvent.REMINDER
+            return None
+        if first and told_down and config.send_on_resolved:
+            return AlertEvent.RECOVERED  # recovered before a restart, and never said
+        return None
+
+
+async def send_test_alert(config: NotifierConfig) -> str | None:
+    """Send a ``test`` alert through one notifier (``runner notify-test``).
+
+    Returns None when it was delivered, else why not.
+    """
+    resources = Resources()
+    try:
+        instance = config.notifier(config.options)
+        assert isinstance(instance, Notifier)
+        alert = Alert(
+            job="runner",
+            plugin="",
+            event=AlertEvent.TEST,
+            since=time.time(),
+            last=None,
+            consecutive=0,
+        )
+        ctx = NotifyContext(notifier=config.name, job="runner", plugin="", resources=resources)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await instance.send(alert, ctx)
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        await resources.aclose()
+    return None

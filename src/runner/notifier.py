@@ -1,0 +1,144 @@
+"""The public notifier API: how runner tells people that a job went down or recovered.
+
+A notifier is a class registered under an entry point in the
+``runner.notifiers`` group, found and loaded by the same registry as check
+plugins (the built-in ``webhook``, ``log`` and ``apprise`` too). The daemon
+creates one instance per ``notifiers:`` entry of the config, with its
+options validated by the notifier's ``Options`` model, and calls
+:meth:`Notifier.send` from a task of its own for each :class:`Alert`: a slow
+or failing notifier never delays a check. ``send`` raises to say the alert
+was not delivered; the daemon logs it (once per episode) and counts it.
+
+A minimal notifier::
+
+    from runner.notifier import Alert, Notifier, NotifyContext
+    from runner.plugin import Options
+
+    class PrintOptions(Options):
+        prefix: str = "ALERT"
+
+    class Print(Notifier[PrintOptions]):
+        \"\"\"Prints alerts.\"\"\"
+        Options = PrintOptions
+
+        async def send(self, alert: Alert, ctx: NotifyContext) -> None:
+            print(self.options.prefix, alert.title)
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from runner.plugin import OptionsT, Plugin, _Context
+from runner.resources import Resources
+from runner.results import RunRecord, format_time
+
+__all__ = ["Alert", "AlertEvent", "Notifier", "NotifyContext"]
+
+
+class AlertEvent(StrEnum):
+    """What an alert says: the job went ``down``, ``recovered``, is still down
+    (``reminder``), or someone asked for a ``test`` (``runner notify-test``)."""
+
+    DOWN = "down"
+    RECOVERED = "recovered"
+    REMINDER = "reminder"
+    TEST = "test"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One notification about one job.
+
+    Attributes:
+        job, plugin: the job's name and plugin.
+        event: see :class:`AlertEvent`.
+        since: for ``down`` and ``reminder``, when the job began failing (the
+            first failure of the streak); for ``recovered``, when it came
+            back. UTC seconds since the epoch.
+        last: the job's last result.
+        consecutive: the length of the current streak (failures for
+            ``down``/``reminder``, successes for ``recovered``).
+        status_page: a link to the job on the daemon's status page, when
+            there is one.
+    """
+
+    job: str
+    plugin: str
+    event: AlertEvent
+    since: float | None
+    last: RunRecord | None
+    consecutive: int
+    status_page: str | None = None
+
+    @property
+    def title(self) -> str:
+        """One line: ``api is DOWN``, ``api recovered``."""
+        return {
+            AlertEvent.DOWN: f"{self.job} is DOWN",
+            AlertEvent.RECOVERED: f"{self.job} recovered",
+            AlertEvent.REMINDER: f"{self.job} is still DOWN",
+            AlertEvent.TEST: f"test alert from runner ({self.job})",
+        }[self.event]
+
+    @property
+    def text(self) -> str:
+        """A few lines for a chat message or an e-mail body."""
+        lines = [self.title]
+        if self.last is not None:
+            what = self.last.status.value
+            lines.append(
+                f"last result: {what}" + (f": {self.last.message}" if self.last.message else "")
+            )
+        if self.since is not None:
+            since = "down since" if self.event is not AlertEvent.RECOVERED else "up since"
+            lines.append(f"{since} {format_time(self.since)} ({self.consecutive} in a row)")
+        if self.status_page:
+            lines.append(self.status_page)
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented body of an alert (the ``webhook`` notifier POSTs it)."""
+        return {
+            "job": self.job,
+            "plugin": self.plugin,
+            "event": self.event.value,
+            "since": format_time(self.since) if self.since is not None else None,
+            "last": self.last.to_json() if self.last is not None else None,
+            "consecutive": self.consecutive,
+            "status_page": self.status_page,
+            "title": self.title,
+            "text": self.text,
+        }
+
+
+class NotifyContext(_Context):
+    """What one delivery receives.
+
+    Attributes:
+        notifier: the notifier's name in the config (``ops``).
+        log: a structlog logger bound to the notifier and the job.
+        resources: the daemon's shared resources (an HTTP client, say).
+    """
+
+    def __init__(self, *, notifier: str, job: str, plugin: str, resources: Resources) -> None:
+        super().__init__(job=job, plugin=plugin, resources=resources)
+        self.notifier = notifier
+
+
+class Notifier(Plugin[OptionsT]):
+    """A plugin that delivers alerts.
+
+    ``send`` delivers one alert or raises; the exception's message is logged
+    (keep secrets out of it). The daemon bounds each call with the notifier
+    entry's ``timeout``.
+    """
+
+    kind: ClassVar[str] = "notifier"
+
+    @abstractmethod
+    async def send(self, alert: Alert, ctx: NotifyContext) -> None:
+        """Deliver ``alert``; raise if it could not be delivered."""

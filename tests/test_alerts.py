@@ -1,0 +1,345 @@
+"""Alerts end to end: a real daemon, a local target switched between 200 and 500,
+and a local webhook receiver that records what it is sent."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from helpers import RunnerProcess, closed_port, run_cli, wait_until
+from runner.testing import running_daemon
+
+WriteConfig = Callable[..., Path]
+
+
+class Peer:
+    """A local HTTP server: answers GET with ``status`` and records POSTs.
+
+    ``mode`` for POSTs: ``ok`` (204), ``error`` (500) or ``hang`` (no answer
+    until the test ends).
+    """
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.mode = "ok"
+        self.received: list[dict[str, Any]] = []
+        self.release = threading.Event()
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                body = b"target"
+                self.send_response(peer.status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                peer.received.append(
+                    {
+                        "at": time.time(),
+                        "headers": dict(self.headers),
+                        "raw": raw,
+                        **json.loads(raw),
+                    }
+                )
+                if peer.mode == "hang":
+                    peer.release.wait(60)
+                    return
+                self.send_response(204 if peer.mode == "ok" else 500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.received if r["event"] == kind]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def peer() -> Iterator[Peer]:
+    p = Peer()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def alert_config(write_config: WriteConfig, target: Peer, receiver: Peer, extra: str = "") -> Path:
+    return write_config(
+        f"""
+        history: {{flush_every: 50ms}}
+        notifiers:
+          - name: ops
+            notifier: webhook
+            options: {{url: "{receiver.url}/hook", secret: "${{HOOK_SECRET}}", retries: 0}}
+            {extra}
+        defaults: {{interval: 100ms, failure_threshold: 3, success_threshold: 2}}
+        jobs:
+          - {{name: api, plugin: http-status, notify: [ops], options: {{url: "{target.url}/"}}}}
+        """
+    )
+
+
+SECRET = "hmac-secret-value-4711"
+
+
+def test_one_down_one_recovered_per_episode_and_none_again_after_a_restart(
+    write_config: WriteConfig, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    config = alert_config(write_config, peer, peer)
+    runner = RunnerProcess("serve", str(config))
+    try:
+        runner.wait_for(event="job.finished", job="api", status="ok", count=3)
+        assert peer.received == []
+        peer.status = 500
+        wait_until(lambda: peer.events("down"), 10, "a down alert")
+        failures = runner.find(event="job.finished", status="fail")
+        runner.wait_for(event="job.finished", status="fail", count=len(failures) + 4)
+        assert len(peer.events("down")) == 1  # once per episode, not per failure
+        down = peer.events("down")[0]
+        fails = runner.find(event="job.finished", status="fail")
+        # Sent after the third failure in a row, saying so, and since the first one.
+        assert down["consecutive"] == 3
+        assert down["last"]["status"] == "fail" and down["last"]["message"].startswith("status 500")
+        assert down["last"]["duration_ms"] == fails[2]["duration_ms"]
+        assert abs(epoch(down["since"]) - epoch(fails[0]["timestamp"])) < 0.05
+        assert (down["job"], down["plugin"], down["title"]) == ("api", "http-status", "api is DOWN")
+        # The receiver can check who sent it.
+        expected = hmac.new(SECRET.encode(), down["raw"], hashlib.sha256).hexdigest()
+        assert down["headers"]["X-Runner-Signature"] == f"sha256={expected}"
+
+        peer.status = 200
+        wait_until(lambda: peer.events("recovered"), 10, "a recovered alert")
+        oks = runner.find(event="job.finished", status="ok")
+        runner.wait_for(event="job.finished", status="ok", count=len(oks) + 4)
+        assert len(peer.events("recovered")) == 1
+        assert peer.events("recovered")[0]["consecutive"] == 2
+
+        # Down again, then a restart in the middle of the outage.
+        peer.status = 500
+        wait_until(lambda: len(peer.events("down")) == 2, 10, "the second down alert")
+        assert runner.stop() == 0
+    finally:
+        runner.kill()
+    assert SECRET not in "".join(runner.raw_lines) + runner.stderr
+
+    again = RunnerProcess("serve", str(config))
+    try:
+        again.wait_for(event="job.finished", status="fail", count=5)
+        assert len(peer.events("down")) == 2  # the restart did not page again
+        peer.status = 200
+        wait_until(lambda: len(peer.events("recovered")) == 2, 10, "the second recovery")
+        assert again.stop() == 0
+    finally:
+        again.kill()
+    assert [r["event"] for r in peer.received] == ["down", "recovered", "down", "recovered"]
+
+
+def test_a_down_alert_that_was_never_delivered_is_sent_after_a_restart(
+    write_config: WriteConfig, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    peer.mode = "error"  # the receiver is broken during the first run
+    peer.status = 500
+    config = alert_config(write_config, peer, peer)
+    first = RunnerProcess("serve", str(config))
+    try:
+        first.wait_for(event="alert.failed", timeout=10)
+        assert first.stop() == 0
+    finally:
+        first.kill()
+    peer.mode = "ok"
+    delivered_before = len(peer.received)
+    second = RunnerProcess("serve", str(config))
+    try:
+        second.wait_for(event="alert.sent", timeout=10)
+        assert second.stop() == 0
+    finally:
+        second.kill()
+    new = peer.received[delivered_before:]
+    assert [r["event"] for r in new] == ["down"]
+
+
+def test_reminders_come_every_repeat_every_while_down(
+    write_config: WriteConfig, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    peer.status = 500
+    config = alert_config(write_config, peer, peer, extra="repeat_every: 400ms")
+    runner = RunnerProcess("serve", str(config))
+    try:
+        wait_until(lambda: len(peer.events("reminder")) >= 3, 15, "three reminders")
+        assert runner.stop() == 0
+    finally:
+        runner.kill()
+    sent = [r["at"] for r in peer.received if r["event"] in ("down", "reminder")]
+    assert peer.received[0]["event"] == "down"
+    gaps = [b - a for a, b in pairwise(sent)]
+    # Reminders ride on results (every 100 ms): never early, late by at most one interval.
+    assert all(0.39 <= gap <= 0.4 + 0.1 + 0.4 for gap in gaps), gaps
+
+
+def test_broken_receivers_never_delay_checks_and_fail_once_per_episode(
+    write_config: WriteConfig, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hang = Peer()
+    hang.mode = "hang"
+    monkeypatch.setenv("HOOK_TOKEN", "bearer-token-never-logged")
+    try:
+        config = write_config(
+            f"""
+            notifiers:
+              - name: refused
+                notifier: webhook
+                repeat_every: 200ms
+                options: {{url: "http://127.0.0.1:{closed_port()}/", retries: 1, retry_delay: 10ms}}
+              - name: error
+                notifier: webhook
+                repeat_every: 200ms
+                options:
+                  url: "{peer.url}/hook"
+                  retries: 0
+                  headers: {{Authorization: "Bearer ${{HOOK_TOKEN}}"}}
+              - name: hang
+                notifier: webhook
+                options: {{url: "{hang.url}/hook", timeout: 30s, retries: 0}}
+            defaults: {{interval: 100ms, failure_threshold: 1}}
+            jobs:
+              - name: down
+                plugin: http-status
+                notify: [refused, error, hang]
+                options: {{url: "http://127.0.0.1:{closed_port()}/"}}
+              - {{name: tick, plugin: sleep, options: {{seconds: 0}}}}
+            """
+        )
+        peer.mode = "error"
+        runner = RunnerProcess("serve", str(config))
+        try:
+            runner.wait_for(event="job.finished", job="tick", count=25, timeout=20)
+            wait_until(lambda: len(peer.received) >= 3, 10, "three tries at the 500 receiver")
+            assert runner.stop(timeout=15) == 0
+        finally:
+            runner.kill()
+    finally:
+        hang.close()
+    for job in ("down", "tick"):
+        times = [epoch(e["timestamp"]) for e in runner.find(event="job.finished", job=job)]
+        gaps = [b - a for a, b in pairwise(times)]
+        # Every 100 ms, whatever the receivers do (the hanging one holds a send for 30 s).
+        assert max(gaps) < 0.35, (job, max(gaps))
+    failed = runner.find(event="alert.failed")
+    assert sorted(e["notifier"] for e in failed) == ["error", "refused"]  # once each
+    assert "answered 500" in next(e for e in failed if e["notifier"] == "error")["error"]
+    output = "".join(runner.raw_lines) + runner.stderr
+    assert "bearer-token-never-logged" not in output
+    assert peer.received[0]["headers"]["Authorization"] == "Bearer bearer-token-never-logged"
+
+
+def test_notify_test_sends_one_test_alert_and_says_if_it_arrived(
+    write_config: WriteConfig, peer: Peer
+) -> None:
+    config = write_config(
+        f"""
+        notifiers:
+          - {{name: ops, notifier: webhook, options: {{url: "{peer.url}/hook"}}}}
+          - name: nobody
+            notifier: webhook
+            options: {{url: "http://127.0.0.1:{closed_port()}/", retries: 0}}
+        jobs:
+          - {{name: nap, plugin: sleep}}
+        """
+    )
+    ok = run_cli("notify-test", str(config), "ops")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ops: test alert delivered" in ok.stdout
+    assert [r["event"] for r in peer.received] == ["test"]
+    failed = run_cli("notify-test", str(config), "nobody")
+    assert failed.returncode == 1
+    assert "nobody: not delivered: POST http://127.0.0.1:" in failed.stdout
+    unknown = run_cli("notify-test", str(config), "opps")
+    assert unknown.returncode == 2
+    assert "no notifier named 'opps'" in unknown.stderr and "ops, nobody" in unknown.stderr
+
+
+def test_notifier_config_errors_name_the_line_and_field(write_config: WriteConfig) -> None:
+    config = write_config(
+        """
+        notifiers:
+          - {name: ops, notifier: webhok, options: {url: "http://127.0.0.1:1/"}}
+          - {name: chat, notifier: log}
+        jobs:
+          - {name: api, plugin: sleep, notify: [chta]}
+          - {name: echo, plugin: echo-listener, notify: [chat]}
+        """
+    )
+    result = run_cli("check", str(config))
+    assert result.returncode == 2
+    err = result.stderr
+    assert f"{config}:2: notifiers[0] 'ops': notifier: unknown notifier 'webhok'" in err
+    assert "installed notifiers: log, webhook" in err
+    assert (
+        f"{config}:5: jobs[0] 'api': notify[0]: unknown notifier 'chta'; did you mean 'chat'?"
+        in err
+    )
+    assert "echo-listener is a service: it runs continuously, so it takes no notify" in err
+
+
+async def test_the_log_notifier_logs_alerts(write_config: WriteConfig) -> None:
+    config = write_config(
+        f"""
+        notifiers:
+          - {{name: journal, notifier: log}}
+        jobs:
+          - name: api
+            plugin: http-status
+            interval: 50ms
+            failure_threshold: 2
+            notify: [journal]
+            options: {{url: "http://127.0.0.1:{closed_port()}/"}}
+        """
+    )
+    with capture_logs() as logs:
+        async with running_daemon(config) as daemon:
+            await daemon.wait_for_results("api", count=4)
+            state = daemon.daemon.hub.state("api")
+            assert state.down and state.consecutive_not_ok >= 2
+            deadline = time.monotonic() + 5
+            while not any(e["event"] == "alert.down" for e in logs):
+                assert time.monotonic() < deadline, "no alert.down logged"
+                await daemon.wait_for_results("api", count=len(daemon.results_for("api")) + 1)
+    downs = [e for e in logs if e["event"] == "alert.down"]
+    assert len(downs) == 1
+    assert downs[0]["job"] == "api" and downs[0]["notifier"] == "journal"
+    assert downs[0]["consecutive"] == 2
