@@ -19,6 +19,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from runner.alerts import Sent
 from runner.history import (
     SCHEMA_VERSION,
     HistoryError,
@@ -27,6 +28,7 @@ from runner.history import (
     SQLiteStore,
 )
 from runner.history.postgres import PostgresStore
+from runner.history.store import MIGRATIONS
 from runner.plugin import Result, Status
 from runner.results import Health, ResultHub, RunRecord
 
@@ -78,6 +80,37 @@ class Backend:
         conn = await asyncpg.connect(self.location)
         try:
             await conn.execute("UPDATE runner_schema SET version = $1", version)
+        finally:
+            await conn.close()
+
+    async def create_version_1(self) -> None:
+        """A history as the first release wrote it: schema 1, one job with one run."""
+        job = (
+            "INSERT INTO runner_jobs (name, plugin, state, since, consecutive_not_ok, count_fail) "
+            "VALUES ('web', 'http-status', 'failing', 100.0, 1, 1)"
+        )
+        run = (
+            "INSERT INTO runner_runs (job_id, status, message, fields, started_at, finished_at, "
+            "duration_ms) VALUES (1, 'fail', 'status 500', '{\"status_code\": 500}', 99.9, 100.0, "
+            "100.0)"
+        )
+        if self.name == "sqlite":
+            with closing(sqlite3.connect(self.location)) as conn:
+                for statement in MIGRATIONS[0]:
+                    conn.execute(statement.format(serial="INTEGER", bigserial="INTEGER"))
+                conn.execute(job)
+                conn.execute(run)
+                conn.execute("PRAGMA user_version = 1")
+                conn.commit()
+            return
+        conn = await asyncpg.connect(self.location)
+        try:
+            await conn.execute("CREATE TABLE runner_schema (version INTEGER NOT NULL)")
+            await conn.execute("INSERT INTO runner_schema VALUES (1)")
+            for statement in MIGRATIONS[0]:
+                await conn.execute(statement.format(serial="SERIAL", bigserial="BIGSERIAL"))
+            await conn.execute(job)
+            await conn.execute(run)
         finally:
             await conn.close()
 
@@ -465,6 +498,32 @@ async def test_reopening_keeps_the_schema_and_the_runs(store_factory: Backend) -
         assert messages(await store.runs("web")) == expected
         await store.close()
     assert expected == ["again 1", "again 0", "first"]
+
+
+async def test_a_version_1_history_is_migrated_and_keeps_what_it_held(
+    store_factory: Backend,
+) -> None:
+    await store_factory.create_version_1()
+    store = await store_factory()
+    assert await store_factory.schema_versions() == [SCHEMA_VERSION]
+    (web,) = await store.load_states()
+    assert (web.job, web.state, web.since, web.consecutive_not_ok) == (
+        "web",
+        Health.FAILING,
+        100.0,
+        1,
+    )
+    assert (web.down, web.down_since) == (False, None)  # what version 2 added
+    (only,) = await store.runs("web")
+    assert (only.status, only.message, dict(only.fields)) == (
+        Status.FAIL,
+        "status 500",
+        {"status_code": 500},
+    )
+    # And the new table works.
+    await store.record_alert("web", "ops", Sent("down", 100.0, 101.0))
+    await store.record_alert("web", "ops", Sent("recovered", None, 102.0))
+    assert await store.load_alerts() == {("web", "ops"): Sent("recovered", None, 102.0)}
 
 
 async def test_a_schema_newer_than_this_runner_is_refused_naming_the_version(
