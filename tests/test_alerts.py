@@ -74,7 +74,7 @@ class Peer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def events(self, kind: str) -> list[dict[str, Any]]:
-        return [r for r in self.received if r["event"] == kind]
+        return [r for r in self.received if r.get("event") == kind]
 
     def close(self) -> None:
         self.release.set()
@@ -343,3 +343,26 @@ async def test_the_log_notifier_logs_alerts(write_config: WriteConfig) -> None:
     assert len(downs) == 1
     assert downs[0]["job"] == "api" and downs[0]["notifier"] == "journal"
     assert downs[0]["consecutive"] == 2
+
+
+def test_apprise_delivers_to_a_local_receiver(write_config: WriteConfig, peer: Peer) -> None:
+    # Apprise's json:// schema POSTs {"title", "message", "type", ...} to http://host:port/path.
+    port = peer.url.rsplit(":", 1)[1]
+    config = write_config(
+        f"""
+        notifiers:
+          - {{name: chat, notifier: apprise, options: {{urls: ["json://127.0.0.1:{port}/apprise"]}}}}
+          - {{name: bogus, notifier: apprise, options: {{urls: ["nosuchservice://secret-token"]}}}}
+        jobs:
+          - {{name: nap, plugin: sleep}}
+        """
+    )
+    ok = run_cli("notify-test", str(config), "chat")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (got,) = peer.received
+    assert got["title"] == "test alert from runner (runner)"
+    assert got["type"] == "info"
+    bogus = run_cli("notify-test", str(config), "bogus")
+    assert bogus.returncode == 1
+    assert "Apprise does not understand the URL nosuchservice://..." in bogus.stdout
+    assert "secret-token" not in bogus.stdout + bogus.stderr
