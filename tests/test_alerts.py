@@ -207,8 +207,10 @@ def test_reminders_come_every_repeat_every_while_down(
     sent = [r["at"] for r in peer.received if r["event"] in ("down", "reminder")]
     assert peer.received[0]["event"] == "down"
     gaps = [b - a for a, b in pairwise(sent)]
-    # Reminders ride on results (every 100 ms): never early, late by at most one interval.
-    assert all(0.39 <= gap <= 0.4 + 0.1 + 0.4 for gap in gaps), gaps
+    # Reminders ride on results (every 100 ms): due every 400 ms, late by at most one
+    # interval. Measured at the receiver, so each delivery's own latency (the first
+    # one also creates the HTTP client) blurs the edges by up to 0.1 s.
+    assert all(0.3 <= gap <= 0.4 + 0.1 + 0.4 for gap in gaps), gaps
 
 
 def test_broken_receivers_never_delay_checks_and_fail_once_per_episode(
@@ -308,7 +310,7 @@ def test_notifier_config_errors_name_the_line_and_field(write_config: WriteConfi
     assert result.returncode == 2
     err = result.stderr
     assert f"{config}:2: notifiers[0] 'ops': notifier: unknown notifier 'webhok'" in err
-    assert "installed notifiers: log, webhook" in err
+    assert "installed notifiers: apprise, log, webhook" in err
     assert (
         f"{config}:5: jobs[0] 'api': notify[0]: unknown notifier 'chta'; did you mean 'chat'?"
         in err

@@ -111,7 +111,8 @@ BROKEN = [
             "defaults",
             "intervall",
             "did you mean 'interval'",
-            "allowed: failure_threshold, interval, success_threshold, timeout",
+            "allowed: failure_threshold, interval, retries, retry_delay, retry_delay_max, "
+            "success_threshold, timeout",
         ],
         id="unknown-default-key",
     ),

@@ -27,19 +27,22 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from runner.durations import Duration
+from runner.durations import DURATION_JSON_SCHEMA, Duration, parse_duration
+from runner.execution import NO_RETRY, Retry
 from runner.notifier import Alert, Notifier, NotifyContext
 from runner.plugin import Check, Plugin, Result, RunContext
 from runner.registry import NOTIFIERS, PluginError, PluginLoadError, Registry
@@ -57,9 +60,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _retry_delay(value: object) -> float | str:
+    if value == "exponential":
+        return "exponential"
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or 'exponential'") from None
+
+
+#: A pause between attempts: a duration, or ``exponential`` (1s, 2s, 4s, ... up to
+#: ``retry_delay_max``).
+RetryDelay = Annotated[
+    float | str,
+    BeforeValidator(_retry_delay),
+    WithJsonSchema(
+        {
+            "anyOf": [*DURATION_JSON_SCHEMA["anyOf"], {"const": "exponential"}],
+            "description": "A duration (fixed pause), or exponential: 1s, 2s, 4s, ...",
+        }
+    ),
+]
+
+
 class Defaults(_Strict):
     interval: Duration = Field(30.0, description="How often each check runs.")
     timeout: Duration = Field(10.0, description="How long a run may take before it is cancelled.")
+    retries: int = Field(
+        0, ge=0, le=10, description="Attempts after a failed one, within the same run."
+    )
+    retry_delay: RetryDelay = Field(1.0, description="Pause before each retry.")
+    retry_delay_max: Duration = Field(30.0, description="Cap of an exponential retry_delay.")
     failure_threshold: int = Field(
         3, ge=1, description="A job is down after this many non-ok results in a row."
     )
@@ -134,6 +165,9 @@ class JobSpec(_Strict):
     )
     failure_threshold: int | None = Field(None, ge=1, description="Overrides the default.")
     success_threshold: int | None = Field(None, ge=1, description="Overrides the default.")
+    retries: int | None = Field(None, ge=0, le=10, description="Overrides defaults.retries.")
+    retry_delay: RetryDelay | None = Field(None, description="Overrides defaults.retry_delay.")
+    retry_delay_max: Duration | None = Field(None, description="Overrides the default.")
 
 
 # --------------------------------------------------------------------------- loaded config
@@ -154,6 +188,7 @@ class Job:
     notify: tuple[str, ...] = ()
     failure_threshold: int = 3
     success_threshold: int = 2
+    retry: Retry = NO_RETRY
 
     @property
     def kind(self) -> str:
@@ -176,6 +211,7 @@ class Job:
             self.notify,
             self.failure_threshold,
             self.success_threshold,
+            self.retry,
         )
 
 
@@ -244,7 +280,16 @@ class ConfigError(ValueError):
 _LISTS = ("jobs", "notifiers")
 _LIST_PREFIXES = tuple((section,) for section in _LISTS)
 #: Job keys that mean nothing for a service (it runs continuously, with no results).
-_CHECK_ONLY = ("interval", "timeout", "notify", "failure_threshold", "success_threshold")
+_CHECK_ONLY = (
+    "interval",
+    "timeout",
+    "notify",
+    "failure_threshold",
+    "success_threshold",
+    "retries",
+    "retry_delay",
+    "retry_delay_max",
+)
 
 # --------------------------------------------------------------------------- YAML with lines
 
@@ -707,6 +752,7 @@ class _Loader:
                     notify=tuple(spec.notify),
                     failure_threshold=spec.failure_threshold or defaults.failure_threshold,
                     success_threshold=spec.success_threshold or defaults.success_threshold,
+                    retry=_retry(spec, defaults) if plugin.kind == "check" else NO_RETRY,
                 )
             )
         return jobs
@@ -726,6 +772,16 @@ class _Loader:
                 else "; add it under notifiers: at the top level"
             )
             self.add((*path, "notify", i), message, data=data)
+
+
+def _retry(spec: JobSpec, defaults: Defaults) -> Retry:
+    retries = spec.retries if spec.retries is not None else defaults.retries
+    delay = spec.retry_delay if spec.retry_delay is not None else defaults.retry_delay
+    cap = spec.retry_delay_max or defaults.retry_delay_max
+    if delay == "exponential":
+        return Retry(retries, 1.0, exponential=True, max_delay=cap)
+    assert isinstance(delay, float)
+    return Retry(retries, delay)
 
 
 def _dotted(path: Iterable[str | int]) -> str:

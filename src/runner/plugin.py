@@ -76,7 +76,7 @@ class Status(enum.StrEnum):
 RESERVED_FIELDS = frozenset(
     {"timestamp", "level", "event", "job", "plugin", "status", "duration_ms", "message"}
     # History's result objects (runner status --json, runner history --json) add these.
-    | {"started_at", "finished_at", "attempts"}
+    | {"started_at", "finished_at", "attempts", "attempt_errors"}
 )
 
 

@@ -62,7 +62,8 @@ class RunRecord:
 
     Times are UTC wall-clock seconds since the epoch (``time.time()``);
     ``duration_ms`` is measured on the monotonic clock, so it is exact even
-    when the wall clock jumps. ``attempts`` is 1 until retries exist.
+    when the wall clock jumps. ``attempts`` counts the tries of a run with
+    ``retries``; ``attempt_errors`` says what each try before the last got.
     """
 
     job: str
@@ -74,10 +75,18 @@ class RunRecord:
     finished_at: float
     duration_ms: float
     attempts: int = 1
+    attempt_errors: tuple[str, ...] = ()
 
     @classmethod
     def of(
-        cls, job: str, plugin: str, result: Result, *, started_at: float, duration_ms: float
+        cls,
+        job: str,
+        plugin: str,
+        result: Result,
+        *,
+        started_at: float,
+        duration_ms: float,
+        attempts: int = 1,
     ) -> RunRecord:
         """The record of ``result``, a run that began at ``started_at`` (wall clock)."""
         return cls(
@@ -89,6 +98,7 @@ class RunRecord:
             started_at=started_at,
             finished_at=started_at + duration_ms / 1000,
             duration_ms=duration_ms,
+            attempts=attempts,
         )
 
     @property
@@ -106,6 +116,10 @@ class RunRecord:
         }
         if self.message is not None:
             out["message"] = self.message
+        if self.attempts != 1:
+            out["attempts"] = self.attempts
+        if self.attempt_errors:
+            out["attempt_errors"] = list(self.attempt_errors)
         out.update(self.fields)
         return out
 

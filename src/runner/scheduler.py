@@ -209,6 +209,7 @@ class Scheduler:
             plugin=job.plugin_name,
             timeout=job.timeout,
             resources=self.resources,
+            retry=job.retry,
         )
 
     # ------------------------------------------------------------------ services

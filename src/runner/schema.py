@@ -55,7 +55,14 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
         if not issubclass(plugin, Service):
             properties["interval"] = {"$ref": "#/$defs/duration"}
             properties["timeout"] = {"$ref": "#/$defs/duration"}
-            for key in ("notify", "failure_threshold", "success_threshold"):
+            for key in (
+                "notify",
+                "failure_threshold",
+                "success_threshold",
+                "retries",
+                "retry_delay",
+                "retry_delay_max",
+            ):
                 properties[key] = job_fields[key]
         branches.append(
             {

@@ -133,12 +133,22 @@ class JobSummary:
 _encode_fields = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
 
+#: Stored with the plugin's fields (a name plugins may not use), not in a column of its own.
+_ATTEMPT_ERRORS = "attempt_errors"
+
+
+def _fields_json(record: RunRecord) -> str | None:
+    if record.attempt_errors:
+        return _encode_fields({**record.fields, _ATTEMPT_ERRORS: record.attempt_errors})
+    return _encode_fields(record.fields) if record.fields else None
+
+
 def record_row(job_id: int, record: RunRecord) -> tuple[Any, ...]:
     return (
         job_id,
         record.status.value,
         record.message,
-        _encode_fields(record.fields) if record.fields else None,
+        _fields_json(record),
         record.started_at,
         record.finished_at,
         record.duration_ms,
@@ -187,12 +197,15 @@ def state_rows(states: Iterable[JobState], ids: Mapping[str, int]) -> Iterator[t
 def record_from_row(job: str, plugin: str, row: Sequence[Any]) -> RunRecord:
     """A record from ``RUN_COLUMNS``."""
     status, message, fields, started_at, finished_at, duration_ms, attempts = row
+    decoded = json.loads(fields) if fields else {}
+    attempt_errors = tuple(decoded.pop(_ATTEMPT_ERRORS, ()))
     return RunRecord(
         job=job,
         plugin=plugin,
         status=Status(status),
         message=message,
-        fields=json.loads(fields) if fields else {},
+        fields=decoded,
+        attempt_errors=attempt_errors,
         started_at=float(started_at),
         finished_at=float(finished_at),
         duration_ms=float(duration_ms),
