@@ -152,6 +152,49 @@ class HistorySpec(_Strict):
         return self
 
 
+class AuthSpec(_Strict):
+    token: str = Field(
+        min_length=16,
+        description="Bearer token (or basic-auth password) for every path but /healthz: "
+        '"${RUNNER_TOKEN}".',
+    )
+
+
+class HttpSpec(_Strict):
+    """The HTTP endpoint (``http:``): metrics, the status page, the JSON API."""
+
+    listen: str = Field(
+        "127.0.0.1:9150", description="host:port to serve on; port 0 picks a free one."
+    )
+    auth: AuthSpec | None = Field(None, description="Require a token.")
+    public: bool = Field(
+        False, description="Serve a non-loopback listen address without auth, on purpose."
+    )
+
+    def host_and_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("expected host:port, such as 127.0.0.1:9150 or [::1]:9150")
+        return listen
+
+    @model_validator(mode="after")
+    def _safe_by_default(self) -> HttpSpec:
+        host = self.host_and_port()[0]
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        if not loopback and self.auth is None and not self.public:
+            raise ValueError(
+                f"listen {self.listen} is reachable from other machines: set "
+                "auth: {token: ${RUNNER_TOKEN}}, or public: true to serve it without one"
+            )
+        return self
+
+
 class JobSpec(_Strict):
     name: str = Field(min_length=1, description="Unique name of the job.")
     plugin: str = Field(min_length=1, description="Entry point name in group runner.plugins.")
@@ -239,6 +282,7 @@ class Config:
     unloadable: tuple[tuple[str, str], ...] = ()
     history: HistorySpec = field(default_factory=HistorySpec)
     notifiers: tuple[NotifierConfig, ...] = ()
+    http: HttpSpec | None = None
 
     @property
     def checks(self) -> tuple[Job, ...]:
@@ -440,7 +484,7 @@ class _Loader:
             return (
                 f"{section}[{index}] {name!r}" if isinstance(name, str) else f"{section}[{index}]"
             )
-        if path and path[0] in ("defaults", "history"):
+        if path and path[0] in ("defaults", "history", "http"):
             return str(path[0])
         return ""
 
@@ -549,7 +593,7 @@ class _Loader:
                 data=data,
             )
 
-        top_level = ["defaults", "history", "jobs", "notifiers"]
+        top_level = ["defaults", "history", "http", "jobs", "notifiers"]
         for key in data:
             if key not in top_level:
                 hint = difflib.get_close_matches(str(key), top_level, n=1)
@@ -575,6 +619,13 @@ class _Loader:
                 history = HistorySpec.model_validate(data["history"])
             except ValidationError as exc:
                 self.add_validation_error(exc, ("history",), data, HistorySpec.model_fields)
+
+        http = None
+        if data.get("http") is not None:
+            try:
+                http = HttpSpec.model_validate(data["http"])
+            except ValidationError as exc:
+                self.add_validation_error(exc, ("http",), data, HttpSpec.model_fields)
 
         notifiers: list[NotifierConfig] = []
         notifiers_data = data.get("notifiers")
@@ -603,6 +654,7 @@ class _Loader:
             tuple(self.unloadable),
             history,
             tuple(notifiers),
+            http,
         )
 
     def load_notifiers(self, items: list[Any], data: Any) -> list[NotifierConfig]:

@@ -23,21 +23,26 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner import __version__
 from runner.alerts import AlertSink
 from runner.config import Config, ConfigError, Job, load_config
 from runner.history import HistorySink
+from runner.history.store import UPTIME_WINDOWS
 from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
 from runner.resources import Resources
 from runner.results import LogSink, ResultHub, RunRecord, Sink
 from runner.scheduler import Scheduler
 from runner.systemd import SystemdNotifier
+
+if TYPE_CHECKING:
+    from runner.web import WebEndpoint
 
 #: How long services get to bind before the daemon reports itself ready.
 SERVICE_START_WAIT = 10.0
@@ -88,6 +93,11 @@ class Daemon:
             all_sinks.append(self.alerts)
         self.hub = ResultHub(all_sinks)
         self.scheduler = Scheduler(self.resources, self.hub)
+        self.web: WebEndpoint | None = None
+        if config.http is not None:
+            from runner.web import WebEndpoint
+
+            self.web = WebEndpoint(self)
         self.systemd = systemd if systemd is not None else SystemdNotifier.from_environ({})
         self.loop_monitor = LoopMonitor(loop_lag_threshold)
         self.state = RunState.STOPPED
@@ -151,6 +161,8 @@ class Daemon:
             if self.history is not None:
                 # "Failing since 03:12" survives a restart.
                 self.hub.seed(await self.history.load_states())
+            if self.web is not None:
+                await self.web.start(stack)
             stack.push_async_callback(self._stop_jobs)
             try:
                 yield
@@ -243,6 +255,32 @@ class Daemon:
         for job in jobs:
             if not job.is_service:
                 self.scheduler.start(job)
+
+    async def status_rows(self) -> list[dict[str, Any]]:
+        """``runner status --json``'s rows, with each job's state as the hub has it
+        now (history is up to ``flush_every`` behind) and uptime and latency from
+        history when it is on."""
+        from runner.history import JobSummary
+        from runner.report import status_rows
+
+        stored: dict[str, JobSummary] = {}
+        if self.history is not None and self.history.opened:
+            names = [job.name for job in self.config.checks]
+            try:
+                stored = await self.history.store.summaries(names, time.time())
+            except Exception as exc:
+                self._log.warning("history.read_failed", error=str(exc))
+        live: dict[str, JobSummary] = {}
+        for name, state in self.hub.states.items():
+            if state.kind != "check" or state.last is None:
+                continue
+            known = stored.get(name)
+            live[name] = JobSummary(
+                state=state,
+                uptime=known.uptime if known else dict.fromkeys(UPTIME_WINDOWS),
+                latency_ms=known.latency_ms if known else {"p50": None, "p95": None},
+            )
+        return status_rows(self.config, live)
 
     def services_not_ready(self) -> list[str]:
         """Services that are not up now."""

@@ -36,6 +36,11 @@ class LoopMonitor:
         self._log = get_logger()
         self.stalls = 0
 
+    @property
+    def lag(self) -> float:
+        """How late the loop's heartbeat is now, in seconds (0 when it is on time)."""
+        return max(0.0, time.monotonic() - self._beat - self.tick)
+
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._beat = time.monotonic()

@@ -176,6 +176,10 @@ class JobState:
     transition: str | None = None
     failure_threshold: int = 3
     success_threshold: int = 2
+    #: Times the state went from ok to failing or back (since start).
+    state_changes: int = 0
+    #: The statuses of the last results, oldest first (since start).
+    recent: tuple[str, ...] = ()
 
     @property
     def runs(self) -> int:
@@ -227,6 +231,7 @@ class ResultHub:
         self.keep_durations = keep_durations
         self._states: dict[str, JobState] = {}
         self._durations: dict[str, deque[float]] = {}
+        self._recent: dict[str, deque[str]] = {}
         #: States read from history at start, applied when the job is tracked.
         self._seeded: dict[str, JobState] = {}
         self._log = get_logger()
@@ -291,12 +296,14 @@ class ResultHub:
             )
         self._states[job] = state
         self._durations.setdefault(job, deque(state.durations_ms, maxlen=self.keep_durations))
+        self._recent.setdefault(job, deque(state.recent, maxlen=self.keep_durations))
         return state
 
     def forget(self, job: str) -> None:
         """Stop keeping state for a job removed by a reload."""
         self._states.pop(job, None)
         self._durations.pop(job, None)
+        self._recent.pop(job, None)
 
     # ------------------------------------------------------------------ updates
 
@@ -310,6 +317,8 @@ class ResultHub:
         counts[record.status.value] = counts.get(record.status.value, 0) + 1
         durations = self._durations[record.job]
         durations.append(record.duration_ms)
+        recent = self._recent[record.job]
+        recent.append(record.status.value)
         down, down_since, transition = state.down, state.down_since, None
         if ok:
             streak_starts = state.state is not Health.OK
@@ -322,6 +331,7 @@ class ResultHub:
             consecutive_ok, consecutive_not_ok = 0, state.consecutive_not_ok + 1
             health = Health.FAILING
         since = record.finished_at if streak_starts else state.since
+        changed = int(streak_starts and state.state is not Health.UNKNOWN)
         if not ok and not down and consecutive_not_ok >= state.failure_threshold:
             down, down_since, transition = True, since, "down"
         state = replace(
@@ -333,6 +343,8 @@ class ResultHub:
             last=record,
             counts=counts,
             durations_ms=tuple(durations),
+            recent=tuple(recent),
+            state_changes=state.state_changes + changed,
             down=down,
             down_since=down_since,
             transition=transition,

@@ -165,6 +165,15 @@ class HistorySink:
         with suppress(Exception):
             await self.store.close()
 
+    @property
+    def opened(self) -> bool:
+        return self._opened
+
+    @property
+    def queued(self) -> int:
+        """Records waiting to be written."""
+        return len(self._queue)
+
     # ---------------------------------------------------------------- results
 
     def submit(self, record: RunRecord, state: JobState) -> None:

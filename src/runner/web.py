@@ -1,0 +1,283 @@
+"""The HTTP endpoint, on the daemon's own event loop (``http:`` in the config).
+
+``GET /metrics`` (Prometheus text format), ``/healthz``, ``/api/status`` and
+``/api/jobs/{name}/history`` (the JSON of ``runner status --json`` and
+``runner history --json``), ``/api/recent`` (each job's last results, for the
+page), ``/`` (a self-contained status page) and ``/badge/{job}.svg``.
+
+aiohttp serves it and prometheus_client writes the exposition format: no
+hand-written HTTP parsing or metric format. Metrics are computed from the
+hub's per-job state at scrape time by a custom collector, so there is no
+second set of counters to drift.
+
+Off unless configured; bound to 127.0.0.1 unless ``listen`` says otherwise,
+and a non-loopback ``listen`` needs ``auth: {token: ...}`` or an explicit
+``public: true`` (checked when the config is loaded).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from html import escape
+from importlib.resources import files
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from runner import __version__
+from runner.log import get_logger
+from runner.plugin import Status
+from runner.results import Health
+
+if TYPE_CHECKING:
+    from runner.daemon import Daemon
+
+#: /healthz answers 503 while the event loop lags more than this.
+HEALTHY_LAG = 1.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class DaemonCollector(Collector):
+    """Prometheus metrics read from the daemon's state at each scrape."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        daemon = self.daemon
+        states = list(daemon.hub.states.values())
+        labels = ["name", "plugin"]
+        up = GaugeMetricFamily(
+            "runner_job_up",
+            "1 if the job's last result was ok (or the service is up), else 0",
+            labels=labels,
+        )
+        down = GaugeMetricFamily(
+            "runner_job_down",
+            "1 while the job is down (past its failure_threshold)",
+            labels=labels,
+        )
+        duration = GaugeMetricFamily(
+            "runner_job_last_duration_seconds", "Duration of the job's last run", labels=labels
+        )
+        runs = CounterMetricFamily(
+            "runner_job_runs", "Finished runs by status", labels=[*labels, "status"]
+        )
+        changes = CounterMetricFamily(
+            "runner_job_state_changes",
+            "Times the job went from ok to failing or back",
+            labels=labels,
+        )
+        http_status = GaugeMetricFamily(
+            "runner_http_status_code",
+            "Status code of the last answer (http-status checks)",
+            labels=labels,
+        )
+        for state in states:
+            values = [state.job, state.plugin]
+            if state.kind == "service":
+                up.add_metric(values, 1.0 if state.ready else 0.0)
+                continue
+            if state.state is not Health.UNKNOWN:
+                up.add_metric(values, 1.0 if state.state is Health.OK else 0.0)
+            down.add_metric(values, 1.0 if state.down else 0.0)
+            for status in Status:
+                runs.add_metric([*values, status.value], float(state.counts.get(status.value, 0)))
+            changes.add_metric(values, float(state.state_changes))
+            if state.last is not None:
+                duration.add_metric(values, state.last.duration_ms / 1000)
+                code = state.last.fields.get("status_code")
+                if isinstance(code, int):
+                    http_status.add_metric(values, float(code))
+        yield from (up, down, duration, runs, changes, http_status)
+
+        yield GaugeMetricFamily("runner_up", "1 while the daemon runs", value=1.0)
+        yield GaugeMetricFamily(
+            "runner_loop_lag_seconds",
+            "How late the event loop's heartbeat is",
+            value=daemon.loop_monitor.lag,
+        )
+        jobs = GaugeMetricFamily("runner_jobs", "Jobs in the config, by kind", labels=["kind"])
+        for kind in ("check", "service"):
+            jobs.add_metric([kind], float(sum(s.kind == kind for s in states)))
+        yield jobs
+        if daemon.alerts is not None:
+            failures = CounterMetricFamily(
+                "runner_notifier_failures",
+                "Alerts a notifier could not deliver",
+                labels=["notifier"],
+            )
+            sent = CounterMetricFamily(
+                "runner_notifier_sent", "Alerts a notifier delivered", labels=["notifier"]
+            )
+            for name, stats in daemon.alerts.stats().items():
+                failures.add_metric([name], float(stats["failed"]))
+                sent.add_metric([name], float(stats["sent"]))
+            yield failures
+            yield sent
+        if daemon.history is not None:
+            yield CounterMetricFamily(
+                "runner_history_written",
+                "Results stored in the history",
+                value=float(daemon.history.written),
+            )
+            yield CounterMetricFamily(
+                "runner_history_dropped",
+                "Results given up because the store could not take them",
+                value=float(daemon.history.dropped),
+            )
+            yield GaugeMetricFamily(
+                "runner_history_queued",
+                "Results waiting to be written",
+                value=float(daemon.history.queued),
+            )
+        yield InfoMetricFamily("runner_build", "runner's version", value={"version": __version__})
+
+
+class WebEndpoint:
+    """Serves the daemon's state over HTTP; started into the daemon's lifetime."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        spec = daemon.config.http
+        assert spec is not None
+        self.daemon = daemon
+        self.host, self.port = spec.host_and_port()
+        self.token = spec.auth.token if spec.auth is not None else None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(DaemonCollector(daemon))
+        self._page = files("runner").joinpath("status_page.html").read_bytes()
+        self._log = get_logger()
+
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        app = web.Application(middlewares=[self._auth])
+        app.add_routes(
+            [
+                web.get("/", self.page),
+                web.get("/healthz", self.healthz),
+                web.get("/metrics", self.metrics),
+                web.get("/api/status", self.api_status),
+                web.get("/api/recent", self.api_recent),
+                web.get("/api/jobs/{name:.+}/history", self.api_history),
+                web.get("/badge/{name:.+}.svg", self.badge),
+            ]
+        )
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        exit_stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        if runner.addresses:  # the port picked for "port 0"
+            self.port = int(runner.addresses[0][1])
+        self._log.info("http.started", host=self.host, port=self.port, auth=self.token is not None)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.token is None or request.path == "/healthz":
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        given = ""
+        if scheme.lower() == "bearer":
+            given = credentials.strip()
+        elif scheme.lower() == "basic":
+            try:
+                given = base64.b64decode(credentials).decode().partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                given = ""
+        if given and hmac.compare_digest(given.encode(), self.token.encode()):
+            return await handler(request)
+        return web.Response(
+            status=401,
+            text="401: a token is needed (Authorization: Bearer TOKEN, or basic auth)\n",
+            headers={"WWW-Authenticate": 'Basic realm="runner"'},
+        )
+
+    # ---------------------------------------------------------------- handlers
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._page, content_type="text/html", charset="utf-8")
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        lag = self.daemon.loop_monitor.lag
+        if lag > HEALTHY_LAG:
+            return web.Response(status=503, text=f"event loop lagging {lag:.2f}s\n")
+        return web.Response(text="ok\n")
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def api_status(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.daemon.status_rows())
+
+    async def api_recent(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                name: list(s.recent)
+                for name, s in self.daemon.hub.states.items()
+                if s.kind == "check"
+            }
+        )
+
+    async def api_history(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            limit = int(request.query.get("limit", "50"))
+            since = _since(request.query.get("since"))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        status = request.query.get("status")
+        if self.daemon.history is None:
+            return web.json_response({"error": "history is off"}, status=404)
+        runs = await self.daemon.history.store.runs(name, since=since, status=status, limit=limit)
+        return web.json_response([r.to_json() for r in runs])
+
+    async def badge(self, request: web.Request) -> web.Response:
+        state = self.daemon.hub.states.get(request.match_info["name"])
+        if state is None or state.kind != "check":
+            return web.Response(status=404, text="no such job\n")
+        label, color = {
+            Health.OK: ("up", "#1a7f37"),
+            Health.FAILING: ("down" if state.down else "failing", "#c62828"),
+            Health.UNKNOWN: ("unknown", "#6e7781"),
+        }[state.state]
+        return web.Response(
+            text=_badge_svg(state.job, label, color),
+            content_type="image/svg+xml",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+
+def _since(text: str | None) -> float | None:
+    if not text:
+        return None
+    from runner.durations import parse_duration
+
+    return time.time() - parse_duration(text)
+
+
+def _badge_svg(name: str, label: str, color: str) -> str:
+    left, right = 6 * len(name) + 12, 6 * len(label) + 12
+    name, label = escape(name), escape(label)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + right}" height="20" '
+        f'role="img" aria-label="{name}: {label}"><title>{name}: {label}</title>'
+        f'<rect width="{left}" height="20" fill="#555"/>'
+        f'<rect x="{left}" width="{right}" height="20" fill="{color}"/>'
+        f'<g fill="#fff" font-family="Verdana,sans-serif" font-size="11">'
+        f'<text x="6" y="14">{name}</text><text x="{left + 6}" y="14">{label}</text></g></svg>'
+    )
