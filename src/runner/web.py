@@ -17,6 +17,7 @@ and a non-loopback ``listen`` needs ``auth: {token: ...}`` or an explicit
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import time
@@ -217,9 +218,11 @@ class WebEndpoint:
         return web.Response(text="ok\n")
 
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        # Formatting is about 5 µs a sample in prometheus_client (10,000 jobs: about
+        # 0.5 s): done on a thread so checks keep their schedule. The collector
+        # reads immutable JobState snapshots, so it needs no lock.
+        body = await asyncio.to_thread(generate_latest, self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def api_status(self, request: web.Request) -> web.Response:
         return web.json_response(await self.daemon.status_rows())
