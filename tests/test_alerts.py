@@ -368,3 +368,59 @@ def test_apprise_delivers_to_a_local_receiver(write_config: WriteConfig, peer: P
     assert bogus.returncode == 1
     assert "Apprise does not understand the URL nosuchservice://..." in bogus.stdout
     assert "secret-token" not in bogus.stdout + bogus.stderr
+
+
+def test_a_broken_notifier_is_named_and_never_stops_the_checks(
+    write_config: WriteConfig, testplugins: Path
+) -> None:
+    config = write_config(
+        """
+        notifiers:
+          - {name: pager, notifier: broken-notifier}
+        defaults: {interval: 100ms, failure_threshold: 1}
+        jobs:
+          - {name: boom, plugin: raises, notify: [pager]}
+        """
+    )
+    check = run_cli("check", str(config))
+    assert check.returncode == 2
+    assert "notifier 'broken-notifier'" in check.stderr
+    assert "module 'runner_testplugins_not_installed' is not installed" in check.stderr
+    runner = RunnerProcess("serve", str(config))
+    try:
+        failed = runner.wait_for(event="alert.failed")[0]
+        runner.wait_for(event="job.finished", job="boom", count=5)
+        assert runner.stop() == 0
+    finally:
+        runner.kill()
+    loaded = runner.find(event="plugin.load_failed")
+    assert [e["job"] for e in loaded] == ["notifier pager"]
+    assert "is not installed" in failed["error"]
+
+
+def test_plugins_lists_notifiers_and_alerts_link_to_the_status_page(
+    write_config: WriteConfig, peer: Peer
+) -> None:
+    listing = run_cli("plugins").stdout
+    for name in ("webhook", "apprise", "log"):
+        assert f"{name}  (runner " in listing and "notifier" in listing
+    config = write_config(
+        f"""
+        http: {{listen: "127.0.0.1:0", external_url: "https://status.example/"}}
+        notifiers:
+          - {{name: ops, notifier: webhook, options: {{url: "{peer.url}/hook"}}}}
+        defaults: {{interval: 100ms, failure_threshold: 1}}
+        jobs:
+          - name: "api v2"
+            plugin: http-status
+            notify: [ops]
+            options: {{url: "http://127.0.0.1:{closed_port()}/"}}
+        """
+    )
+    runner = RunnerProcess("serve", str(config))
+    try:
+        wait_until(lambda: peer.events("down"), 10, "a down alert")
+        assert runner.stop() == 0
+    finally:
+        runner.kill()
+    assert peer.events("down")[0]["status_page"] == "https://status.example/#api%20v2"

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from runner.config import Job, NotifierConfig
 from runner.log import get_logger
@@ -153,8 +154,12 @@ class AlertSink:
         jobs: Iterable[Job],
         resources: Resources,
         ledger: AlertLedger | None = None,
+        *,
+        status_page: str | None = None,
     ) -> None:
         self.resources = resources
+        #: The status page's address, for a link in each alert.
+        self.status_page = status_page.rstrip("/") + "/" if status_page else None
         self.ledger: AlertLedger = ledger if ledger is not None else MemoryLedger()
         self.deliveries: dict[str, Delivery] = {}
         for config in notifiers:
@@ -230,6 +235,9 @@ class AlertSink:
                     since=since,
                     last=record,
                     consecutive=consecutive,
+                    status_page=(
+                        f"{self.status_page}#{quote(record.job)}" if self.status_page else None
+                    ),
                 )
             )
 

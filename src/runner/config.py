@@ -170,6 +170,11 @@ class HttpSpec(_Strict):
     public: bool = Field(
         False, description="Serve a non-loopback listen address without auth, on purpose."
     )
+    external_url: str | None = Field(
+        None,
+        description="Where people reach the status page (https://status.example/); alerts "
+        "link to it.",
+    )
 
     def host_and_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")

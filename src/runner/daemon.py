@@ -89,7 +89,10 @@ class Daemon:
         self.alerts: AlertSink | None = None
         if config.notifiers:
             ledger = self.history.store if self.history is not None else None
-            self.alerts = AlertSink(config.notifiers, config.jobs, self.resources, ledger)
+            page = config.http.external_url if config.http is not None else None
+            self.alerts = AlertSink(
+                config.notifiers, config.jobs, self.resources, ledger, status_page=page
+            )
             all_sinks.append(self.alerts)
         self.hub = ResultHub(all_sinks)
         self.scheduler = Scheduler(self.resources, self.hub)
