@@ -117,6 +117,7 @@ def test_retry_settings_are_checked(write_config: WriteConfig) -> None:
         jobs:
           - {name: a, plugin: sleep, retry_delay: soon}
           - {name: b, plugin: sleep, retry_delay: exponential, retry_delay_max: 5s}
+          - {name: echo, plugin: echo-listener, retries: 1}
         """
     )
     result = run_cli("check", str(config))
@@ -127,3 +128,4 @@ def test_retry_settings_are_checked(write_config: WriteConfig) -> None:
     assert "jobs[0] 'a': retry_delay: 'soon' is not a duration" in result.stderr
     assert "or 'exponential'" in result.stderr
     assert "jobs[1]" not in result.stderr
+    assert "jobs[2] 'echo': retries: echo-listener is a service" in result.stderr

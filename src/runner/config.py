@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -664,8 +664,7 @@ class _Loader:
 
     def load_notifiers(self, items: list[Any], data: Any) -> list[NotifierConfig]:
         notifiers: list[NotifierConfig] = []
-        seen: dict[str, int | None] = {}
-        registry = self.notifier_registry
+        first_line: dict[str, int | None] = {}
         for i, raw in enumerate(items):
             path: PathTuple = ("notifiers", i)
             if not isinstance(raw, dict):
@@ -676,46 +675,18 @@ class _Loader:
             except ValidationError as exc:
                 self.add_validation_error(exc, path, data, NotifierSpec.model_fields)
                 spec = None
-            name = raw.get("name")
-            if isinstance(name, str):
-                if name in seen:
-                    self.add(
-                        (*path, "name"),
-                        f"duplicate notifier name {name!r} (first used on line {seen[name]})",
-                        data=data,
-                    )
-                seen.setdefault(name, self.line_of((*path, "name")))
-            entry_name = raw.get("notifier")
-            if not isinstance(entry_name, str) or not entry_name:
+            self.check_unique_name(raw, path, first_line, "notifier", data)
+            # A broken notifier: its deliveries fail with the reason, checks go on.
+            loaded = self.load_entry(
+                raw, path, data, "notifier", self.notifier_registry, spec, _unloadable_notifier
+            )
+            if loaded is None or spec is None:
                 continue
-            try:
-                notifier = registry.load(entry_name)
-            except PluginLoadError as exc:
-                if not (self.keep_unloadable and spec is not None):
-                    self.add((*path, "notifier"), str(exc), data=data)
-                    continue
-                # A broken notifier: its deliveries fail with this reason, checks go on.
-                self.unloadable.append((f"notifier {spec.name}", str(exc)))
-                notifier = _unloadable_notifier(exc)
-            except PluginError as exc:
-                self.add((*path, "notifier"), str(exc), data=data)
-                continue
-            options_raw = raw.get("options") or {}
-            if not isinstance(options_raw, dict):
-                continue
-            try:
-                options = notifier.Options.model_validate(options_raw)
-            except ValidationError as exc:
-                self.add_validation_error(
-                    exc, (*path, "options"), data, notifier.Options.model_fields
-                )
-                continue
-            if spec is None:
-                continue
+            notifier, options = loaded
             notifiers.append(
                 NotifierConfig(
                     name=spec.name,
-                    notifier_name=entry_name,
+                    notifier_name=raw["notifier"],
                     notifier=notifier,
                     options=options,
                     send_on_resolved=spec.send_on_resolved,
@@ -724,6 +695,69 @@ class _Loader:
                 )
             )
         return notifiers
+
+    def check_unique_name(
+        self,
+        raw: dict[str, Any],
+        path: PathTuple,
+        first_line: dict[str, int | None],
+        noun: str,
+        data: Any,
+    ) -> None:
+        name = raw.get("name")
+        if not isinstance(name, str):
+            return
+        if name in first_line:
+            self.add(
+                (*path, "name"),
+                f"duplicate {noun} name {name!r} (first used on line {first_line[name]})",
+                data=data,
+            )
+        else:
+            first_line[name] = self.line_of((*path, "name"))
+
+    def load_entry(
+        self,
+        raw: dict[str, Any],
+        path: PathTuple,
+        data: Any,
+        key: str,
+        registry: Registry,
+        spec: JobSpec | NotifierSpec | None,
+        stand_in: Callable[[PluginLoadError], type[Plugin[Any]]],
+    ) -> tuple[type[Plugin[Any]], BaseModel] | None:
+        """The class ``raw[key]`` names in ``registry``, and ``raw["options"]``
+        validated by its model; None (with the problems added) if either fails.
+
+        A class that is installed but cannot be loaded is replaced by
+        ``stand_in(error)`` when the daemon asked to keep such entries.
+        """
+        entry_name = raw.get(key)
+        if not isinstance(entry_name, str) or not entry_name:
+            return None  # the spec's validation already said so
+        try:
+            cls = registry.load(entry_name)
+        except PluginLoadError as exc:
+            if not (self.keep_unloadable and spec is not None):
+                self.add((*path, key), str(exc), data=data)
+                return None
+            # Installed but broken (a bad upgrade, a missing dependency): this
+            # entry reports errors and the others run.
+            label = spec.name if key == "plugin" else f"{key} {spec.name}"
+            self.unloadable.append((label, str(exc)))
+            cls = stand_in(exc)
+        except PluginError as exc:
+            self.add((*path, key), str(exc), data=data)
+            return None
+        options_raw = raw.get("options") or {}
+        if not isinstance(options_raw, dict):
+            return None  # the spec's validation already said so
+        try:
+            options = cls.Options.model_validate(options_raw)
+        except ValidationError as exc:
+            self.add_validation_error(exc, (*path, "options"), data, cls.Options.model_fields)
+            return None
+        return cls, options
 
     def load_jobs(self, jobs_data: list[Any], defaults: Defaults, data: Any) -> list[Job]:
         jobs: list[Job] = []
@@ -734,58 +768,22 @@ class _Loader:
                 self.add(path, "expected a mapping with name, plugin and options", data=data)
                 continue
             try:
-                spec = JobSpec.model_validate(raw)
+                spec: JobSpec | None = JobSpec.model_validate(raw)
             except ValidationError as exc:
                 self.add_validation_error(exc, path, data, JobSpec.model_fields)
                 # Still check the plugin's options when the plugin itself is usable.
                 spec = None
-            name = raw.get("name")
-            if isinstance(name, str):
-                if name in first_line:
-                    self.add(
-                        (*path, "name"),
-                        f"duplicate job name {name!r} (first used on line {first_line[name]})",
-                        data=data,
-                    )
-                else:
-                    first_line[name] = self.line_of((*path, "name"))
-            plugin_name = raw.get("plugin")
-            if not isinstance(plugin_name, str) or not plugin_name:
+            self.check_unique_name(raw, path, first_line, "job", data)
+            loaded = self.load_entry(
+                raw, path, data, "plugin", self.registry, spec, _unloadable_plugin
+            )
+            if loaded is None or spec is None:
                 continue
-            options_raw = raw.get("options") or {}
-            try:
-                plugin = self.registry.load(plugin_name)
-            except PluginLoadError as exc:
-                if not (self.keep_unloadable and spec is not None):
-                    self.add((*path, "plugin"), str(exc), data=data)
-                    continue
-                # Installed but broken (a bad upgrade, a missing dependency):
-                # the job reports errors and the others run.
-                self.unloadable.append((spec.name, str(exc)))
-                plugin = _unloadable_plugin(exc)
-            except PluginError as exc:
-                self.add((*path, "plugin"), str(exc), data=data)
-                continue
-            if not isinstance(options_raw, dict):
-                continue  # JobSpec validation already said so
-            try:
-                options = plugin.Options.model_validate(options_raw)
-            except ValidationError as exc:
-                self.add_validation_error(
-                    exc, (*path, "options"), data, plugin.Options.model_fields
-                )
-                continue
-            if spec is None:
-                continue
+            plugin, options = loaded
+            plugin_name = raw["plugin"]
             self.check_notify(raw, path, data, spec)
             if plugin.kind == "service":
-                for key in (
-                    "interval",
-                    "timeout",
-                    "notify",
-                    "failure_threshold",
-                    "success_threshold",
-                ):
+                for key in _CHECK_ONLY:
                     if key in raw:
                         self.add(
                             (*path, key),
