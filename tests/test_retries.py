@@ -89,19 +89,19 @@ def test_retries_fit_in_the_timeout_and_the_last_attempt_decides(
         jobs:
           - name: api
             plugin: http-status
-            timeout: 1s
+            timeout: 2s
             retries: 10
-            retry_delay: 300ms
+            retry_delay: 500ms
             options: {{url: "{url}/always-500"}}
         """
     )
     result = run_cli("run", str(config))
     assert result.returncode == 1
     api = finished(result.stdout)["api"]
-    # Attempts at about 0, 0.3, 0.6 and 0.9 s: a fifth could not start before 1 s.
+    # Attempts at about 0, 0.5, 1.0 and 1.5 s: a fifth could not start before 2 s.
     assert api["status"] == "fail" and api["attempts"] == 4 == len(sent)
     assert len(api["attempt_errors"]) == 3
-    assert api["duration_ms"] < 1000
+    assert api["duration_ms"] < 2000
 
 
 def test_exponential_pauses_double_up_to_the_cap() -> None:

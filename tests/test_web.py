@@ -174,3 +174,43 @@ def test_a_public_listen_needs_a_token_and_the_token_guards_every_path_but_healt
         runner.kill()
     assert all(token not in page for page in pages)
     assert token not in "".join(runner.raw_lines) + runner.stderr
+
+
+def test_no_secret_from_the_environment_reaches_any_page_answer_or_stored_result(
+    write_config: WriteConfig, http_base: str
+) -> None:
+    secret = "s3cr3t-api-key-from-env"
+    received: list[bytes] = []
+    config = write_config(
+        f"""
+        http: {{listen: "127.0.0.1:0"}}
+        history: {{flush_every: 50ms}}
+        notifiers:
+          - {{name: journal, notifier: log}}
+        defaults: {{interval: 1h, failure_threshold: 1}}
+        jobs:
+          - name: api
+            plugin: http-status
+            notify: [journal]
+            options:
+              url: "{http_base}/error?key=${{API_KEY}}"
+              headers: {{Authorization: "Bearer ${{API_KEY}}"}}
+        """
+    )
+    runner = RunnerProcess("serve", str(config), env={"API_KEY": secret})
+    try:
+        base = f"http://127.0.0.1:{runner.wait_for(event='http.started')[0]['port']}"
+        runner.wait_for(event="alert.down")
+        wait_until(lambda: json.loads(get(f"{base}/api/jobs/api/history")[1]), 10, "a stored run")
+        for path in ("/", "/metrics", "/api/status", "/api/recent", "/api/jobs/api/history"):
+            status, body, _ = get(base + path)
+            received.append(body.encode())
+            assert status == 200, path
+        assert runner.stop() == 0
+    finally:
+        runner.kill()
+    status = run_cli("status", str(config), env={"API_KEY": secret}).stdout
+    history = run_cli("history", str(config), "api", env={"API_KEY": secret}).stdout
+    assert "key=***" in json.loads(history)[0]["url"]  # masked, not dropped
+    for text in (*[r.decode() for r in received], status, history, "".join(runner.raw_lines)):
+        assert secret not in text

@@ -48,6 +48,15 @@ class SecretMasker:
             sorted({s for s in secrets if len(s) >= self.MIN_LENGTH}, key=len, reverse=True)
         )
 
+    @property
+    def active(self) -> bool:
+        """Whether there is anything to mask."""
+        return bool(self._secrets)
+
+    def mask(self, value: Any) -> Any:
+        """``value`` (a string, or lists and dicts of them) with every secret as ``***``."""
+        return self._mask(value) if self._secrets else value
+
     def _mask(self, value: Any) -> Any:
         if isinstance(value, str):
             for secret in self._secrets:

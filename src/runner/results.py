@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from runner.log import get_logger
+from runner.log import get_logger, secret_masker
 from runner.plugin import Result, Status
 
 __all__ = [
@@ -309,6 +309,15 @@ class ResultHub:
 
     def publish(self, record: RunRecord) -> JobState:
         """Update the job's state with ``record``, then hand both to every sink."""
+        if secret_masker.active:
+            # A ${SECRET} in a URL can come back in a message or a field: mask it
+            # here, once, so no sink (history, alerts, the HTTP API) ever has it.
+            record = replace(
+                record,
+                message=secret_masker.mask(record.message),
+                fields=secret_masker.mask(dict(record.fields)),
+                attempt_errors=tuple(secret_masker.mask(list(record.attempt_errors))),
+            )
         state = self._states.get(record.job)
         if state is None:  # `runner run --job`, tests: a job nobody tracked
             state = self.track(record.job, record.plugin, "check")

@@ -82,6 +82,11 @@ class DaemonCollector(Collector):
             "Times the job went from ok to failing or back",
             labels=labels,
         )
+        attempts = GaugeMetricFamily(
+            "runner_job_last_attempts",
+            "Attempts the job's last run took (with retries)",
+            labels=labels,
+        )
         http_status = GaugeMetricFamily(
             "runner_http_status_code",
             "Status code of the last answer (http-status checks)",
@@ -100,10 +105,11 @@ class DaemonCollector(Collector):
             changes.add_metric(values, float(state.state_changes))
             if state.last is not None:
                 duration.add_metric(values, state.last.duration_ms / 1000)
+                attempts.add_metric(values, float(state.last.attempts))
                 code = state.last.fields.get("status_code")
                 if isinstance(code, int):
                     http_status.add_metric(values, float(code))
-        yield from (up, down, duration, runs, changes, http_status)
+        yield from (up, down, duration, attempts, runs, changes, http_status)
 
         yield GaugeMetricFamily("runner_up", "1 while the daemon runs", value=1.0)
         yield GaugeMetricFamily(
@@ -144,6 +150,11 @@ class DaemonCollector(Collector):
                 "runner_history_queued",
                 "Results waiting to be written",
                 value=float(daemon.history.queued),
+            )
+            yield GaugeMetricFamily(
+                "runner_history_lag_seconds",
+                "Age of the oldest result waiting to be written",
+                value=daemon.history.lag,
             )
         yield InfoMetricFamily("runner_build", "runner's version", value={"version": __version__})
 

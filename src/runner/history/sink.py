@@ -174,6 +174,12 @@ class HistorySink:
         """Records waiting to be written."""
         return len(self._queue)
 
+    @property
+    def lag(self) -> float:
+        """Seconds since the oldest record still waiting finished (0 with none)."""
+        queue = self._queue
+        return max(0.0, time.time() - queue[0].finished_at) if queue else 0.0
+
     # ---------------------------------------------------------------- results
 
     def submit(self, record: RunRecord, state: JobState) -> None:
