@@ -178,7 +178,7 @@ class PostgresStore(HistoryStore):
                     # emptied at commit), then one UPDATE joins it.
                     await conn.execute(CREATE_STATES_TABLE)
                     await conn.copy_records_to_table(
-                        "runner_states_in", records=_paced(state_rows(states, known))
+                        "runner_states_in_v2", records=_paced(state_rows(states, known))
                     )
                     await conn.execute(UPDATE_FROM_STATES)
                 return ids
@@ -193,9 +193,11 @@ COPY_SLICE = 500
 
 #: Job states in bulk: 10,000 single-row UPDATEs (executemany) cost the server
 #: and the event loop more than a COPY into a temporary table and one UPDATE
-#: joining it (bench/README.md). The columns are :func:`state_row`'s, in its order.
+#: joining it (bench/README.md). The columns are :func:`state_row`'s, in its order;
+#: the name carries the schema version, so a pooled server session that still
+#: holds an older definition is never sent rows with other columns.
 CREATE_STATES_TABLE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS runner_states_in (plugin TEXT, kind TEXT, "
+    "CREATE TEMPORARY TABLE IF NOT EXISTS runner_states_in_v2 (plugin TEXT, kind TEXT, "
     "state TEXT, since DOUBLE PRECISION, consecutive_ok BIGINT, consecutive_not_ok BIGINT, "
     "count_ok BIGINT, count_fail BIGINT, count_error BIGINT, count_timeout BIGINT, "
     "down INTEGER, down_since DOUBLE PRECISION, id INTEGER) ON COMMIT DELETE ROWS"
@@ -206,7 +208,7 @@ UPDATE_FROM_STATES = (
     "consecutive_not_ok = s.consecutive_not_ok, count_ok = s.count_ok, "
     "count_fail = s.count_fail, count_error = s.count_error, count_timeout = s.count_timeout, "
     "down = s.down, down_since = s.down_since "
-    "FROM runner_states_in AS s WHERE j.id = s.id"
+    "FROM runner_states_in_v2 AS s WHERE j.id = s.id"
 )
 
 

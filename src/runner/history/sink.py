@@ -293,7 +293,8 @@ class HistorySink:
         before = (now or time.time()) - (self.keep or float("inf"))
         deleted = 0
         runs_now = self._runs_seen
-        for job in await self.store.job_ids():
+        ids = await self.store.job_ids()
+        for job in ids:
             keep_runs = None
             if self.keep_runs is not None:
                 checked = self._runs_checked.get(job)
@@ -302,7 +303,9 @@ class HistorySink:
                 if checked is None or (seen is not None and seen - checked >= slack):
                     keep_runs = self.keep_runs
                     self._runs_checked[job] = seen or 0
-            deleted += await self.store.prune(before=before, keep_runs=keep_runs, jobs=[job])
+            deleted += await self.store.prune(
+                before=before, keep_runs=keep_runs, jobs=[job], ids=ids
+            )
         if deleted:
             self._log.info("history.pruned", runs=deleted)
         return deleted

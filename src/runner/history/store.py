@@ -295,11 +295,14 @@ class HistoryStore(ABC):
         keep_runs: int | None,
         jobs: Iterable[str] | None = None,
         chunk: int = 2000,
+        ids: Mapping[str, int] | None = None,
     ) -> int:
         """Delete runs older than ``before`` and past the newest ``keep_runs`` of each
         job, ``chunk`` rows per transaction so the writer is never held long.
-        Returns how many were deleted."""
-        ids = await self.job_ids()
+        Returns how many were deleted. ``ids``: the job ids, if the caller has
+        them already (a pass over every job reads them once, not once a job)."""
+        if ids is None:
+            ids = await self.job_ids()
         names = list(ids) if jobs is None else [j for j in jobs if j in ids]
         deleted = 0
         for name in names:
