@@ -662,6 +662,12 @@ FROM (SELECT j.id AS job_id, floor(random() * 1000) AS r, 20 + floor(random() * 
 """
 
 
+HOURS_FILL = (
+    "INSERT INTO runner_hours (job_id, hour, runs, ok) SELECT job_id, {hour}, COUNT(*), "
+    "SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) FROM runner_runs GROUP BY 1, 2"
+)
+
+
 async def fill(
     name: str,
     store: HistoryStore,
@@ -699,6 +705,9 @@ async def fill(
                 "CREATE INDEX IF NOT EXISTS runner_runs_job_time "
                 "ON runner_runs (job_id, finished_at)"
             )
+            # The hourly counts the writer keeps (schema 3), as its migration fills them.
+            conn.execute("DELETE FROM runner_hours")
+            conn.execute(HOURS_FILL.format(hour="CAST(finished_at / 3600 AS INTEGER)"))
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
 
@@ -716,6 +725,8 @@ async def fill(
                 "CREATE INDEX IF NOT EXISTS runner_runs_job_time "
                 "ON runner_runs (job_id, finished_at)"
             )
+            await conn.execute("DELETE FROM runner_hours")
+            await conn.execute(HOURS_FILL.format(hour="CAST(floor(finished_at / 3600) AS BIGINT)"))
             # What autovacuum does by itself a while later: statistics and the
             # visibility map (index-only scans need it).
             await conn.execute("VACUUM ANALYZE runner_runs")

@@ -520,6 +520,11 @@ async def test_a_version_1_history_is_migrated_and_keeps_what_it_held(
         "status 500",
         {"status_code": 500},
     )
+    # Schema 3 counted the runs there were by hour (for long uptime windows).
+    assert [
+        tuple(int(v) for v in row)
+        for row in await store._fetch("SELECT job_id, hour, runs, ok FROM runner_hours")
+    ] == [(1, 0, 1, 0)]
     # And the new table works.
     await store.record_alert("web", "ops", Sent("down", 100.0, 101.0))
     await store.record_alert("web", "ops", Sent("recovered", None, 102.0))

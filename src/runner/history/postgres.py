@@ -28,6 +28,7 @@ from runner.history.store import (
     HistoryError,
     HistoryStore,
     SchemaTooNewError,
+    hour_rows,
     run_rows,
     state_rows,
 )
@@ -106,7 +107,13 @@ class PostgresStore(HistoryStore):
             version = await self._version(conn)  # another daemon may have been first
             for step in MIGRATIONS[version:]:
                 for statement in step:
-                    await conn.execute(statement.format(serial="SERIAL", bigserial="BIGSERIAL"))
+                    await conn.execute(
+                        statement.format(
+                            serial="SERIAL",
+                            bigserial="BIGSERIAL",
+                            hour="CAST(floor(finished_at / 3600) AS BIGINT)",
+                        )
+                    )
             await conn.execute("DELETE FROM runner_schema")
             await conn.execute("INSERT INTO runner_schema (version) VALUES ($1)", SCHEMA_VERSION)
 
@@ -181,11 +188,28 @@ class PostgresStore(HistoryStore):
                         "runner_states_in_v2", records=_paced(state_rows(states, known))
                     )
                     await conn.execute(UPDATE_FROM_STATES)
+                if records:
+                    # The same for the hourly counts: COPY, then one upsert.
+                    await conn.execute(CREATE_HOURS_TABLE)
+                    await conn.copy_records_to_table(
+                        "runner_hours_in_v3", records=hour_rows(records, known)
+                    )
+                    await conn.execute(UPSERT_FROM_HOURS)
                 return ids
         except Exception:
             await self._on_error()
             raise
 
+
+CREATE_HOURS_TABLE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS runner_hours_in_v3 (job_id INTEGER, hour BIGINT, "
+    "runs BIGINT, ok BIGINT) ON COMMIT DELETE ROWS"
+)
+UPSERT_FROM_HOURS = (
+    "INSERT INTO runner_hours (job_id, hour, runs, ok) SELECT job_id, hour, runs, ok "
+    "FROM runner_hours_in_v3 ON CONFLICT (job_id, hour) DO UPDATE SET "
+    "runs = runner_hours.runs + excluded.runs, ok = runner_hours.ok + excluded.ok"
+)
 
 #: asyncpg encodes on the event loop: COPY gives the loop back every COPY_SLICE
 #: rows, so no part of a batch of 10,000 holds the loop for long.

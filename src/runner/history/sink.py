@@ -306,6 +306,8 @@ class HistorySink:
             deleted += await self.store.prune(
                 before=before, keep_runs=keep_runs, jobs=[job], ids=ids
             )
+        if self.keep is not None:
+            await self.store.prune_hours(before=before)
         if deleted:
             self._log.info("history.pruned", runs=deleted)
         return deleted

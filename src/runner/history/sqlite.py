@@ -27,9 +27,11 @@ from runner.history.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
     UPDATE_JOB_STATE,
+    UPSERT_HOURS,
     HistoryError,
     HistoryStore,
     SchemaTooNewError,
+    hour_rows,
     run_rows,
     state_rows,
 )
@@ -138,7 +140,13 @@ class SQLiteStore(HistoryStore):
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             for step in MIGRATIONS[version:]:
                 for statement in step:
-                    conn.execute(statement.format(serial="INTEGER", bigserial="INTEGER"))
+                    conn.execute(
+                        statement.format(
+                            serial="INTEGER",
+                            bigserial="INTEGER",
+                            hour="CAST(finished_at / 3600 AS INTEGER)",
+                        )
+                    )
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -203,6 +211,7 @@ class SQLiteStore(HistoryStore):
             # Rows are made here, on this thread, as executemany takes them.
             conn.executemany(INSERT_RUN, run_rows(records, known))
             conn.executemany(UPDATE_JOB_STATE, state_rows(states, known))
+            conn.executemany(UPSERT_HOURS, hour_rows(records, known))
             return ids
 
         return await self._call(self._in_transaction, work)
