@@ -1119,7 +1119,14 @@ async def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="the sink's BATCH_SIZE, part 1 (a trial)"
     )
+    parser.add_argument(
+        "--gc-default",
+        action="store_true",
+        help="Python's default gc thresholds, not runner serve's (700, 10, 100)",
+    )
     args = parser.parse_args()
+    if not args.gc_default:
+        gc.set_threshold(700, 10, 100)  # as `runner serve` sets them (cli.py)
     if args.batch_size:
         sink_module.BATCH_SIZE = args.batch_size
     names = [b for b in args.backends.split(",") if b]

@@ -214,3 +214,30 @@ def test_no_secret_from_the_environment_reaches_any_page_answer_or_stored_result
     assert "key=***" in json.loads(history)[0]["url"]  # masked, not dropped
     for text in (*[r.decode() for r in received], status, history, "".join(runner.raw_lines)):
         assert secret not in text
+
+
+def test_a_taken_port_is_logged_and_the_checks_run_on(write_config: WriteConfig) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(
+            f"""
+            http: {{listen: "127.0.0.1:{port}"}}
+            jobs:
+              - {{name: nap, plugin: sleep, interval: 100ms, options: {{seconds: 0}}}}
+            """
+        )
+        runner = RunnerProcess("serve", str(config))
+        try:
+            failed = runner.wait_for(event="http.failed")[0]
+            runner.wait_for(event="job.finished", count=3)
+            assert runner.stop() == 0
+        finally:
+            runner.kill()
+    assert failed["port"] == port and "in use" in failed["error"]
+    # `runner run` serves no page at all.
+    once = run_cli("run", str(config))
+    assert once.returncode == 0 and "http." not in once.stdout

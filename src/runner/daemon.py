@@ -132,7 +132,9 @@ class Daemon:
     # ------------------------------------------------------------------ the lifetime
 
     @asynccontextmanager
-    async def _lifetime(self, signals: Sequence[signal.Signals]) -> AsyncIterator[None]:
+    async def _lifetime(
+        self, signals: Sequence[signal.Signals], *, serve_http: bool = True
+    ) -> AsyncIterator[None]:
         """Start every component into one exit stack; on exit, stop them in reverse."""
         loop = asyncio.get_running_loop()
         self.state = RunState.STARTING
@@ -164,7 +166,7 @@ class Daemon:
             if self.history is not None:
                 # "Failing since 03:12" survives a restart.
                 self.hub.seed(await self.history.load_states())
-            if self.web is not None:
+            if self.web is not None and serve_http:
                 await self.web.start(stack)
             stack.push_async_callback(self._stop_jobs)
             try:
@@ -400,7 +402,9 @@ class Daemon:
         Services that did not start are in :meth:`services_not_ready` and
         the hub's state.
         """
-        async with self._lifetime((signal.SIGTERM, signal.SIGINT)):
+        # One run of the checks serves no status page (and takes no port that a
+        # running daemon of the same config holds).
+        async with self._lifetime((signal.SIGTERM, signal.SIGINT), serve_http=False):
             for job in self.config.services:
                 self.scheduler.start(job)
             await self.scheduler.wait_settled(SERVICE_START_WAIT)

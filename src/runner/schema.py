@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runner.config import Defaults, HistorySpec, JobSpec, NotifierSpec
+from runner.config import Defaults, HistorySpec, HttpSpec, JobSpec, NotifierSpec
 from runner.durations import DURATION_JSON_SCHEMA
 from runner.plugin import Service
 from runner.registry import NOTIFIERS, PluginError, Registry
@@ -116,6 +116,7 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
         "properties": {
             "defaults": defaults,
             "history": history,
+            "http": _inline(HttpSpec, "http.", defs),
             "notifiers": {"type": "array", "items": {"oneOf": notifier_branches}},
             "jobs": {"type": "array", "minItems": 1, "items": {"oneOf": branches}},
         },

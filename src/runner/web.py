@@ -190,7 +190,19 @@ class WebEndpoint:
         await runner.setup()
         exit_stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            # The checks matter more than their page: run on without it.
+            self._log.error(
+                "http.failed",
+                host=self.host,
+                port=self.port,
+                error=exc.strerror or str(exc),
+                hint="the checks run on without the HTTP endpoint; free the port or "
+                "change http.listen, then restart",
+            )
+            return
         if runner.addresses:  # the port picked for "port 0"
             self.port = int(runner.addresses[0][1])
         self._log.info("http.started", host=self.host, port=self.port, auth=self.token is not None)
