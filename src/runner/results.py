@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -390,11 +390,6 @@ class ResultHub:
             state=Health.OK if ready else Health.FAILING,
             since=time.time() if changed else state.since,
         )
-
-
-def failing_jobs(states: Sequence[JobState]) -> list[str]:
-    """Names of the jobs failing now, sorted."""
-    return sorted(s.job for s in states if s.is_failing)
 
 
 class LogSink:
