@@ -203,10 +203,32 @@ class RunnerProcess:
         self._reader.join(timeout=5)
         self._close_pipes()
 
+    def __enter__(self) -> RunnerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
     def _close_pipes(self) -> None:
         for pipe in (self.proc.stdout, self.proc.stderr):
             if pipe is not None and not pipe.closed:
                 pipe.close()
+
+
+def serve_until(
+    config: str | os.PathLike[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    count: int = 1,
+    timeout: float = 15.0,
+    **match: Any,
+) -> RunnerProcess:
+    """``runner serve CONFIG`` until ``count`` events match ``match``, then SIGTERM;
+    fails unless it exits 0. Returns the stopped process, its events kept."""
+    with RunnerProcess("serve", str(config), env=env) as runner:
+        runner.wait_for(timeout=timeout, count=count, **match)
+        assert runner.stop() == 0
+    return runner
 
 
 def run_cli(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from helpers import RunnerProcess, closed_port, run_cli, wait_until
+from helpers import RunnerProcess, closed_port, run_cli, serve_until, wait_until
 from runner.testing import running_daemon
 
 WriteConfig = Callable[..., Path]
@@ -119,8 +119,7 @@ def test_one_down_one_recovered_per_episode_and_none_again_after_a_restart(
 ) -> None:
     monkeypatch.setenv("HOOK_SECRET", SECRET)
     config = alert_config(write_config, peer, peer)
-    runner = RunnerProcess("serve", str(config))
-    try:
+    with RunnerProcess("serve", str(config)) as runner:
         runner.wait_for(event="job.finished", job="api", status="ok", count=3)
         assert peer.received == []
         peer.status = 500
@@ -151,19 +150,14 @@ def test_one_down_one_recovered_per_episode_and_none_again_after_a_restart(
         peer.status = 500
         wait_until(lambda: len(peer.events("down")) == 2, 10, "the second down alert")
         assert runner.stop() == 0
-    finally:
-        runner.kill()
     assert SECRET not in "".join(runner.raw_lines) + runner.stderr
 
-    again = RunnerProcess("serve", str(config))
-    try:
+    with RunnerProcess("serve", str(config)) as again:
         again.wait_for(event="job.finished", status="fail", count=5)
         assert len(peer.events("down")) == 2  # the restart did not page again
         peer.status = 200
         wait_until(lambda: len(peer.events("recovered")) == 2, 10, "the second recovery")
         assert again.stop() == 0
-    finally:
-        again.kill()
     assert [r["event"] for r in peer.received] == ["down", "recovered", "down", "recovered"]
 
 
@@ -174,20 +168,10 @@ def test_a_down_alert_that_was_never_delivered_is_sent_after_a_restart(
     peer.mode = "error"  # the receiver is broken during the first run
     peer.status = 500
     config = alert_config(write_config, peer, peer)
-    first = RunnerProcess("serve", str(config))
-    try:
-        first.wait_for(event="alert.failed", timeout=10)
-        assert first.stop() == 0
-    finally:
-        first.kill()
+    serve_until(config, event="alert.failed", timeout=10)
     peer.mode = "ok"
     delivered_before = len(peer.received)
-    second = RunnerProcess("serve", str(config))
-    try:
-        second.wait_for(event="alert.sent", timeout=10)
-        assert second.stop() == 0
-    finally:
-        second.kill()
+    serve_until(config, event="alert.sent", timeout=10)
     new = peer.received[delivered_before:]
     assert [r["event"] for r in new] == ["down"]
 
@@ -198,12 +182,9 @@ def test_reminders_come_every_repeat_every_while_down(
     monkeypatch.setenv("HOOK_SECRET", SECRET)
     peer.status = 500
     config = alert_config(write_config, peer, peer, extra="repeat_every: 400ms")
-    runner = RunnerProcess("serve", str(config))
-    try:
+    with RunnerProcess("serve", str(config)) as runner:
         wait_until(lambda: len(peer.events("reminder")) >= 3, 15, "three reminders")
         assert runner.stop() == 0
-    finally:
-        runner.kill()
     sent = [r["at"] for r in peer.received if r["event"] in ("down", "reminder")]
     assert peer.received[0]["event"] == "down"
     gaps = [b - a for a, b in pairwise(sent)]
@@ -247,13 +228,10 @@ def test_broken_receivers_never_delay_checks_and_fail_once_per_episode(
             """
         )
         peer.mode = "error"
-        runner = RunnerProcess("serve", str(config))
-        try:
+        with RunnerProcess("serve", str(config)) as runner:
             runner.wait_for(event="job.finished", job="tick", count=25, timeout=20)
             wait_until(lambda: len(peer.received) >= 3, 10, "three tries at the 500 receiver")
             assert runner.stop(timeout=15) == 0
-        finally:
-            runner.kill()
     finally:
         hang.close()
     for job in ("down", "tick"):
@@ -386,13 +364,10 @@ def test_a_broken_notifier_is_named_and_never_stops_the_checks(
     assert check.returncode == 2
     assert "notifier 'broken-notifier'" in check.stderr
     assert "module 'runner_testplugins_not_installed' is not installed" in check.stderr
-    runner = RunnerProcess("serve", str(config))
-    try:
+    with RunnerProcess("serve", str(config)) as runner:
         failed = runner.wait_for(event="alert.failed")[0]
         runner.wait_for(event="job.finished", job="boom", count=5)
         assert runner.stop() == 0
-    finally:
-        runner.kill()
     loaded = runner.find(event="plugin.load_failed")
     assert [e["job"] for e in loaded] == ["notifier pager"]
     assert "is not installed" in failed["error"]
@@ -417,10 +392,7 @@ def test_plugins_lists_notifiers_and_alerts_link_to_the_status_page(
             options: {{url: "http://127.0.0.1:{closed_port()}/"}}
         """
     )
-    runner = RunnerProcess("serve", str(config))
-    try:
+    with RunnerProcess("serve", str(config)) as runner:
         wait_until(lambda: peer.events("down"), 10, "a down alert")
         assert runner.stop() == 0
-    finally:
-        runner.kill()
     assert peer.events("down")[0]["status_page"] == "https://status.example/#api%20v2"

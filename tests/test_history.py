@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from helpers import RunnerProcess, closed_port, run_cli, wait_until
+from helpers import RunnerProcess, closed_port, run_cli, serve_until, wait_until
 from runner.testing import running_daemon
 
 WriteConfig = Callable[..., Path]
@@ -69,15 +69,12 @@ def test_status_and_history_agree_with_the_logged_results_run_for_run(
         """,
         name="site.yaml",
     )
-    runner = RunnerProcess("serve", str(config))
-    try:
+    with RunnerProcess("serve", str(config)) as runner:
         for job in ("up", "down", "nap"):
             runner.wait_for(event="job.finished", job=job, count=3)
         # Readers never wait for the writer: status works while the daemon runs.
         wait_until(lambda: status_json(config)[1]["down"]["runs"] >= 1, 10, "a stored run")
         assert runner.stop() == 0
-    finally:
-        runner.kill()
     # The default place: $XDG_STATE_HOME/runner/<config name>.sqlite3 (set by conftest).
     assert (tmp_path / "state" / "runner" / "site.sqlite3").exists()
 
@@ -131,21 +128,11 @@ def test_a_failing_job_is_failing_since_the_same_time_after_a_restart(
             options: {{url: "http://127.0.0.1:{closed_port()}/"}}
         """
     )
-    first = RunnerProcess("serve", str(config))
-    try:
-        first.wait_for(event="job.finished", job="api", count=2)
-        assert first.stop() == 0
-    finally:
-        first.kill()
+    first = serve_until(config, event="job.finished", job="api", count=2)
     _, before = status_json(config)
     assert before["api"]["state"] == "failing"
 
-    second = RunnerProcess("serve", str(config))
-    try:
-        second.wait_for(event="job.finished", job="api", count=2)
-        assert second.stop() == 0
-    finally:
-        second.kill()
+    second = serve_until(config, event="job.finished", job="api", count=2)
     code, after = status_json(config)
     assert code == 1
     assert after["api"]["state"] == "failing"
@@ -166,14 +153,11 @@ def test_kill_9_in_a_write_burst_loses_at_most_the_last_batch_and_never_corrupts
         f"history: {{path: {db}, flush_every: 200ms}}\n"
         f"jobs:\n{jobs}\n"
     )
-    runner = RunnerProcess("serve", str(config))
-    try:
+    with RunnerProcess("serve", str(config)) as runner:
         runner.wait_for(event="job.finished", count=6000, timeout=60)
         killed_at = time.time()
         runner.proc.send_signal(signal.SIGKILL)
         runner.proc.wait(timeout=10)
-    finally:
-        runner.kill()
     logged = runner.find(event="job.finished")
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -186,13 +170,10 @@ def test_kill_9_in_a_write_burst_loses_at_most_the_last_batch_and_never_corrupts
     assert not settled - stored, "runs logged well before the kill are missing"
     assert sum(stored.values()) <= len(logged)  # nothing stored that did not run
     # And the daemon opens it again and goes on.
-    again = RunnerProcess("serve", str(config))
-    try:
+    with RunnerProcess("serve", str(config)) as again:
         again.wait_for(event="history.opened")
         again.wait_for(event="job.finished", count=10)
         assert again.stop() == 0
-    finally:
-        again.kill()
 
 
 async def test_a_stuck_database_never_delays_checks_and_history_catches_up(
@@ -318,8 +299,7 @@ def test_a_full_disk_logs_once_checks_go_on_and_writing_resumes_with_nothing_los
     write_config: WriteConfig, small_fs: Path
 ) -> None:
     db = small_fs / "history.sqlite3"
-    runner = RunnerProcess("serve", str(burst_config(write_config, db)))
-    try:
+    with RunnerProcess("serve", str(burst_config(write_config, db))) as runner:
         failed = runner.wait_for(event="history.write_failed", timeout=60)[0]
         assert "full" in failed["error"], failed
         # Checks run on: plenty more results while every write fails.
@@ -330,8 +310,6 @@ def test_a_full_disk_logs_once_checks_go_on_and_writing_resumes_with_nothing_los
         resumed = runner.wait_for(event="history.write_resumed", timeout=30)[0]
         assert resumed["dropped"] == 0
         assert runner.stop(timeout=20) == 0
-    finally:
-        runner.kill()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     # The queue held every result through the episode: all of them are stored.
@@ -345,19 +323,15 @@ def test_a_read_only_database_logs_once_and_writing_resumes_when_it_is_writable(
         pytest.fail("this test drops root's file-permission override and needs root")
     db = tmp_path / "history.sqlite3"
     config = burst_config(write_config, db, jobs=20)
-    first = RunnerProcess("serve", str(config))
-    try:
-        first.wait_for(event="job.finished", count=50)
-        assert first.stop() == 0
-    finally:
-        first.kill()
+    first = serve_until(config, event="job.finished", count=50)
     files = [p for p in tmp_path.iterdir() if p.name.startswith("history.sqlite3")]
     for path in files:
         path.chmod(0o444)
     # Root writes anything: without CAP_DAC_OVERRIDE it meets the file's mode like a user.
     root_as_a_user = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
-    runner = RunnerProcess("serve", str(config), prefix=root_as_a_user if os.geteuid() == 0 else ())
-    try:
+    with RunnerProcess(
+        "serve", str(config), prefix=root_as_a_user if os.geteuid() == 0 else ()
+    ) as runner:
         failed = runner.wait_for(event="history.unavailable", timeout=30)[0]
         assert "is not writable" in failed["error"], failed
         after = len(runner.find(event="job.finished"))
@@ -367,8 +341,6 @@ def test_a_read_only_database_logs_once_and_writing_resumes_when_it_is_writable(
             path.chmod(0o644)
         runner.wait_for(event="history.write_resumed", timeout=30)
         assert runner.stop(timeout=20) == 0
-    finally:
-        runner.kill()
     total = len(first.find(event="job.finished")) + len(runner.find(event="job.finished"))
     assert len(stored_rows(db)) == total
 
@@ -464,12 +436,7 @@ def test_a_daemon_writes_to_postgresql_and_status_reads_it(
           - {{name: down, plugin: http-status, options: {{url: "{http_base}/error"}}}}
         """
     )
-    runner = RunnerProcess("serve", str(config))
-    try:
-        runner.wait_for(event="job.finished", job="down", count=3)
-        assert runner.stop() == 0
-    finally:
-        runner.kill()
+    runner = serve_until(config, event="job.finished", job="down", count=3)
     code, rows = status_json(config)
     assert code == 1
     for job in ("up", "down"):

@@ -44,14 +44,11 @@ def daemon(write_config: WriteConfig, testplugins: Path) -> Iterator[tuple[Runne
           - {{name: closed, plugin: http-status, options: {{url: "http://127.0.0.1:{closed_port()}/"}}}}
         """
     )
-    runner = RunnerProcess("serve", str(config))
-    try:
+    with RunnerProcess("serve", str(config)) as runner:
         started = runner.wait_for(event="http.started")[0]
         assert started["host"] == "127.0.0.1"
         runner.wait_for(event="job.finished", count=3)
         yield runner, f"http://127.0.0.1:{started['port']}"
-    finally:
-        runner.kill()
 
 
 def test_metrics_parse_and_count_what_history_stored(
@@ -158,8 +155,7 @@ def test_a_public_listen_needs_a_token_and_the_token_guards_every_path_but_healt
           - {name: nap, plugin: sleep, interval: 1h}
         """
     )
-    runner = RunnerProcess("serve", str(guarded), env={"RUNNER_TOKEN": token})
-    try:
+    with RunnerProcess("serve", str(guarded), env={"RUNNER_TOKEN": token}) as runner:
         base = f"http://127.0.0.1:{runner.wait_for(event='http.started')[0]['port']}"
         runner.wait_for(event="job.finished")
         for path in ("/", "/metrics", "/api/status", "/badge/nap.svg"):
@@ -170,8 +166,6 @@ def test_a_public_listen_needs_a_token_and_the_token_guards_every_path_but_healt
         assert get(base + "/healthz")[0] == 200
         pages = [get(base + p, token=token)[1] for p in ("/", "/metrics", "/api/status")]
         assert runner.stop() == 0
-    finally:
-        runner.kill()
     assert all(token not in page for page in pages)
     assert token not in "".join(runner.raw_lines) + runner.stderr
 
@@ -197,8 +191,7 @@ def test_no_secret_from_the_environment_reaches_any_page_answer_or_stored_result
               headers: {{Authorization: "Bearer ${{API_KEY}}"}}
         """
     )
-    runner = RunnerProcess("serve", str(config), env={"API_KEY": secret})
-    try:
+    with RunnerProcess("serve", str(config), env={"API_KEY": secret}) as runner:
         base = f"http://127.0.0.1:{runner.wait_for(event='http.started')[0]['port']}"
         runner.wait_for(event="alert.down")
         wait_until(lambda: json.loads(get(f"{base}/api/jobs/api/history")[1]), 10, "a stored run")
@@ -207,8 +200,6 @@ def test_no_secret_from_the_environment_reaches_any_page_answer_or_stored_result
             received.append(body.encode())
             assert status == 200, path
         assert runner.stop() == 0
-    finally:
-        runner.kill()
     status = run_cli("status", str(config), env={"API_KEY": secret}).stdout
     history = run_cli("history", str(config), "api", env={"API_KEY": secret}).stdout
     assert "key=***" in json.loads(history)[0]["url"]  # masked, not dropped
@@ -230,13 +221,10 @@ def test_a_taken_port_is_logged_and_the_checks_run_on(write_config: WriteConfig)
               - {{name: nap, plugin: sleep, interval: 100ms, options: {{seconds: 0}}}}
             """
         )
-        runner = RunnerProcess("serve", str(config))
-        try:
+        with RunnerProcess("serve", str(config)) as runner:
             failed = runner.wait_for(event="http.failed")[0]
             runner.wait_for(event="job.finished", count=3)
             assert runner.stop() == 0
-        finally:
-            runner.kill()
     assert failed["port"] == port and "in use" in failed["error"]
     # `runner run` serves no page at all.
     once = run_cli("run", str(config))
