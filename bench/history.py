@@ -333,6 +333,10 @@ async def pg_query(url: str, sql: str, *args: Any) -> list[Any]:
 # --------------------------------------------------------------------- 1. scheduler
 
 
+#: Set by --gc-freeze.
+GC_FREEZE = False
+
+
 class Counter:
     """Counts finished runs; a sink like any other."""
 
@@ -387,6 +391,10 @@ async def scheduler_run(
         scheduler.start_all(jobs)
         anchors.update({name: h.started_at for name, h in scheduler.handles.items()})
         await asyncio.sleep(warmup)  # steady phase; the first batch (creating jobs) is written
+        if GC_FREEZE:
+            gc.collect()
+            gc.freeze()  # as `runner serve` does once its jobs have started (cli.py)
+            await asyncio.sleep(2)  # the runs that collection delayed are not the window's
         lateness.clear()
         if sink is not None:
             sink.longest_write_s = 0.0
@@ -420,6 +428,7 @@ async def scheduler_run(
             assert times is not None
             out["failures"] = times.failures
         await scheduler.stop_all()
+    gc.unfreeze()
     return out
 
 
@@ -1124,7 +1133,14 @@ async def main() -> None:
         action="store_true",
         help="Python's default gc thresholds, not runner serve's (700, 10, 100)",
     )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="part 1: gc.freeze() once the jobs have started",
+    )
     args = parser.parse_args()
+    global GC_FREEZE
+    GC_FREEZE = args.gc_freeze
     if not args.gc_default:
         gc.set_threshold(700, 10, 100)  # as `runner serve` sets them (cli.py)
     if args.batch_size:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import sys
@@ -25,7 +24,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from runner import __version__
+from runner import __version__, heap
 from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import format_duration, parse_duration
@@ -154,14 +153,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
     configure_logging(args.log_format, args.log_level)
-    # Full garbage collections scan the whole heap, which holds every job's
-    # timer, task and state; at 10,000 jobs each took 180-260 ms of a stopped
-    # loop, every second or two. Ten times rarer: start lateness p99 239 -> 18 ms
-    # and 20 % less CPU (bench/README.md, "Garbage collection").
-    gc.set_threshold(700, 10, 100)
+    # A long-running process with thousands of jobs: rarer full collections,
+    # and none of them walking what lives as long as the daemon (runner.heap).
+    heap.tune()
     # Read (and removed from the environment, so Chromium does not inherit it) here.
     systemd = SystemdNotifier.from_environ()
-    return asyncio.run(Daemon(config, systemd=systemd).serve())
+    return asyncio.run(Daemon(config, systemd=systemd, settle_heap=True).serve())
 
 
 def cmd_check(args: argparse.Namespace) -> int:

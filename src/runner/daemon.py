@@ -29,7 +29,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from runner import __version__
+from runner import __version__, heap
 from runner.alerts import AlertSink
 from runner.config import Config, ConfigError, Job, load_config
 from runner.history import HistorySink
@@ -79,8 +79,12 @@ class Daemon:
         systemd: SystemdNotifier | None = None,
         loop_lag_threshold: float = DEFAULT_THRESHOLD,
         history: bool = True,
+        settle_heap: bool = False,
     ) -> None:
         self.config = config
+        #: Freeze what lives as long as the daemon out of the collector's walks
+        #: after start-up and each reload (``runner serve``; see runner.heap).
+        self.settle_heap = settle_heap
         self.resources = Resources()
         self.history = HistorySink.from_config(config) if history else None
         all_sinks: list[Sink] = list(sinks) if sinks is not None else [LogSink()]
@@ -237,6 +241,8 @@ class Daemon:
             for job, reason in self.config.unloadable:
                 self._log.error("plugin.load_failed", job=job, error=reason)
             await self._start_jobs(self.config.jobs)
+            if self.settle_heap:
+                heap.settle("started")
             self.state = RunState.RUNNING
             self.running.set()
             not_ready = self.services_not_ready()
@@ -343,6 +349,8 @@ class Daemon:
                 )
                 return False
             await self._apply(new)
+            if self.settle_heap:
+                heap.settle("reloaded")
             self.systemd.ready(self.status_line())
             return True
         finally:

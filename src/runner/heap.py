@@ -1,0 +1,57 @@
+"""The garbage collector, tuned for a daemon that holds thousands of jobs.
+
+CPython's cyclic collector stops the event loop while it runs, and a full
+(generation 2) collection walks every tracked object in the process. At
+10,000 jobs that is about 600,000 objects (each job's config, plugin, task,
+timer and state, plus every imported module) and 180-280 ms of a stopped
+loop, every few seconds: checks then start that late (bench/README.md,
+"Garbage collection").
+
+Two measures, both only in ``runner serve`` (a long-running process; ``runner
+run`` and tests keep Python's defaults):
+
+* :func:`tune` makes full collections ten times rarer.
+* :func:`settle` runs once the jobs have started, and again after each reload.
+  It collects, then moves every object still alive (modules, the config, the
+  plugins, the job tasks: what lives as long as the daemon) into the
+  permanent generation with :func:`gc.freeze`, which no later collection
+  walks. A full collection then costs what the short-lived objects cost (at
+  10,000 jobs about 50 ms instead of 250).
+
+Frozen objects are still freed by reference counting as usual; only garbage
+*cycles* among them would wait. That is why :func:`settle` unfreezes and
+collects first: a reload turns the previous config's jobs into garbage, and
+that garbage is collected then, so what stays frozen never grows with the
+number of reloads.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+from runner.log import get_logger
+
+#: Python's default is (700, 10, 10): a full collection after 10 collections of
+#: the middle generation. 100 makes them ten times rarer (measured in bench/).
+THRESHOLDS = (700, 10, 100)
+
+
+def tune() -> None:
+    """Set the collector's thresholds for a long-running daemon."""
+    gc.set_threshold(*THRESHOLDS)
+
+
+def settle(reason: str) -> None:
+    """Collect, then keep every surviving object out of later collections."""
+    started = time.perf_counter()
+    gc.unfreeze()
+    collected = gc.collect()
+    gc.freeze()
+    get_logger().debug(
+        "heap.settled",
+        reason=reason,
+        collected=collected,
+        frozen=gc.get_freeze_count(),
+        pause_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
