@@ -59,6 +59,7 @@ from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from runner import heap
 from runner.builtins.sleep import Sleep, SleepOptions
 from runner.config import Job
 from runner.history import HistorySink, HistoryStore, SQLiteStore
@@ -1133,6 +1134,7 @@ async def main() -> None:
         action="store_true",
         help="Python's default gc thresholds, not runner serve's (700, 10, 100)",
     )
+    parser.add_argument("--gc-thresholds", default=None, help="a trial: 700,10,1000")
     parser.add_argument(
         "--gc-freeze",
         action="store_true",
@@ -1141,8 +1143,10 @@ async def main() -> None:
     args = parser.parse_args()
     global GC_FREEZE
     GC_FREEZE = args.gc_freeze
-    if not args.gc_default:
-        gc.set_threshold(700, 10, 100)  # as `runner serve` sets them (cli.py)
+    if args.gc_thresholds:
+        gc.set_threshold(*(int(t) for t in args.gc_thresholds.split(",")))
+    elif not args.gc_default:
+        heap.tune()  # as `runner serve` does
     if args.batch_size:
         sink_module.BATCH_SIZE = args.batch_size
     names = [b for b in args.backends.split(",") if b]
