@@ -251,7 +251,8 @@ class Daemon:
             )
             self.systemd.ready(self.status_line())
             self._spawn(self._reloader(), "reloader")
-            self._spawn(self._status_updater(), "status")
+            if self.systemd.enabled:  # nobody else reads STATUS=: an idle daemon stays asleep
+                self._spawn(self._status_updater(), "status")
             if self.systemd.watchdog_interval:
                 self._spawn(self._watchdog(self.systemd.watchdog_interval), "watchdog")
             await self._stop.wait()

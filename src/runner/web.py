@@ -114,7 +114,7 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily("runner_up", "1 while the daemon runs", value=1.0)
         yield GaugeMetricFamily(
             "runner_loop_lag_seconds",
-            "How late the event loop's heartbeat is",
+            "How long the event loop has kept the blocked-loop watcher's probe waiting",
             value=daemon.loop_monitor.lag,
         )
         jobs = GaugeMetricFamily("runner_jobs", "Jobs in the config, by kind", labels=["kind"])
