@@ -257,11 +257,19 @@ async def test_slow_answer_times_out_at_the_job_timeout(target: HttpTarget) -> N
     assert 0.4 < elapsed < 2.0
 
 
-async def test_body_is_not_read(target: HttpTarget) -> None:
+async def test_body_is_not_read_with_max_body_bytes_0(target: HttpTarget) -> None:
     # /big never finishes its body: reading it would end in a timeout.
-    result = await run_check(HttpStatus, {"url": target.url("/big")}, timeout=5)
+    options = {"url": target.url("/big"), "max_body_bytes": 0}
+    result = await run_check(HttpStatus, options, timeout=5)
     assert result.status is Status.OK
     assert result.fields["status_code"] == 200
+    assert "body_bytes" not in result.fields
+
+
+async def test_body_that_stalls_within_the_window_times_out(target: HttpTarget) -> None:
+    # /big sends 64 KiB of a promised gigabyte, then nothing: within the 1 MiB read.
+    result = await run_check(HttpStatus, {"url": target.url("/big")}, timeout=0.5)
+    assert result.status is Status.TIMEOUT
 
 
 async def test_closed_port_is_an_error() -> None:
