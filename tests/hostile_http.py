@@ -7,8 +7,8 @@ are generated as they are sent (never stored), an HTTP/0.9 reply, an
 invalid status line, broken redirects, 200 KiB of headers. Paths are listed
 in :data:`PATHS`; query parameters tune some of them (``delay``, ``to``).
 
-With ``ssl_context`` the server speaks TLS; ``tls_delay`` holds the
-handshake back, and the SNI names clients asked for are kept.
+With ``ssl_context`` the server speaks TLS and keeps the SNI names clients
+asked for. :class:`SlowTlsServer` holds the TLS handshake back.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import json
 import socket
 import ssl
 import struct
+import threading
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["FIVE_GB", "JSON_BODY", "PATHS", "HostileServer", "Request"]
+__all__ = ["FIVE_GB", "JSON_BODY", "PATHS", "HostileServer", "Request", "SlowTlsServer"]
 
 #: The size of the /huge body, and the decoded size of the /gzip-bomb body.
 FIVE_GB = 5 * 1000**3
@@ -57,7 +59,9 @@ def _head(status: str, *headers: str) -> bytes:
     return ("\r\n".join([f"HTTP/1.1 {status}", *headers]) + "\r\n\r\n").encode("latin-1")
 
 
-def _answer(writer: asyncio.StreamWriter, body: bytes, *headers: str, status: str = "200 OK") -> None:
+def _answer(
+    writer: asyncio.StreamWriter, body: bytes, *headers: str, status: str = "200 OK"
+) -> None:
     writer.write(_head(status, *headers, f"Content-Length: {len(body)}") + body)
 
 
@@ -164,13 +168,22 @@ async def _gzip_bomb(server: HostileServer, request: Request, writer: asyncio.St
         await writer.drain()
 
 
+async def _tls_alert(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
+    # What a TLS server sends a client that spoke plain HTTP to it: an alert record.
+    writer.write(b"\x15\x03\x01\x00\x02\x02\x46")
+    await writer.drain()
+    writer.close()
+
+
 async def _http09(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
     writer.write(b"hello world\n")  # a body with no status line, as HTTP/0.9 answered
     await writer.drain()
     writer.close()
 
 
-async def _bad_status(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
+async def _bad_status(
+    server: HostileServer, request: Request, writer: asyncio.StreamWriter
+) -> None:
     writer.write(b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n")
 
 
@@ -224,6 +237,7 @@ PATHS: dict[str, Handler] = {
     "/huge": _huge,
     "/gzip-bomb": _gzip_bomb,
     "/http09": _http09,
+    "/tls-alert": _tls_alert,
     "/bad-status": _bad_status,
     "/no-location": _no_location,
     "/bad-location": _bad_location,
@@ -238,7 +252,6 @@ class HostileServer:
     """The server; ``await start()``, then ``url(path)``; ``await stop()`` ends every answer."""
 
     ssl_context: ssl.SSLContext | None = None
-    tls_delay: float = 0.0
     host: str = "127.0.0.1"
     #: Body bytes written by the generated bodies (/huge, /gzip-bomb).
     sent: int = 0
@@ -263,7 +276,7 @@ class HostileServer:
     async def start(self) -> None:
         if self.ssl_context is not None:
             self.ssl_context.sni_callback = self._record_sni
-        self._server = await asyncio.start_server(self._handle, self.host, 0)
+        self._server = await asyncio.start_server(self._handle, self.host, 0, ssl=self.ssl_context)
 
     async def stop(self) -> None:
         assert self._server is not None
@@ -281,9 +294,6 @@ class HostileServer:
         assert task is not None
         self._handlers.add(task)
         try:
-            if self.ssl_context is not None:
-                await asyncio.sleep(self.tls_delay)
-                await writer.start_tls(self.ssl_context)
             request = await self._read_request(reader)
             if request is None:
                 return
@@ -296,6 +306,11 @@ class HostileServer:
             await writer.drain()
         except (ConnectionError, ssl.SSLError):
             pass  # the client hung up, as it should once it has read enough
+        except asyncio.CancelledError:
+            # stop() ends answers still going (/trickle). Not re-raised: on
+            # Python 3.11 start_server's done-callback logs a cancelled
+            # handler as an error.
+            pass
         finally:
             self._handlers.discard(task)
             writer.close()
@@ -313,3 +328,50 @@ class HostileServer:
         parts = urlsplit(target)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         return Request(method, parts.path, query, headers)
+
+
+class SlowTlsServer:
+    """A TLS server that waits ``delay`` seconds after accepting before its handshake.
+
+    A blocking server in a thread: an asyncio server reads the ClientHello
+    into its stream buffer before a delayed ``start_tls`` could see it. It
+    answers every request with ``200 ok``. Use it as a context manager.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext, delay: float) -> None:
+        self._context = ssl_context
+        self._delay = delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="slow-tls", daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self._listener.getsockname()[1]}{path}"
+
+    def __enter__(self) -> SlowTlsServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                time.sleep(self._delay)
+                try:
+                    with self._context.wrap_socket(conn, server_side=True) as tls:
+                        data = b""
+                        while b"\r\n\r\n" not in data and (more := tls.recv(4096)):
+                            data += more
+                        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                except (OSError, ssl.SSLError):
+                    pass

@@ -476,8 +476,8 @@ def _protocol_error(exc: httpx.RemoteProtocolError, head: bytes) -> str:
     if not head:
         return "the server closed the connection without answering"
     if not head.startswith(b"HTTP/"):
-        if head[:1] == b"\x16":
-            return "not an HTTP response: the server answered with a TLS handshake; use https://"
+        if head[:1] in (b"\x15", b"\x16") and head[1:2] == b"\x03":  # a TLS alert or handshake
+            return "not an HTTP response: the server answered in TLS; use https://"
         shown = clip(head.decode("utf-8", errors="replace"))
         return f"not an HTTP response: {shown} (an HTTP/0.9 reply, or another protocol)"
     first_line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
