@@ -254,12 +254,14 @@ class HttpStatus(Check[HttpStatusOptions]):
                 if response.url.scheme == "https":
                     stream = response.extensions.get("network_stream")
                     probe.seen_certificate(stream.get_extra_info("ssl_object") if stream else None)
-                fields = _fields(response.status_code, response.url, redirects, probe)
-                if response.status_code in REDIRECT_STATUSES and "location" not in response.headers:
+                status = response.status_code
+                if status in REDIRECT_STATUSES and "location" not in response.headers:
+                    fields = _fields(status, response.url, redirects, probe)
                     return Result.fail("redirect without a Location header", **fields)
                 next_request = response.next_request
                 if opts.follow_redirects and next_request is not None:
                     if redirects == MAX_REDIRECTS:
+                        fields = _fields(status, response.url, redirects, probe)
                         return Result.fail(f"more than {MAX_REDIRECTS} redirects", **fields)
                     cookies.extract_cookies(response)
                     cookies.set_cookie_header(next_request)
