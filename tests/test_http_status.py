@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import socket
@@ -19,7 +20,7 @@ from urllib.parse import urlencode
 import pytest
 from pydantic import ValidationError
 
-from helpers import closed_port
+from helpers import closed_port, run_cli
 from hostile_http import HostileServer, SlowTlsServer
 from runner.builtins.http_probe import PHASES
 from runner.builtins.http_status import (
@@ -920,6 +921,39 @@ async def test_certificate_name_is_checked_against_the_url_not_the_address(
     assert by_name.status is Status.ERROR
     assert by_name.message is not None
     assert by_name.message.startswith("cannot connect: TLS certificate not trusted: Hostname")
+
+
+async def test_runner_run_logs_the_new_fields(
+    hostile: HostileServer, write_config: Callable[[str], Path]
+) -> None:
+    # The real CLI in a subprocess: the nested timings_ms and the assertion
+    # options go through config loading, the result log and history.
+    config = write_config(
+        f"""
+        jobs:
+          - name: api
+            plugin: http-status
+            options:
+              url: "{hostile.url("/json")}"
+              expect_json:
+                - {{path: status, equals: UP}}
+                - {{path: latency_ms, less_than: 10}}
+              max_response_time: 5s
+        """
+    )
+    # In a thread: the hostile server answers on this test's event loop.
+    result = await asyncio.to_thread(run_cli, "run", str(config))
+    assert result.returncode == 1, result.stderr
+    [finished] = [
+        event
+        for line in result.stdout.splitlines()
+        if (event := json.loads(line))["event"] == "job.finished"
+    ]
+    assert finished["status"] == "fail"
+    assert finished["message"] == "JSON latency_ms: expected less than 10, got 42"
+    assert set(finished["timings_ms"]) == set(PHASES)
+    assert finished["ip"] == "127.0.0.1"
+    assert finished["body_complete"] is True
 
 
 # ------------------------------------------------------------------ options
