@@ -98,6 +98,17 @@ async def _gzip(server: HostileServer, request: Request, writer: asyncio.StreamW
     _answer(writer, body, "Content-Encoding: gzip", "Content-Type: text/plain")
 
 
+async def _deflate(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
+    """Raw deflate (no zlib wrapper), as some servers send ``deflate``."""
+    compress = zlib.compressobj(wbits=-15)
+    body = compress.compress(b"hello from a raw deflate body") + compress.flush()
+    _answer(writer, body, "Content-Encoding: deflate")
+
+
+async def _brotli(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
+    _answer(writer, b"\x8b\x02\x80hello\x03", "Content-Encoding: br")
+
+
 async def _bad_gzip(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
     _answer(writer, b"this is not gzip at all", "Content-Encoding: gzip")
 
@@ -229,6 +240,8 @@ PATHS: dict[str, Handler] = {
     "/headers": _headers,
     "/gzip": _gzip,
     "/bad-gzip": _bad_gzip,
+    "/brotli": _brotli,
+    "/deflate": _deflate,
     "/reset": _reset,
     "/short": _short,
     "/bad-chunk": _bad_chunk,

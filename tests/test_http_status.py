@@ -565,6 +565,26 @@ async def test_gzip_body_is_decoded(hostile: HostileServer) -> None:
     assert result.fields["body_complete"] is True
 
 
+async def test_raw_deflate_body_is_decoded(hostile: HostileServer) -> None:
+    options = {"url": hostile.url("/deflate"), "expect_body": {"contains": "raw deflate"}}
+    result = await run_check(HttpStatus, options)
+    assert result.status is Status.OK, result.message
+
+
+async def test_body_in_an_encoding_runner_does_not_decode(hostile: HostileServer) -> None:
+    url = hostile.url("/brotli")
+    read = await run_check(HttpStatus, {"url": url})
+    assert read.status is Status.OK  # the transfer is checked all the same
+    assert read.fields["body_bytes"] == 9
+
+    checked = await run_check(HttpStatus, {"url": url, "expect_body": {"contains": "hello"}})
+    assert checked.status is Status.ERROR
+    assert checked.message == (
+        "cannot check the body: it is encoded with 'br', and runner decodes one layer of "
+        "gzip or deflate; drop Accept-Encoding from headers"
+    )
+
+
 async def test_failure_on_the_second_hop_names_the_hop(hostile: HostileServer) -> None:
     second = f"http://127.0.0.1:{closed_port()}/ok"
     url = hostile.url(f"/redirect?{urlencode({'to': second})}")

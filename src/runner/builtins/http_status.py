@@ -312,8 +312,8 @@ class HttpStatus(Check[HttpStatusOptions]):
             if body.encoding is not None:
                 return Result.error(
                     f"cannot check the body: it is encoded with {body.encoding!r}, and runner "
-                    f"decodes only {' and '.join(DECODED_ENCODINGS)}; drop Accept-Encoding "
-                    "from headers",
+                    f"decodes one layer of {' or '.join(DECODED_ENCODINGS)}; drop "
+                    "Accept-Encoding from headers",
                     error_type="DecodingError",
                     **fields,
                 )
