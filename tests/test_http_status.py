@@ -494,10 +494,22 @@ async def test_broken_answers_say_what_broke(
     assert "bytearray" not in repr(result)
 
 
-async def test_broken_body_error_keeps_status_and_type(hostile: HostileServer) -> None:
-    result = await run_check(HttpStatus, {"url": hostile.url("/short")})
+@pytest.mark.parametrize(
+    ("path", "error_type"),
+    [("/short", "RemoteProtocolError"), ("/reset", "ReadError"), ("/bad-gzip", "DecodingError")],
+)
+async def test_broken_body_error_keeps_status_and_type(
+    hostile: HostileServer, path: str, error_type: str
+) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url(path)})
     assert result.fields["status_code"] == 200
-    assert result.fields["error_type"] == "RemoteProtocolError"
+    assert result.fields["error_type"] == error_type
+
+
+async def test_time_until_a_body_breaks_is_transfer(hostile: HostileServer) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url("/reset")})
+    assert result.status is Status.ERROR
+    assert result.fields["timings_ms"]["transfer"] >= 30  # the server waits 50 ms to reset
 
 
 async def test_broken_body_is_ok_when_the_body_is_not_read(hostile: HostileServer) -> None:

@@ -30,7 +30,15 @@ _SHORT_BODY = re.compile(r"received (\d+) bytes, expected (\d+)")
 
 
 class BodyError(Exception):
-    """The body broke within the budget; the message says how, for a person."""
+    """The body broke within the budget; the message says how, for a person.
+
+    ``error_type`` names the failure for the result: the httpx exception of a
+    broken transfer (``ReadError``, ``RemoteProtocolError``), or ``DecodingError``.
+    """
+
+    def __init__(self, message: str, error_type: str = "DecodingError") -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +126,7 @@ async def read_body(response: httpx.Response, limit: int, *, keep: bool) -> Body
                 if size > limit or received > limit:
                     return Body(min(size, limit), False, _bytes(kept), undecoded)
     except httpx.HTTPError as exc:
-        raise BodyError(_transfer_error(exc, received)) from exc
+        raise BodyError(_transfer_error(exc, received), type(exc).__name__) from exc
     if inflater is not None:
         inflater.finish()
     return Body(size, True, _bytes(kept), undecoded)

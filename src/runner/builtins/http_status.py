@@ -250,39 +250,42 @@ class HttpStatus(Check[HttpStatusOptions]):
             except httpx.HTTPError as exc:
                 probe.end_transfer()
                 return _send_failed(exc, request, redirects, probe)
+            problem: str | None = None  # a wrong answer: fail
+            broken: BodyError | None = None  # a body that broke: error
             try:
                 if response.url.scheme == "https":
                     stream = response.extensions.get("network_stream")
                     probe.seen_certificate(stream.get_extra_info("ssl_object") if stream else None)
-                status = response.status_code
-                if status in REDIRECT_STATUSES and "location" not in response.headers:
-                    fields = _fields(status, response.url, redirects, probe)
-                    return Result.fail("redirect without a Location header", **fields)
-                next_request = response.next_request
-                if opts.follow_redirects and next_request is not None:
+                if response.status_code in REDIRECT_STATUSES and "location" not in response.headers:
+                    problem = "redirect without a Location header"
+                elif opts.follow_redirects and (next_request := response.next_request) is not None:
                     if redirects == MAX_REDIRECTS:
-                        fields = _fields(status, response.url, redirects, probe)
-                        return Result.fail(f"more than {MAX_REDIRECTS} redirects", **fields)
-                    cookies.extract_cookies(response)
-                    cookies.set_cookie_header(next_request)
-                    request = next_request
-                    redirects += 1
-                    continue  # closes this answer, unread, on the way
-                if opts.max_body_bytes > 0:
+                        problem = f"more than {MAX_REDIRECTS} redirects"
+                    else:
+                        cookies.extract_cookies(response)
+                        cookies.set_cookie_header(next_request)
+                        request = next_request
+                        redirects += 1
+                        continue  # closes this answer, unread, on the way
+                elif opts.max_body_bytes > 0:
                     body = await read_body(
                         response,
                         opts.max_body_bytes,
                         keep=opts.expect_body is not None or opts.expect_json is not None,
                     )
             except BodyError as exc:
-                return Result.error(
-                    _on_hop(str(exc), response.url, redirects),
-                    error_type=type(exc.__cause__).__name__ if exc.__cause__ else "DecodingError",
-                    **_fields(response.status_code, response.url, redirects, probe),
-                )
+                broken = exc
             finally:
+                # Closed before the result is made, so its timings include the close.
                 await response.aclose()
                 probe.end_transfer()
+            if broken is not None:
+                fields = _fields(response.status_code, response.url, redirects, probe)
+                message = _on_hop(str(broken), response.url, redirects)
+                return Result.error(message, error_type=broken.error_type, **fields)
+            if problem is not None:
+                fields = _fields(response.status_code, response.url, redirects, probe)
+                return Result.fail(problem, **fields)
             return self._judge(response, body, redirects, probe)
 
     def _judge(
