@@ -9,8 +9,8 @@ Choices, and why:
   connection (``max_keepalive_connections=0``): a run that reused a kept-alive
   socket would pass while the listener behind it is dead, and fresh
   connections are cheaper than httpcore's pool checks anyway (FIELD-NOTES).
-  (httpcore 1.0 also drops a connection whose body was left unread; the
-  limit keeps that true for the bodies read in full.)
+  (httpcore drops a connection whose body was left unread anyway; the limit
+  is what closes one whose body was read to the end.)
 * **The job's timeout is the only clock.** The client has no timeouts of its
   own; the daemon cancels the run at the job's timeout and reports
   ``timeout``. An httpx timeout of the same length would race the daemon's
