@@ -167,9 +167,9 @@ BROKEN = [
             plugin: http-status
             options:
               url: http://127.0.0.1/
-              expect_code: [200]
+              expected_status: [200]
         """,
-        ["{file}:6:", "jobs[0] 'api'", "options.expect_code", "did you mean 'expect_status'"],
+        ["{file}:6:", "jobs[0] 'api'", "options.expected_status", "did you mean 'expect_status'"],
         id="unknown-option",
     ),
     pytest.param(

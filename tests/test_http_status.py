@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import shutil
 import socket
 import ssl
 import subprocess
+import time
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from pydantic import ValidationError
 
-from runner.builtins.http_status import MAX_REDIRECTS, HttpStatus, HttpStatusOptions
-from runner.plugin import Status
+from helpers import closed_port, run_cli
+from hostile_http import HostileServer, SlowTlsServer
+from runner.builtins.http_probe import PHASES
+from runner.builtins.http_status import (
+    MAX_HEADER_BYTES,
+    MAX_REDIRECTS,
+    HttpStatus,
+    HttpStatusOptions,
+)
+from runner.plugin import Result, Status
 from runner.resources import Resources
 from runner.testing import run_check
 
 SECRET = "s3cret-token-value"
+MIB = 1024 * 1024
 
 _REASONS = {200: "OK", 302: "Found", 403: "Forbidden", 500: "Internal Server Error"}
 
@@ -257,11 +272,19 @@ async def test_slow_answer_times_out_at_the_job_timeout(target: HttpTarget) -> N
     assert 0.4 < elapsed < 2.0
 
 
-async def test_body_is_not_read(target: HttpTarget) -> None:
+async def test_body_is_not_read_with_max_body_bytes_0(target: HttpTarget) -> None:
     # /big never finishes its body: reading it would end in a timeout.
-    result = await run_check(HttpStatus, {"url": target.url("/big")}, timeout=5)
+    options = {"url": target.url("/big"), "max_body_bytes": 0}
+    result = await run_check(HttpStatus, options, timeout=5)
     assert result.status is Status.OK
     assert result.fields["status_code"] == 200
+    assert "body_bytes" not in result.fields
+
+
+async def test_body_that_stalls_within_the_window_times_out(target: HttpTarget) -> None:
+    # /big sends 64 KiB of a promised gigabyte, then nothing: within the 1 MiB read.
+    result = await run_check(HttpStatus, {"url": target.url("/big")}, timeout=0.5)
+    assert result.status is Status.TIMEOUT
 
 
 async def test_closed_port_is_an_error() -> None:
@@ -376,3 +399,653 @@ def test_bad_header_value_is_rejected_without_echoing_it() -> None:
 def test_method_is_case_insensitive() -> None:
     options = HttpStatusOptions.model_validate({"url": "http://x/", "method": "post"})
     assert options.method == "POST"
+
+
+# ------------------------------------------------------------------ hostile answers
+
+
+@pytest.fixture
+async def start_hostile() -> AsyncIterator[Callable[..., Awaitable[HostileServer]]]:
+    """Starts hostile servers (tests/hostile_http.py) and stops them after the test."""
+    servers: list[HostileServer] = []
+
+    async def start(**kwargs: Any) -> HostileServer:
+        server = HostileServer(**kwargs)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def hostile(start_hostile: Callable[..., Awaitable[HostileServer]]) -> HostileServer:
+    return await start_hostile()
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        pytest.param(
+            "/reset",
+            Status.ERROR,
+            "body broken after 1000 bytes: Connection reset by peer",
+            id="reset-mid-body",
+        ),
+        pytest.param(
+            "/short",
+            Status.ERROR,
+            "body shorter than its Content-Length: the connection closed after 100 of 1000 bytes",
+            id="short-content-length",
+        ),
+        pytest.param(
+            "/bad-chunk",
+            Status.ERROR,
+            "bad chunked encoding after 5 bytes: illegal chunk header: 'zz\\r\\n'",
+            id="bad-chunk",
+        ),
+        pytest.param(
+            "/truncated-chunk",
+            Status.ERROR,
+            "chunked body cut short: the connection closed inside a chunk, after 10 bytes",
+            id="truncated-chunk",
+        ),
+        pytest.param(
+            "/bad-gzip",
+            Status.ERROR,
+            "cannot decode the gzip body: incorrect header check",
+            id="bad-gzip",
+        ),
+        pytest.param(
+            "/http09",
+            Status.ERROR,
+            "not an HTTP response: 'hello world\\n' (an HTTP/0.9 reply, or another protocol)",
+            id="http09",
+        ),
+        pytest.param(
+            "/bad-status", Status.ERROR, "invalid status line: 'HTTP/1.1 abc OK'", id="bad-status"
+        ),
+        pytest.param(
+            "/no-location", Status.FAIL, "redirect without a Location header", id="no-location"
+        ),
+        pytest.param(
+            "/bad-location",
+            Status.FAIL,
+            "redirect to an invalid URL: missing ']' after the IPv6 address: 'http://[::1/next'",
+            id="bad-location",
+        ),
+        pytest.param(
+            "/big-headers",
+            Status.ERROR,
+            f"response headers larger than {MAX_HEADER_BYTES // 1024} KiB",
+            id="200KiB-headers",
+        ),
+    ],
+)
+async def test_broken_answers_say_what_broke(
+    hostile: HostileServer, path: str, status: Status, message: str
+) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url(path)})
+    assert result.status is status
+    assert result.message == message
+    assert result.fields["url"] == hostile.url(path)
+    assert "bytearray" not in repr(result)
+
+
+@pytest.mark.parametrize(
+    ("path", "error_type"),
+    [("/short", "RemoteProtocolError"), ("/reset", "ReadError"), ("/bad-gzip", "DecodingError")],
+)
+async def test_broken_body_error_keeps_status_and_type(
+    hostile: HostileServer, path: str, error_type: str
+) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url(path)})
+    assert result.fields["status_code"] == 200
+    assert result.fields["error_type"] == error_type
+
+
+async def test_time_until_a_body_breaks_is_transfer(hostile: HostileServer) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url("/reset")})
+    assert result.status is Status.ERROR
+    assert result.fields["timings_ms"]["transfer"] >= 30  # the server waits 50 ms to reset
+
+
+async def test_broken_body_is_ok_when_the_body_is_not_read(hostile: HostileServer) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url("/reset"), "max_body_bytes": 0})
+    assert result.status is Status.OK
+    assert result.message == "status 200"
+
+
+async def test_no_location_fails_without_following_too(hostile: HostileServer) -> None:
+    options = {"url": hostile.url("/no-location"), "follow_redirects": False}
+    result = await run_check(HttpStatus, options)
+    assert result.status is Status.FAIL
+    assert result.message == "redirect without a Location header"
+    assert result.fields["status_code"] == 302
+
+
+async def test_body_trickling_at_one_byte_a_second_times_out(hostile: HostileServer) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url("/trickle")}, timeout=1)
+    assert result.status is Status.TIMEOUT
+    assert result.message == "no result within the job's timeout of 1s"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [pytest.param({}, id="discarded"), pytest.param({"expect_body": {"contains": "x"}}, id="kept")],
+)
+async def test_5gb_body_reads_one_window_with_flat_memory(
+    hostile: HostileServer, options: dict[str, Any]
+) -> None:
+    tracemalloc.start()
+    try:
+        result = await run_check(HttpStatus, {"url": hostile.url("/huge"), **options})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.status is Status.OK, result.message
+    assert result.fields["body_bytes"] == MIB
+    assert result.fields["body_complete"] is False
+    # One window and what is in flight, not gigabytes; the server stopped early.
+    assert peak < 8 * MIB
+    assert hostile.sent < 16 * MIB
+
+
+async def test_gzip_bomb_stops_at_the_window(hostile: HostileServer) -> None:
+    tracemalloc.start()
+    try:
+        result = await run_check(
+            HttpStatus, {"url": hostile.url("/gzip-bomb"), "expect_body": {"not_contains": "x"}}
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.status is Status.OK, result.message
+    assert result.fields["body_bytes"] == MIB
+    assert result.fields["body_complete"] is False
+    assert peak < 8 * MIB
+    assert hostile.sent < 16 * MIB  # what the socket buffers took, not 5 GB
+
+
+async def test_gzip_body_is_decoded(hostile: HostileServer) -> None:
+    options = {"url": hostile.url("/gzip"), "expect_body": {"contains": "hello from a gzip body"}}
+    result = await run_check(HttpStatus, options)
+    assert result.status is Status.OK, result.message
+    assert result.fields["body_bytes"] == len(b"hello from a gzip body ") * 100
+    assert result.fields["body_complete"] is True
+
+
+async def test_raw_deflate_body_is_decoded(hostile: HostileServer) -> None:
+    options = {"url": hostile.url("/deflate"), "expect_body": {"contains": "raw deflate"}}
+    result = await run_check(HttpStatus, options)
+    assert result.status is Status.OK, result.message
+
+
+async def test_body_in_an_encoding_runner_does_not_decode(hostile: HostileServer) -> None:
+    url = hostile.url("/brotli")
+    read = await run_check(HttpStatus, {"url": url})
+    assert read.status is Status.OK  # the transfer is checked all the same
+    assert read.fields["body_bytes"] == 9
+
+    checked = await run_check(HttpStatus, {"url": url, "expect_body": {"contains": "hello"}})
+    assert checked.status is Status.ERROR
+    assert checked.message == (
+        "cannot check the body: it is encoded with 'br', and runner decodes one layer of "
+        "gzip or deflate; drop Accept-Encoding from headers"
+    )
+
+
+async def test_failure_on_the_second_hop_names_the_hop(hostile: HostileServer) -> None:
+    second = f"http://127.0.0.1:{closed_port()}/ok"
+    url = hostile.url(f"/redirect?{urlencode({'to': second})}")
+    result = await run_check(HttpStatus, {"url": url})
+    assert result.status is Status.ERROR
+    assert result.message == f"after 1 redirect, {second}: cannot connect: Connection refused"
+    assert result.fields["url"] == second
+    assert result.fields["redirects"] == 1
+
+
+async def test_broken_body_after_a_redirect_names_the_hop(hostile: HostileServer) -> None:
+    url = hostile.url(f"/redirect?{urlencode({'to': '/short'})}")
+    result = await run_check(HttpStatus, {"url": url})
+    assert result.status is Status.ERROR
+    assert result.message is not None
+    assert result.message.startswith(f"after 1 redirect, {hostile.url('/short')}: body shorter")
+
+
+async def test_plain_http_to_a_tls_port_says_so(
+    start_hostile: Callable[..., Awaitable[HostileServer]], self_signed: ssl.SSLContext
+) -> None:
+    server = await start_hostile(ssl_context=self_signed)
+    url = server.url("/ok").replace("https://", "http://")
+    result = await run_check(HttpStatus, {"url": url}, timeout=3)
+    assert result.status is Status.ERROR
+    # Python's TLS server hangs up without an alert; others send one (below).
+    assert result.message == "the server closed the connection without answering"
+
+
+async def test_tls_alert_says_use_https(hostile: HostileServer) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url("/tls-alert")})
+    assert result.status is Status.ERROR
+    assert result.message == "not an HTTP response: the server answered in TLS; use https://"
+
+
+# ------------------------------------------------------------------ assertions
+
+
+def _json_test(test: str, value: object, path: str = "status") -> dict[str, Any]:
+    return {"expect_json": [{"path": path, test: value}]}
+
+
+@pytest.mark.parametrize(
+    ("path", "options", "message"),
+    [
+        pytest.param("/page", {"expect_body": {"contains": "Welcome"}}, None, id="contains-ok"),
+        pytest.param(
+            "/page",
+            {"expect_body": {"contains": "Goodbye"}},
+            "body: expected to contain 'Goodbye', got '<html><title>Welcome</title><body>All "
+            "systems operational</body></html>'",
+            id="contains-fail",
+        ),
+        pytest.param(
+            "/page", {"expect_body": {"not_contains": "error"}}, None, id="not-contains-ok"
+        ),
+        pytest.param(
+            "/page",
+            {"expect_body": {"not_contains": "systems"}},
+            "body: expected not to contain 'systems', found at character 38: "
+            "'me</title><body>All systems operational</body><'",
+            id="not-contains-fail",
+        ),
+        pytest.param("/page", {"expect_body": {"regex": r"All \w+ operational"}}, None, id="re-ok"),
+        pytest.param(
+            "/ok",
+            {"expect_body": {"regex": "^up$"}},
+            "body: expected to match /^up$/, got 'ok'",
+            id="regex-fail",
+        ),
+        pytest.param("/json", _json_test("equals", "UP"), None, id="json-equals-ok"),
+        pytest.param(
+            "/json",
+            _json_test("equals", "DOWN"),
+            "JSON status: expected 'DOWN', got 'UP'",
+            id="json-equals-fail",
+        ),
+        pytest.param(
+            "/json",
+            _json_test("equals", True, "checks[0].ok"),
+            None,
+            id="json-equals-bool-ok",
+        ),
+        pytest.param(
+            "/json",
+            _json_test("equals", 1, "checks[0].ok"),
+            "JSON checks[0].ok: expected 1, got true",
+            id="json-equals-true-is-not-1",
+        ),
+        pytest.param("/json", _json_test("contains", "prod", "tags"), None, id="json-in-array"),
+        pytest.param("/json", _json_test("contains", "2.1", "version"), None, id="json-in-str"),
+        pytest.param(
+            "/json",
+            _json_test("contains", "us", "tags"),
+            """JSON tags: expected an array containing 'us', got ["prod", "eu"]""",
+            id="json-contains-fail",
+        ),
+        pytest.param("/json", _json_test("exists", True, "checks[0].name"), None, id="exists-ok"),
+        pytest.param(
+            "/json",
+            _json_test("exists", True, "uptime"),
+            "JSON uptime: expected a value, got nothing",
+            id="exists-fail",
+        ),
+        pytest.param("/json", _json_test("exists", False, "nothing"), None, id="not-exists-ok"),
+        pytest.param(
+            "/json",
+            _json_test("exists", False, "latency_ms"),
+            "JSON latency_ms: expected nothing, got 42",
+            id="not-exists-fail",
+        ),
+        pytest.param("/json", _json_test("regex", r"^2\.", "version"), None, id="json-regex-ok"),
+        pytest.param(
+            "/json",
+            _json_test("regex", r"^3\.", "version"),
+            r"JSON version: expected to match /^3\./, got '2.1.0'",
+            id="json-regex-fail",
+        ),
+        pytest.param("/json", _json_test("less_than", 100, "latency_ms"), None, id="lt-ok"),
+        pytest.param(
+            "/json",
+            _json_test("less_than", 10, "latency_ms"),
+            "JSON latency_ms: expected less than 10, got 42",
+            id="lt-fail",
+        ),
+        pytest.param(
+            "/json",
+            _json_test("less_than", 10),
+            "JSON status: expected a number less than 10, got 'UP'",
+            id="lt-not-a-number",
+        ),
+        pytest.param("/json", _json_test("greater_than", 0, "latency_ms"), None, id="gt-ok"),
+        pytest.param(
+            "/json",
+            _json_test("greater_than", 50.5, "latency_ms"),
+            "JSON latency_ms: expected greater than 50.5, got 42",
+            id="gt-fail",
+        ),
+        pytest.param(
+            "/page",
+            _json_test("equals", "UP"),
+            "body: expected JSON, got '<html><title>Welcome</title><body>All systems "
+            "operational</body></html>' (Expecting value)",
+            id="not-json",
+        ),
+        pytest.param(
+            "/json",
+            {**_json_test("equals", "UP"), "max_body_bytes": 10},
+            "body: expected JSON within max_body_bytes (10 bytes), but the body is longer; "
+            "raise max_body_bytes",
+            id="json-past-window",
+        ),
+        pytest.param(
+            "/headers", {"expect_headers": {"content-type": "^application/json"}}, None, id="hdr-ok"
+        ),
+        pytest.param(
+            "/headers",
+            {"expect_headers": {"X-Ready": "^no$"}},
+            "header X-Ready: expected to match /^no$/, got 'yes'",
+            id="hdr-fail",
+        ),
+        pytest.param(
+            "/headers",
+            {"expect_headers": {"X-Version": "."}},
+            "header X-Version: expected to match /./, got none",
+            id="hdr-missing",
+        ),
+        pytest.param(
+            "/headers",
+            {"expect_headers": {"Set-Cookie": "^token="}},
+            "header Set-Cookie: expected to match /^token=/, got a value not shown",
+            id="hdr-cookie-hidden",
+        ),
+        pytest.param("/ok", {"max_response_time": "5s"}, None, id="time-ok"),
+        pytest.param(
+            "/ok",
+            {"expect_status": [204], "expect_body": {"contains": "fine"}},
+            "status 200, expected 204; body: expected to contain 'fine', got 'ok'",
+            id="all-failures-reported",
+        ),
+    ],
+)
+async def test_assertions(
+    hostile: HostileServer, path: str, options: dict[str, Any], message: str | None
+) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url(path), **options})
+    if message is None:
+        assert result.status is Status.OK, result.message
+        assert result.message == "status 200"
+    else:
+        assert result.status is Status.FAIL
+        assert result.message == message
+        assert result.fields["status_code"] == 200
+
+
+async def test_long_body_is_cut_short_in_the_message(hostile: HostileServer) -> None:
+    result = await run_check(
+        HttpStatus, {"url": hostile.url("/huge"), "expect_body": {"contains": "needle"}}
+    )
+    assert result.status is Status.FAIL
+    assert result.message == (
+        f"body: expected to contain 'needle', got '{'x' * 80}…' (only the first bytes were read)"
+    )
+
+
+async def test_max_response_time_names_the_slow_phase(hostile: HostileServer) -> None:
+    options = {"url": hostile.url("/slow?delay=0.3"), "max_response_time": "100ms"}
+    result = await run_check(HttpStatus, options)
+    assert result.status is Status.FAIL
+    assert result.message is not None
+    assert re.fullmatch(
+        r"response time: expected at most 100ms, took \d+ms \(slowest phase: ttfb \d+ms\)",
+        result.message,
+    ), result.message
+
+
+async def test_certificate_days_are_reported_and_checked(
+    start_hostile: Callable[..., Awaitable[HostileServer]], self_signed: ssl.SSLContext
+) -> None:
+    server = await start_hostile(ssl_context=self_signed)
+    options = {"url": server.url("/ok"), "verify_tls": False}
+
+    plain = await run_check(HttpStatus, options)
+    assert plain.status is Status.OK
+    # The test certificate is valid for one day.
+    assert 0.9 <= plain.fields["cert_expires_in_days"] <= 1.0
+
+    enough = await run_check(HttpStatus, {**options, "min_cert_days": 0.5})
+    assert enough.status is Status.OK
+
+    short = await run_check(HttpStatus, {**options, "min_cert_days": 14})
+    assert short.status is Status.FAIL
+    assert short.message == (
+        "certificate: expected at least 14 days left (min_cert_days), expires in 1.0 days"
+    )
+
+
+async def test_min_cert_days_without_tls_fails(hostile: HostileServer) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url("/ok"), "min_cert_days": 14})
+    assert result.status is Status.FAIL
+    assert result.message == (
+        "certificate: expected at least 14 days left, but no TLS connection was made"
+    )
+    assert "cert_expires_in_days" not in result.fields
+
+
+async def test_ip_version_picks_the_address_family(hostile: HostileServer) -> None:
+    url = hostile.url("/ok", host="localhost")
+    v4 = await run_check(HttpStatus, {"url": url, "ip_version": 4})
+    assert v4.status is Status.OK
+    assert v4.fields["ip"] == "127.0.0.1"
+
+    literal = await run_check(HttpStatus, {"url": hostile.url("/ok"), "ip_version": 6})
+    assert literal.status is Status.ERROR
+    assert literal.message == "cannot connect: 127.0.0.1 is an IPv4 address, but ip_version is 6"
+
+
+async def test_ip_version_6(start_hostile: Callable[..., Awaitable[HostileServer]]) -> None:
+    try:
+        server = await start_hostile(host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    result = await run_check(HttpStatus, {"url": server.url("/ok"), "ip_version": "6"})
+    assert result.status is Status.OK, result.message
+    assert result.fields["ip"] == "::1"
+
+
+# ------------------------------------------------------------------ timings
+
+
+async def _timed(options: dict[str, Any]) -> tuple[Result, float]:
+    started = time.perf_counter()
+    result = await run_check(HttpStatus, options)
+    return result, (time.perf_counter() - started) * 1000
+
+
+async def test_timings_are_present_and_add_up_to_no_more_than_the_run(
+    hostile: HostileServer,
+) -> None:
+    result, duration_ms = await _timed({"url": hostile.url("/page", host="localhost")})
+    assert result.status is Status.OK
+    timings = result.fields["timings_ms"]
+    assert list(timings) == ["dns", "connect", "tls", "request", "ttfb", "transfer"]
+    assert all(value >= 0 for value in timings.values())
+    assert sum(timings.values()) <= duration_ms
+    assert timings["dns"] > 0  # "localhost" was looked up
+    assert timings["tls"] == 0
+    assert result.fields["ip"] in ("127.0.0.1", "::1")
+
+
+async def test_errors_carry_timings_too(hostile: HostileServer) -> None:
+    result = await run_check(HttpStatus, {"url": hostile.url("/short")})
+    assert result.status is Status.ERROR
+    assert set(result.fields["timings_ms"]) == set(PHASES)
+    assert result.fields["ip"] == "127.0.0.1"
+
+
+async def test_slow_first_byte_shows_in_ttfb(hostile: HostileServer) -> None:
+    result, duration_ms = await _timed({"url": hostile.url("/slow?delay=0.3")})
+    timings = result.fields["timings_ms"]
+    assert timings["ttfb"] >= 300
+    assert timings["connect"] < 250 and timings["request"] < 250 and timings["transfer"] < 250
+    assert sum(timings.values()) <= duration_ms
+
+
+async def test_redirect_hops_add_up(hostile: HostileServer) -> None:
+    url = hostile.url(f"/slow?{urlencode({'delay': '0.2', 'to': '/slow?delay=0.2'})}")
+    result = await run_check(HttpStatus, {"url": url})
+    assert result.status is Status.OK
+    assert result.fields["redirects"] == 1
+    assert result.fields["timings_ms"]["ttfb"] >= 400
+
+
+async def test_slow_tls_handshake_shows_in_tls(self_signed: ssl.SSLContext) -> None:
+    with SlowTlsServer(self_signed, delay=0.3) as server:
+        result, duration_ms = await _timed({"url": server.url("/ok"), "verify_tls": False})
+    assert result.status is Status.OK, result.message
+    timings = result.fields["timings_ms"]
+    assert timings["tls"] >= 250  # the server waited 300 ms from accepting
+    assert timings["connect"] < 250 and timings["ttfb"] < 250
+    assert sum(timings.values()) <= duration_ms
+
+
+async def test_name_stays_in_host_header_and_sni(
+    start_hostile: Callable[..., Awaitable[HostileServer]], self_signed: ssl.SSLContext
+) -> None:
+    server = await start_hostile(ssl_context=self_signed)
+    url = server.url("/host", host="localhost")
+    options = {"url": url, "verify_tls": False, "ip_version": 4}
+    result = await run_check(
+        HttpStatus, {**options, "expect_body": {"contains": f"host=localhost:{server.port}"}}
+    )
+    assert result.status is Status.OK, result.message
+    assert result.fields["ip"] == "127.0.0.1"
+    assert result.fields["url"] == url
+    assert server.server_names == ["localhost"]
+
+
+async def test_certificate_name_is_checked_against_the_url_not_the_address(
+    start_hostile: Callable[..., Awaitable[HostileServer]],
+    self_signed: ssl.SSLContext,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Trust the test certificate (made for IP 127.0.0.1 only) as the CA store.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    server = await start_hostile(ssl_context=self_signed)
+
+    by_address = await run_check(HttpStatus, {"url": server.url("/ok")})
+    assert by_address.status is Status.OK, by_address.message
+
+    # Reached as "localhost", the same address: the name does not match.
+    by_name = await run_check(HttpStatus, {"url": server.url("/ok", host="localhost")})
+    assert by_name.status is Status.ERROR
+    assert by_name.message is not None
+    assert by_name.message.startswith("cannot connect: TLS certificate not trusted: Hostname")
+
+
+async def test_runner_run_logs_the_new_fields(
+    hostile: HostileServer, write_config: Callable[[str], Path]
+) -> None:
+    # The real CLI in a subprocess: the nested timings_ms and the assertion
+    # options go through config loading, the result log and history.
+    config = write_config(
+        f"""
+        jobs:
+          - name: api
+            plugin: http-status
+            options:
+              url: "{hostile.url("/json")}"
+              expect_json:
+                - {{path: status, equals: UP}}
+                - {{path: latency_ms, less_than: 10}}
+              max_response_time: 5s
+        """
+    )
+    # In a thread: the hostile server answers on this test's event loop.
+    result = await asyncio.to_thread(run_cli, "run", str(config))
+    assert result.returncode == 1, result.stderr
+    [finished] = [
+        event
+        for line in result.stdout.splitlines()
+        if (event := json.loads(line))["event"] == "job.finished"
+    ]
+    assert finished["status"] == "fail"
+    assert finished["message"] == "JSON latency_ms: expected less than 10, got 42"
+    assert set(finished["timings_ms"]) == set(PHASES)
+    assert finished["ip"] == "127.0.0.1"
+    assert finished["body_complete"] is True
+
+
+# ------------------------------------------------------------------ options
+
+
+@pytest.mark.parametrize(
+    ("options", "field_name", "text"),
+    [
+        pytest.param(
+            {"max_body_bytes": 0, "expect_body": {"contains": "x"}},
+            "expect_body",
+            "needs the body",
+            id="body-without-read",
+        ),
+        pytest.param(
+            {"max_body_bytes": 0, "expect_json": [{"path": "a", "exists": True}]},
+            "expect_json",
+            "needs the body",
+            id="json-without-read",
+        ),
+        pytest.param({"max_body_bytes": -1}, "max_body_bytes", "greater than", id="negative"),
+        pytest.param({"expect_body": {}}, "expect_body", "at least one", id="empty-body"),
+        pytest.param(
+            {"expect_body": {"regex": "("}}, "expect_body", "not a valid regular", id="body-re"
+        ),
+        pytest.param(
+            {"expect_json": [{"path": "a", "equals": 1, "exists": True}]},
+            "expect_json",
+            "exactly one of",
+            id="two-tests",
+        ),
+        pytest.param(
+            {"expect_json": [{"path": "a"}]}, "expect_json", "exactly one of", id="no-test"
+        ),
+        pytest.param(
+            {"expect_json": [{"path": "a[", "exists": True}]},
+            "expect_json",
+            "not a valid JMESPath",
+            id="bad-path",
+        ),
+        pytest.param(
+            {"expect_headers": {"X-A": "["}}, "expect_headers", "not a valid regular", id="hdr-re"
+        ),
+        pytest.param(
+            {"expect_headers": {"Bad Name": "x"}}, "expect_headers", "header name", id="hdr-name"
+        ),
+        pytest.param({"max_response_time": "soon"}, "max_response_time", "duration", id="time"),
+        pytest.param({"min_cert_days": -1}, "min_cert_days", "greater than", id="cert-days"),
+        pytest.param({"ip_version": 5}, "ip_version", "4", id="ip-version"),
+    ],
+)
+def test_bad_assertion_options_are_rejected(
+    options: dict[str, object], field_name: str, text: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        HttpStatusOptions.model_validate({"url": "http://x/", **options})
+    assert caught.value.errors()[0]["loc"][0] == field_name
+    assert text in str(caught.value)
+
+
+def test_max_response_time_takes_a_duration() -> None:
+    options = HttpStatusOptions.model_validate({"url": "http://x/", "max_response_time": "800ms"})
+    assert options.max_response_time == pytest.approx(0.8)

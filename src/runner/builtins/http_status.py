@@ -1,4 +1,4 @@
-"""``http-status``: request a URL and check the status code of the answer.
+"""``http-status``: request a URL and check the answer: status, body, headers, timings.
 
 Choices, and why:
 
@@ -9,16 +9,28 @@ Choices, and why:
   connection (``max_keepalive_connections=0``): a run that reused a kept-alive
   socket would pass while the listener behind it is dead, and fresh
   connections are cheaper than httpcore's pool checks anyway (FIELD-NOTES).
-  (httpcore 1.0 also drops a connection whose body was left unread, as here;
-  the limit keeps that true if it ever starts draining small bodies.)
+  (httpcore drops a connection whose body was left unread anyway; the limit
+  is what closes one whose body was read to the end.)
 * **The job's timeout is the only clock.** The client has no timeouts of its
   own; the daemon cancels the run at the job's timeout and reports
   ``timeout``. An httpx timeout of the same length would race the daemon's
   and turn some timeouts into ``error`` results; a shorter one would cut a
-  run the user allowed to take longer.
-* **The body is never read.** Each response is opened as a stream and closed
-  once its status line and headers are in, so a check of a huge download
-  costs one round trip, not the download.
+  run the user allowed to take longer. So a body trickling in byte by byte
+  ends as that ``timeout``.
+* **The body is read, within a budget.** An answer whose body breaks off
+  (a reset, fewer bytes than its Content-Length, bad chunking) is not a
+  service that is up, so the final answer's body is read, as blackbox_exporter
+  and curl do, up to ``max_body_bytes`` (1 MiB; ``0`` reads none): a body
+  that goes on past it is fine and is not read further, so checking a huge
+  download costs a megabyte, not the download. The bytes are counted and
+  dropped, unless ``expect_body``/``expect_json`` need them, and then at
+  most ``max_body_bytes`` are held. Decoding is ours and bounded by the same
+  budget (``http_body``). Redirect bodies are never read.
+* **Each phase is timed, on the name from the URL.** The shared client's pool
+  dials through a backend that resolves the name itself, so ``dns`` and the
+  address used (``ip``) are known, while the URL, the Host header and SNI
+  keep the name (``http_probe``). httpcore's ``trace`` extension times the
+  rest; the hops of a redirect chain add up.
 * **Redirects are followed here, not by httpx**, because httpx reads the body
   of every redirect response it follows. Cookies set along the chain are
   carried to its next hop and then dropped: the shared client keeps no
@@ -30,7 +42,12 @@ Choices, and why:
   ``SSL_CERT_FILE``), so a CA installed on the host is trusted.
 * **Secrets stay out of results.** Header values are sent but never logged,
   repr'd or put in a result, and an invalid one is rejected without echoing
-  it; the ``url`` field has any ``user:password@`` removed.
+  it; the ``url`` field has any ``user:password@`` removed. What the server
+  sent is quoted in messages only cut short, and a ``Set-Cookie`` value never.
+* **Messages name what broke.** h11's errors (``illegal status line:
+  bytearray(b'...')``) are turned into words a person can act on: not an HTTP
+  response, an invalid status line as text, headers past httpcore's limit,
+  a redirect to an invalid URL, and on which hop of a redirect chain.
 """
 
 from __future__ import annotations
@@ -40,18 +57,41 @@ import os
 import re
 import socket
 import ssl
+import time
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import httpcore
 import httpx
-from pydantic import AnyHttpUrl, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
-from runner.plugin import Check, Options, Result, RunContext
+from runner.builtins.http_assertions import (
+    ExpectBody,
+    ExpectJson,
+    body_failures,
+    clip,
+    compile_regex,
+    header_failures,
+    json_failures,
+)
+from runner.builtins.http_body import DECODED_ENCODINGS, Body, BodyError, read_body, readable_text
+from runner.builtins.http_probe import PHASES, IpVersion, Probe, ProbingTransport
+from runner.durations import format_duration
+from runner.plugin import Check, Duration, Options, Result, RunContext
 
 __all__ = ["HttpStatus", "HttpStatusOptions"]
 
 #: Hops followed before the run fails as a redirect loop (httpx's own default).
 MAX_REDIRECTS = 20
+
+#: Bytes of a body read by default (``max_body_bytes``).
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+#: The largest status line plus headers httpcore accepts (h11's receive buffer).
+MAX_HEADER_BYTES: int = httpcore.AsyncHTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE
+
+#: Statuses whose answer must say where to go (RFC 9110 15.4).
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 StatusCode = Annotated[int, Field(ge=100, le=599)]
@@ -89,11 +129,56 @@ class HttpStatusOptions(Options):
     verify_tls: bool = Field(
         True, description="Verify the server's certificate against the system's CA store."
     )
+    max_body_bytes: int = Field(
+        DEFAULT_MAX_BODY_BYTES,
+        ge=0,
+        description="Read the final answer's body up to this many bytes (decoded) and make "
+        "a transfer that breaks within them an error; a longer body is ok and not read "
+        "further. 0: do not read the body.",
+    )
+    expect_body: ExpectBody | None = Field(
+        None,
+        description="What the body's text must contain (contains), must not contain "
+        "(not_contains) or match (regex). Only the first max_body_bytes are searched.",
+    )
+    expect_json: list[ExpectJson] | None = Field(
+        None,
+        min_length=1,
+        description="Tests of the JSON body: each a JMESPath (path) and one of equals, "
+        "contains, exists, regex, less_than, greater_than.",
+    )
+    expect_headers: dict[str, str] | None = Field(
+        None,
+        description="Response headers that must be present and match a regular expression "
+        "(name: regex); several values of one header are joined with ', '.",
+    )
+    max_response_time: Duration | None = Field(
+        None,
+        description="Fail when the request (all phases of all hops) takes longer, naming "
+        "the slowest phase.",
+    )
+    min_cert_days: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="https: fail when the certificate chain's earliest expiry is fewer days away.",
+    )
+    ip_version: IpVersion = Field(
+        "any",
+        description="Connect over IPv4 (4), IPv6 (6), or whichever the resolver lists first (any).",
+    )
+
+    _expect_headers: dict[str, re.Pattern[str]] = PrivateAttr(default_factory=dict)
 
     @field_validator("method", mode="before")
     @classmethod
     def _upper_method(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("ip_version", mode="before")
+    @classmethod
+    def _ip_version_number(cls, value: object) -> object:
+        return int(value) if isinstance(value, str) and value in ("4", "6") else value
 
     @field_validator("headers")
     @classmethod
@@ -108,81 +193,248 @@ class HttpStatusOptions(Options):
                 )
         return headers
 
+    @field_validator("expect_body", "expect_json")
+    @classmethod
+    def _needs_the_body(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None and info.data.get("max_body_bytes") == 0:
+            raise ValueError(
+                f"{info.field_name} needs the body, but max_body_bytes is 0; "
+                "remove max_body_bytes or raise it"
+            )
+        return value
+
+    @field_validator("expect_headers")
+    @classmethod
+    def _check_expect_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, pattern in (value or {}).items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            compile_regex(pattern)
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._expect_headers = {
+            name: compile_regex(pattern) for name, pattern in (self.expect_headers or {}).items()
+        }
+
 
 class HttpStatus(Check[HttpStatusOptions]):
-    """Requests a URL and checks the status code of the answer."""
+    """Requests a URL and checks the answer: status, body, headers, time and certificate."""
 
     Options = HttpStatusOptions
 
     async def run(self, ctx: RunContext) -> Result:
-        opts = self.options
-        verify_tls = opts.verify_tls
+        verify_tls = self.options.verify_tls
         client = await ctx.shared(
             ("http-status.client", verify_tls),
             lambda: _new_client(verify_tls),
             usable=lambda c: not c.is_closed,
         )
-        request = client.build_request(opts.method, str(opts.url), headers=opts.headers)
+        probe = Probe(self.options.ip_version)
+        with probe.active():
+            return await self._exchange(client, probe)
+
+    async def _exchange(self, client: httpx.AsyncClient, probe: Probe) -> Result:
+        """Send the request, follow redirects, read the final body, judge the answer."""
+        opts = self.options
+        request = client.build_request(
+            opts.method, str(opts.url), headers=opts.headers, extensions={"trace": probe.trace}
+        )
         cookies = httpx.Cookies()  # this run's redirect chain only
         redirects = 0
-        try:
-            while True:
+        body: Body | None = None
+        while True:
+            probe.new_hop()
+            try:
                 response = await client.send(request, stream=True, follow_redirects=False)
-                # Closing without reading drops the body and, with no
-                # keep-alive, the connection.
-                await response.aclose()
-                next_request = response.next_request
-                if not opts.follow_redirects or next_request is None:
-                    break
-                if redirects == MAX_REDIRECTS:
-                    return Result.fail(
-                        f"more than {MAX_REDIRECTS} redirects",
-                        status_code=response.status_code,
-                        url=_public_url(response.url),
-                        redirects=redirects,
+            except httpx.HTTPError as exc:
+                probe.end_transfer()
+                return _send_failed(exc, request, redirects, probe)
+            problem: str | None = None  # a wrong answer: fail
+            broken: BodyError | None = None  # a body that broke: error
+            try:
+                if response.url.scheme == "https":
+                    stream = response.extensions.get("network_stream")
+                    probe.seen_certificate(stream.get_extra_info("ssl_object") if stream else None)
+                if response.status_code in REDIRECT_STATUSES and "location" not in response.headers:
+                    problem = "redirect without a Location header"
+                elif opts.follow_redirects and (next_request := response.next_request) is not None:
+                    if redirects == MAX_REDIRECTS:
+                        problem = f"more than {MAX_REDIRECTS} redirects"
+                    else:
+                        cookies.extract_cookies(response)
+                        cookies.set_cookie_header(next_request)
+                        request = next_request
+                        redirects += 1
+                        continue  # closes this answer, unread, on the way
+                elif opts.max_body_bytes > 0:
+                    body = await read_body(
+                        response,
+                        opts.max_body_bytes,
+                        keep=opts.expect_body is not None or opts.expect_json is not None,
                     )
-                cookies.extract_cookies(response)
-                cookies.set_cookie_header(next_request)
-                request = next_request
-                redirects += 1
-        except httpx.HTTPError as exc:
-            return Result.error(
-                _describe(exc),
-                error_type=type(exc).__name__,
-                url=_public_url(request.url),  # the hop that failed
-                redirects=redirects,
+            except BodyError as exc:
+                broken = exc
+            finally:
+                # Closed before the result is made, so its timings include the close.
+                await response.aclose()
+                probe.end_transfer()
+            if broken is not None:
+                fields = _fields(response.status_code, response.url, redirects, probe)
+                message = _on_hop(str(broken), response.url, redirects)
+                return Result.error(message, error_type=broken.error_type, **fields)
+            if problem is not None:
+                fields = _fields(response.status_code, response.url, redirects, probe)
+                return Result.fail(problem, **fields)
+            return self._judge(response, body, redirects, probe)
+
+    def _judge(
+        self, response: httpx.Response, body: Body | None, redirects: int, probe: Probe
+    ) -> Result:
+        """The result for a final answer that was received whole (or as far as read)."""
+        opts = self.options
+        status = response.status_code
+        fields = _fields(status, response.url, redirects, probe)
+        if body is not None:
+            fields["body_bytes"] = body.size
+            fields["body_complete"] = body.complete
+
+        failures = []
+        if opts.expect_status is None:
+            if not 200 <= status < 400:
+                failures.append(f"status {status}, expected 2xx/3xx")
+        elif status not in opts.expect_status:
+            expected = ", ".join(str(code) for code in opts.expect_status)
+            if len(opts.expect_status) > 1:
+                expected = f"one of {expected}"
+            failures.append(f"status {status}, expected {expected}")
+
+        failures += header_failures(opts._expect_headers, response.headers)
+
+        if body is not None and (opts.expect_body or opts.expect_json):
+            if body.encoding is not None:
+                return Result.error(
+                    f"cannot check the body: it is encoded with {body.encoding!r}, and runner "
+                    f"decodes one layer of {' or '.join(DECODED_ENCODINGS)}; drop "
+                    "Accept-Encoding from headers",
+                    error_type="DecodingError",
+                    **fields,
+                )
+            content = body.content or b""
+            if opts.expect_body:
+                failures += body_failures(
+                    opts.expect_body,
+                    content,
+                    complete=body.complete,
+                    charset=response.charset_encoding,
+                )
+            if opts.expect_json:
+                failures += json_failures(
+                    opts.expect_json, content, complete=body.complete, limit=opts.max_body_bytes
+                )
+
+        if opts.max_response_time is not None and probe.total() > opts.max_response_time:
+            slowest = max(PHASES, key=lambda phase: probe.phases[phase])
+            failures.append(
+                f"response time: expected at most {format_duration(opts.max_response_time)}, "
+                f"took {_seconds(probe.total())} (slowest phase: {slowest} "
+                f"{_seconds(probe.phases[slowest])})"
             )
 
-        status = response.status_code
-        fields = {"status_code": status, "url": _public_url(response.url), "redirects": redirects}
-        if opts.expect_status is None:
-            if 200 <= status < 400:
-                return Result.ok(f"status {status}", **fields)
-            return Result.fail(f"status {status}, expected 2xx/3xx", **fields)
-        if status in opts.expect_status:
-            return Result.ok(f"status {status}", **fields)
-        expected = ", ".join(str(code) for code in opts.expect_status)
-        if len(opts.expect_status) > 1:
-            expected = f"one of {expected}"
-        return Result.fail(f"status {status}, expected {expected}", **fields)
+        if opts.min_cert_days is not None:
+            days = fields.get("cert_expires_in_days")
+            if days is None:
+                failures.append(
+                    f"certificate: expected at least {opts.min_cert_days:g} days left, but no "
+                    "TLS connection was made"
+                )
+            elif days < opts.min_cert_days:
+                failures.append(
+                    f"certificate: expected at least {opts.min_cert_days:g} days left "
+                    f"(min_cert_days), expires in {days:.1f} days"
+                )
+
+        if failures:
+            return Result.fail("; ".join(failures), **fields)
+        return Result.ok(f"status {status}", **fields)
+
+
+def _fields(status: int | None, url: httpx.URL, redirects: int, probe: Probe) -> dict[str, Any]:
+    """The result fields every answer gets."""
+    fields: dict[str, Any] = {}
+    if status is not None:
+        fields["status_code"] = status
+    fields["url"] = _public_url(url)
+    fields["redirects"] = redirects
+    if probe.ip is not None:
+        fields["ip"] = probe.ip
+    fields["timings_ms"] = probe.timings_ms()
+    if probe.cert_expiry is not None:
+        fields["cert_expires_in_days"] = round((probe.cert_expiry - time.time()) / 86400, 1)
+    return fields
+
+
+def _send_failed(
+    exc: httpx.HTTPError, request: httpx.Request, redirects: int, probe: Probe
+) -> Result:
+    """The result for a request that got no usable answer (status line and headers)."""
+    status = probe.response_head[0] if probe.response_head else None
+    fields = _fields(status, request.url, redirects, probe)
+    if (
+        isinstance(exc, httpx.RemoteProtocolError)
+        and probe.response_head is not None
+        and str(exc).startswith("Invalid URL in location header")
+    ):
+        location = _header(probe.response_head[1], b"location")
+        reason = _bad_url_reason(location, exc)
+        message = f"redirect to an invalid URL: {reason}: {clip(location)}"
+        return Result.fail(_on_hop(message, request.url, redirects), **fields)
+    return Result.error(
+        _on_hop(_describe(exc, probe), request.url, redirects),
+        error_type=type(exc).__name__,
+        **fields,
+    )
+
+
+def _on_hop(message: str, url: httpx.URL, redirects: int) -> str:
+    """``message``, saying which hop it was about when it was not the first."""
+    if not redirects:
+        return message
+    hops = "1 redirect" if redirects == 1 else f"{redirects} redirects"
+    return f"after {hops}, {_public_url(url)}: {message}"
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    return next((v.decode("latin-1") for k, v in headers if k.lower() == name), "")
+
+
+def _bad_url_reason(location: str, exc: Exception) -> str:
+    authority = location.split("://", 1)[-1].split("/", 1)[0]
+    if "[" in authority and "]" not in authority:
+        return "missing ']' after the IPv6 address"
+    return str(exc).removeprefix("Invalid URL in location header: ").rstrip(".")
 
 
 def _new_client(verify_tls: bool) -> httpx.AsyncClient:
     """The shared client: no keep-alive, no timeouts, no cookie store, no environment."""
-    verify: ssl.SSLContext | bool = ssl.create_default_context() if verify_tls else False
+    context = ssl.create_default_context()
+    if not verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     no_cookies = http.cookiejar.CookieJar(
         policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
     )
     return httpx.AsyncClient(
-        verify=verify,
-        # No idle connections kept: every run dials. No cap on open ones
-        # either: a queued run would be timed as a slow target; the
-        # scheduler bounds concurrency.
-        limits=httpx.Limits(max_keepalive_connections=0, max_connections=None),
+        transport=ProbingTransport(context),
         timeout=None,  # the daemon cancels the run at the job's timeout
         trust_env=False,
         cookies=no_cookies,
-        headers={"User-Agent": f"runner/{_runner_version()} (http-status)"},
+        headers={
+            "User-Agent": f"runner/{_runner_version()} (http-status)",
+            # Only what http_body decodes within its budget (httpx would add
+            # br and zstd when their libraries are installed).
+            "Accept-Encoding": ", ".join(DECODED_ENCODINGS),
+        },
     )
 
 
@@ -198,8 +450,14 @@ def _public_url(url: httpx.URL) -> str:
     return str(url.copy_with(userinfo=b"")) if url.userinfo else str(url)
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+
+
+def _describe(exc: httpx.HTTPError, probe: Probe) -> str:
     """A short message for a failed request, from the root cause when there is one."""
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return _protocol_error(exc, bytes(probe.head))
     what = "cannot connect" if isinstance(exc, httpx.ConnectError) else "request failed"
     cause: BaseException | None = exc
     while cause is not None:
@@ -212,4 +470,22 @@ def _describe(exc: httpx.HTTPError) -> str:
         if isinstance(cause, OSError) and cause.errno:
             return f"{what}: {os.strerror(cause.errno)}"
         cause = cause.__cause__ or cause.__context__
-    return f"{what}: {str(exc).strip() or type(exc).__name__}"
+    return f"{what}: {readable_text(str(exc)).strip() or type(exc).__name__}"
+
+
+def _protocol_error(exc: httpx.RemoteProtocolError, head: bytes) -> str:
+    """What was wrong with an answer that broke HTTP before its headers were in."""
+    text = str(exc)
+    if text == "Receive buffer too long":
+        return f"response headers larger than {MAX_HEADER_BYTES // 1024} KiB"
+    if not head:
+        return "the server closed the connection without answering"
+    if not head.startswith(b"HTTP/"):
+        if head[:1] in (b"\x15", b"\x16") and head[1:2] == b"\x03":  # a TLS alert or handshake
+            return "not an HTTP response: the server answered in TLS; use https://"
+        shown = clip(head.decode("utf-8", errors="replace"))
+        return f"not an HTTP response: {shown} (an HTTP/0.9 reply, or another protocol)"
+    first_line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
+    if "status line" in text:
+        return f"invalid status line: {clip(first_line)}"
+    return f"invalid HTTP response: {readable_text(text)}"
