@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from dnsserver import DnsServer, dns_server
-from helpers import closed_port, run_cli
+from helpers import closed_port, run_cli, serve_until
 from runner.builtins.dns import Dns, DnsOptions
 from runner.plugin import Result, Status
 from runner.testing import run_check
@@ -227,3 +227,23 @@ def test_check_reports_a_bad_type_on_its_line(write_config: WriteConfig) -> None
     assert result.returncode == 2
     assert f"{path}:6: jobs[0] 'mail': options.type: " in result.stderr
     assert "'MX'" in result.stderr  # the allowed values are listed
+
+
+def test_in_the_daemon(server: DnsServer, write_config: WriteConfig) -> None:
+    path = write_config(
+        f"""
+        jobs:
+          - name: www
+            plugin: dns
+            interval: 1h
+            options:
+              name: www.test
+              server: 127.0.0.1:{server.port}
+              expect: [127.0.0.2]
+        """
+    )
+    runner = serve_until(path, event="job.finished", job="www")
+    (finished,) = runner.find(event="job.finished", job="www")
+    assert finished["status"] == "ok", finished
+    assert finished["answers"] == ["127.0.0.1", "127.0.0.2"]
+    assert finished["rcode"] == "NOERROR"
