@@ -49,11 +49,13 @@ class DnsServer:
         self.origin = dns.name.from_text(origin)
         self.queries = 0
         self.port = 0
+        self.last_payload: int | None = None  # the EDNS UDP size the last query announced
 
     def answer(self, wire: bytes, max_size: int) -> bytes:
         """The response to one query in wire format."""
         query = dns.message.from_wire(wire)
         self.queries += 1
+        self.last_payload = query.payload if query.edns >= 0 else None
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         question = query.question[0]

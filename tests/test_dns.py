@@ -44,6 +44,7 @@ async def test_answers_found(server: DnsServer) -> None:
     assert fields["server"] == f"127.0.0.1:{server.port}"
     assert fields["name"] == "www.test."
     assert 0 <= fields["query_time_ms"] < 5000
+    assert server.last_payload == 1232  # EDNS0, as dig asks
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,14 @@ async def test_connect_only() -> None:
     assert set(result.fields["timings_ms"]) == {"dns", "connect"}
 
 
+async def test_host_name_is_resolved_and_each_address_tried() -> None:
+    # localhost may come first as ::1, where the listener (127.0.0.1 only) refuses.
+    async with running_service(EchoListener) as ready:
+        result = await run_check(Tcp, {"host": "localhost", "port": ready["port"]})
+    assert result.status is Status.OK, result.message
+    assert result.fields["ip"] == "127.0.0.1"
+
+
 async def test_banner_matches_without_sending(serve: ServerFactory) -> None:
     port = await serve(banner(b"220 mail.test ESMTP ready\r\n", hold=True))
     result = await check(port, expect=r"^220 ")

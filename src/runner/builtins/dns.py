@@ -72,6 +72,8 @@ RecordType = Literal[
 ]
 Rcode = Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "NOTIMP", "FORMERR"]
 
+#: The UDP payload size announced with EDNS0.
+EDNS_PAYLOAD = 1232
 #: Answers kept in a result (a TXT or NS set can be long; history keeps every run).
 MAX_ANSWERS = 20
 #: Characters of one answer kept in a result.
@@ -251,10 +253,14 @@ class Dns(Check[DnsOptions]):
     def _resolver(self) -> dns.asyncresolver.Resolver:
         """A fresh resolver: the given server, or the system's (re-read every run)."""
         if self._server is None:
-            return dns.asyncresolver.Resolver()
-        resolver = dns.asyncresolver.Resolver(configure=False)
-        ip, port = self._server
-        resolver.nameservers = [dns.nameserver.Do53Nameserver(ip, port)]
+            resolver = dns.asyncresolver.Resolver()
+        else:
+            resolver = dns.asyncresolver.Resolver(configure=False)
+            ip, port = self._server
+            resolver.nameservers = [dns.nameserver.Do53Nameserver(ip, port)]
+        # EDNS0 with a 1232-byte UDP payload, as dig and current resolvers ask
+        # (DNS Flag Day 2020): large answers come over UDP without fragments.
+        resolver.use_edns(0, 0, EDNS_PAYLOAD)
         return resolver
 
     def _judge(
