@@ -297,6 +297,15 @@ async def test_tls_to_a_plain_port_says_so() -> None:
     assert "(does this port speak TLS?)" in result.message
 
 
+async def test_handshake_that_never_finishes_times_out(serve: ServerFactory) -> None:
+    # Accepts and reads the ClientHello, never answers: the job's timeout is the clock.
+    port = await serve(banner(b"", hold=True))
+    result = await run_check(
+        Tcp, {"host": "127.0.0.1", "port": port, "tls": True, "verify_tls": False}, timeout=0.5
+    )
+    assert result.status is Status.TIMEOUT
+
+
 @pytest.mark.parametrize("days", [30, 40000], ids=["utctime", "generalizedtime-after-2049"])
 def test_certificate_expiry_is_read_from_der(tmp_path: Path, days: int) -> None:
     cert, _ = make_cert(tmp_path, days)
@@ -327,6 +336,7 @@ def test_escapes() -> None:
         ({"expect": "("}, "not a valid regular expression"),
         ({"port": 0}, "greater than or equal to 1"),
         ({"server_name": "x.test"}, "server_name is only used with tls: true"),
+        ({"verify_tls": False}, "verify_tls is only used with tls: true"),
     ],
 )
 def test_bad_options(options: dict[str, Any], error: str) -> None:

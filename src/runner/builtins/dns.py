@@ -100,10 +100,11 @@ class DnsOptions(Options):
         description="The DNS server to ask: an IP address, ip:port or [ipv6]:port (port 53 by "
         "default). Default: the system's resolvers from /etc/resolv.conf.",
     )
-    expect: list[str] | None = Field(
+    expect: list[str] | str | None = Field(
         None,
         description="Answers that must all be in the answer (others may be there too), "
-        "written as in a zone file: 192.0.2.1, '10 mail.example.com', a TXT's text unquoted.",
+        "written as in a zone file: 192.0.2.1, '10 mail.example.com', a TXT's text unquoted. "
+        "One answer or a list.",
     )
     expect_regex: str | None = Field(
         None,
@@ -138,18 +139,15 @@ class DnsOptions(Options):
             _parse_server(value)
         return value
 
-    @field_validator("expect", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
-
     @field_validator("expect")
     @classmethod
-    def _check_expect(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+    def _check_expect(
+        cls, value: list[str] | str | None, info: ValidationInfo
+    ) -> list[str] | str | None:
         rdtype = info.data.get("type")
         if value is None or rdtype is None:
             return value
-        for text in value:
+        for text in [value] if isinstance(value, str) else value:
             _expected_record(rdtype, text)
         return value
 
@@ -188,7 +186,8 @@ class Dns(Check[DnsOptions]):
             self._qname = dns.name.from_text(opts.name)
         self._rdtype = dns.rdatatype.from_text(opts.type)
         self._server = _parse_server(opts.server) if opts.server is not None else None
-        self._expected = [(t, _expected_record(opts.type, t)) for t in opts.expect or []]
+        expect = [opts.expect] if isinstance(opts.expect, str) else opts.expect or []
+        self._expected = [(t, _expected_record(opts.type, t)) for t in expect]
         self._regex = re.compile(opts.expect_regex) if opts.expect_regex is not None else None
 
     async def run(self, ctx: RunContext) -> Result:

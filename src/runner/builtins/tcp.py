@@ -147,8 +147,10 @@ class TcpOptions(Options):
 
     @model_validator(mode="after")
     def _tls_options_need_tls(self) -> TcpOptions:
-        if not self.tls and self.server_name is not None:
-            raise ValueError("server_name is only used with tls: true")
+        if not self.tls:
+            for name in ("server_name", "verify_tls"):
+                if name in self.model_fields_set:
+                    raise ValueError(f"{name} is only used with tls: true")
         return self
 
 
@@ -228,9 +230,13 @@ class Tcp(Check[TcpOptions]):
                 der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
                 if der:
                     fields["cert_expires_in_days"] = _days_left(der)
-            return await self._exchange(ctx, reader, writer, timings, fields, where)
-        finally:
-            await _close(writer)
+            result = await self._exchange(ctx, reader, writer, timings, fields, where)
+        except BaseException:
+            # Cancelled at the job's timeout (or failed): no waiting for a goodbye.
+            writer.transport.abort()
+            raise
+        await _close(writer)
+        return result
 
     async def _exchange(
         self,
