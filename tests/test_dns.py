@@ -142,6 +142,12 @@ async def test_name_still_there_when_expected_gone(server: DnsServer) -> None:
     )
 
 
+async def test_name_with_other_records_still_exists(server: DnsServer) -> None:
+    result = await check(server, name="ns.test", type="AAAA", expect_rcode="NXDOMAIN")
+    assert result.status is Status.FAIL
+    assert result.message == "ns.test. exists (NOERROR, no AAAA records); expected NXDOMAIN"
+
+
 async def test_refused_says_why(server: DnsServer) -> None:
     result = await check(server, name="example.com")
     assert result.status is Status.FAIL

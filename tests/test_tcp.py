@@ -282,6 +282,14 @@ async def test_tls_verified_against_a_trusted_ca(
     assert result.status is Status.OK, result.message
     assert 29 <= result.fields["cert_expires_in_days"] <= 30
 
+    connected = await check(port, tls=True)
+    assert connected.status is Status.OK
+    days = connected.fields["cert_expires_in_days"]
+    assert (
+        connected.message
+        == f"connected to 127.0.0.1:{port} (TLS, certificate expires in {days:g} days)"
+    )
+
     wrong_name = await check(port, tls=True, server_name="other.test")
     assert wrong_name.status is Status.ERROR
     assert wrong_name.message is not None

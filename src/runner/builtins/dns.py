@@ -226,9 +226,7 @@ class Dns(Check[DnsOptions]):
             fields["query_time_ms"] = _ms(loop.time() - started)
             answered = [err for err in errors if err[4] is not None]
             if not answered:
-                return Result.error(
-                    _no_answer(errors, fields), error_type="NoNameservers", **fields
-                )
+                return Result.error(_no_answer(errors), error_type="NoNameservers", **fields)
             server, _, port, _, response = answered[-1]
             fields["server"] = _format_server(_address(server), port)
             rcode = dns.rcode.to_text(response.rcode())
@@ -277,7 +275,8 @@ class Dns(Check[DnsOptions]):
             if rcode == "NXDOMAIN":
                 return Result.fail(f"{qname} does not exist (NXDOMAIN)", **fields)
             if opts.expect_rcode == "NXDOMAIN" and rcode == "NOERROR":
-                has = f"{len(shown)} {opts.type} records: {got}" if shown else f"no {opts.type}"
+                count = f"{len(shown)} {opts.type} record{'s' if len(shown) > 1 else ''}"
+                has = f"{count}: {got}" if shown else f"no {opts.type} records"
                 return Result.fail(f"{qname} exists (NOERROR, {has}); expected NXDOMAIN", **fields)
             return Result.fail(
                 f"the server answered {rcode} for {what}, expected {opts.expect_rcode}"
@@ -372,7 +371,7 @@ def _listing(shown: list[str]) -> str:
     return head if len(shown) <= 5 else f"{head} and {len(shown) - 5} more"
 
 
-def _no_answer(errors: list[Any], fields: dict[str, Any]) -> str:
+def _no_answer(errors: list[Any]) -> str:
     """The message when no server gave any answer."""
     parts = []
     for server, tcp, port, exc, _ in errors:

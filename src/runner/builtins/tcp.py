@@ -249,7 +249,10 @@ class Tcp(Check[TcpOptions]):
     ) -> Result:
         """Send, then read and match the reply; the result of a connected run."""
         loop = asyncio.get_running_loop()
-        tls = " (TLS)" if "tls" in timings else ""
+        tls = ""
+        if "tls" in timings:
+            days = fields.get("cert_expires_in_days")
+            tls = " (TLS)" if days is None else f" (TLS, certificate expires in {days:g} days)"
         if self._payload is not None:
             started = loop.time()
             try:
