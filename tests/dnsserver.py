@@ -123,24 +123,38 @@ async def _tcp(
 
 
 @contextmanager
-def dns_server(*, silent: bool = False, tcp: bool = True) -> Iterator[DnsServer]:
-    """A running server on 127.0.0.1 (its ``port`` set); ``silent`` never answers,
-    and without ``tcp`` nothing listens on the TCP port."""
+def dns_server(
+    *, silent: bool = False, tcp: bool = True, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[DnsServer]:
+    """A running server on ``host`` (its ``port`` set; 0 picks a free one); ``silent``
+    never answers, and without ``tcp`` nothing listens on the TCP port.
+
+    Raises:
+        OSError: the address cannot be bound (port 53 needs root).
+    """
     server = DnsServer()
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop: asyncio.Future[None] | None = None
+    failed: list[BaseException] = []
 
     async def main() -> None:
         nonlocal stop
         # One free port for both transports: bind TCP first, then UDP on the same number.
         tcp_sock = socket.socket()
-        tcp_sock.bind(("127.0.0.1", 0))
+        try:
+            tcp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp_sock.bind((host, port))
+        except OSError as exc:
+            tcp_sock.close()
+            failed.append(exc)
+            started.set()
+            return
         server.port = tcp_sock.getsockname()[1]
         if tcp:
             tcp_server = await asyncio.start_server(lambda r, w: _tcp(server, r, w), sock=tcp_sock)
         udp, _ = await loop.create_datagram_endpoint(
-            lambda: _Udp(server, silent), local_addr=("127.0.0.1", server.port)
+            lambda: _Udp(server, silent), local_addr=(host, server.port)
         )
         stop = loop.create_future()
         started.set()
@@ -158,6 +172,10 @@ def dns_server(*, silent: bool = False, tcp: bool = True) -> Iterator[DnsServer]
     thread.start()
     if not started.wait(5):
         raise RuntimeError("the test DNS server did not start")
+    if failed:
+        thread.join(5)
+        loop.close()
+        raise failed[0]
     try:
         yield server
     finally:

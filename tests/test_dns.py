@@ -194,6 +194,51 @@ async def test_truncated_answer_without_tcp_is_an_error() -> None:
     )
 
 
+@pytest.fixture
+def system_resolver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DnsServer]:
+    """The test server as this host's resolver, on port 53 as resolv.conf allows.
+
+    The tests cannot rewrite /etc/resolv.conf, so the plugin is pointed at a
+    file of the same format here; the server binds port 53 of a loopback
+    address of its own (127.0.0.0/8 is all local on Linux), which needs root.
+    """
+    address = "127.53.0.1"
+    try:
+        with dns_server(host=address, port=53) as running:
+            conf = tmp_path / "resolv.conf"
+            conf.write_text(f"search test\nnameserver {address}\noptions timeout:1\n")
+            monkeypatch.setattr("runner.builtins.dns.RESOLV_CONF", str(conf))
+            yield running
+    except PermissionError:
+        pytest.skip("binding port 53 needs root (CI runs as root)")
+
+
+async def test_system_resolver_without_server(system_resolver: DnsServer) -> None:
+    result = await run_check(Dns, {"name": "www.test", "expect": "127.0.0.1"})
+    assert result.status is Status.OK, result.message
+    assert result.fields["server"] == "127.53.0.1:53"
+
+
+async def test_search_domains_are_not_appended(system_resolver: DnsServer) -> None:
+    # resolv.conf says "search test", but "www" means "www.", which the server refuses.
+    result = await run_check(Dns, {"name": "www"})
+    assert result.status is Status.FAIL
+    assert result.fields["name"] == "www."
+    assert result.fields["rcode"] == "REFUSED"
+
+
+async def test_no_resolvers_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# nothing here\n")
+    monkeypatch.setattr("runner.builtins.dns.RESOLV_CONF", str(conf))
+    result = await run_check(Dns, {"name": "www.test"})
+    assert result.status is Status.ERROR
+    assert result.message is not None
+    assert result.message == (
+        f"no DNS servers configured in {conf} (no nameservers); set the server option"
+    )
+
+
 @pytest.mark.parametrize(
     ("options", "error"),
     [

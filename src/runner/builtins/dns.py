@@ -72,6 +72,8 @@ RecordType = Literal[
 ]
 Rcode = Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "NOTIMP", "FORMERR"]
 
+#: Where the system's resolvers are listed (read on every run without ``server``).
+RESOLV_CONF = "/etc/resolv.conf"
 #: The UDP payload size announced with EDNS0.
 EDNS_PAYLOAD = 1232
 #: Answers kept in a result (a TXT or NS set can be long; history keeps every run).
@@ -201,7 +203,7 @@ class Dns(Check[DnsOptions]):
             resolver = self._resolver()
         except dns.resolver.NoResolverConfiguration as exc:
             return Result.error(
-                f"no DNS servers configured on this host ({exc}); set the server option",
+                f"no DNS servers configured in {RESOLV_CONF} ({exc}); set the server option",
                 error_type=type(exc).__name__,
                 **fields,
             )
@@ -250,7 +252,7 @@ class Dns(Check[DnsOptions]):
     def _resolver(self) -> dns.asyncresolver.Resolver:
         """A fresh resolver: the given server, or the system's (re-read every run)."""
         if self._server is None:
-            resolver = dns.asyncresolver.Resolver()
+            resolver = dns.asyncresolver.Resolver(filename=RESOLV_CONF)
         else:
             resolver = dns.asyncresolver.Resolver(configure=False)
             ip, port = self._server
