@@ -48,6 +48,7 @@ class DnsServer:
         self.zone = dns.zone.from_text(zone_text, origin=origin, relativize=False)
         self.origin = dns.name.from_text(origin)
         self.queries = 0
+        self.host = "127.0.0.1"
         self.port = 0
         self.last_payload: int | None = None  # the EDNS UDP size the last query announced
 
@@ -133,6 +134,7 @@ def dns_server(
         OSError: the address cannot be bound (port 53 needs root).
     """
     server = DnsServer()
+    server.host = host
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop: asyncio.Future[None] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -202,7 +203,8 @@ def system_resolver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     file of the same format here; the server binds port 53 of a loopback
     address of its own (127.0.0.0/8 is all local on Linux), which needs root.
     """
-    address = "127.53.0.1"
+    # An address of its own, so two test runs on one machine do not collide.
+    address = f"127.53.{random.randrange(256)}.{random.randrange(1, 255)}"
     try:
         with dns_server(host=address, port=53) as running:
             conf = tmp_path / "resolv.conf"
@@ -216,7 +218,7 @@ def system_resolver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 async def test_system_resolver_without_server(system_resolver: DnsServer) -> None:
     result = await run_check(Dns, {"name": "www.test", "expect": "127.0.0.1"})
     assert result.status is Status.OK, result.message
-    assert result.fields["server"] == "127.53.0.1:53"
+    assert result.fields["server"] == f"{system_resolver.host}:53"
 
 
 async def test_search_domains_are_not_appended(system_resolver: DnsServer) -> None:
