@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from runner.durations import DURATION_JSON_SCHEMA, Duration, parse_duration
+from runner.durations import DURATION_JSON_SCHEMA, DURATION_PATTERN, Duration, parse_duration
 from runner.execution import NO_RETRY, Retry
 from runner.notifier import Alert, Notifier, NotifyContext
 from runner.plugin import Check, Plugin, Result, RunContext
@@ -76,7 +76,9 @@ RetryDelay = Annotated[
     BeforeValidator(_retry_delay),
     WithJsonSchema(
         {
-            "anyOf": [*DURATION_JSON_SCHEMA["anyOf"], {"const": "exponential"}],
+            **DURATION_JSON_SCHEMA,
+            "pattern": f"^exponential$|{DURATION_PATTERN}",
+            "patternErrorMessage": "Expected a duration above zero (1s, 500ms) or exponential.",
             "description": "A duration (fixed pause), or exponential: 1s, 2s, 4s, ...",
         }
     ),
