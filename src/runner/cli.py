@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import sys
 import time
@@ -30,7 +31,7 @@ from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import format_duration, parse_duration
 from runner.history import HistoryError, HistoryStore, JobSummary, open_store
-from runner.log import configure_logging
+from runner.log import configure_logging, get_logger
 from runner.plugin import Status
 from runner.registry import NOTIFIERS, PLUGINS, PluginError, Registry, UnknownPluginError
 from runner.results import LogSink, RunRecord
@@ -200,16 +201,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, "warning" if human else args.log_level)
     daemon = Daemon(config, sinks=[] if human else [LogSink()])
     records = asyncio.run(daemon.run_once(jobs))
-    not_started = {
+    errors = {
         name: daemon.hub.state(name).last_error or "not ready"
         for name in daemon.services_not_ready()
     }
-    if human:
-        from runner.report import print_run_summary
+    from runner.report import print_run_summary, run_exit_reason, services_down
 
-        print_run_summary(records, not_started)
-    passed = all(r.status is Status.OK for r in records)
-    return EXIT_OK if passed and not not_started else EXIT_FAILED
+    down = services_down(config, errors, jobs)
+    reason = run_exit_reason(records, down)
+    if human:
+        print_run_summary(records, down, color=True if args.log_format == "console" else None)
+    else:
+        # The last line says why the exit code is what it is.
+        get_logger().log(
+            logging.ERROR if reason else logging.INFO,
+            "run.finished",
+            exit_code=EXIT_FAILED if reason else EXIT_OK,
+            reason=reason,
+            services_not_started=[s.name for s in down],
+            checks=len(records),
+            checks_not_passed=[r.job for r in records if r.status is not Status.OK],
+        )
+    return EXIT_FAILED if reason else EXIT_OK
 
 
 def _open_history(args: argparse.Namespace) -> tuple[Config, HistoryStore] | int:
