@@ -40,6 +40,8 @@ from runner.systemd import SystemdNotifier
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+CONFIG_HELP = "path to the YAML config file (its format: README.md, or `runner schema`)"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -56,17 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
             help="json lines; journal: json lines with a <priority> prefix for systemd's "
             "journal; console: colored lines; auto: console on a terminal, else json",
         )
-        p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+        p.add_argument(
+            "--log-level",
+            choices=["debug", "info", "warning", "error"],
+            default="info",
+            help="the lowest level logged (default: info, every result; warning: fails, "
+            "errors, timeouts and problems). runner run's summary table logs warning and up",
+        )
 
     serve = sub.add_parser("serve", help="run every job until SIGTERM or SIGINT")
-    serve.add_argument("config", help="path to the YAML config")
+    serve.add_argument("config", help=CONFIG_HELP)
     add_log_options(serve)
 
     check = sub.add_parser("check", help="validate a config and exit")
-    check.add_argument("config")
+    check.add_argument("config", help=CONFIG_HELP)
 
     run = sub.add_parser("run", help="run each check once and exit 0 if all passed, 1 if not")
-    run.add_argument("config")
+    run.add_argument("config", help=CONFIG_HELP)
     run.add_argument(
         "--job", action="append", default=[], metavar="NAME", help="run only this check (repeat)"
     )
@@ -86,19 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="each job's state, since when, uptime and latency, read from the history; "
         "exit 0 when every job is ok, 1 if not",
     )
-    status.add_argument("config")
+    status.add_argument("config", help=CONFIG_HELP)
     status.add_argument("--json", action="store_true", help="JSON (the default off a terminal)")
 
     notify_test = sub.add_parser(
         "notify-test",
         help="send a test alert through one notifier of the config; exit 0 if it was delivered",
     )
-    notify_test.add_argument("config")
+    notify_test.add_argument("config", help=CONFIG_HELP)
     notify_test.add_argument("notifier", help="the name of a notifiers: entry")
 
     history = sub.add_parser("history", help="the runs of one job, newest first")
-    history.add_argument("config")
-    history.add_argument("job")
+    history.add_argument("config", help=CONFIG_HELP)
+    history.add_argument("job", help="the name of a job of the config")
     history.add_argument(
         "--since", type=_duration_arg, metavar="DURATION", help="only runs this recent (2h, 7d)"
     )
@@ -169,9 +177,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_USAGE
+    from runner.report import count
+
     print(
-        f"{args.config}: ok, {len(config.jobs)} jobs "
-        f"({len(config.checks)} checks, {len(config.services)} services)"
+        f"{args.config}: ok, {count(len(config.jobs), 'job')} "
+        f"({count(len(config.checks), 'check')}, {count(len(config.services), 'service')})"
     )
     for job in config.jobs:
         every = f"every {format_duration(job.interval)}" if job.interval else "service"
