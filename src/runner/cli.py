@@ -32,9 +32,10 @@ from runner.daemon import Daemon
 from runner.durations import format_duration, parse_duration
 from runner.history import HistoryError, HistoryStore, JobSummary, open_store
 from runner.log import configure_logging, get_logger
+from runner.offline import OfflineHint, offline_hint
 from runner.plugin import Status
 from runner.registry import NOTIFIERS, PLUGINS, PluginError, Registry, UnknownPluginError
-from runner.results import LogSink, RunRecord
+from runner.results import LogSink, RunRecord, Sink
 from runner.schema import schema_json
 from runner.systemd import SystemdNotifier
 
@@ -170,7 +171,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.set_threshold(700, 10, 100)
     # Read (and removed from the environment, so Chromium does not inherit it) here.
     systemd = SystemdNotifier.from_environ()
-    return asyncio.run(Daemon(config, systemd=systemd).serve())
+    # Said once when every check fails to resolve its host: no network.
+    sinks: list[Sink] = [LogSink(), OfflineHint(config.checks)]
+    return asyncio.run(Daemon(config, sinks=sinks, systemd=systemd).serve())
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -209,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     human = args.log_format == "console" or (args.log_format == "auto" and sys.stdout.isatty())
     # On a terminal the summary below is the output; only problems are logged.
     configure_logging(args.log_format, "warning" if human else args.log_level)
-    daemon = Daemon(config, sinks=[] if human else [LogSink()])
+    daemon = Daemon(config, sinks=[] if human else [LogSink(), OfflineHint(jobs)])
     records = asyncio.run(daemon.run_once(jobs))
     errors = {
         name: daemon.hub.state(name).last_error or "not ready"
@@ -220,7 +223,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     down = services_down(config, errors, jobs)
     reason = run_exit_reason(records, down)
     if human:
-        print_run_summary(records, down, color=True if args.log_format == "console" else None)
+        hint = offline_hint(jobs, records)
+        print_run_summary(
+            records,
+            down,
+            color=True if args.log_format == "console" else None,
+            notes=[hint] if hint else [],
+        )
     else:
         # The last line says why the exit code is what it is.
         get_logger().log(
