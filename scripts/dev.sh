@@ -58,6 +58,16 @@ ensure_venv() {
     want=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         say "installing runner and its test tools into $VENV"
+        # Metadata of an earlier editable install (src/runner.egg-info from
+        # before the distribution was named runner-daemon) sits on sys.path
+        # and would register every entry point twice; pip writes it anew.
+        rm -rf src/*.egg-info
+        # The same checkout installed under the old name would register them
+        # twice too: pip does not remove a distribution that was renamed.
+        if "$VENV/bin/python" -m pip show runner 2>/dev/null \
+            | grep -qxF "Editable project location: $ROOT"; then
+            "$VENV/bin/python" -m pip uninstall -y -q runner
+        fi
         "$VENV/bin/python" -m pip install -q --upgrade pip
         "$VENV/bin/python" -m pip install -q -e ".[test]"
         echo "$want" > "$stamp"

@@ -344,7 +344,7 @@ def test_plugins_name_shows_every_option_with_type_default_and_description() -> 
     result = run_cli("plugins", "http-status")
     assert result.returncode == 0
     out = result.stdout
-    assert out.startswith("http-status  (runner ")
+    assert out.startswith("http-status  (runner-daemon ")
     assert "      url: AnyHttpUrl (required)" in out
     assert "      follow_redirects: bool = True" in out
     assert "Status codes that count as ok" in out

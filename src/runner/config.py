@@ -127,7 +127,7 @@ class HistorySpec(_Strict):
     url: str | None = Field(
         None,
         description="postgresql://user@host/db: store in PostgreSQL instead of SQLite "
-        "(needs the runner[postgresql] extra).",
+        "(needs the runner-daemon[postgresql] extra).",
     )
     keep: Duration = Field(30 * 86400.0, description="Delete runs older than this.")
     keep_runs: int | None = Field(
