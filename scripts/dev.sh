@@ -50,22 +50,44 @@ ensure_venv() {
         fi
     fi
     # Reinstall only when the project's metadata changed since the last install.
+    # Only runner goes into this environment, so `runner plugins` lists what
+    # runner ships; each distribution in plugins/ is installed into a folder
+    # of its own by its test (tests/test_plugin_distributions.py).
     local stamp="$VENV/.runner-installed"
-    # The plugin distributions in plugins/ are installed too, for real, as a
-    # user would install a third-party plugin: their tests run through them.
-    local plugin_dirs=() manifests=(pyproject.toml) dir
-    for dir in plugins/*/; do
-        if [ -f "$dir/pyproject.toml" ]; then
-            plugin_dirs+=("-e" "$dir")
-            manifests+=("$dir/pyproject.toml")
-        fi
-    done
     local want
-    want=$(cat "${manifests[@]}" | sha256sum | cut -d' ' -f1)
+    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        say "installing runner, its test tools and plugins/ into $VENV"
+        say "installing runner and its test tools into $VENV"
+        # Metadata of an earlier editable install (src/runner.egg-info from
+        # before the distribution was named runner-daemon) sits on sys.path
+        # and would register every entry point twice; pip writes it anew.
+        rm -rf src/*.egg-info
+        # The same checkout installed under the old name would register them
+        # twice too: pip does not remove a distribution that was renamed.
+        if "$VENV/bin/python" -m pip show runner 2>/dev/null \
+            | grep -qxF "Editable project location: $ROOT"; then
+            "$VENV/bin/python" -m pip uninstall -y -q runner
+        fi
         "$VENV/bin/python" -m pip install -q --upgrade pip
-        "$VENV/bin/python" -m pip install -q -e ".[test]" "${plugin_dirs[@]}"
+        "$VENV/bin/python" -m pip install -q -e ".[test]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+ensure_editor_tools() {
+    # The schema tests drive yaml-language-server (the engine of VS Code's YAML
+    # extension) as an editor does. Its version is pinned in
+    # tests/editor/package-lock.json; `npm ci` installs exactly that into
+    # tests/editor/node_modules, nothing global.
+    local dir=tests/editor stamp=tests/editor/node_modules/.runner-installed want
+    if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+        apt_install nodejs npm \
+            || { say "no npm: the editor schema tests will be skipped (install nodejs and npm)"; return 0; }
+    fi
+    want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        say "installing yaml-language-server into $dir/node_modules"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
         echo "$want" > "$stamp"
     fi
 }
@@ -105,6 +127,7 @@ setup() {
     ensure_python
     ensure_venv
     ensure_browser
+    ensure_editor_tools
 }
 
 cmd=${1:-}

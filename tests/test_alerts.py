@@ -378,7 +378,7 @@ def test_plugins_lists_notifiers_and_alerts_link_to_the_status_page(
 ) -> None:
     listing = run_cli("plugins").stdout
     for name in ("webhook", "apprise", "log"):
-        assert f"{name}  (runner " in listing and "notifier" in listing
+        assert f"{name}  (runner-daemon " in listing and "notifier" in listing
     config = write_config(
         f"""
         http: {{listen: "127.0.0.1:0", external_url: "https://status.example/"}}

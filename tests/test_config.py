@@ -421,7 +421,7 @@ def test_check_command_as_a_subprocess(write_config: WriteConfig) -> None:
     bad = write_config("jobs:\n  - {name: a, plugin: sleep, interval: never}\n")
     ok = run_cli("check", str(good))
     assert ok.returncode == 0, ok.stderr
-    assert "ok, 1 jobs" in ok.stdout
+    assert "ok, 1 job (1 check, 0 services)" in ok.stdout
     failed = run_cli("check", str(bad))
     assert failed.returncode == 2
     assert f"{bad}:2: jobs[0] 'a': interval: 'never' is not a duration" in failed.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 from collections.abc import Callable
@@ -302,10 +303,11 @@ def test_run_exits_1_when_a_check_fails_and_can_select_jobs(good_and_bad: Path) 
 def test_run_console_summary(good_and_bad: Path) -> None:
     result = run_cli("run", str(good_and_bad), "--log-format", "console")
     assert result.returncode == 1
-    lines = result.stdout.splitlines()
+    # Coloured like the console log lines (tests/test_cli_run.py has the rest).
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout).splitlines()
     assert any(line.startswith("ok") and "good" in line for line in lines), lines
     assert any(line.startswith("FAIL") and "bad" in line and "500" in line for line in lines)
-    assert lines[-1] == "2 checks: 1 ok, 1 fail"
+    assert lines[-2] == "2 checks: 1 ok, 1 fail"
 
 
 def test_version_and_plugins_list(testplugins: Path) -> None:
@@ -342,7 +344,7 @@ def test_plugins_name_shows_every_option_with_type_default_and_description() -> 
     result = run_cli("plugins", "http-status")
     assert result.returncode == 0
     out = result.stdout
-    assert out.startswith("http-status  (runner ")
+    assert out.startswith("http-status  (runner-daemon ")
     assert "      url: AnyHttpUrl (required)" in out
     assert "      follow_redirects: bool = True" in out
     assert "Status codes that count as ok" in out

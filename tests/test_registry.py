@@ -23,7 +23,7 @@ def test_builtins_come_through_the_same_entry_points() -> None:
     registry = Registry.discover()
     for name in ("http-status", "page-title", "sleep", "echo-listener", "file-server"):
         entry = registry.entry(name)
-        assert entry.distribution == "runner"
+        assert entry.distribution == "runner-daemon"
     assert registry.load("sleep") is Sleep
     assert registry.entry("echo-listener").kind == "service"
 
@@ -98,7 +98,7 @@ def test_two_distributions_registering_one_name_is_an_error_naming_both(
         registry.load("sleep")
     message = str(info.value)
     assert "plugin name 'sleep' is registered by" in message
-    assert "runner 0.1.0 (runner.builtins.sleep:Sleep)" in message
+    assert "runner-daemon 0.1.0 (runner.builtins.sleep:Sleep)" in message
     assert "runner-testplugins-conflict 0.0.2 (runner_testplugins_conflict:OtherSleep)" in message
     # Other plugins are unaffected, and a config using the name says why it can't.
     assert registry.load("http-status").__name__ == "HttpStatus"

@@ -18,8 +18,12 @@ from runner.plugin import (
     Status,
 )
 
+#: The distribution's name, for importlib.metadata and pip (the import
+#: package is ``runner``; ``runner`` on the package index is another project).
+DISTRIBUTION = "runner-daemon"
+
 try:
-    __version__ = version("runner")
+    __version__ = version(DISTRIBUTION)
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 

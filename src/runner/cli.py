@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -29,14 +30,17 @@ from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import format_duration, parse_duration
 from runner.history import HistoryError, HistoryStore, JobSummary, open_store
-from runner.log import configure_logging
+from runner.log import configure_logging, get_logger
+from runner.offline import OfflineHint, offline_hint
 from runner.plugin import Status
 from runner.registry import NOTIFIERS, PLUGINS, PluginError, Registry, UnknownPluginError
-from runner.results import LogSink, RunRecord
+from runner.results import LogSink, RunRecord, Sink
 from runner.schema import schema_json
 from runner.systemd import SystemdNotifier
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+CONFIG_HELP = "path to the YAML config file (its format: README.md, or `runner schema`)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,17 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
             help="json lines; journal: json lines with a <priority> prefix for systemd's "
             "journal; console: colored lines; auto: console on a terminal, else json",
         )
-        p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+        p.add_argument(
+            "--log-level",
+            choices=["debug", "info", "warning", "error"],
+            default="info",
+            help="the lowest level logged (default: info, every result; warning: fails, "
+            "errors, timeouts and problems). runner run's summary table logs warning and up",
+        )
 
     serve = sub.add_parser("serve", help="run every job until SIGTERM or SIGINT")
-    serve.add_argument("config", help="path to the YAML config")
+    serve.add_argument("config", help=CONFIG_HELP)
     add_log_options(serve)
 
     check = sub.add_parser("check", help="validate a config and exit")
-    check.add_argument("config")
+    check.add_argument("config", help=CONFIG_HELP)
 
     run = sub.add_parser("run", help="run each check once and exit 0 if all passed, 1 if not")
-    run.add_argument("config")
+    run.add_argument("config", help=CONFIG_HELP)
     run.add_argument(
         "--job", action="append", default=[], metavar="NAME", help="run only this check (repeat)"
     )
@@ -84,19 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="each job's state, since when, uptime and latency, read from the history; "
         "exit 0 when every job is ok, 1 if not",
     )
-    status.add_argument("config")
+    status.add_argument("config", help=CONFIG_HELP)
     status.add_argument("--json", action="store_true", help="JSON (the default off a terminal)")
 
     notify_test = sub.add_parser(
         "notify-test",
         help="send a test alert through one notifier of the config; exit 0 if it was delivered",
     )
-    notify_test.add_argument("config")
+    notify_test.add_argument("config", help=CONFIG_HELP)
     notify_test.add_argument("notifier", help="the name of a notifiers: entry")
 
     history = sub.add_parser("history", help="the runs of one job, newest first")
-    history.add_argument("config")
-    history.add_argument("job")
+    history.add_argument("config", help=CONFIG_HELP)
+    history.add_argument("job", help="the name of a job of the config")
     history.add_argument(
         "--since", type=_duration_arg, metavar="DURATION", help="only runs this recent (2h, 7d)"
     )
@@ -158,16 +168,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     heap.tune()
     # Read (and removed from the environment, so Chromium does not inherit it) here.
     systemd = SystemdNotifier.from_environ()
-    return asyncio.run(Daemon(config, systemd=systemd, settle_heap=True).serve())
+    # Said once when every check fails to resolve its host: no network.
+    sinks: list[Sink] = [LogSink(), OfflineHint(config.checks)]
+    return asyncio.run(Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True).serve())
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_USAGE
+    from runner.report import count
+
     print(
-        f"{args.config}: ok, {len(config.jobs)} jobs "
-        f"({len(config.checks)} checks, {len(config.services)} services)"
+        f"{args.config}: ok, {count(len(config.jobs), 'job')} "
+        f"({count(len(config.checks), 'check')}, {count(len(config.services), 'service')})"
     )
     for job in config.jobs:
         every = f"every {format_duration(job.interval)}" if job.interval else "service"
@@ -195,18 +209,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     human = args.log_format == "console" or (args.log_format == "auto" and sys.stdout.isatty())
     # On a terminal the summary below is the output; only problems are logged.
     configure_logging(args.log_format, "warning" if human else args.log_level)
-    daemon = Daemon(config, sinks=[] if human else [LogSink()])
+    daemon = Daemon(config, sinks=[] if human else [LogSink(), OfflineHint(jobs)])
     records = asyncio.run(daemon.run_once(jobs))
-    not_started = {
+    errors = {
         name: daemon.hub.state(name).last_error or "not ready"
         for name in daemon.services_not_ready()
     }
-    if human:
-        from runner.report import print_run_summary
+    from runner.report import print_run_summary, run_exit_reason, services_down
 
-        print_run_summary(records, not_started)
-    passed = all(r.status is Status.OK for r in records)
-    return EXIT_OK if passed and not not_started else EXIT_FAILED
+    down = services_down(config, errors, jobs)
+    reason = run_exit_reason(records, down)
+    if human:
+        hint = offline_hint(jobs, records)
+        print_run_summary(
+            records,
+            down,
+            color=True if args.log_format == "console" else None,
+            notes=[hint] if hint else [],
+        )
+    else:
+        # The last line says why the exit code is what it is.
+        get_logger().log(
+            logging.ERROR if reason else logging.INFO,
+            "run.finished",
+            exit_code=EXIT_FAILED if reason else EXIT_OK,
+            reason=reason,
+            services_not_started=[s.name for s in down],
+            checks=len(records),
+            checks_not_passed=[r.job for r in records if r.status is not Status.OK],
+        )
+    return EXIT_FAILED if reason else EXIT_OK
 
 
 def _open_history(args: argparse.Namespace) -> tuple[Config, HistoryStore] | int:

@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from runner.durations import DURATION_JSON_SCHEMA, Duration, parse_duration
+from runner.durations import DURATION_JSON_SCHEMA, DURATION_PATTERN, Duration, parse_duration
 from runner.execution import NO_RETRY, Retry
 from runner.notifier import Alert, Notifier, NotifyContext
 from runner.plugin import Check, Plugin, Result, RunContext
@@ -76,7 +76,9 @@ RetryDelay = Annotated[
     BeforeValidator(_retry_delay),
     WithJsonSchema(
         {
-            "anyOf": [*DURATION_JSON_SCHEMA["anyOf"], {"const": "exponential"}],
+            **DURATION_JSON_SCHEMA,
+            "pattern": f"^exponential$|{DURATION_PATTERN}",
+            "patternErrorMessage": "Expected a duration above zero (1s, 500ms) or exponential.",
             "description": "A duration (fixed pause), or exponential: 1s, 2s, 4s, ...",
         }
     ),
@@ -125,7 +127,7 @@ class HistorySpec(_Strict):
     url: str | None = Field(
         None,
         description="postgresql://user@host/db: store in PostgreSQL instead of SQLite "
-        "(needs the runner[postgresql] extra).",
+        "(needs the runner-daemon[postgresql] extra).",
     )
     keep: Duration = Field(30 * 86400.0, description="Delete runs older than this.")
     keep_runs: int | None = Field(
@@ -508,10 +510,19 @@ class _Loader:
         )
 
     def add_validation_error(
-        self, exc: ValidationError, prefix: PathTuple, data: Any, allowed: Iterable[str] = ()
+        self,
+        exc: ValidationError,
+        prefix: PathTuple,
+        data: Any,
+        allowed: Iterable[str] = (),
+        skip: Iterable[str] = (),
     ) -> None:
+        """Add one problem per error, except those about a top-level field in ``skip``."""
+        skipped = set(skip)
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
+            if loc and loc[0] in skipped:
+                continue
             path = (*prefix, *loc)
             message = self.explain(err, path, allowed)
             self.add(path, message, data=data)
@@ -645,8 +656,10 @@ class _Loader:
         jobs: list[Job] = []
         if "jobs" not in data:
             self.add((), "no 'jobs:' list; add at least one job", data=data)
-        elif not isinstance(jobs_data, list) or not jobs_data:
+        elif not isinstance(jobs_data, list):
             self.add(("jobs",), "expected a list with at least one job", data=data, field_from=0)
+        elif not jobs_data:
+            self.add(("jobs",), "the list is empty; add at least one job", data=data, field_from=0)
         else:
             jobs = self.load_jobs(jobs_data, defaults, data)
 
@@ -683,6 +696,8 @@ class _Loader:
             if loaded is None or spec is None:
                 continue
             notifier, options = loaded
+            if options is None:
+                continue
             notifiers.append(
                 NotifierConfig(
                     name=spec.name,
@@ -725,9 +740,11 @@ class _Loader:
         registry: Registry,
         spec: JobSpec | NotifierSpec | None,
         stand_in: Callable[[PluginLoadError], type[Plugin[Any]]],
-    ) -> tuple[type[Plugin[Any]], BaseModel] | None:
+    ) -> tuple[type[Plugin[Any]], BaseModel | None] | None:
         """The class ``raw[key]`` names in ``registry``, and ``raw["options"]``
-        validated by its model; None (with the problems added) if either fails.
+        validated by its model: None (with the problems added) if there is no
+        such class, and the class with None if its options are invalid (so the
+        caller can still check what depends on the class alone).
 
         A class that is installed but cannot be loaded is replaced by
         ``stand_in(error)`` when the daemon asked to keep such entries.
@@ -751,12 +768,12 @@ class _Loader:
             return None
         options_raw = raw.get("options") or {}
         if not isinstance(options_raw, dict):
-            return None  # the spec's validation already said so
+            return cls, None  # the spec's validation already said so
         try:
             options = cls.Options.model_validate(options_raw)
         except ValidationError as exc:
             self.add_validation_error(exc, (*path, "options"), data, cls.Options.model_fields)
-            return None
+            return cls, None
         return cls, options
 
     def load_jobs(self, jobs_data: list[Any], defaults: Defaults, data: Any) -> list[Job]:
@@ -767,22 +784,20 @@ class _Loader:
             if not isinstance(raw, dict):
                 self.add(path, "expected a mapping with name, plugin and options", data=data)
                 continue
+            # Every problem of a job is reported in one run: the spec's, the
+            # plugin's options', and what depends on the plugin's kind.
+            spec_error: ValidationError | None = None
             try:
                 spec: JobSpec | None = JobSpec.model_validate(raw)
             except ValidationError as exc:
-                self.add_validation_error(exc, path, data, JobSpec.model_fields)
-                # Still check the plugin's options when the plugin itself is usable.
-                spec = None
+                spec_error, spec = exc, None
             self.check_unique_name(raw, path, first_line, "job", data)
             loaded = self.load_entry(
                 raw, path, data, "plugin", self.registry, spec, _unloadable_plugin
             )
-            if loaded is None or spec is None:
-                continue
-            plugin, options = loaded
-            plugin_name = raw["plugin"]
-            self.check_notify(raw, path, data, spec)
-            if plugin.kind == "service":
+            plugin_name = raw.get("plugin")
+            is_service = loaded is not None and loaded[0].kind == "service"
+            if is_service:
                 for key in _CHECK_ONLY:
                     if key in raw:
                         self.add(
@@ -791,6 +806,18 @@ class _Loader:
                             f"so it takes no {key}",
                             data=data,
                         )
+            if spec_error is not None:
+                # A service's check-only keys were reported above, once.
+                skip = _CHECK_ONLY if is_service else ()
+                self.add_validation_error(spec_error, path, data, JobSpec.model_fields, skip)
+            if not is_service:
+                self.check_notify(raw, path, data)
+            if loaded is None or spec is None:
+                continue
+            plugin, options = loaded
+            if options is None:
+                continue
+            if is_service:
                 interval = timeout = None
             else:
                 interval = spec.interval or defaults.interval
@@ -798,7 +825,7 @@ class _Loader:
             jobs.append(
                 Job(
                     name=spec.name,
-                    plugin_name=plugin_name,
+                    plugin_name=str(plugin_name),
                     plugin=plugin,
                     options=options,
                     interval=interval,
@@ -812,11 +839,14 @@ class _Loader:
             )
         return jobs
 
-    def check_notify(self, raw: dict[str, Any], path: PathTuple, data: Any, spec: JobSpec) -> None:
+    def check_notify(self, raw: dict[str, Any], path: PathTuple, data: Any) -> None:
+        """Each name in the job's ``notify:`` names a notifier of the config
+        (read from the raw job, so this is checked even when other fields are not valid)."""
         known = [n for n in self.notifier_names if isinstance(n, str)]
-        for i, name in enumerate(spec.notify):
-            if name in known:
-                continue
+        notify = raw.get("notify")
+        for i, name in enumerate(notify if isinstance(notify, list) else []):
+            if not isinstance(name, str) or name in known:
+                continue  # not a string: the spec's validation says so
             hint = difflib.get_close_matches(name, known, n=1)
             message = f"unknown notifier {name!r}"
             if hint:

@@ -247,7 +247,7 @@ class Daemon:
             self.running.set()
             not_ready = self.services_not_ready()
             self._log.info(
-                "daemon.started", jobs=len(self.config.jobs), services_not_ready=not_ready or None
+                "daemon.started", jobs=len(self.config.jobs), services_not_ready=not_ready
             )
             self.systemd.ready(self.status_line())
             self._spawn(self._reloader(), "reloader")

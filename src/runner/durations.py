@@ -12,7 +12,13 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-__all__ = ["DURATION_JSON_SCHEMA", "Duration", "format_duration", "parse_duration"]
+__all__ = [
+    "DURATION_JSON_SCHEMA",
+    "DURATION_PATTERN",
+    "Duration",
+    "format_duration",
+    "parse_duration",
+]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -47,12 +53,41 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-#: What a duration looks like in a config, for the JSON Schema (``runner schema``).
+def _duration_pattern() -> str:
+    """A regular expression (ECMA-262 and Python alike) for exactly the strings
+    :func:`parse_duration` accepts: the same grammar, spaces allowed anywhere
+    (it removes them), other whitespace at the ends and between a number and
+    its unit, and above zero (a non-zero digit before any exponent)."""
+    sp = " *"  # parse_duration drops every space before parsing
+    digits = rf"\d(?:{sp}_?{sp}\d)*"  # float() allows one _ between digits
+    infinity = sp.join(f"[{c}{c.upper()}]" for c in "inf")
+    infinity += f"(?:{sp}" + sp.join(f"[{c}{c.upper()}]" for c in "inity") + ")?"
+    mantissa = rf"(?:{digits}(?:{sp}\.(?:{sp}{digits})?)?|\.{sp}{digits})"
+    exponent = rf"(?:{sp}[eE]{sp}[+-]?{sp}{digits})?"
+    number = rf"(?:\+{sp})?(?:{infinity}|(?=[^eE1-9]*[1-9]){mantissa}{exponent})"
+    amount = rf"\d(?:{sp}\d)*(?:{sp}\.{sp}\d(?:{sp}\d)*)?"
+    part = rf"{amount}\s*(?:m{sp}s|s|m|h|d)"
+    with_units = rf"(?=[^1-9]*[1-9]){part}(?:{sp}{part})*"
+    return rf"^\s*(?:{number}|{with_units})\s*$"
+
+
+#: :func:`parse_duration`'s grammar as a regular expression (ECMA-262 and Python).
+DURATION_PATTERN = _duration_pattern()
+
+#: What a duration looks like in a config, for the JSON Schema (``runner schema``):
+#: what :func:`parse_duration` accepts, no more and no less, so an editor flags
+#: exactly what ``runner check`` rejects (``0s``, ``30 seconds``). One schema
+#: with both types rather than an ``anyOf`` of a number and a string: ``pattern``
+#: applies to strings only and ``exclusiveMinimum`` to numbers only, and
+#: validators report "does not match" for a bad string instead of guessing
+#: that a number was meant.
 DURATION_JSON_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "number", "exclusiveMinimum": 0},
-        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)\s*)+$|^\s*\d+(\.\d+)?\s*$"},
-    ],
+    "type": ["number", "string"],
+    "exclusiveMinimum": 0,
+    "pattern": DURATION_PATTERN,
+    # Shown by VS Code and yaml-language-server instead of the pattern itself.
+    "patternErrorMessage": "Expected a duration above zero: 500ms, 10s, 5m, 1h, 1d, 1m30s, "
+    "or a number of seconds.",
     "description": "A duration: 500ms, 10s, 5m, 1h, 1d, 1m30s, or a number of seconds.",
 }
 

@@ -12,9 +12,10 @@ and a daemon pays only for the plugins its config uses.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, cast
@@ -62,10 +63,32 @@ class UnknownPluginError(PluginError, LookupError):
         self.available = available
         installed = ", ".join(sorted(available)) or "none"
         noun = group.noun
+        #: The installed name closest to ``name`` (``http_status`` -> ``http-status``), if any.
+        self.suggestion = suggest(name, available)
+        hint = f"did you mean {self.suggestion!r}? " if self.suggestion else ""
         super().__init__(
-            f"unknown {noun} {name!r}; installed {noun}s: {installed}. "
+            f"unknown {noun} {name!r}; {hint}installed {noun}s: {installed}. "
             f"A third-party {noun} must be installed in the same environment as runner."
         )
+
+
+def suggest(name: str, names: Iterable[str]) -> str | None:
+    """The one of ``names`` that ``name`` most likely misspells, or None.
+
+    ``_`` and ``-`` and letter case count as the same (``http_status``,
+    ``HTTP-Status``); beyond that difflib's similarity decides, as for the
+    config's unknown keys.
+    """
+    by_key = {_normalized(n): n for n in names}
+    key = _normalized(name)
+    if key in by_key:
+        return by_key[key]
+    close = difflib.get_close_matches(key, list(by_key), n=1, cutoff=0.6)
+    return by_key[close[0]] if close else None
+
+
+def _normalized(name: str) -> str:
+    return name.lower().replace("_", "-")
 
 
 class PluginLoadError(PluginError, ImportError):

@@ -5,16 +5,18 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from runner.config import Config
+from runner.config import Config, Job
 from runner.history import JobSummary
 from runner.history.store import UPTIME_WINDOWS
 from runner.plugin import Status
@@ -30,9 +32,14 @@ _STYLE = {
 }
 
 
-def _console() -> Console:
+def _console(*, force_terminal: bool | None = None) -> Console:
     # Off a terminal (a pipe, a CI log) lines are not wrapped at 80 columns.
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200, highlight=False)
+    return Console(
+        soft_wrap=False,
+        width=None if sys.stdout.isatty() else 200,
+        highlight=False,
+        force_terminal=force_terminal,
+    )
 
 
 def _label(status: str) -> Text:
@@ -65,21 +72,90 @@ def _extra(record: RunRecord) -> str:
 # --------------------------------------------------------------------------- runner run
 
 
+def count(n: int, noun: str) -> str:
+    """``1 check``, ``2 checks``, ``0 services``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def names(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+@dataclass(frozen=True)
+class ServiceDown:
+    """A service of ``runner run`` that did not start, and the checks it concerns."""
+
+    name: str
+    error: str
+    #: host:port the service was to listen on, when its options say (``port:``).
+    address: str | None = None
+    #: Checks of the run whose options name that port: they ran against
+    #: whatever else listened there, or against nothing.
+    checks: tuple[str, ...] = ()
+
+
+def services_down(
+    config: Config, errors: Mapping[str, str], checks: Sequence[Job]
+) -> list[ServiceDown]:
+    """What to say about each service in ``errors`` (name -> why it is not up)."""
+    jobs = {job.name: job for job in config.services}
+    out = []
+    for name, error in sorted(errors.items()):
+        options = jobs[name].options if name in jobs else None
+        port = getattr(options, "port", None)
+        if not isinstance(port, int) or isinstance(port, bool) or port <= 0:
+            out.append(ServiceDown(name, error))
+            continue
+        host = str(getattr(options, "host", "127.0.0.1"))
+        # A check that names the port (http://127.0.0.1:8002/, localhost:8002)
+        # was meant for this service.
+        names_port = re.compile(rf":{port}(?!\d)")
+        behind = tuple(c.name for c in checks if names_port.search(c.options.model_dump_json()))
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        out.append(ServiceDown(name, error, address, behind))
+    return out
+
+
+def run_exit_reason(records: Sequence[RunRecord], down: Sequence[ServiceDown]) -> str | None:
+    """Why ``runner run`` exits 1, in a line; None when it exits 0."""
+    reasons = []
+    if down:
+        reasons.append(
+            f"{count(len(down), 'service')} did not start ({names([s.name for s in down])})"
+        )
+    failed = [r.job for r in records if r.status is not Status.OK]
+    if failed:
+        shown = failed if len(failed) <= 5 else [*failed[:5], f"{len(failed) - 5} more"]
+        reasons.append(f"{count(len(failed), 'check')} did not pass ({names(shown)})")
+    return "; ".join(reasons) or None
+
+
 def print_run_summary(
-    records: Sequence[RunRecord], services_not_started: Mapping[str, str]
+    records: Sequence[RunRecord],
+    down: Sequence[ServiceDown] = (),
+    *,
+    color: bool | None = None,
+    notes: Sequence[str] = (),
 ) -> None:
-    """One line per check, services that did not start first; the last line counts."""
-    console = _console()
-    if services_not_started:
+    """What went wrong first (services that did not start, and why), then one
+    line per check, notes, the counts, and the exit code's reason.
+
+    Args:
+        color: True forces colours (``--log-format console``), None detects a terminal.
+        notes: lines said once after the table (the offline hint).
+    """
+    console = _console(force_terminal=color)
+    if down:
         console.print(
             Text(
-                f"{len(services_not_started)} service(s) did not start; the checks ran "
-                f"without them (exit code 1):",
+                f"{count(len(down), 'service')} did not start; the checks ran without "
+                f"{'it' if len(down) == 1 else 'them'}:",
                 style="red bold",
             )
         )
-        for name, error in services_not_started.items():
-            console.print(f"  {name}: {error}")
+        for service in down:
+            console.print(Text(f"  {service.name}: {service.error}"))
     table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
     table.add_column("status", no_wrap=True)
     table.add_column("job", no_wrap=True)
@@ -96,12 +172,25 @@ def print_run_summary(
         )
     if records:
         console.print(table)
+    for service in down:
+        if service.checks:
+            console.print(
+                Text(
+                    f"note: {names(list(service.checks))} ran while {service.name} was down: "
+                    f"{'its result comes' if len(service.checks) == 1 else 'their results come'}"
+                    f" from whatever else answered on {service.address}, not from "
+                    f"{service.name}.",
+                    style="yellow",
+                )
+            )
+    for note in notes:
+        console.print(Text(f"note: {note}", style="yellow"))
     counts = {s.value: sum(r.status is s for r in records) for s in Status}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    line = f"{len(records)} checks: {summary or 'none run'}"
-    if services_not_started:
-        line += f"; {len(services_not_started)} service(s) did not start"
-    console.print(line)
+    console.print(f"{count(len(records), 'check')}: {summary or 'none run'}")
+    reason = run_exit_reason(records, down)
+    if reason is not None:
+        console.print(Text(f"exit code 1: {reason}", style="red bold"))
 
 
 # --------------------------------------------------------------------------- runner status

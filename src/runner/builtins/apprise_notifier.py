@@ -3,7 +3,7 @@ hundred services (Slack, Discord, Microsoft Teams, Telegram, ntfy, Gotify,
 Matrix, PagerDuty, e-mail, ...) by URL: ``slack://...``, ``ntfys://...``,
 ``mailto://...``. See https://github.com/caronc/apprise/wiki for the URLs.
 
-Install with ``pip install 'runner[apprise]'``; Apprise is imported on the
+Install with ``pip install 'runner-daemon[apprise]'``; Apprise is imported on the
 first alert, so a daemon without an apprise notifier never loads it. URLs
 usually carry tokens: put them in the environment (``${SLACK_APPRISE_URL}``);
 errors name only a URL's scheme.
@@ -47,7 +47,7 @@ class AppriseNotifier(Notifier[AppriseOptions]):
                 import apprise
             except ImportError as exc:
                 raise RuntimeError(
-                    "the apprise notifier needs Apprise: pip install 'runner[apprise]'"
+                    "the apprise notifier needs Apprise: pip install 'runner-daemon[apprise]'"
                 ) from exc
             client = apprise.Apprise()
             for url in self.options.urls:

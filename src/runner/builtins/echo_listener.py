@@ -11,13 +11,12 @@ sends block.
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 from typing import Any, cast
 
 import structlog
 from pydantic import Field
 
+from runner.builtins._listen import format_address, listen_error
 from runner.plugin import Options, Service, ServiceContext
 
 #: Unsent echo per connection above which reading from it pauses, and below
@@ -83,7 +82,7 @@ class EchoListener(Service[EchoListenerOptions]):
         try:
             server = await loop.create_server(lambda: _EchoProtocol(listener), opts.host, opts.port)
         except OSError as exc:
-            raise _listen_error(opts.host, opts.port, exc) from exc
+            raise listen_error(opts.host, opts.port, exc) from exc
         port: int = opts.port
         try:
             sockets = server.sockets
@@ -92,7 +91,7 @@ class EchoListener(Service[EchoListenerOptions]):
             if len(sockets) > 1:
                 # A host name with several addresses gets one socket each, and
                 # with port 0 each socket has its own port.
-                extra["addresses"] = [_format_address(*s.getsockname()[:2]) for s in sockets]
+                extra["addresses"] = [format_address(*s.getsockname()[:2]) for s in sockets]
             ctx.ready(host=opts.host, port=port, **extra)
             ctx.log.info(
                 "listener.started",
@@ -180,7 +179,7 @@ class _EchoProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         lst = self._listener
         peer = transport.get_extra_info("peername")
-        self._peer = _format_address(*peer[:2]) if peer else None
+        self._peer = format_address(*peer[:2]) if peer else None
         if lst.closing or len(lst.open) >= lst.options.max_connections:
             # Closing a connection we have not read from sends a reset if the
             # client already sent data; either way the client sees it closed.
@@ -265,22 +264,3 @@ class _EchoProtocol(asyncio.Protocol):
         self._idle_timer = None
         lst.idle_closed += 1
         self.close("idle")
-
-
-def _format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _listen_error(host: str, port: int, exc: OSError) -> OSError:
-    """The error to raise when listening fails, naming the address and the likely fix."""
-    if exc.errno is not None and exc.errno > 0:
-        reason = os.strerror(exc.errno)
-    else:  # getaddrinfo errors have negative codes and their text in strerror
-        reason = exc.strerror or str(exc)
-    reason = reason[:1].lower() + reason[1:]
-    hint = {
-        "EADDRINUSE": " (another process is listening there; stop it or choose another port)",
-        "EACCES": " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
-        "EADDRNOTAVAIL": " (no interface of this machine has that address)",
-    }.get(errno.errorcode.get(exc.errno or 0, ""), "")
-    return OSError(exc.errno, f"cannot listen on {_format_address(host, port)}: {reason}{hint}")

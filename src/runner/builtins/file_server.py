@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from runner.builtins._listen import listen_error
 from runner.plugin import Options, Service, ServiceContext
 
 
@@ -56,9 +57,7 @@ class FileServer(Service[FileServerOptions]):
         try:
             server = ThreadingHTTPServer((opts.host, opts.port), handler)
         except OSError as exc:
-            raise OSError(
-                exc.errno, f"cannot listen on {opts.host}:{opts.port}: {exc.strerror}"
-            ) from exc
+            raise listen_error(opts.host, opts.port, exc) from exc
         server.daemon_threads = True
         thread = threading.Thread(
             target=server.serve_forever, name=f"file-server:{ctx.job}", daemon=True

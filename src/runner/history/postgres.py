@@ -4,7 +4,7 @@ Driver: asyncpg. It is asyncio-native (no thread hop per statement), speaks
 the binary protocol, and its ``copy_records_to_table`` streams a batch with
 COPY, the fastest way into PostgreSQL; it needs no libpq. psycopg 3 would
 serve too, but its async mode is a layer over libpq and its COPY is slower
-from Python. Installed with the ``runner[postgresql]`` extra, and imported
+from Python. Installed with the ``runner-daemon[postgresql]`` extra, and imported
 only when a config names a ``postgresql://`` URL.
 
 The schema version lives in a one-row table ``runner_schema``; migrations
@@ -74,7 +74,7 @@ class PostgresStore(HistoryStore):
             import asyncpg
         except ImportError as exc:
             raise HistoryError(
-                "history.url needs the PostgreSQL driver: pip install 'runner[postgresql]'"
+                "history.url needs the PostgreSQL driver: pip install 'runner-daemon[postgresql]'"
             ) from exc
         try:
             pool = await asyncpg.create_pool(

@@ -1,0 +1,94 @@
+"""The offline hint: said once when every check that reaches a host failed to
+resolve its name, which on a first try means "no network", not "every site
+is down".
+
+The Quick start's first config checks public sites; on a machine without a
+network every one of those checks fails with a name-resolution error, and a
+new user reads that as runner being broken. One line tells them what
+happened and which config works without a network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from contextlib import AsyncExitStack
+
+from runner.config import Job
+from runner.log import get_logger
+from runner.plugin import Status
+from runner.results import JobState, RunRecord
+
+__all__ = ["HINT", "OfflineHint", "network_checks", "offline_hint"]
+
+HINT = (
+    "this machine seems to be offline: every check that reaches a host failed to resolve "
+    "its name. configs/local.yaml in runner's repository shows every plugin working without "
+    "a network: runner serve configs/local.yaml"
+)
+
+#: What resolvers, httpx and Chromium say when a host name does not resolve.
+_NAME_NOT_RESOLVED = re.compile(
+    r"name or service not known|temporary failure in name resolution|nodename nor servname"
+    r"|no address associated with hostname|getaddrinfo failed|err_name_not_resolved"
+    r"|cannot resolve host|could not resolve host",
+    re.IGNORECASE,
+)
+
+#: Options that name a host on the network; a check with none (sleep) is left out.
+_TARGET_OPTIONS = ("url", "host", "hostname")
+
+#: Fewer checks than this prove nothing: one failing name is more likely a typo.
+_MIN_CHECKS = 2
+
+
+def network_checks(jobs: Iterable[Job]) -> list[str]:
+    """The checks among ``jobs`` whose options name a host (``url``, ``host``)."""
+    return [
+        job.name
+        for job in jobs
+        if not job.is_service and any(getattr(job.options, key, None) for key in _TARGET_OPTIONS)
+    ]
+
+
+def _name_not_resolved(record: RunRecord) -> bool:
+    return record.status is not Status.OK and bool(_NAME_NOT_RESOLVED.search(record.message or ""))
+
+
+def offline_hint(jobs: Iterable[Job], records: Sequence[RunRecord]) -> str | None:
+    """:data:`HINT` when every network check in ``records`` failed to resolve
+    its host (and there are at least two); else None."""
+    network = set(network_checks(jobs))
+    ran = [r for r in records if r.job in network]
+    if len(ran) >= _MIN_CHECKS and all(_name_not_resolved(r) for r in ran):
+        return HINT
+    return None
+
+
+class OfflineHint:
+    """A result sink that logs ``network.offline`` once, when the first
+    result of every network check of the config is a name-resolution failure.
+
+    It decides on those first results only: once any of them is something
+    else (a pass, a 500, a timeout), it stays quiet for the daemon's life.
+    """
+
+    def __init__(self, jobs: Iterable[Job]) -> None:
+        self._network = set(network_checks(jobs))
+        self._first: dict[str, RunRecord] = {}
+        self._done = len(self._network) < _MIN_CHECKS
+        self._log = get_logger()
+
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        pass
+
+    def submit(self, record: RunRecord, state: JobState) -> None:
+        if self._done or record.job not in self._network or record.job in self._first:
+            return
+        if not _name_not_resolved(record):
+            self._done = True
+            return
+        self._first[record.job] = record
+        if len(self._first) == len(self._network):
+            self._done = True
+            self._log.warning("network.offline", checks=len(self._first), hint=HINT)
