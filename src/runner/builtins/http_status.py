@@ -58,13 +58,13 @@ import re
 import socket
 import ssl
 import time
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Literal
 
 import httpcore
 import httpx
 from pydantic import AnyHttpUrl, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
+import runner
 from runner.builtins.http_assertions import (
     ExpectBody,
     ExpectJson,
@@ -430,19 +430,12 @@ def _new_client(verify_tls: bool) -> httpx.AsyncClient:
         trust_env=False,
         cookies=no_cookies,
         headers={
-            "User-Agent": f"runner/{_runner_version()} (http-status)",
+            "User-Agent": f"runner/{runner.__version__} (http-status)",
             # Only what http_body decodes within its budget (httpx would add
             # br and zstd when their libraries are installed).
             "Accept-Encoding": ", ".join(DECODED_ENCODINGS),
         },
     )
-
-
-def _runner_version() -> str:
-    try:
-        return version("runner")
-    except PackageNotFoundError:
-        return "dev"
 
 
 def _public_url(url: httpx.URL) -> str:
