@@ -7,12 +7,24 @@ seconds (a float).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-__all__ = ["DURATION_JSON_SCHEMA", "Duration", "format_duration", "parse_duration"]
+__all__ = [
+    "DURATION_JSON_SCHEMA",
+    "MAX_DURATION",
+    "Duration",
+    "format_duration",
+    "parse_duration",
+]
+
+#: The longest duration anything accepts, plugins' own options included: 366 days.
+#: Longer is a typo or an attack (``1e309`` is infinity; a timeout of 10**30 s
+#: overflows the timers of the libraries a run hands it to).
+MAX_DURATION = 366 * 86400.0
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -23,7 +35,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):  # YAML's yes/no are bools, and bool is an int
         raise ValueError("expected a duration such as 500ms, 10s, 5m or 1h")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int past float's range
+            seconds = math.inf
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         try:
@@ -42,18 +57,25 @@ def parse_duration(value: object) -> float:
                 ) from None
     else:
         raise ValueError("expected a duration such as 500ms, 10s, 5m or 1h")
-    if not seconds > 0:
-        raise ValueError("must be longer than zero")
+    if not seconds > 0:  # nan too
+        raise ValueError("must be longer than zero" if seconds <= 0 else "not a number")
+    if not seconds <= MAX_DURATION:  # inf too
+        raise ValueError(
+            f"longer than the maximum of {MAX_DURATION / 86400:g} days"
+            if math.isfinite(seconds)
+            else "must be finite"
+        )
     return seconds
 
 
 #: What a duration looks like in a config, for the JSON Schema (``runner schema``).
 DURATION_JSON_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION},
         {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)\s*)+$|^\s*\d+(\.\d+)?\s*$"},
     ],
-    "description": "A duration: 500ms, 10s, 5m, 1h, 1d, 1m30s, or a number of seconds.",
+    "description": "A duration: 500ms, 10s, 5m, 1h, 1d, 1m30s, or a number of seconds "
+    "(at most 366 days).",
 }
 
 Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_JSON_SCHEMA)]
