@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from runner import __version__
+from runner import __version__, process
 from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import format_duration, parse_duration
@@ -119,7 +119,9 @@ def _duration_arg(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        process.exit_if_stuck(code)
+        return code
     except BrokenPipeError:
         # `runner plugins | head`: the reader left. Stop quietly, as a shell tool would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -153,7 +155,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config, keep_unloadable=True)
     if config is None:
         return EXIT_USAGE
-    configure_logging(args.log_format, args.log_level)
+    configure_logging(args.log_format, args.log_level, own_stdout=True)
     # Full garbage collections scan the whole heap, which holds every job's
     # timer, task and state; at 10,000 jobs each took 180-260 ms of a stopped
     # loop, every second or two. Ten times rarer: start lateness p99 239 -> 18 ms
@@ -161,7 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.set_threshold(700, 10, 100)
     # Read (and removed from the environment, so Chromium does not inherit it) here.
     systemd = SystemdNotifier.from_environ()
-    return asyncio.run(Daemon(config, systemd=systemd).serve())
+    return process.run(Daemon(config, systemd=systemd).serve())
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -197,9 +199,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         jobs = [j for j in jobs if j.name in args.job]
     human = args.log_format == "console" or (args.log_format == "auto" and sys.stdout.isatty())
     # On a terminal the summary below is the output; only problems are logged.
-    configure_logging(args.log_format, "warning" if human else args.log_level)
+    configure_logging(args.log_format, "warning" if human else args.log_level, own_stdout=True)
     daemon = Daemon(config, sinks=[] if human else [LogSink()])
-    records = asyncio.run(daemon.run_once(jobs))
+    records = process.run(daemon.run_once(jobs))
     not_started = {
         name: daemon.hub.state(name).last_error or "not ready"
         for name in daemon.services_not_ready()

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from runner import __version__
 from runner.alerts import AlertSink
 from runner.config import Config, ConfigError, Job, load_config
+from runner.execution import abandoned
 from runner.history import HistorySink
 from runner.history.store import UPTIME_WINDOWS
 from runner.log import get_logger, secret_masker
@@ -48,8 +49,14 @@ if TYPE_CHECKING:
 SERVICE_START_WAIT = 10.0
 #: How long jobs get to finish after cancellation at shutdown.
 STOP_GRACE = 5.0
+#: How long a reload may take to read and validate the new config.
+RELOAD_TIMEOUT = 10.0
 #: How often the one-line STATUS for systemd is refreshed.
 STATUS_EVERY = 10.0
+
+
+class ReloadRefused(RuntimeError):
+    """A reload that could not read the new config in time."""
 
 
 class RunState(Enum):
@@ -110,6 +117,7 @@ class Daemon:
         self._force = asyncio.Event()
         self._stop_reason = ""
         self._reload_wanted = asyncio.Event()
+        self._reading: asyncio.Future[Config] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._log = get_logger()
         secret_masker.set(config.secrets)
@@ -200,6 +208,8 @@ class Daemon:
         totals = dict(self.hub.totals())
         if self.scheduler.service_failures:
             totals["service_failures"] = self.scheduler.service_failures
+        if abandoned.count:
+            totals["abandoned"] = abandoned.count
         self._log.info("daemon.stopped", **totals)
         self.systemd.close()
 
@@ -333,7 +343,7 @@ class Daemon:
         self._log.info("daemon.reloading", config=str(self.config.path))
         try:
             try:
-                new = load_config(self.config.path, keep_unloadable=True)
+                new = await self._read_config()
             except ConfigError as exc:
                 problems = [p.format(str(exc.path)) for p in exc.problems]
                 self._log.error("reload.refused", config=str(exc.path), problems=problems)
@@ -342,12 +352,43 @@ class Daemon:
                     + self.status_line()
                 )
                 return False
+            except Exception as exc:  # a bug or a bound crossed: never the daemon's end
+                self._log.error(
+                    "reload.refused",
+                    config=str(self.config.path),
+                    error=str(exc) or type(exc).__name__,
+                    error_type=type(exc).__name__,
+                )
+                self.systemd.ready(
+                    "reload refused, running the previous config; " + self.status_line()
+                )
+                return False
             await self._apply(new)
             self.systemd.ready(self.status_line())
             return True
         finally:
             if self.state is RunState.RELOADING:
                 self.state = RunState.RUNNING
+
+    async def _read_config(self) -> Config:
+        """Read and validate the config file off the event loop, within ``RELOAD_TIMEOUT``.
+
+        Checks keep running while a large (or hostile) file is read: the YAML
+        bounds of :mod:`runner.yaml_source` cap its memory, and a read past the
+        time limit is given up (its thread is left to finish on its own; a
+        reload while it still runs is refused rather than stacked).
+        """
+        if self._reading is not None and not self._reading.done():
+            raise ReloadRefused("the previous reload is still reading the config")
+        self._reading = asyncio.ensure_future(
+            asyncio.to_thread(load_config, self.config.path, keep_unloadable=True)
+        )
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._reading), RELOAD_TIMEOUT)
+        except TimeoutError:
+            raise ReloadRefused(
+                f"reading the config took longer than {RELOAD_TIMEOUT:g}s"
+            ) from None
 
     async def _apply(self, new: Config) -> None:
         old_jobs = {j.name: j for j in self.config.jobs}

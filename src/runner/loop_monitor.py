@@ -5,7 +5,7 @@ crunches numbers stops every other job (and the systemd watchdog pings)
 until it returns. The loop updates a heartbeat a few times a second; a
 watcher thread checks it, and when it is older than the threshold it logs
 ``loop.blocked`` while the loop is still stuck, with the task running on it
-(``run:JOB`` names the job) and the line it is executing. ``loop.unblocked``
+(``run:JOB`` or ``plugin:JOB`` names the job) and the line it is executing. ``loop.unblocked``
 follows with the total time once the loop moves again.
 """
 
@@ -89,7 +89,7 @@ class LoopMonitor:
         job = None
         if name is not None and ":" in name:
             kind, _, rest = name.partition(":")
-            if kind in ("run", "job", "service"):
+            if kind in ("run", "plugin", "job", "service"):
                 job = rest
         where = None
         frame = sys._current_frames().get(loop_thread)

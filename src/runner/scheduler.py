@@ -236,10 +236,15 @@ class Scheduler:
                 await service.serve(ctx)
                 problem = "serve() returned; a service should run until it is cancelled"
                 error_type = None
-            except asyncio.CancelledError:
-                log.info("service.stopped")
-                raise
-            except Exception as exc:
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    log.info("service.stopped")
+                    raise
+                # The service's own CancelledError (not a stop): a failure, restarted.
+                problem, error_type = f"raised CancelledError itself: {exc}", "CancelledError"
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                # SystemExit too: sys.exit() in a plugin must not stop the daemon.
                 problem, error_type = str(exc) or type(exc).__name__, type(exc).__name__
             handle.ready.clear()
             handle.settled.set()
@@ -265,9 +270,9 @@ class _Lazy:
             try:
                 instance = self.job.plugin(self.job.options)
                 assert isinstance(instance, Check)
-            except Exception as exc:
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
                 return Result.error(
-                    f"creating the plugin failed: {exc}", error_type=type(exc).__name__
+                    f"creating the plugin failed: {exc!s}", error_type=type(exc).__name__
                 )
             self._instance = instance
         return self._instance
