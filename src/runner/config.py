@@ -126,7 +126,10 @@ class HistorySpec(_Strict):
     )
     keep: Duration = Field(30 * 86400.0, description="Delete runs older than this.")
     keep_runs: int | None = Field(
-        100_000, ge=1, description="Keep at most this many runs per job (null: no limit)."
+        100_000,
+        ge=1,
+        le=2**63 - 1,  # SQLite's largest integer
+        description="Keep at most this many runs per job (null: no limit).",
     )
     flush_every: Duration = Field(
         1.0, description="Results are written in batches at least this often."

@@ -18,6 +18,7 @@ from typing import Any, Literal, TextIO, cast
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from runner.safe_json import json_safe, text
 from runner.secret_forms import forms
 
 LogFormat = Literal["auto", "json", "journal", "console"]
@@ -107,7 +108,15 @@ def configure_logging(
     else:
         if stream is None and own_stdout:
             out = _private_stdout()
-        json_renderer = structlog.processors.JSONRenderer(default=_last_resort)
+        plain_renderer = structlog.processors.JSONRenderer(default=_last_resort, allow_nan=False)
+
+        def json_renderer(logger: WrappedLogger, name: str, event: EventDict) -> str | bytes:
+            # A plugin's ctx.log call with a tuple key or a NaN still makes one valid line.
+            try:
+                return plain_renderer(logger, name, event)
+            except (TypeError, ValueError):
+                return plain_renderer(logger, name, json_safe(event))
+
         # Masked after the traceback is rendered: an exception's text can hold a secret.
         processors += [structlog.processors.dict_tracebacks, secret_masker, _order_fields]
         if fmt == "journal":
@@ -139,10 +148,7 @@ def configure_logging(
 
 def _last_resort(value: Any) -> Any:
     """JSON for what json cannot encode: a value of a plugin's never loses the line."""
-    try:
-        return str(value)
-    except Exception:
-        return object.__repr__(value)
+    return text(value)
 
 
 class _LineWriter:

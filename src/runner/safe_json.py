@@ -33,11 +33,15 @@ def json_safe(fields: Any) -> dict[str, Any]:
 
 
 def text(value: Any) -> str:
-    """``str(value)``; ``repr`` (never raising) when ``str`` fails."""
+    """``str(value)``; its ``repr`` when that raises, and ``object.__repr__`` as a last resort."""
     if isinstance(value, str):
         return value
     try:
         return str(value)
+    except Exception:
+        pass
+    try:
+        return repr(value)
     except Exception:
         return object.__repr__(value)
 

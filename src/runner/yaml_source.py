@@ -140,19 +140,19 @@ def decode(raw: bytes) -> str:
     if bad is not None:
         line, column = _place(text, bad.start())
         char = bad.group()
-        what = (
-            "a NUL byte"
-            if char == "\0"
-            else "an invisible bidirectional control character"
-            if char in _BIDI
-            else "a control character"
-        )
-        raise SourceError(
-            f"{what} (U+{ord(char):04X}) is not allowed in a config; remove it "
-            "(write \\t, \\x1b, ... inside a double-quoted string if it is meant)",
-            line,
-            column,
-        )
+        if char in _BIDI:
+            message = (
+                f"an invisible bidirectional control character (U+{ord(char):04X}) is not "
+                "allowed in a config: it makes the text read differently from how it is "
+                "parsed; remove it"
+            )
+        else:
+            what = "a NUL byte" if char == "\0" else "a control character"
+            message = (
+                f"{what} (U+{ord(char):04X}) is not allowed in a config; remove it "
+                "(write \\t, \\x1b, ... inside a double-quoted string if it is meant)"
+            )
+        raise SourceError(message, line, column)
     return text
 
 
@@ -183,6 +183,8 @@ def compose(text: str) -> Node | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if "nesting depth" in problem:  # libyaml's own limit, met while scanning ahead
+            problem = f"collections nest deeper than {MAX_DEPTH} levels ({problem})"
         if mark is None:
             raise SourceError(f"invalid YAML: {problem}") from None
         raise _marked(f"invalid YAML: {problem}", mark) from None
