@@ -17,8 +17,21 @@ from urllib.parse import quote, quote_plus
 __all__ = ["forms"]
 
 # What a URL may leave unquoted where a secret typically sits (RFC 3986: user
-# info, path segment, query), from the strictest to the loosest.
+# info, path segment, query), from the strictest to the loosest: Python's quote().
 _URL_SAFE = ("", "/", "!$&'()*+,;=:", "!$&'()*+,;=:@", "!$&'()*+,;=:@/?")
+
+# The WHATWG URL standard's percent-encode sets (what pydantic's URL type and
+# browsers use), on top of C0 controls and non-ASCII: query, special query,
+# path (with and without ^), user info, component.
+_QUERY = frozenset(' "#<>')
+_WHATWG_SETS = (
+    _QUERY,
+    _QUERY | {"'"},
+    _QUERY | set("?`{}"),
+    _QUERY | set("?`{}^"),
+    _QUERY | set("?`{}/:;=@[\\]^|"),
+    _QUERY | set("?`{}/:;=@[\\]^|$%&+,"),
+)
 
 
 def forms(secret: str) -> set[str]:
@@ -28,6 +41,10 @@ def forms(secret: str) -> set[str]:
         quoted = quote(secret, safe=safe)
         found.add(quoted)
         found.add(_lower_hex(quoted))
+    for chars in _WHATWG_SETS:
+        encoded = _percent(secret, chars)
+        found.add(encoded)
+        found.add(_lower_hex(encoded))
     found.add(quote_plus(secret))
     found.add(quote_plus(secret, safe="!$'()*,;:@/"))
     json_escaped = json.dumps(secret)[1:-1]
@@ -42,6 +59,17 @@ def forms(secret: str) -> set[str]:
     found.add(html.escape(secret))
     found.add(html.escape(secret, quote=False))
     return found
+
+
+def _percent(text: str, chars: frozenset[str] | set[str]) -> str:
+    """``text`` with ``chars``, controls and non-ASCII percent-encoded (as UTF-8)."""
+    out = []
+    for char in text:
+        if char in chars or not " " <= char <= "~":
+            out.append("".join(f"%{b:02X}" for b in char.encode("utf-8")))
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _lower_hex(quoted: str) -> str:
