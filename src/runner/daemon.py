@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from runner import __version__
 from runner.alerts import AlertSink
 from runner.config import Config, ConfigError, Job, load_config
+from runner.config_probe import ProbeFailed, probe
 from runner.execution import abandoned
 from runner.history import HistorySink
 from runner.history.store import UPTIME_WINDOWS
@@ -56,7 +57,12 @@ STATUS_EVERY = 10.0
 
 
 class ReloadRefused(RuntimeError):
-    """A reload that could not read the new config in time."""
+    """A new config that the reload does not apply: its problems, or why it could
+    not be read."""
+
+    def __init__(self, reason: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.problems = list(problems)
 
 
 class RunState(Enum):
@@ -344,9 +350,13 @@ class Daemon:
         try:
             try:
                 new = await self._read_config()
-            except ConfigError as exc:
-                problems = [p.format(str(exc.path)) for p in exc.problems]
-                self._log.error("reload.refused", config=str(exc.path), problems=problems)
+            except (ConfigError, ReloadRefused) as exc:
+                problems = (
+                    exc.problems
+                    if isinstance(exc, ReloadRefused)
+                    else [p.format(str(exc.path)) for p in exc.problems]
+                ) or [f"{self.config.path}: {exc}"]
+                self._log.error("reload.refused", config=str(self.config.path), problems=problems)
                 self.systemd.ready(
                     f"reload refused ({len(problems)} problems), running the previous config; "
                     + self.status_line()
@@ -371,15 +381,23 @@ class Daemon:
                 self.state = RunState.RUNNING
 
     async def _read_config(self) -> Config:
-        """Read and validate the config file off the event loop, within ``RELOAD_TIMEOUT``.
+        """Validate the config file in a child process, then read it off the event loop.
 
-        Checks keep running while a large (or hostile) file is read: the YAML
-        bounds of :mod:`runner.yaml_source` cap its memory, and a read past the
-        time limit is given up (its thread is left to finish on its own; a
-        reload while it still runs is refused rather than stacked).
+        Checks keep running whatever the new file holds: a child process
+        (:mod:`runner.config_probe`) validates it first, within
+        ``RELOAD_TIMEOUT`` and ``config_probe.MEMORY_LIMIT``, so a hostile file
+        costs the daemon neither time nor memory; only a file that passed is
+        then read here, in a thread. A reload while a read still runs is
+        refused rather than stacked.
         """
         if self._reading is not None and not self._reading.done():
             raise ReloadRefused("the previous reload is still reading the config")
+        try:
+            problems = await probe(self.config.path, RELOAD_TIMEOUT)
+        except ProbeFailed as exc:
+            raise ReloadRefused(str(exc)) from None
+        if problems:
+            raise ReloadRefused(f"{len(problems)} problems", problems)
         self._reading = asyncio.ensure_future(
             asyncio.to_thread(load_config, self.config.path, keep_unloadable=True)
         )
