@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -95,20 +96,29 @@ async def run_check_once(
     timeout: float,
     resources: Resources,
     retry: Retry = NO_RETRY,
+    isolated: bool = True,
 ) -> RunRecord:
     """Run ``check`` within ``timeout`` seconds (retried as ``retry`` says) and never
     raise for its failures.
 
-    Each attempt runs in a task of its own. One past the timeout is cancelled
-    and becomes a ``timeout`` result; if it does not end within
-    :data:`CANCEL_GRACE` after that, it is abandoned (see :class:`AbandonedRuns`)
-    and the job goes on. An exception, ``SystemExit`` and ``KeyboardInterrupt``
-    included, becomes an ``error`` result naming its type, and so does a
-    ``CancelledError`` the plugin raised itself. With retries, the record says
-    how many ``attempts`` it took and, in the ``attempt_errors`` field, what each
-    earlier attempt got. Cancellation of the caller (daemon shutdown) still
-    propagates, after at most :data:`CANCEL_GRACE`.
+    A run past the timeout is cancelled and becomes a ``timeout`` result. An
+    exception, ``SystemExit`` and ``KeyboardInterrupt`` included, becomes an
+    ``error`` result naming its type, and so does a ``CancelledError`` the
+    plugin raised itself. With retries, the record says how many ``attempts``
+    it took and, in the ``attempt_errors`` field, what each earlier attempt
+    got. Cancellation of the caller (daemon shutdown) still propagates.
+
+    ``isolated`` (the default): each attempt runs in a task of its own, and
+    one that does not end within :data:`CANCEL_GRACE` of its cancellation is
+    abandoned (see :class:`AbandonedRuns`), so this returns whatever the
+    plugin does. ``isolated=False`` runs the attempts in the caller's task, a
+    third cheaper; the caller must then abandon a run that does not return
+    (the scheduler does, with :func:`abandon_timer`).
     """
+    if not isolated:
+        return await _run_inline(
+            check, job=job, plugin=plugin, timeout=timeout, resources=resources, retry=retry
+        )
     loop = asyncio.get_running_loop()
     started_at = time.time()
     started = time.perf_counter()
@@ -144,6 +154,71 @@ async def run_check_once(
         job, plugin, result, started_at=started_at, duration_ms=duration_ms, attempts=attempt
     )
     return replace(record, attempt_errors=tuple(earlier)) if earlier else record
+
+
+async def _run_inline(
+    check: Check[Any], *, job: str, plugin: str, timeout: float, resources: Resources, retry: Retry
+) -> RunRecord:
+    loop = asyncio.get_running_loop()
+    started_at = time.time()
+    started = time.perf_counter()
+    deadline_at = loop.time() + timeout
+    ctx = RunContext(
+        job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=deadline_at
+    )
+    deadline = asyncio.timeout_at(deadline_at)
+    too_late = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+    earlier: list[str] = []
+    attempt = 0
+    result = too_late
+    try:
+        async with deadline:
+            while True:
+                attempt += 1
+                result = await _attempt(check, ctx)
+                if result.status is Status.OK or attempt > retry.retries:
+                    break
+                pause = retry.pause_before(attempt + 1)
+                if loop.time() + pause >= deadline_at:
+                    break  # no time left for another attempt
+                earlier.append(_summary(result))
+                await asyncio.sleep(pause)
+        if deadline.expired():
+            result = too_late  # the plugin swallowed the cancellation and returned anyway
+    except TimeoutError:
+        result = too_late
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    record = RunRecord.of(
+        job, plugin, result, started_at=started_at, duration_ms=duration_ms, attempts=attempt
+    )
+    return replace(record, attempt_errors=tuple(earlier)) if earlier else record
+
+
+def abandon_timer(
+    task: asyncio.Task[Any],
+    *,
+    job: str,
+    plugin: str,
+    timeout: float,
+    on_abandon: Callable[[RunRecord], object],
+) -> asyncio.TimerHandle:
+    """A timer that abandons ``task`` (a run of ``run_check_once(isolated=False)``)
+    if it has not ended :data:`CANCEL_GRACE` after its timeout; ``on_abandon`` then
+    gets the run's ``timeout`` record. Cancel the timer when the run ends."""
+    loop = asyncio.get_running_loop()
+    started_at = time.time()
+
+    def check() -> None:
+        if task.done():
+            return
+        abandoned.add(task, job=job, plugin=plugin, grace=CANCEL_GRACE)
+        result = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+        duration_ms = round((time.time() - started_at) * 1000, 3)
+        on_abandon(
+            RunRecord.of(job, plugin, result, started_at=started_at, duration_ms=duration_ms)
+        )
+
+    return loop.call_at(loop.time() + timeout + CANCEL_GRACE, check)
 
 
 async def _end(task: asyncio.Task[Result], job: str, plugin: str) -> None:
