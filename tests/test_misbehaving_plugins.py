@@ -53,6 +53,7 @@ def test_misbehaving_plugins_are_results_and_the_control_job_keeps_its_schedule(
           - {{name: deaf-too, plugin: ignores-cancel, interval: 2s, timeout: 300ms}}
           - {{name: deaf-service, plugin: ignores-cancel-service}}
           - {{name: exits, plugin: exits, interval: 500ms}}
+          - {{name: exits-service, plugin: exits-service}}
           - {{name: interrupts, plugin: interrupts, interval: 500ms}}
           - {{name: cancels, plugin: cancels-itself, interval: 500ms}}
           - {{name: prints, plugin: prints, interval: 1s}}
@@ -67,7 +68,9 @@ def test_misbehaving_plugins_are_results_and_the_control_job_keeps_its_schedule(
                 assert e["status"] == "timeout"
         for job in ("exits", "interrupts", "cancels", "prints", "odd"):
             runner.wait_for(event="job.finished", job=job, count=3, timeout=20)
-        assert runner.proc.poll() is None  # sys.exit(3) did not end the daemon
+        failed = runner.wait_for(event="service.failed", job="exits-service")[0]
+        assert failed["error_type"] == "SystemExit"
+        assert runner.proc.poll() is None  # sys.exit() did not end the daemon
         runner.wait_for(event="job.finished", job="control", count=20)
         sent = time.monotonic()
         assert runner.stop(timeout=STOP_WITHIN) == 0
@@ -115,3 +118,30 @@ def test_misbehaving_plugins_are_results_and_the_control_job_keeps_its_schedule(
     stored = json.loads(result.stdout)
     assert len(stored) == len(runner.find(event="job.finished", job="odd"))
     assert stored[0]["pairs"] == odd["pairs"]
+
+
+def test_runner_run_ends_whatever_the_plugins_do(
+    testplugins: Path, write_config: WriteConfig
+) -> None:
+    config = write_config(
+        """
+        jobs:
+          - {name: deaf, plugin: ignores-cancel, timeout: 300ms}
+          - {name: exits, plugin: exits}
+          - {name: cancels, plugin: cancels-itself}
+          - {name: prints, plugin: prints}
+          - {name: fine, plugin: sleep, options: {seconds: 0}}
+        """
+    )
+    result = run_cli("run", str(config), "--log-format", "json", timeout=30)
+    assert result.returncode == 1, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]  # every line is JSON
+    finished = {e["job"]: e for e in events if e["event"] == "job.finished"}
+    assert {job: e["status"] for job, e in finished.items()} == {
+        "deaf": "timeout",
+        "exits": "error",
+        "cancels": "error",
+        "prints": "ok",
+        "fine": "ok",
+    }
+    assert "PLUGIN-FD1-raw" in result.stderr

@@ -45,6 +45,15 @@ class Exits(Check[ExitsOptions]):
         sys.exit(self.options.code)
 
 
+class ExitsService(Service[NoOptions]):
+    """A service that calls sys.exit() once it is up."""
+
+    async def serve(self, ctx: ServiceContext) -> None:
+        ctx.ready()
+        await asyncio.sleep(0.1)
+        sys.exit(4)
+
+
 class Interrupts(Check[NoOptions]):
     """Raises KeyboardInterrupt itself."""
 
