@@ -244,7 +244,7 @@ def test_listener_that_cannot_bind_is_reported_and_the_rest_keeps_running(
             failed = runner.wait_for(event="service.failed", job="echo")[0]
             assert f"cannot listen on 127.0.0.1:{port}" in failed["error"]
             assert failed["retry_in_s"] > 0
-            assert runner.find(event="daemon.started")[0]["services_not_ready"] == ["echo"]
+            assert runner.wait_for(event="daemon.started")[0]["services_not_ready"] == ["echo"]
             runner.wait_for(event="job.finished", job="nap", count=3)
         finally:
             code = runner.stop()

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from runner import __version__, heap
+from runner import __version__, heap, process
 from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import format_duration, parse_duration
@@ -128,7 +128,9 @@ def _duration_arg(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        process.exit_if_stuck(code)
+        return code
     except BrokenPipeError:
         # `runner plugins | head`: the reader left. Stop quietly, as a shell tool would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -162,7 +164,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config, keep_unloadable=True)
     if config is None:
         return EXIT_USAGE
-    configure_logging(args.log_format, args.log_level)
+    configure_logging(args.log_format, args.log_level, own_stdout=True)
     # A long-running process with thousands of jobs: rarer full collections,
     # and none of them walking what lives as long as the daemon (runner.heap).
     heap.tune()
@@ -170,7 +172,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     systemd = SystemdNotifier.from_environ()
     # Said once when every check fails to resolve its host: no network.
     sinks: list[Sink] = [LogSink(), OfflineHint(config.checks)]
-    return asyncio.run(Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True).serve())
+    return process.run(Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True).serve())
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -208,9 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         jobs = [j for j in jobs if j.name in args.job]
     human = args.log_format == "console" or (args.log_format == "auto" and sys.stdout.isatty())
     # On a terminal the summary below is the output; only problems are logged.
-    configure_logging(args.log_format, "warning" if human else args.log_level)
+    configure_logging(args.log_format, "warning" if human else args.log_level, own_stdout=True)
     daemon = Daemon(config, sinks=[] if human else [LogSink(), OfflineHint(jobs)])
-    records = asyncio.run(daemon.run_once(jobs))
+    records = process.run(daemon.run_once(jobs))
     errors = {
         name: daemon.hub.state(name).last_error or "not ready"
         for name in daemon.services_not_ready()

@@ -41,6 +41,7 @@ from pydantic import (
     model_validator,
 )
 
+from runner import yaml_source
 from runner.durations import DURATION_JSON_SCHEMA, DURATION_PATTERN, Duration, parse_duration
 from runner.execution import NO_RETRY, Retry
 from runner.notifier import Alert, Notifier, NotifyContext
@@ -48,10 +49,6 @@ from runner.plugin import Check, Plugin, Result, RunContext
 from runner.registry import NOTIFIERS, PluginError, PluginLoadError, Registry
 
 PathTuple = tuple[str | int, ...]
-
-# libyaml's safe loader when PyYAML was built with it: the same documents and
-# line marks, parsed about ten times faster than the pure-Python one.
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # --------------------------------------------------------------------------- file models
 
@@ -131,7 +128,10 @@ class HistorySpec(_Strict):
     )
     keep: Duration = Field(30 * 86400.0, description="Delete runs older than this.")
     keep_runs: int | None = Field(
-        100_000, ge=1, description="Keep at most this many runs per job (null: no limit)."
+        100_000,
+        ge=1,
+        le=2**63 - 1,  # SQLite's largest integer
+        description="Keep at most this many runs per job (null: no limit).",
     )
     flush_every: Duration = Field(
         1.0, description="Results are written in batches at least this often."
@@ -309,9 +309,12 @@ class Problem:
     where: str  # "jobs[2] 'api'", "defaults", or "" for the top level
     field: str  # "options.url"
     message: str
+    column: int | None = None
 
     def format(self, filename: str) -> str:
         location = f"{filename}:{self.line}" if self.line else filename
+        if self.line and self.column:
+            location += f":{self.column}"
         parts = [p for p in (self.where, self.field) if p]
         return f"{location}: {': '.join([*parts, self.message])}"
 
@@ -346,13 +349,13 @@ _CHECK_ONLY = (
 
 
 def _read_yaml(text: str) -> tuple[Any, dict[PathTuple, int], list[tuple[PathTuple, int, str]]]:
-    """Parse safely, and map each path in the document to its 1-based line."""
-    loader = _SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    finally:
-        loader.dispose()
+    """Parse safely, and map each path in the document to its 1-based line.
+
+    Raises:
+        SourceError: the YAML is invalid or crosses a bound of :mod:`runner.yaml_source`.
+    """
+    node = yaml_source.compose(text)
+    data = yaml_source.load(node) if node is not None else None
     lines: dict[PathTuple, int] = {}
     duplicates: list[tuple[PathTuple, int, str]] = []
 
@@ -557,22 +560,16 @@ class _Loader:
 
     def load(self) -> Config:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = yaml_source.read_source(self.path)
+            data, self.lines, duplicates = _read_yaml(text)
         except OSError as exc:
             raise ConfigError(
                 self.path, [Problem(None, "", "", f"cannot read: {exc.strerror}")]
             ) from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError(self.path, [Problem(None, "", "", f"not UTF-8 text: {exc}")]) from exc
-        try:
-            data, self.lines, duplicates = _read_yaml(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            problem = getattr(exc, "problem", None) or str(exc)
+        except yaml_source.SourceError as exc:
             raise ConfigError(
-                self.path, [Problem(line, "", "", f"invalid YAML: {problem}")]
-            ) from exc
+                self.path, [Problem(exc.line, "", "", exc.message, exc.column)]
+            ) from None
 
         for parent, line, key in duplicates:
             self.problems.append(

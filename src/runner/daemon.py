@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 from runner import __version__, heap
 from runner.alerts import AlertSink
 from runner.config import Config, ConfigError, Job, load_config
+from runner.config_probe import ProbeFailed, probe
+from runner.execution import abandoned
 from runner.history import HistorySink
 from runner.history.store import UPTIME_WINDOWS
 from runner.log import get_logger, secret_masker
@@ -48,8 +50,19 @@ if TYPE_CHECKING:
 SERVICE_START_WAIT = 10.0
 #: How long jobs get to finish after cancellation at shutdown.
 STOP_GRACE = 5.0
+#: How long a reload may take to read and validate the new config.
+RELOAD_TIMEOUT = 10.0
 #: How often the one-line STATUS for systemd is refreshed.
 STATUS_EVERY = 10.0
+
+
+class ReloadRefused(RuntimeError):
+    """A new config that the reload does not apply: its problems, or why it could
+    not be read."""
+
+    def __init__(self, reason: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.problems = list(problems)
 
 
 class RunState(Enum):
@@ -114,6 +127,7 @@ class Daemon:
         self._force = asyncio.Event()
         self._stop_reason = ""
         self._reload_wanted = asyncio.Event()
+        self._reading: asyncio.Future[Config] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._log = get_logger()
         secret_masker.set(config.secrets)
@@ -204,6 +218,8 @@ class Daemon:
         totals = dict(self.hub.totals())
         if self.scheduler.service_failures:
             totals["service_failures"] = self.scheduler.service_failures
+        if abandoned.count:
+            totals["abandoned"] = abandoned.count
         self._log.info("daemon.stopped", **totals)
         self.systemd.close()
 
@@ -340,13 +356,28 @@ class Daemon:
         self._log.info("daemon.reloading", config=str(self.config.path))
         try:
             try:
-                new = load_config(self.config.path, keep_unloadable=True)
-            except ConfigError as exc:
-                problems = [p.format(str(exc.path)) for p in exc.problems]
-                self._log.error("reload.refused", config=str(exc.path), problems=problems)
+                new = await self._read_config()
+            except (ConfigError, ReloadRefused) as exc:
+                problems = (
+                    exc.problems
+                    if isinstance(exc, ReloadRefused)
+                    else [p.format(str(exc.path)) for p in exc.problems]
+                ) or [f"{self.config.path}: {exc}"]
+                self._log.error("reload.refused", config=str(self.config.path), problems=problems)
                 self.systemd.ready(
                     f"reload refused ({len(problems)} problems), running the previous config; "
                     + self.status_line()
+                )
+                return False
+            except Exception as exc:  # a bug or a bound crossed: never the daemon's end
+                self._log.error(
+                    "reload.refused",
+                    config=str(self.config.path),
+                    error=str(exc) or type(exc).__name__,
+                    error_type=type(exc).__name__,
+                )
+                self.systemd.ready(
+                    "reload refused, running the previous config; " + self.status_line()
                 )
                 return False
             await self._apply(new)
@@ -357,6 +388,34 @@ class Daemon:
         finally:
             if self.state is RunState.RELOADING:
                 self.state = RunState.RUNNING
+
+    async def _read_config(self) -> Config:
+        """Validate the config file in a child process, then read it off the event loop.
+
+        Checks keep running whatever the new file holds: a child process
+        (:mod:`runner.config_probe`) validates it first, within
+        ``RELOAD_TIMEOUT`` and ``config_probe.MEMORY_LIMIT``, so a hostile file
+        costs the daemon neither time nor memory; only a file that passed is
+        then read here, in a thread. A reload while a read still runs is
+        refused rather than stacked.
+        """
+        if self._reading is not None and not self._reading.done():
+            raise ReloadRefused("the previous reload is still reading the config")
+        try:
+            problems = await probe(self.config.path, RELOAD_TIMEOUT)
+        except ProbeFailed as exc:
+            raise ReloadRefused(str(exc)) from None
+        if problems:
+            raise ReloadRefused(f"{len(problems)} problems", problems)
+        self._reading = asyncio.ensure_future(
+            asyncio.to_thread(load_config, self.config.path, keep_unloadable=True)
+        )
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._reading), RELOAD_TIMEOUT)
+        except TimeoutError:
+            raise ReloadRefused(
+                f"reading the config took longer than {RELOAD_TIMEOUT:g}s"
+            ) from None
 
     async def _apply(self, new: Config) -> None:
         old_jobs = {j.name: j for j in self.config.jobs}

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from runner.log import get_logger
 from runner.plugin import Check, Result, RunContext, Status
 from runner.resources import Resources
 from runner.results import RunRecord
@@ -40,6 +42,52 @@ class Retry:
 NO_RETRY = Retry()
 
 
+#: How long a cancelled run gets to end before it is abandoned.
+CANCEL_GRACE = 1.0
+
+
+class AbandonedRuns:
+    """Runs whose plugin ignored cancellation: left to die, counted, logged once per plugin.
+
+    Their tasks are kept here (a task nobody references may be collected
+    mid-flight) until they end, if they ever do; nothing waits for them.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._logged: set[str] = set()
+
+    def add(self, task: asyncio.Task[Any], *, job: str, plugin: str, grace: float) -> None:
+        self.count += 1
+        self.tasks.add(task)
+        task.add_done_callback(self._ended)
+        if plugin not in self._logged:
+            self._logged.add(plugin)
+            get_logger().error(
+                "run.abandoned",
+                job=job,
+                plugin=plugin,
+                grace_s=grace,
+                hint=f"plugin {plugin!r} ignores cancellation: its run was left behind and "
+                "the job goes on; later abandoned runs of this plugin are counted, not logged",
+            )
+
+    @property
+    def running(self) -> int:
+        """Abandoned runs that have not ended yet."""
+        return sum(not t.done() for t in self.tasks)
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: never "exception was never retrieved"
+
+
+#: Every run abandoned in this process.
+abandoned = AbandonedRuns()
+
+
 async def run_check_once(
     check: Check[Any],
     *,
@@ -48,16 +96,69 @@ async def run_check_once(
     timeout: float,
     resources: Resources,
     retry: Retry = NO_RETRY,
+    isolated: bool = True,
 ) -> RunRecord:
     """Run ``check`` within ``timeout`` seconds (retried as ``retry`` says) and never
     raise for its failures.
 
-    A run past the timeout is cancelled and becomes a ``timeout`` result; an
-    exception becomes an ``error`` result naming its type. With retries, the
-    record says how many ``attempts`` it took and, in the ``attempt_errors``
-    field, what each earlier attempt got. Cancellation of the caller (daemon
-    shutdown) still propagates.
+    A run past the timeout is cancelled and becomes a ``timeout`` result. An
+    exception, ``SystemExit`` and ``KeyboardInterrupt`` included, becomes an
+    ``error`` result naming its type, and so does a ``CancelledError`` the
+    plugin raised itself. With retries, the record says how many ``attempts``
+    it took and, in the ``attempt_errors`` field, what each earlier attempt
+    got. Cancellation of the caller (daemon shutdown) still propagates.
+
+    ``isolated`` (the default): each attempt runs in a task of its own, and
+    one that does not end within :data:`CANCEL_GRACE` of its cancellation is
+    abandoned (see :class:`AbandonedRuns`), so this returns whatever the
+    plugin does. ``isolated=False`` runs the attempts in the caller's task, a
+    third cheaper; the caller must then abandon a run that does not return
+    (the scheduler does, with :func:`abandon_timer`).
     """
+    if not isolated:
+        return await _run_inline(
+            check, job=job, plugin=plugin, timeout=timeout, resources=resources, retry=retry
+        )
+    loop = asyncio.get_running_loop()
+    started_at = time.time()
+    started = time.perf_counter()
+    deadline_at = loop.time() + timeout
+    ctx = RunContext(
+        job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=deadline_at
+    )
+    too_late = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+    earlier: list[str] = []
+    attempt = 0
+    while True:
+        attempt += 1
+        task = asyncio.create_task(_attempt(check, ctx), name=f"plugin:{job}")
+        try:
+            done, _ = await asyncio.wait({task}, timeout=deadline_at - loop.time())
+        except asyncio.CancelledError:
+            await _end(task, job, plugin)
+            raise
+        if not done:
+            await _end(task, job, plugin)
+            result = too_late
+            break
+        result = task.result()
+        if result.status is Status.OK or attempt > retry.retries:
+            break
+        pause = retry.pause_before(attempt + 1)
+        if loop.time() + pause >= deadline_at:
+            break  # no time left for another attempt
+        earlier.append(_summary(result))
+        await asyncio.sleep(pause)
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    record = RunRecord.of(
+        job, plugin, result, started_at=started_at, duration_ms=duration_ms, attempts=attempt
+    )
+    return replace(record, attempt_errors=tuple(earlier)) if earlier else record
+
+
+async def _run_inline(
+    check: Check[Any], *, job: str, plugin: str, timeout: float, resources: Resources, retry: Retry
+) -> RunRecord:
     loop = asyncio.get_running_loop()
     started_at = time.time()
     started = time.perf_counter()
@@ -66,14 +167,15 @@ async def run_check_once(
         job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=deadline_at
     )
     deadline = asyncio.timeout_at(deadline_at)
+    too_late = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
     earlier: list[str] = []
     attempt = 0
-    result = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+    result = too_late
     try:
         async with deadline:
             while True:
                 attempt += 1
-                result = await _attempt(check, ctx, deadline)
+                result = await _attempt(check, ctx)
                 if result.status is Status.OK or attempt > retry.retries:
                     break
                 pause = retry.pause_before(attempt + 1)
@@ -82,10 +184,9 @@ async def run_check_once(
                 earlier.append(_summary(result))
                 await asyncio.sleep(pause)
         if deadline.expired():
-            # The plugin swallowed the cancellation and returned anyway: too late.
-            result = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+            result = too_late  # the plugin swallowed the cancellation and returned anyway
     except TimeoutError:
-        result = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+        result = too_late
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     record = RunRecord.of(
         job, plugin, result, started_at=started_at, duration_ms=duration_ms, attempts=attempt
@@ -93,25 +194,79 @@ async def run_check_once(
     return replace(record, attempt_errors=tuple(earlier)) if earlier else record
 
 
-async def _attempt(check: Check[Any], ctx: RunContext, deadline: asyncio.Timeout) -> Result:
-    """One call of ``check.run``; its failures become results, the deadline's do not."""
+def abandon_timer(
+    task: asyncio.Task[Any],
+    *,
+    job: str,
+    plugin: str,
+    timeout: float,
+    on_abandon: Callable[[RunRecord], object],
+) -> asyncio.TimerHandle:
+    """A timer that abandons ``task`` (a run of ``run_check_once(isolated=False)``)
+    if it has not ended :data:`CANCEL_GRACE` after its timeout; ``on_abandon`` then
+    gets the run's ``timeout`` record. Cancel the timer when the run ends."""
+    loop = asyncio.get_running_loop()
+    started_at = time.time()
+
+    def check() -> None:
+        if task.done():
+            return
+        abandoned.add(task, job=job, plugin=plugin, grace=CANCEL_GRACE)
+        result = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+        duration_ms = round((time.time() - started_at) * 1000, 3)
+        on_abandon(
+            RunRecord.of(job, plugin, result, started_at=started_at, duration_ms=duration_ms)
+        )
+
+    return loop.call_at(loop.time() + timeout + CANCEL_GRACE, check)
+
+
+async def _end(task: asyncio.Task[Result], job: str, plugin: str) -> None:
+    """Cancel a plugin's run and give it :data:`CANCEL_GRACE` to end; else abandon it."""
+    task.cancel()
+    # Shielded from a second cancellation of our own caller: the wait is short.
+    done, _ = await asyncio.shield(asyncio.wait({task}, timeout=CANCEL_GRACE))
+    if not done:
+        abandoned.add(task, job=job, plugin=plugin, grace=CANCEL_GRACE)
+    elif not task.cancelled():
+        task.exception()  # a result or an error after the deadline: too late either way
+
+
+async def _attempt(check: Check[Any], ctx: RunContext) -> Result:
+    """One call of ``check.run`` in its own task; whatever it does becomes a result,
+    except the daemon's cancellation of this task."""
     try:
         result = await check.run(ctx)
     except TimeoutError as exc:
-        if deadline.expired():
-            raise
         # A TimeoutError of the plugin's own (a library's shorter timeout):
-        # still a target that did not answer in time.
+        # still a target that did not answer in time. The job's timeout
+        # cancels this task instead.
         return Result(Status.TIMEOUT, _describe(exc), {"error_type": type(exc).__name__})
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # the daemon's: the deadline, or shutdown
+        return Result.error(
+            f"the plugin raised CancelledError itself: {_describe(exc)}",
+            error_type="CancelledError",
+        )
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        # SystemExit and KeyboardInterrupt too: a plugin must not stop the daemon.
         return Result.error(_describe(exc), error_type=type(exc).__name__)
     if not isinstance(result, Result):
         return Result.error(
             f"plugin returned {type(result).__name__}, not a runner.plugin.Result",
             error_type="TypeError",
         )
+    if not isinstance(result.status, Status):
+        try:
+            result = replace(result, status=Status(result.status))
+        except ValueError:
+            return Result.error(
+                f"plugin returned a result with status {result.status!r}; "
+                f"expected one of {', '.join(s.value for s in Status)}",
+                error_type="ValueError",
+            )
     return result
 
 
@@ -120,5 +275,10 @@ def _summary(result: Result) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
+    try:
+        text = str(exc).strip()
+    except Exception:  # an exception whose __str__ raises
+        text = ""
+    if isinstance(exc, SystemExit):
+        return f"the plugin called sys.exit({text})" if text else "the plugin called sys.exit()"
     return text or type(exc).__name__

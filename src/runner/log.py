@@ -9,12 +9,17 @@ happens. Event names are stable and grep-able (``job.finished``,
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 from collections.abc import Iterable
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from runner.safe_json import json_safe, text
+from runner.secret_forms import forms
 
 LogFormat = Literal["auto", "json", "journal", "console"]
 
@@ -32,7 +37,7 @@ def _order_fields(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 
 class SecretMasker:
-    """Replaces values that came from ``${ENV}`` substitution with ``***``.
+    """Replaces values that came from ``${ENV}`` substitution, in any encoding, with ``***``.
 
     A safety net: plugins should not log secrets in the first place, but a
     token pasted into a URL or an exception message must not reach the log.
@@ -44,9 +49,10 @@ class SecretMasker:
         self._secrets: tuple[str, ...] = ()
 
     def set(self, secrets: Iterable[str]) -> None:
-        self._secrets = tuple(
-            sorted({s for s in secrets if len(s) >= self.MIN_LENGTH}, key=len, reverse=True)
-        )
+        """Mask these values, and every encoding of them the daemon may write
+        (URL-quoted, JSON-, repr- and HTML-escaped: :mod:`runner.secret_forms`)."""
+        every = {form for s in secrets if len(s) >= self.MIN_LENGTH for form in forms(s)}
+        self._secrets = tuple(sorted(every, key=len, reverse=True))
 
     @property
     def active(self) -> bool:
@@ -79,22 +85,40 @@ secret_masker = SecretMasker()
 
 
 def configure_logging(
-    fmt: LogFormat = "auto", level: str = "info", stream: TextIO | None = None
+    fmt: LogFormat = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+    *,
+    own_stdout: bool = False,
 ) -> bool:
-    """Set up structlog for the process. Returns True when output is for humans."""
+    """Set up structlog for the process. Returns True when output is for humans.
+
+    ``own_stdout``: JSON lines on stdout are the daemon's alone; anything else
+    written to stdout (a plugin's ``print``) goes to stderr.
+    """
     out = stream if stream is not None else sys.stdout
     human = fmt == "console" or (fmt == "auto" and out.isatty())
     processors: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        secret_masker,
     ]
     if human:
-        processors += [structlog.dev.ConsoleRenderer(colors=True)]
+        processors += [secret_masker, structlog.dev.ConsoleRenderer(colors=True)]
     else:
-        json_renderer = structlog.processors.JSONRenderer(default=str)
-        processors += [structlog.processors.dict_tracebacks, _order_fields]
+        if stream is None and own_stdout:
+            out = _private_stdout()
+        plain_renderer = structlog.processors.JSONRenderer(default=_last_resort, allow_nan=False)
+
+        def json_renderer(logger: WrappedLogger, name: str, event: EventDict) -> str | bytes:
+            # A plugin's ctx.log call with a tuple key or a NaN still makes one valid line.
+            try:
+                return plain_renderer(logger, name, event)
+            except (TypeError, ValueError):
+                return plain_renderer(logger, name, json_safe(event))
+
+        # Masked after the traceback is rendered: an exception's text can hold a secret.
+        processors += [structlog.processors.dict_tracebacks, secret_masker, _order_fields]
         if fmt == "journal":
             # The journal strips the <N> prefix and files the line at that
             # priority, so `journalctl -p warning` shows fails and errors.
@@ -120,6 +144,50 @@ def configure_logging(
     for name in ("httpx", "httpcore", "asyncio"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     return human
+
+
+def _last_resort(value: Any) -> Any:
+    """JSON for what json cannot encode: a value of a plugin's never loses the line."""
+    return text(value)
+
+
+class _LineWriter:
+    """Writes each log line whole, in one go, to a file descriptor only the log uses."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8", "backslashreplace")
+        with self._lock:
+            while data:
+                data = data[os.write(self.fd, data) :]
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return os.isatty(self.fd)
+
+
+def _private_stdout() -> TextIO:
+    """The process's stdout for the log alone; ``print`` and fd 1 go to stderr.
+
+    A plugin that prints (or a library, or a child process writing to fd 1)
+    would glue its text onto a JSON line. The log keeps a duplicate of the
+    original stdout, and fd 1 (and ``sys.stdout``) become stderr, so stray
+    text lands on stderr and every stdout line stays one JSON object.
+    """
+    try:
+        sys.stdout.flush()
+        fd = os.dup(sys.stdout.fileno())
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (tests capture it)
+        return sys.stdout
+    os.set_inheritable(fd, False)
+    sys.stdout = sys.stderr
+    return cast(TextIO, _LineWriter(fd))
 
 
 def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:

@@ -7,7 +7,7 @@ when the loop is in the middle of something (not waiting in its selector),
 it sends a probe (``call_soon_threadsafe``) and waits for the loop to answer
 it. A probe unanswered for longer than the threshold logs ``loop.blocked``
 while the loop is still stuck, with the task running on it (``run:JOB``
-names the job) and the line it is executing. ``loop.unblocked`` follows
+or ``plugin:JOB`` names the job) and the line it is executing. ``loop.unblocked`` follows
 with the total time once the loop moves again.
 
 An idle loop is never woken: nothing on it polls, and the watcher's look
@@ -104,7 +104,7 @@ class LoopMonitor:
         job = None
         if name is not None and ":" in name:
             kind, _, rest = name.partition(":")
-            if kind in ("run", "job", "service"):
+            if kind in ("run", "plugin", "job", "service"):
                 job = rest
         where = None
         frame = sys._current_frames().get(loop_thread)

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from runner.log import get_logger, secret_masker
 from runner.plugin import Result, Status
+from runner.safe_json import json_safe, text
 
 __all__ = [
     "Health",
@@ -93,8 +94,9 @@ class RunRecord:
             job=job,
             plugin=plugin,
             status=result.status,
-            message=result.message,
-            fields=result.fields,
+            # Whatever a plugin put in them, a record serialises (runner.safe_json).
+            message=None if result.message is None else text(result.message),
+            fields=json_safe(result.fields),
             started_at=started_at,
             finished_at=started_at + duration_ms / 1000,
             duration_ms=duration_ms,

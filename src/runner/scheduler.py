@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.config import Job
-from runner.execution import run_check_once
+from runner.execution import CANCEL_GRACE, abandon_timer, abandoned, run_check_once
 from runner.log import get_logger
 from runner.plugin import Check, Result, Service, ServiceContext
 from runner.resources import Resources
@@ -165,7 +165,7 @@ class Scheduler:
         try:
             while True:
                 await asyncio.sleep(max(0.0, next_due - loop.time()))
-                if current is not None and not current.done():
+                if current is not None and not current.done() and current not in abandoned.tasks:
                     self.hub.skipped(job.name)
                     self._log.warning(
                         "job.skipped",
@@ -185,16 +185,37 @@ class Scheduler:
                     # missed slots instead of firing them all at once.
                     next_due += (late // interval + 1) * interval
         finally:
-            if current is not None and not current.done():
+            if current is not None and not current.done() and current not in abandoned.tasks:
                 current.cancel()
-                await asyncio.gather(current, return_exceptions=True)
+                await asyncio.wait({current}, timeout=CANCEL_GRACE)
+                if not current.done():  # ignores cancellation: never wait for it
+                    abandoned.add(current, job=job.name, plugin=job.plugin_name, grace=CANCEL_GRACE)
 
     async def _run_and_record(self, handle: JobHandle, check: _Lazy) -> None:
-        self.hub.publish(await self.run_once(handle.job, check))
+        job = handle.job
+        task = asyncio.current_task()
+        assert task is not None and job.timeout is not None
+        # Runs go inline in this task (a task per attempt costs a third more CPU
+        # per run); this timer abandons a run that ignores its cancellation.
+        timer = abandon_timer(
+            task,
+            job=job.name,
+            plugin=job.plugin_name,
+            timeout=job.timeout,
+            on_abandon=self.hub.publish,
+        )
+        try:
+            record = await self.run_once(job, check, isolated=False)
+        finally:
+            timer.cancel()
+        if task not in abandoned.tasks:  # else its timeout was published already
+            self.hub.publish(record)
 
-    async def run_once(self, job: Job, check: _Lazy | None = None) -> RunRecord:
+    async def run_once(
+        self, job: Job, check: _Lazy | None = None, *, isolated: bool = True
+    ) -> RunRecord:
         """Run a check job once, as the schedule would, and return its record
-        (without publishing it)."""
+        (without publishing it). ``isolated``: see :func:`run_check_once`."""
         assert job.timeout is not None
         started_at, started = time.time(), time.perf_counter()
         instance = (check or _Lazy(job)).get()
@@ -210,6 +231,7 @@ class Scheduler:
             timeout=job.timeout,
             resources=self.resources,
             retry=job.retry,
+            isolated=isolated,
         )
 
     # ------------------------------------------------------------------ services
@@ -236,10 +258,15 @@ class Scheduler:
                 await service.serve(ctx)
                 problem = "serve() returned; a service should run until it is cancelled"
                 error_type = None
-            except asyncio.CancelledError:
-                log.info("service.stopped")
-                raise
-            except Exception as exc:
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    log.info("service.stopped")
+                    raise
+                # The service's own CancelledError (not a stop): a failure, restarted.
+                problem, error_type = f"raised CancelledError itself: {exc}", "CancelledError"
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                # SystemExit too: sys.exit() in a plugin must not stop the daemon.
                 problem, error_type = str(exc) or type(exc).__name__, type(exc).__name__
             handle.ready.clear()
             handle.settled.set()
@@ -265,9 +292,9 @@ class _Lazy:
             try:
                 instance = self.job.plugin(self.job.options)
                 assert isinstance(instance, Check)
-            except Exception as exc:
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
                 return Result.error(
-                    f"creating the plugin failed: {exc}", error_type=type(exc).__name__
+                    f"creating the plugin failed: {exc!s}", error_type=type(exc).__name__
                 )
             self._instance = instance
         return self._instance

@@ -17,6 +17,7 @@ import structlog
 from pydantic import Field
 
 from runner.builtins._listen import format_address, listen_error
+from runner.durations import MAX_DURATION
 from runner.plugin import Options, Service, ServiceContext
 
 #: Unsent echo per connection above which reading from it pauses, and below
@@ -56,6 +57,7 @@ class EchoListenerOptions(Options):
         default=300.0,
         gt=0,
         allow_inf_nan=False,
+        le=MAX_DURATION,
         description=(
             "Seconds without receiving any data after which a connection is closed. "
             "A client that stops reading its echo also stops being read from, so it "

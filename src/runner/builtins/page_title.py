@@ -81,6 +81,11 @@ _HOW_TO_FIX = (
 )
 
 
+#: Node's timers (Playwright's driver) hold at most 2**31 - 1 ms (24.8 days); a
+#: longer one fires at once, with a warning. The daemon's own deadline covers the rest.
+_MAX_TIMER_MS = 2**31 - 1.0
+
+
 class BrowserNotFoundError(LookupError):
     """No usable Chromium executable was found; the message says how to fix it."""
 
@@ -308,7 +313,7 @@ class PageTitle(Check[PageTitleOptions]):
             # Leave a tenth of what remains for closing the context, so a slow
             # page becomes a timeout result here rather than a cancelled run.
             remaining = ctx.deadline - loop.time()
-            navigation_ms = max(remaining * 900, 1.0)
+            navigation_ms = min(max(remaining * 900, 1.0), _MAX_TIMER_MS)
             context = await _finish_even_if_cancelled(
                 shared.browser.new_context(), lambda c: c.close()
             )

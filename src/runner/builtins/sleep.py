@@ -6,6 +6,7 @@ import asyncio
 
 from pydantic import Field
 
+from runner.durations import MAX_DURATION
 from runner.plugin import Check, Options, Result, RunContext
 
 
@@ -14,6 +15,7 @@ class SleepOptions(Options):
         default=1.0,
         ge=0,
         allow_inf_nan=False,
+        le=MAX_DURATION,
         description="How long each run sleeps, in seconds, before it returns ok.",
     )
 
