@@ -23,6 +23,7 @@ Needs root, util-linux's ``unshare``/``nsenter``, overlayfs and cgroup2.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 import json
 import os
@@ -44,6 +45,7 @@ SYSTEMD = Path("/lib/systemd/systemd")
 PROJECT = Path(__file__).resolve().parent.parent
 #: Where systemd/README.md installs runner.
 VENV = "/opt/runner/venv"
+PR_SET_PDEATHSIG = 1
 #: Host devices bound into the machine's /dev (systemd and the services need no others).
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
@@ -183,8 +185,10 @@ echo /opt/runner/deps > "$R$SITE/runner-test-deps.pth"
 # Its own cgroup, so that the machine's cgroup namespace starts empty and
 # teardown can kill whatever is left in it.
 echo $$ > "$CGROUP/cgroup.procs"
-exec unshare --pid --fork --net --uts --ipc --cgroup --mount --propagation private \
-    /bin/sh -c "$INNER" inner "$R"
+# --kill-child: if this process dies (the test run was killed: it has
+# PR_SET_PDEATHSIG), the machine's PID 1 and with it the machine go too.
+exec unshare --pid --fork --kill-child=SIGKILL --net --uts --ipc --cgroup --mount \
+    --propagation private /bin/sh -c "$INNER" inner "$R"
 """
 
 # PID 1 of the new PID namespace ($1: the overlay). Ends by exec'ing systemd.
@@ -285,6 +289,7 @@ def booted_systemd(scratch: Path, boot_timeout: float = 60) -> Iterator[Machine]
     overlay = scratch / "overlay"
     overlay.mkdir()
     console = scratch / "console.log"
+    _remove_stale_cgroups()
     cgroup = own_cgroup() / f"runner-systemd-test-{os.getpid()}-{time.monotonic_ns()}"
     cgroup.mkdir()
     launcher = None
@@ -306,6 +311,7 @@ def booted_systemd(scratch: Path, boot_timeout: float = 60) -> Iterator[Machine]
                     str(cgroup),
                 ],
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={
@@ -320,6 +326,13 @@ def booted_systemd(scratch: Path, boot_timeout: float = 60) -> Iterator[Machine]
         yield machine
     finally:
         _teardown(launcher, cgroup)
+
+
+def _die_with_parent() -> None:
+    """In the launcher before exec: SIGKILL it when the test process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
 
 
 def _pid1(launcher: subprocess.Popen[bytes]) -> int | None:
@@ -387,6 +400,17 @@ def _teardown(launcher: subprocess.Popen[bytes] | None, cgroup: Path) -> None:
         with suppress(OSError):
             (cgroup / "cgroup.kill").write_text("1")
         _remove_cgroup(cgroup)
+
+
+def _remove_stale_cgroups() -> None:
+    """Remove the cgroups of earlier runs that were killed before their teardown."""
+    for stale in own_cgroup().glob("runner-systemd-test-*"):
+        owner = stale.name.split("-")[3]
+        if not Path(f"/proc/{owner}").exists():
+            with suppress(OSError):
+                (stale / "cgroup.kill").write_text("1")
+            with suppress(OSError):
+                _remove_cgroup(stale, timeout=2)
 
 
 def _remove_cgroup(cgroup: Path, timeout: float = 10) -> None:
