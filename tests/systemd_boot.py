@@ -61,6 +61,15 @@ def missing_prerequisites() -> str | None:
             return f"{tool} is not on PATH (Debian: apt-get install util-linux coreutils)"
     if not Path("/usr/bin/python3").is_file():
         return "/usr/bin/python3 is missing (the README installs runner with Debian's python3)"
+    version = subprocess.run(
+        ["/usr/bin/python3", "-c", "import sys; print(*sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if version != [str(n) for n in sys.version_info[:2]]:
+        # The machine's venv borrows this environment's compiled dependencies.
+        return f"/usr/bin/python3 is {'.'.join(version)}, the tests run {sys.version_info[:2]}"
     if "overlay" not in Path("/proc/filesystems").read_text():
         return "the kernel has no overlayfs"
     if cgroup2_mount() is None:

@@ -343,7 +343,8 @@ def test_watchdog_restarts_a_stopped_daemon(machine: Machine) -> None:
     # mechanism (WATCHDOG_USEC, pings from the loop, the restart), not the number.
     machine.write(
         f"/etc/systemd/system/{unit}.d/test.conf",
-        "[Service]\nWatchdogSec=2s\nRestartSec=1s\n",
+        # 3 s: pings every 1.5 s leave room for a loaded machine.
+        "[Service]\nWatchdogSec=3s\nRestartSec=1s\n",
     )
     machine.systemctl("daemon-reload")
     try:
