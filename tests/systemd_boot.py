@@ -27,14 +27,13 @@ import ctypes
 import importlib.metadata
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -271,13 +270,13 @@ class Machine:
 
     def journal(self, *args: str) -> list[dict[str, Any]]:
         """``journalctl -o json ARGS`` as records."""
-        out = self.run("journalctl", "--no-pager", "-o", "json", *args, check=False).stdout
+        out = self.run("journalctl", "--no-pager", "-o", "json", *args).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def wait_for(
         self, predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1
     ) -> Any:
-        """Poll ``predicate`` until truthy; fail after ``timeout`` with systemd's state."""
+        """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
@@ -441,9 +440,3 @@ def _rmdir_when_empty(path: Path, deadline: float) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def find_lines(records: Sequence[dict[str, Any]], pattern: str) -> list[str]:
-    """MESSAGE of each record that matches ``pattern``."""
-    rx = re.compile(pattern)
-    return [str(r.get("MESSAGE", "")) for r in records if rx.search(str(r.get("MESSAGE", "")))]
