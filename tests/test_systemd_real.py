@@ -32,11 +32,14 @@ pytestmark = pytest.mark.systemd
 RUNNER = f"{VENV}/bin/runner"
 SITE = "/srv/site"
 PORT = 8080
+HTTP_PORT = 9150
 PAGE_TITLE = "runner under systemd"
 #: The levels ``journalctl -p warning`` must show, and the priority each is filed at.
 WARNING_OR_WORSE = {"warning": 4, "error": 3, "critical": 2}
 
 CONFIG = f"""
+    http:
+      listen: 127.0.0.1:{HTTP_PORT}
     jobs:
       - name: site
         plugin: file-server
@@ -67,6 +70,15 @@ CONFIG = f"""
         interval: 1s
         options:
           url: http://127.0.0.1:9/
+"""
+
+#: A malformed request to the HTTP endpoint: aiohttp used to log it through the
+#: logging module's last resort, a traceback on stderr.
+BAD_REQUEST = f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {HTTP_PORT}), timeout=5)
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: -1\\r\\n\\r\\n")
+assert s.recv(1024).startswith(b"HTTP/1.0 400")
 """
 
 #: A client that asks for a large file and goes away after the first bytes (as
@@ -298,6 +310,8 @@ def test_journal_holds_only_json_and_filters_by_priority(machine: Machine) -> No
             10,
             f"the server to close the connection from port {port}",
         )
+    machine.run("/usr/bin/python3", "-c", BAD_REQUEST)
+    wait_for_event(machine, after=before, event="library.log", logger="aiohttp.server")
     # A fail and an error have been logged by now, and again after the drops.
     wait_for_event(machine, after=before, event="job.finished", job="expects-404")
     wait_for_event(machine, after=before, event="job.finished", job="nothing-listens")
