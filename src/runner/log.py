@@ -143,6 +143,7 @@ def configure_logging(
     # URL at INFO) stay quiet unless something is wrong.
     for name in ("httpx", "httpcore", "asyncio"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    _route_library_logging()
     return human
 
 
@@ -193,3 +194,31 @@ def _private_stdout() -> TextIO:
 def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger("runner")
     return logger.bind(**bound) if bound else logger
+
+
+class _LibraryHandler(logging.Handler):
+    """Logging's last resort as ``library.log`` events.
+
+    A library's warning or error that no handler takes goes to
+    ``logging.lastResort``, which prints it to stderr as plain text: aiohttp
+    printed "Error handling request" and a traceback for each malformed
+    request to the HTTP endpoint, into the journal between the JSON lines.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = record.levelname.lower()
+            method = level if level in _PRIORITY else "error"
+            fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            getattr(get_logger(), method)("library.log", **fields)
+        except Exception:
+            self.handleError(record)
+
+
+def _route_library_logging() -> None:
+    # Replaces the last resort itself, not a root handler: records that some
+    # handler already takes stay where they were (Apprise's NullHandler keeps
+    # its warnings, which quote whole URLs with their tokens, silent).
+    logging.lastResort = _LibraryHandler(logging.WARNING)

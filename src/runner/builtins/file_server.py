@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pydantic import Field, field_validator
 
 from runner.builtins._listen import listen_error
@@ -45,6 +47,30 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass  # one line per request on stderr would bypass structured logging
 
 
+class _Server(ThreadingHTTPServer):
+    """Reports a request's failure in the structured log.
+
+    socketserver's own ``handle_error`` prints a traceback to stderr, which
+    under systemd lands in the journal as 30-odd lines of plain text; a
+    browser that drops a favicon request mid-response was enough.
+    """
+
+    def __init__(
+        self, address: tuple[str, int], handler: Any, log: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        super().__init__(address, handler)
+        self.log = log
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        client = f"{client_address[0]}:{client_address[1]}"
+        if isinstance(exc, ConnectionError):
+            # Reset, broken pipe: the client went away mid-response, its business.
+            self.log.debug("file_server.client_gone", client=client, error=repr(exc))
+        else:
+            self.log.error("file_server.request_failed", client=client, exc_info=True)
+
+
 class FileServer(Service[FileServerOptions]):
     """Serves a folder over HTTP (loopback by default), for self-contained configs."""
 
@@ -55,7 +81,7 @@ class FileServer(Service[FileServerOptions]):
         directory = opts.directory  # made absolute by the validator
         handler = functools.partial(_QuietHandler, directory=directory)
         try:
-            server = ThreadingHTTPServer((opts.host, opts.port), handler)
+            server = _Server((opts.host, opts.port), handler, ctx.log)
         except OSError as exc:
             raise listen_error(opts.host, opts.port, exc) from exc
         server.daemon_threads = True
