@@ -118,11 +118,11 @@ def build_wheel(directory: Path) -> Path:
         check=True,
         capture_output=True,
     )
-    (wheel,) = wheels.glob("runner-*.whl")
+    (wheel,) = wheels.glob("runner_daemon-*.whl")
     return wheel
 
 
-def dependency_paths(distribution: str = "runner") -> list[Path]:
+def dependency_paths(distribution: str = "runner-daemon") -> list[Path]:
     """Every top-level file or folder of ``distribution``'s dependencies (recursively,
     without extras) as installed in this environment."""
     seen: set[str] = set()

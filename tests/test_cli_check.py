@@ -11,7 +11,9 @@ import pytest
 from helpers import run_cli
 
 WriteConfig = Callable[[str], Path]
-INSTALLED = "installed plugins: echo-listener, file-server, http-status, page-title, sleep."
+INSTALLED = (
+    "installed plugins: dns, echo-listener, file-server, http-status, page-title, sleep, tcp."
+)
 
 
 def problems(result_stderr: str) -> list[str]:

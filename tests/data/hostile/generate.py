@@ -71,9 +71,9 @@ case(
     "4:7",
     "bidirectional",
 )
-case("utf8-bom-is-fine", "\ufeff" + JOB, 0, None, "ok, 1 jobs")
-case("crlf-is-fine", JOB.replace("\n", "\r\n"), 0, None, "ok, 1 jobs")
-case("no-break-space-is-fine", JOB.replace("web", "web\u00a0page"), 0, None, "ok, 1 jobs")
+case("utf8-bom-is-fine", "\ufeff" + JOB, 0, None, "ok, 1 job ")
+case("crlf-is-fine", JOB.replace("\n", "\r\n"), 0, None, "ok, 1 job ")
+case("no-break-space-is-fine", JOB.replace("web", "web\u00a0page"), 0, None, "ok, 1 job ")
 
 # --------------------------------------------------------------------------- aliases
 
