@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from helpers import closed_port, serve_until
 from runner.builtins.echo_listener import EchoListener
-from runner.builtins.tcp import READ_LIMIT, Tcp, TcpOptions, _not_after, decode_escapes
+from runner.builtins.tcp import READ_LIMIT, Tcp, TcpOptions, decode_escapes
 from runner.plugin import Result, Status
 from runner.testing import run_check, running_service
 
@@ -312,19 +312,6 @@ async def test_handshake_that_never_finishes_times_out(serve: ServerFactory) -> 
         Tcp, {"host": "127.0.0.1", "port": port, "tls": True, "verify_tls": False}, timeout=0.5
     )
     assert result.status is Status.TIMEOUT
-
-
-@pytest.mark.parametrize("days", [30, 40000], ids=["utctime", "generalizedtime-after-2049"])
-def test_certificate_expiry_is_read_from_der(tmp_path: Path, days: int) -> None:
-    cert, _ = make_cert(tmp_path, days)
-    der = ssl.PEM_cert_to_DER_cert(cert.read_text())
-    out = subprocess.run(
-        ["openssl", "x509", "-noout", "-enddate", "-in", str(cert)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert _not_after(der) == ssl.cert_time_to_seconds(out.strip().removeprefix("notAfter="))
 
 
 # ------------------------------------------------------------------ options

@@ -19,10 +19,10 @@ Choices, and why:
   ``\\xHH``) are decoded here, so ``send: 'PING\\r\\n'`` (single quotes or
   none) means the same bytes as ``send: "PING\\r\\n"`` (double quotes, where
   YAML decodes them itself).
-* **The certificate's expiry** is read from its DER bytes: the ``ssl``
-  module parses a certificate only when it was verified, and ``verify_tls:
-  false`` should still say when it expires. Two timestamps at a fixed place
-  in the certificate do not justify a compiled dependency in the core.
+* **The certificate's expiry** is the earliest ``notAfter`` of the chain, read
+  the way http-status reads it (``runner.builtins._tls``): the verified chain,
+  or with ``verify_tls: false`` what the server sent, so an unverified
+  certificate still says when it expires.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ import re
 import socket
 import ssl
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from runner.builtins._tls import earliest_expiry
 from runner.plugin import Check, Options, Result, RunContext
 
 __all__ = ["READ_LIMIT", "Tcp", "TcpOptions", "decode_escapes"]
@@ -226,10 +226,9 @@ class Tcp(Check[TcpOptions]):
         try:
             if context is not None:
                 timings["tls"] = _ms(loop.time() - started)
-                ssl_object = writer.get_extra_info("ssl_object")
-                der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-                if der:
-                    fields["cert_expires_in_days"] = _days_left(der)
+                expiry = earliest_expiry(writer.get_extra_info("ssl_object"))
+                if expiry is not None:
+                    fields["cert_expires_in_days"] = round((expiry - time.time()) / 86400, 1)
             result = await self._exchange(ctx, reader, writer, timings, fields, where)
         except BaseException:
             # Cancelled at the job's timeout (or failed): no waiting for a goodbye.
@@ -406,58 +405,3 @@ def _shown(text: str) -> str:
 
 
 # ------------------------------------------------------------------ certificate expiry
-
-
-def _days_left(der: bytes) -> float | None:
-    """Days until the certificate's notAfter, to 0.1; None if it cannot be read."""
-    try:
-        not_after = _not_after(der)
-    except (ValueError, IndexError):
-        return None
-    return round((not_after - time.time()) / 86400, 1)
-
-
-def _not_after(der: bytes) -> float:
-    """The notAfter of a DER certificate, as a POSIX timestamp (RFC 5280, 4.1).
-
-    Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
-    serialNumber, signature, issuer, validity SEQUENCE { notBefore, notAfter }, ...
-    """
-    cert, _ = _tlv(der, 0, 0x30)
-    tbs, _ = _tlv(der, cert, 0x30)
-    pos = tbs
-    if der[pos] == 0xA0:  # explicit version
-        pos = _skip(der, pos)
-    for _ in range(3):  # serialNumber, signature, issuer
-        pos = _skip(der, pos)
-    validity, _ = _tlv(der, pos, 0x30)
-    not_after_at = _skip(der, validity)
-    tag = der[not_after_at]
-    start, end = _tlv(der, not_after_at, tag)
-    value = der[start:end].decode("ascii")
-    if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ: years 50-99 are 19xx
-        year = int(value[:2])
-        value = f"{1900 + year if year >= 50 else 2000 + year}{value[2:]}"
-    elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
-        raise ValueError(f"unexpected time tag {tag:#x}")
-    return datetime.strptime(value, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC).timestamp()
-
-
-def _tlv(der: bytes, pos: int, tag: int) -> tuple[int, int]:
-    """The (start, end) of the value of the DER element at ``pos``, which must have ``tag``."""
-    if der[pos] != tag:
-        raise ValueError(f"expected tag {tag:#x} at {pos}, found {der[pos]:#x}")
-    length = der[pos + 1]
-    start = pos + 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(der[start : start + count], "big")
-        start += count
-    if start + length > len(der):
-        raise ValueError("truncated DER")
-    return start, start + length
-
-
-def _skip(der: bytes, pos: int) -> int:
-    """The position after the DER element at ``pos``."""
-    return _tlv(der, pos, der[pos])[1]
