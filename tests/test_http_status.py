@@ -299,6 +299,7 @@ async def test_closed_port_is_an_error() -> None:
     assert result.fields["error_type"] == "ConnectError"
     assert result.message == "cannot connect: Connection refused"
     assert result.fields["url"] == url
+    assert "redirects" not in result.fields  # nothing answered, so nothing was redirected
 
 
 async def test_each_run_opens_a_fresh_connection_on_one_shared_client(

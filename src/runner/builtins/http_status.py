@@ -365,7 +365,8 @@ def _fields(status: int | None, url: httpx.URL, redirects: int, probe: Probe) ->
     if status is not None:
         fields["status_code"] = status
     fields["url"] = _public_url(url)
-    fields["redirects"] = redirects
+    if status is not None or redirects:  # no hop answered: nothing was redirected
+        fields["redirects"] = redirects
     if probe.ip is not None:
         fields["ip"] = probe.ip
     fields["timings_ms"] = probe.timings_ms()
