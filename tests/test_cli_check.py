@@ -3,6 +3,9 @@ of a job at once, "did you mean" for plugin names, counts, help texts."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,3 +128,31 @@ def test_help_explains_the_config_argument_and_log_level(command: str) -> None:
     assert "config path to the YAML config file" in text
     if command in ("serve", "run"):
         assert "--log-level {debug,info,warning,error} the lowest level logged" in text
+
+
+def test_a_config_error_reaches_the_journal_at_error_priority(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
+    """Under systemd stderr is a journal stream ($JOURNAL_STREAM is its
+    device:inode); each line of the error then starts with <3>, which the
+    journal reads as priority "err". A file stands in for the stream."""
+    config = write_config("jobs: []\n")
+    stream = tmp_path / "journal-stream"
+    with stream.open("w") as stderr:
+        st = os.fstat(stderr.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        code = subprocess.run(
+            [sys.executable, "-m", "runner", "serve", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
+            timeout=30,
+        ).returncode
+    assert code == 2
+    lines = stream.read_text().splitlines()
+    assert lines[0].startswith(f"<3>error: {config}")
+    assert all(line.startswith("<3>") for line in lines)
+    # On a terminal or a pipe (not the journal's stream) the text stays plain.
+    plain = run_cli("serve", str(config))
+    assert plain.returncode == 2
+    assert plain.stderr.startswith(f"error: {config}")

@@ -156,8 +156,29 @@ def _load(path: str, *, keep_unloadable: bool = False) -> Config | None:
     try:
         return load_config(path, keep_unloadable=keep_unloadable)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print_error(f"error: {exc}")
         return None
+
+
+def _print_error(text: str) -> None:
+    """Print an error for a person; into the journal, at error priority.
+
+    Under systemd, stderr is a journal stream (``$JOURNAL_STREAM`` names its
+    device and inode) that reads a ``<3>`` at the start of a line as "error",
+    so ``journalctl -p err`` shows why a service did not start.
+    """
+    if _stderr_is_journal():
+        text = "\n".join(f"<3>{line}" for line in text.splitlines())
+    print(text, file=sys.stderr)
+
+
+def _stderr_is_journal() -> bool:
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return f"{st.st_dev}:{st.st_ino}" == f"{device}:{inode}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
