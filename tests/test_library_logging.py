@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,3 +55,23 @@ def test_malformed_requests_to_the_endpoint_are_json_events(
     for line in runner.raw_lines:
         assert isinstance(json.loads(line), dict), line
     assert runner.stderr == ""
+
+
+def test_python_warnings_are_json_events_not_text() -> None:
+    """A plugin's "coroutine was never awaited" or a deprecation would
+    otherwise be printed to stderr as text."""
+    code = (
+        "import warnings\n"
+        "from runner.log import configure_logging\n"
+        "configure_logging('json', 'info', own_stdout=True)\n"
+        "warnings.warn('this API goes away', DeprecationWarning, stacklevel=1)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    (event,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert event["event"] == "library.log"
+    assert event["logger"] == "py.warnings"
+    assert "DeprecationWarning: this API goes away" in event["message"]

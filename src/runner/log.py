@@ -222,3 +222,11 @@ def _route_library_logging() -> None:
     # handler already takes stay where they were (Apprise's NullHandler keeps
     # its warnings, which quote whole URLs with their tokens, silent).
     logging.lastResort = _LibraryHandler(logging.WARNING)
+    # Python's warnings ("coroutine ... was never awaited", deprecations) are
+    # printed to stderr as text too; through logging they become the same
+    # events. (Captured warnings skip the last resort: logging gives their
+    # logger a NullHandler unless it has a handler, so it gets ours.)
+    warnings_log = logging.getLogger("py.warnings")
+    if not any(isinstance(h, _LibraryHandler) for h in warnings_log.handlers):
+        warnings_log.addHandler(_LibraryHandler(logging.WARNING))
+    logging.captureWarnings(True)
