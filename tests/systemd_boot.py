@@ -150,7 +150,8 @@ def dependency_paths(distribution: str = "runner-daemon") -> list[Path]:
 # --------------------------------------------------------------------------- the boot
 
 # Runs as root in a private mount namespace ($1: scratch dir, $2: the wheel,
-# $3: the dependency dir list file). Ends by exec'ing the inner unshare.
+# $3: the dependencies, "INDEX NAME" per line, INDEX into the folders listed in
+# $PARENTS). Ends by exec'ing the inner unshare.
 _OUTER = r"""
 set -eu
 W=$1 WHEEL=$2 DEPS=$3 CGROUP=$4
@@ -186,8 +187,18 @@ chroot "$R" "$PIP_PYTHON" -m pip --python /opt/runner/venv/bin/python install --
 rm -rf "$R/tmp/runner-wheel"
 SITE=$(chroot "$R" /opt/runner/venv/bin/python -c \
     'import sysconfig; print(sysconfig.get_path("purelib"))')
+# The folders they are in are bound read-only under /opt/runner/host, and
+# linked from there: a link to the host path would break when it is under
+# /tmp, which the machine's systemd mounts a tmpfs over (a CI clone in /tmp).
 mkdir -p "$R/opt/runner/deps"
-while IFS= read -r dep; do ln -s "$dep" "$R/opt/runner/deps/"; done < "$DEPS"
+i=0
+while IFS= read -r parent; do
+    mkdir -p "$R/opt/runner/host/$i"
+    mount --bind "$parent" "$R/opt/runner/host/$i"
+    mount -o remount,bind,ro "$R/opt/runner/host/$i"
+    i=$((i + 1))
+done < "$PARENTS"
+while read -r i name; do ln -s "/opt/runner/host/$i/$name" "$R/opt/runner/deps/"; done < "$DEPS"
 echo /opt/runner/deps > "$R$SITE/runner-test-deps.pth"
 
 # Its own cgroup, so that the machine's cgroup namespace starts empty and
@@ -292,8 +303,12 @@ def booted_systemd(scratch: Path, boot_timeout: float = 60) -> Iterator[Machine]
     """Boot a machine with runner installed in ``/opt/runner/venv``; always torn down."""
     scratch.mkdir(parents=True, exist_ok=True)
     wheel = build_wheel(scratch / "build")
+    paths = dependency_paths()
+    parents = sorted({str(p.parent) for p in paths})
+    parents_file = scratch / "parents.txt"
+    parents_file.write_text("".join(f"{p}\n" for p in parents))
     deps = scratch / "deps.txt"
-    deps.write_text("".join(f"{p}\n" for p in dependency_paths()))
+    deps.write_text("".join(f"{parents.index(str(p.parent))} {p.name}\n" for p in paths))
     overlay = scratch / "overlay"
     overlay.mkdir()
     console = scratch / "console.log"
@@ -327,6 +342,7 @@ def booted_systemd(scratch: Path, boot_timeout: float = 60) -> Iterator[Machine]
                     "INNER": _INNER,
                     "DEVICES": " ".join(DEVICES),
                     "PIP_PYTHON": sys.executable,
+                    "PARENTS": str(parents_file),
                 },
             )
         machine = Machine(_wait_for_pid1(launcher, console, boot_timeout), console)
