@@ -54,6 +54,7 @@ __all__ = [
     "RunContext",
     "Service",
     "ServiceContext",
+    "Slots",
     "Status",
 ]
 
@@ -228,6 +229,26 @@ class Plugin(ABC, Generic[OptionsT]):
         return doc.splitlines()[0] if doc else ""
 
 
+@dataclass(frozen=True)
+class Slots:
+    """A limited resource that the runs of many jobs share: at most ``size``
+    runs hold one of its slots at once (a browser's pages, say).
+
+    Set it as a check's ``slots`` and the daemon gives each run a slot before
+    the run starts, first come, first served: the time spent waiting in line
+    is not the target's time, so it is not part of the job's timeout. It is in
+    the result as ``queued_ms``. While a run waits, the job's next runs are
+    skipped (``job.skipped``, "still waiting for a ... slot"): an
+    oversubscribed resource shows as skips, never as slow targets. Checks that
+    give the same ``name`` share its slots (the first one started sets
+    ``size``). The first runs of such jobs are spread over their whole
+    interval, not one second, so that they do not all queue at start.
+    """
+
+    name: str
+    size: int
+
+
 class Check(Plugin[OptionsT]):
     """A plugin run on a schedule.
 
@@ -238,6 +259,8 @@ class Check(Plugin[OptionsT]):
     """
 
     kind: ClassVar[str] = "check"
+    #: A limited resource the runs need, given before the run's clock starts.
+    slots: ClassVar[Slots | None] = None
 
     @abstractmethod
     async def run(self, ctx: RunContext) -> Result:

@@ -18,13 +18,13 @@ import asyncio
 import time
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runner.config import Job
 from runner.execution import CANCEL_GRACE, abandon_timer, abandoned, run_check_once
 from runner.log import get_logger
-from runner.plugin import Check, Result, Service, ServiceContext
+from runner.plugin import Check, Result, Service, ServiceContext, Slots
 from runner.resources import Resources
 from runner.results import ResultHub, RunRecord
 
@@ -36,7 +36,13 @@ RESTART_MAX_DELAY = 60.0
 
 
 def first_run_offset(job: Job, window: float = SPREAD_WINDOW) -> float:
-    """A stable offset in [0, min(interval, window)) for the job's first run."""
+    """A stable offset in [0, min(interval, window)) for the job's first run.
+
+    Jobs whose plugin needs a limited resource (``Check.slots``) are spread
+    over their whole interval instead: a hundred page checks every 5 minutes
+    then run evenly rather than queueing for two browser pages at start."""
+    if job.interval is not None and _slots_of(job) is not None:
+        window = job.interval
     span = min(job.interval or window, window)
     return (zlib.crc32(job.name.encode()) / 2**32) * span
 
@@ -75,6 +81,10 @@ class Scheduler:
         self.handles: dict[str, JobHandle] = {}
         #: Services that failed (raised or returned), since start.
         self.service_failures = 0
+        #: The limited resources of ``Check.slots``, by name.
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        #: Jobs whose current run is waiting in line for a slot.
+        self._waiting: set[str] = set()
         self._log = get_logger()
 
     # ------------------------------------------------------------------ control
@@ -167,11 +177,14 @@ class Scheduler:
                 await asyncio.sleep(max(0.0, next_due - loop.time()))
                 if current is not None and not current.done() and current not in abandoned.tasks:
                     self.hub.skipped(job.name)
+                    slots = _slots_of(job)
                     self._log.warning(
                         "job.skipped",
                         job=job.name,
                         plugin=job.plugin_name,
-                        reason="previous run still going",
+                        reason=f"previous run still waiting for a {slots.name} slot"
+                        if slots is not None and job.name in self._waiting
+                        else "previous run still going",
                         interval_s=interval,
                     )
                 else:
@@ -195,27 +208,44 @@ class Scheduler:
         job = handle.job
         task = asyncio.current_task()
         assert task is not None and job.timeout is not None
+        # A run that needs a slot (Check.slots) waits for one in line, keeping
+        # its place; the clock of its timeout starts once it has one.
+        slot = await self._take_slot(job)
+
+        def abandon(record: RunRecord) -> None:
+            slot.release()  # a run left behind must not keep its slot from the others
+            self.hub.publish(slot.stamp(record))
+
         # Runs go inline in this task (a task per attempt costs a third more CPU
         # per run); this timer abandons a run that ignores its cancellation.
         timer = abandon_timer(
-            task,
-            job=job.name,
-            plugin=job.plugin_name,
-            timeout=job.timeout,
-            on_abandon=self.hub.publish,
+            task, job=job.name, plugin=job.plugin_name, timeout=job.timeout, on_abandon=abandon
         )
         try:
-            record = await self.run_once(job, check, isolated=False)
+            record = await self._run(job, check, isolated=False)
         finally:
             timer.cancel()
+            slot.release()
         if task not in abandoned.tasks:  # else its timeout was published already
-            self.hub.publish(record)
+            self.hub.publish(slot.stamp(record))
 
     async def run_once(
         self, job: Job, check: _Lazy | None = None, *, isolated: bool = True
     ) -> RunRecord:
         """Run a check job once, as the schedule would, and return its record
-        (without publishing it). ``isolated``: see :func:`run_check_once`."""
+        (without publishing it). ``isolated``: see :func:`run_check_once`.
+
+        A run that needs a slot (``Check.slots``) waits for one in line: every
+        run is made (``runner run``), each with its full timeout.
+        """
+        slot = await self._take_slot(job)
+        try:
+            record = await self._run(job, check, isolated=isolated)
+        finally:
+            slot.release()
+        return slot.stamp(record)
+
+    async def _run(self, job: Job, check: _Lazy | None, *, isolated: bool) -> RunRecord:
         assert job.timeout is not None
         started_at, started = time.time(), time.perf_counter()
         instance = (check or _Lazy(job)).get()
@@ -233,6 +263,30 @@ class Scheduler:
             retry=job.retry,
             isolated=isolated,
         )
+
+    async def _take_slot(self, job: Job) -> _Slot:
+        """Wait in line for a slot of the job's limited resource, if it needs one.
+
+        The line is first come, first served, and every run holding a slot
+        ends within its timeout (or is abandoned, releasing it), so the wait
+        is bounded by the runs ahead. Meanwhile the job's next runs are
+        skipped as "still waiting for a slot": an oversubscribed resource
+        shows as skips, never as timeouts of the targets.
+        """
+        slots = _slots_of(job)
+        if slots is None:
+            return _NO_SLOT
+        semaphore = self._slots.get(slots.name)
+        if semaphore is None:
+            semaphore = self._slots[slots.name] = asyncio.Semaphore(slots.size)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._waiting.add(job.name)
+        try:
+            await semaphore.acquire()
+        finally:
+            self._waiting.discard(job.name)
+        return _Slot(semaphore, loop.time() - started)
 
     # ------------------------------------------------------------------ services
 
@@ -277,6 +331,34 @@ class Scheduler:
             log.error("service.failed", error=problem, error_type=error_type, retry_in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESTART_MAX_DELAY)
+
+
+def _slots_of(job: Job) -> Slots | None:
+    slots = getattr(job.plugin, "slots", None)
+    return slots if isinstance(slots, Slots) else None
+
+
+class _Slot:
+    """A slot taken for one run: released after it, and its wait put in the record."""
+
+    def __init__(self, semaphore: asyncio.Semaphore | None, waited: float) -> None:
+        self._semaphore = semaphore
+        self._needed = semaphore is not None
+        self.waited = waited
+
+    def release(self) -> None:
+        if self._semaphore is not None:
+            self._semaphore.release()
+            self._semaphore = None
+
+    def stamp(self, record: RunRecord) -> RunRecord:
+        """The record with ``queued_ms`` (0 when a slot was free), for runs that need one."""
+        if not self._needed:
+            return record
+        return replace(record, fields={**record.fields, "queued_ms": round(self.waited * 1000, 3)})
+
+
+_NO_SLOT = _Slot(None, 0.0)
 
 
 class _Lazy:

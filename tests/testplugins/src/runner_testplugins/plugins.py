@@ -6,7 +6,16 @@ import asyncio
 import time
 from pathlib import Path
 
-from runner.plugin import Check, NoOptions, Options, Result, RunContext, Service, ServiceContext
+from runner.plugin import (
+    Check,
+    NoOptions,
+    Options,
+    Result,
+    RunContext,
+    Service,
+    ServiceContext,
+    Slots,
+)
 
 
 class RaisesOptions(Options):
@@ -98,3 +107,24 @@ class Widget:
 
 class Gear(Widget):
     """A widget."""
+
+
+class OneAtATimeOptions(Options):
+    seconds: float = 0.3
+
+
+class OneAtATime(Check[OneAtATimeOptions]):
+    """Needs the one slot of a limited resource, as page checks need a browser page."""
+
+    Options = OneAtATimeOptions
+    slots = Slots("tests.one-at-a-time", 1)
+    running = 0
+
+    async def run(self, ctx: RunContext) -> Result:
+        OneAtATime.running += 1
+        try:
+            most = OneAtATime.running
+            await asyncio.sleep(self.options.seconds)
+            return Result.ok(at_once=most)
+        finally:
+            OneAtATime.running -= 1
