@@ -42,6 +42,9 @@ from packaging.requirements import Requirement
 
 SYSTEMD = Path("/lib/systemd/systemd")
 PROJECT = Path(__file__).resolve().parent.parent
+#: The checkout's systemd/ folder, as copied into the machine before it boots
+#: (the checkout itself may be under /tmp, which the machine mounts a tmpfs over).
+UNITS = "/opt/runner/checkout-systemd"
 #: Where systemd/README.md installs runner.
 VENV = "/opt/runner/venv"
 PR_SET_PDEATHSIG = 1
@@ -200,6 +203,7 @@ while IFS= read -r parent; do
 done < "$PARENTS"
 while read -r i name; do ln -s "/opt/runner/host/$i/$name" "$R/opt/runner/deps/"; done < "$DEPS"
 echo /opt/runner/deps > "$R$SITE/runner-test-deps.pth"
+cp -r "$PROJECT_UNITS" "$R/opt/runner/checkout-systemd"
 
 # Its own cgroup, so that the machine's cgroup namespace starts empty and
 # teardown can kill whatever is left in it.
@@ -343,6 +347,7 @@ def booted_systemd(scratch: Path, boot_timeout: float = 60) -> Iterator[Machine]
                     "DEVICES": " ".join(DEVICES),
                     "PIP_PYTHON": sys.executable,
                     "PARENTS": str(parents_file),
+                    "PROJECT_UNITS": str(PROJECT / "systemd"),
                 },
             )
         machine = Machine(_wait_for_pid1(launcher, console, boot_timeout), console)

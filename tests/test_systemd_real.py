@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from systemd_boot import PROJECT, VENV, Machine, booted_systemd, missing_prerequisites
+from systemd_boot import PROJECT, UNITS, VENV, Machine, booted_systemd, missing_prerequisites
 
 pytestmark = pytest.mark.systemd
 
@@ -119,7 +119,7 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
                    input=dedent(CONFIG))  # fmt: skip
         booted.run(RUNNER, "check", "/etc/runner/runner.yaml")
         for unit in ("runner.service", "runner@.service"):
-            booted.run("cp", str(PROJECT / "systemd" / unit), "/etc/systemd/system/")
+            booted.run("cp", f"{UNITS}/{unit}", "/etc/systemd/system/")
         booted.systemctl("daemon-reload")
         yield booted
 
