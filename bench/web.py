@@ -57,19 +57,19 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-import runner.web
 from runner import __version__
 from runner.builtins.page_title import CHROMIUM_ARGS, find_chromium
 from runner.builtins.sleep import Sleep
 from runner.config import Config, load_config
 from runner.daemon import Daemon
 from runner.log import configure_logging
+from runner.metrics import DaemonCollector, JobCollector
 from runner.plugin import Result, RunContext, Status
 from runner.results import Health, JobState, RunRecord
 from runner.scheduler import JobHandle, first_run_offset
-from runner.web import DaemonCollector
 
 #: The scrape client, run as a child process: COUNT GETs of URL spread over
 #: SECONDS, then it waits out the window; prints one line per scrape.
@@ -256,7 +256,7 @@ class Sketch:
         kinds = [s.kind for s in daemon.hub.states.values()]
         out.append(
             "# HELP runner_up 1 while the daemon runs\n# TYPE runner_up gauge\nrunner_up 1.0\n"
-            "# HELP runner_loop_lag_seconds How late the event loop's heartbeat is\n"
+            "# HELP runner_loop_lag_seconds How long the event loop has kept the blocked-loop watcher's probe waiting\n"
             "# TYPE runner_loop_lag_seconds gauge\n"
             f"runner_loop_lag_seconds {floatToGoString(daemon.loop_monitor.lag)}\n"
             "# HELP runner_jobs Jobs in the config, by kind\n# TYPE runner_jobs gauge\n"
@@ -336,7 +336,7 @@ async def window(
     if kind == "gc frozen":
         gc.freeze()
     if kind == "sketch":
-        runner.web.generate_latest = Sketch(daemon)  # what WebEndpoint.metrics calls
+        daemon.web.exposition.render = Sketch(daemon)  # type: ignore[method-assign]
     lateness.clear()
     watch.pauses.clear()
     began, before = time.monotonic(), cpu()
@@ -345,7 +345,7 @@ async def window(
             for i in range(count):
                 await asyncio.sleep(max(0.0, began + i * seconds / count - time.monotonic()))
                 started = time.thread_time()
-                generate_latest(daemon.web.registry)
+                daemon.web.exposition.render()
                 gen_cpu.append(time.thread_time() - started)
             await asyncio.sleep(max(0.0, began + seconds - time.monotonic()))
         else:
@@ -360,7 +360,8 @@ async def window(
                 scrapes.append((float(wall), int(size), int(samples)))
         used, wall = cpu() - before, time.monotonic() - began
     finally:
-        runner.web.generate_latest = generate_latest
+        if kind == "sketch":
+            del daemon.web.exposition.render  # the class's own again
         gc.unfreeze()
     full = [p for generation, p in watch.pauses if generation == 2]
     return {
@@ -394,8 +395,10 @@ def thread_cpu(fn: Callable[[], object], times: int = 3, *, collect: bool = True
 def profile_scrape(daemon: Daemon, samples: int) -> None:
     """Where one generate_latest's time goes: GC, the collector, prometheus_client's text."""
     assert daemon.web is not None
-    registry = daemon.web.registry
-    collector = DaemonCollector(daemon)
+    registry = CollectorRegistry(auto_describe=False)  # everything, without the cache
+    registry.register(JobCollector(daemon))
+    registry.register(DaemonCollector(daemon))
+    collector = JobCollector(daemon)
 
     def us(seconds: float) -> str:
         return f"{seconds * 1000:.0f} ms ({seconds / samples * 1e6:.2f} us/sample)"
@@ -428,7 +431,7 @@ def profile_scrape(daemon: Daemon, samples: int) -> None:
         cumulative[key] = cumulative.get(key, 0.0) + ct
     print(f"cProfile of one generate_latest, GC off ({total:.2f} s under the profiler):")
     for key in (
-        "runner/web.py:collect",
+        "runner/metrics.py:collect",
         "prometheus_client/metrics_core.py:add_metric",
         "prometheus_client/exposition.py:sample_line",
         "prometheus_client/exposition.py:<listcomp>",

@@ -21,25 +21,17 @@ import asyncio
 import base64
 import hmac
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from html import escape
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    InfoMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from runner import __version__
 from runner.log import get_logger
-from runner.plugin import Status
+from runner.metrics import Exposition
 from runner.results import Health
 
 if TYPE_CHECKING:
@@ -51,112 +43,6 @@ HEALTHY_LAG = 1.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class DaemonCollector(Collector):
-    """Prometheus metrics read from the daemon's state at each scrape."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-
-    def collect(self) -> Iterator[Metric]:
-        daemon = self.daemon
-        states = list(daemon.hub.states.values())
-        labels = ["name", "plugin"]
-        up = GaugeMetricFamily(
-            "runner_job_up",
-            "1 if the job's last result was ok (or the service is up), else 0",
-            labels=labels,
-        )
-        down = GaugeMetricFamily(
-            "runner_job_down",
-            "1 while the job is down (past its failure_threshold)",
-            labels=labels,
-        )
-        duration = GaugeMetricFamily(
-            "runner_job_last_duration_seconds", "Duration of the job's last run", labels=labels
-        )
-        runs = CounterMetricFamily(
-            "runner_job_runs", "Finished runs by status", labels=[*labels, "status"]
-        )
-        changes = CounterMetricFamily(
-            "runner_job_state_changes",
-            "Times the job went from ok to failing or back",
-            labels=labels,
-        )
-        attempts = GaugeMetricFamily(
-            "runner_job_last_attempts",
-            "Attempts the job's last run took (with retries)",
-            labels=labels,
-        )
-        http_status = GaugeMetricFamily(
-            "runner_http_status_code",
-            "Status code of the last answer (http-status checks)",
-            labels=labels,
-        )
-        for state in states:
-            values = [state.job, state.plugin]
-            if state.kind == "service":
-                up.add_metric(values, 1.0 if state.ready else 0.0)
-                continue
-            if state.state is not Health.UNKNOWN:
-                up.add_metric(values, 1.0 if state.state is Health.OK else 0.0)
-            down.add_metric(values, 1.0 if state.down else 0.0)
-            for status in Status:
-                runs.add_metric([*values, status.value], float(state.counts.get(status.value, 0)))
-            changes.add_metric(values, float(state.state_changes))
-            if state.last is not None:
-                duration.add_metric(values, state.last.duration_ms / 1000)
-                attempts.add_metric(values, float(state.last.attempts))
-                code = state.last.fields.get("status_code")
-                if isinstance(code, int):
-                    http_status.add_metric(values, float(code))
-        yield from (up, down, duration, attempts, runs, changes, http_status)
-
-        yield GaugeMetricFamily("runner_up", "1 while the daemon runs", value=1.0)
-        yield GaugeMetricFamily(
-            "runner_loop_lag_seconds",
-            "How long the event loop has kept the blocked-loop watcher's probe waiting",
-            value=daemon.loop_monitor.lag,
-        )
-        jobs = GaugeMetricFamily("runner_jobs", "Jobs in the config, by kind", labels=["kind"])
-        for kind in ("check", "service"):
-            jobs.add_metric([kind], float(sum(s.kind == kind for s in states)))
-        yield jobs
-        if daemon.alerts is not None:
-            failures = CounterMetricFamily(
-                "runner_notifier_failures",
-                "Alerts a notifier could not deliver",
-                labels=["notifier"],
-            )
-            sent = CounterMetricFamily(
-                "runner_notifier_sent", "Alerts a notifier delivered", labels=["notifier"]
-            )
-            for name, stats in daemon.alerts.stats().items():
-                failures.add_metric([name], float(stats["failed"]))
-                sent.add_metric([name], float(stats["sent"]))
-            yield failures
-            yield sent
-        if daemon.history is not None:
-            yield CounterMetricFamily(
-                "runner_history_written",
-                "Results stored in the history",
-                value=float(daemon.history.written),
-            )
-            yield CounterMetricFamily(
-                "runner_history_dropped",
-                "Results given up because the store could not take them",
-                value=float(daemon.history.dropped),
-            )
-            yield GaugeMetricFamily(
-                "runner_history_queued",
-                "Results waiting to be written",
-                value=float(daemon.history.queued),
-            )
-            yield GaugeMetricFamily(
-                "runner_history_lag_seconds",
-                "Age of the oldest result waiting to be written",
-                value=daemon.history.lag,
-            )
-        yield InfoMetricFamily("runner_build", "runner's version", value={"version": __version__})
 
 
 class WebEndpoint:
@@ -168,8 +54,7 @@ class WebEndpoint:
         self.daemon = daemon
         self.host, self.port = spec.host_and_port()
         self.token = spec.auth.token if spec.auth is not None else None
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(DaemonCollector(daemon))
+        self.exposition = Exposition(daemon)
         self._page = files("runner").joinpath("status_page.html").read_bytes()
         self._log = get_logger()
 
@@ -241,10 +126,11 @@ class WebEndpoint:
         return web.Response(text="ok\n")
 
     async def metrics(self, request: web.Request) -> web.Response:
-        # Formatting is about 5 µs a sample in prometheus_client (10,000 jobs: about
-        # 0.5 s): done on a thread so checks keep their schedule. The collector
-        # reads immutable JobState snapshots, so it needs no lock.
-        body = await asyncio.to_thread(generate_latest, self.registry)
+        # Formatting is about 5 µs a sample in prometheus_client (10,000 jobs that
+        # all changed: about 0.5 s; see runner.metrics for the cache): done on a
+        # thread so checks keep their schedule. It reads immutable JobState
+        # snapshots, so it needs no lock.
+        body = await asyncio.to_thread(self.exposition.render)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def api_status(self, request: web.Request) -> web.Response:

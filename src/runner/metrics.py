@@ -1,0 +1,228 @@
+"""Prometheus metrics of the daemon, computed from the hub's state at each scrape.
+
+prometheus_client builds and formats every family (no hand-written exposition
+format). What is added here is a cache: the text of a job's samples is kept
+while the job's ``JobState`` is the same object (the hub replaces it on every
+change), so a scrape formats only the jobs that changed since the last one.
+At 10,000 jobs formatting is most of a scrape's cost (about 5 us a sample,
+9 samples a job); with most jobs on long intervals, most of it is skipped.
+The cached text is prometheus_client's own output for that job, cut at its
+family headers and joined under one header per family: byte for byte what
+``generate_latest`` writes for all jobs at once (a test compares them).
+When more than half of the jobs changed since the last scrape (short
+intervals), one ``generate_latest`` over all of them is cheaper, and is used.
+
+Measured (10,000 jobs, thread CPU per scrape, 2-core VM): 1,000 changed
+since the last scrape 77 ms, against 448 ms for one ``generate_latest`` of
+everything; all changed, the same as it (about 0.5 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from runner import __version__
+from runner.plugin import Status
+from runner.results import Health, JobState
+
+if TYPE_CHECKING:
+    from runner.daemon import Daemon
+
+__all__ = ["DaemonCollector", "Exposition", "JobCollector", "job_families"]
+
+
+def job_families(states: Iterable[JobState]) -> list[Metric]:
+    """The per-job families, in order, with a sample for each of ``states``."""
+    labels = ["name", "plugin"]
+    up = GaugeMetricFamily(
+        "runner_job_up",
+        "1 if the job's last result was ok (or the service is up), else 0",
+        labels=labels,
+    )
+    down = GaugeMetricFamily(
+        "runner_job_down",
+        "1 while the job is down (past its failure_threshold)",
+        labels=labels,
+    )
+    duration = GaugeMetricFamily(
+        "runner_job_last_duration_seconds", "Duration of the job's last run", labels=labels
+    )
+    runs = CounterMetricFamily(
+        "runner_job_runs", "Finished runs by status", labels=[*labels, "status"]
+    )
+    changes = CounterMetricFamily(
+        "runner_job_state_changes",
+        "Times the job went from ok to failing or back",
+        labels=labels,
+    )
+    attempts = GaugeMetricFamily(
+        "runner_job_last_attempts",
+        "Attempts the job's last run took (with retries)",
+        labels=labels,
+    )
+    http_status = GaugeMetricFamily(
+        "runner_http_status_code",
+        "Status code of the last answer (http-status checks)",
+        labels=labels,
+    )
+    for state in states:
+        values = [state.job, state.plugin]
+        if state.kind == "service":
+            up.add_metric(values, 1.0 if state.ready else 0.0)
+            continue
+        if state.state is not Health.UNKNOWN:
+            up.add_metric(values, 1.0 if state.state is Health.OK else 0.0)
+        down.add_metric(values, 1.0 if state.down else 0.0)
+        for status in Status:
+            runs.add_metric([*values, status.value], float(state.counts.get(status.value, 0)))
+        changes.add_metric(values, float(state.state_changes))
+        if state.last is not None:
+            duration.add_metric(values, state.last.duration_ms / 1000)
+            attempts.add_metric(values, float(state.last.attempts))
+            code = state.last.fields.get("status_code")
+            if isinstance(code, int):
+                http_status.add_metric(values, float(code))
+    return [up, down, duration, attempts, runs, changes, http_status]
+
+
+class JobCollector(Collector):
+    """The per-job families of every tracked job."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        yield from job_families(self.daemon.hub.states.values())
+
+
+class DaemonCollector(Collector):
+    """The daemon-wide families: up, loop lag, job counts, notifiers, history, build."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        daemon = self.daemon
+        states = list(daemon.hub.states.values())
+
+        yield GaugeMetricFamily("runner_up", "1 while the daemon runs", value=1.0)
+        yield GaugeMetricFamily(
+            "runner_loop_lag_seconds",
+            "How long the event loop has kept the blocked-loop watcher's probe waiting",
+            value=daemon.loop_monitor.lag,
+        )
+        jobs = GaugeMetricFamily("runner_jobs", "Jobs in the config, by kind", labels=["kind"])
+        for kind in ("check", "service"):
+            jobs.add_metric([kind], float(sum(s.kind == kind for s in states)))
+        yield jobs
+        if daemon.alerts is not None:
+            failures = CounterMetricFamily(
+                "runner_notifier_failures",
+                "Alerts a notifier could not deliver",
+                labels=["notifier"],
+            )
+            sent = CounterMetricFamily(
+                "runner_notifier_sent", "Alerts a notifier delivered", labels=["notifier"]
+            )
+            for name, stats in daemon.alerts.stats().items():
+                failures.add_metric([name], float(stats["failed"]))
+                sent.add_metric([name], float(stats["sent"]))
+            yield failures
+            yield sent
+        if daemon.history is not None:
+            yield CounterMetricFamily(
+                "runner_history_written",
+                "Results stored in the history",
+                value=float(daemon.history.written),
+            )
+            yield CounterMetricFamily(
+                "runner_history_dropped",
+                "Results given up because the store could not take them",
+                value=float(daemon.history.dropped),
+            )
+            yield GaugeMetricFamily(
+                "runner_history_queued",
+                "Results waiting to be written",
+                value=float(daemon.history.queued),
+            )
+            yield GaugeMetricFamily(
+                "runner_history_lag_seconds",
+                "Age of the oldest result waiting to be written",
+                value=daemon.history.lag,
+            )
+        yield InfoMetricFamily("runner_build", "runner's version", value={"version": __version__})
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+def _by_family(text: str) -> list[str]:
+    """prometheus_client's text cut at each family: the lines after each ``# HELP``
+    and ``# TYPE`` pair, one string per family."""
+    blocks: list[list[str]] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("# HELP "):
+            blocks.append([line])
+        elif line.startswith("# TYPE "):
+            blocks[-1].append(line)
+        else:
+            blocks[-1].append(line)
+    return ["".join(block) for block in blocks]
+
+
+def _samples_only(block: str) -> str:
+    return "".join(line for line in block.splitlines(keepends=True) if not line.startswith("# "))
+
+
+class Exposition:
+    """The /metrics text, formatted by prometheus_client, a changed job at a time."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(DaemonCollector(daemon))
+        # Each family's "# HELP" and "# TYPE" lines, as prometheus_client writes them.
+        self._headers = _by_family(generate_latest(_Families(job_families(()))).decode())
+        self._cache: dict[str, tuple[JobState, tuple[str, ...]]] = {}
+        #: Each job's state at the previous scrape: how many changed since.
+        self._seen: dict[str, JobState] = {}
+
+    def render(self) -> bytes:
+        """The whole exposition: every job's families, then the daemon's."""
+        states = list(self.daemon.hub.states.values())
+        seen, self._seen = self._seen, {st.job: st for st in states}
+        changed = sum(1 for st in states if seen.get(st.job) is not st)
+        if changed > len(states) // 2:
+            # Most jobs changed (short intervals): one pass over all of them is
+            # cheaper than one per job. The cache is kept for when they settle.
+            return generate_latest(_Families(job_families(states))) + generate_latest(self.registry)
+        columns: list[list[str]] = [[header] for header in self._headers]
+        fresh: dict[str, tuple[JobState, tuple[str, ...]]] = {}
+        for state in states:
+            known = self._cache.get(state.job)
+            if known is None or known[0] is not state:
+                text = generate_latest(_Families(job_families((state,)))).decode()
+                known = (state, tuple(_samples_only(b) for b in _by_family(text)))
+            fresh[state.job] = known
+            for column, samples in zip(columns, known[1], strict=True):
+                column.append(samples)
+        # Replaced, not updated: removed jobs leave, and two scrapes at once
+        # (threads) each keep a whole cache.
+        self._cache = fresh
+        jobs = "".join("".join(column) for column in columns)
+        return jobs.encode() + generate_latest(self.registry)
