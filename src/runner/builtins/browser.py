@@ -549,7 +549,7 @@ _METRICS_JS = """async () => {
   // arrived last) is an LCP candidate only once painted: wait for the next frames.
   await Promise.race([
     new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))),
-    new Promise((done) => setTimeout(done, 100)),
+    new Promise((done) => setTimeout(done, 500)),
   ]);
   const nav = performance.getEntriesByType("navigation")[0];
   // Not the browser's own favicon.ico request: the page did not ask for it.
