@@ -167,7 +167,8 @@ async def test_wrong_password_fails_at_the_url_step_with_a_screenshot(
 ) -> None:
     result = await run_check(
         BrowserSteps,
-        {"steps": login_steps(app, "wrong password")},
+        # The expectation waits up to step_timeout for the URL to change.
+        {"steps": login_steps(app, "wrong password"), "step_timeout": "1500ms"},
         timeout=20,
         resources=resources,
     )
@@ -210,6 +211,7 @@ def test_a_typed_secret_never_appears_in_any_output(app: str, tmp_path: Path) ->
         "    timeout: 20s\n"
         "    options:\n"
         "      trace: on-failure\n"
+        "      step_timeout: 1500ms\n"
         "      steps:\n"
         f"        - goto: {app}/login\n"
         f"        - fill: {{selector: '#email', value: {EMAIL}}}\n"
