@@ -274,6 +274,11 @@ def test_a_typed_secret_never_appears_in_any_output(app: str, tmp_path: Path) ->
         pytest.param({"click": {"role": "buton"}}, "steps.0.click.role", id="unknown-role"),
         pytest.param({"expect_url": {"regex": "(x"}}, "not a valid regular", id="bad-regex"),
         pytest.param({"goto": "ftp://x/"}, "http:// or https://", id="not-http"),
+        pytest.param(
+            {"fill": {"selector": "a", "valeu": "x"}},
+            r"unknown key; did you mean 'value'\? \(allowed: exact, label, name, role, selector",
+            id="unknown-key",
+        ),
     ],
 )
 def test_steps_are_validated(step: dict[str, Any], complaint: str) -> None:

@@ -24,6 +24,7 @@ field: they are masked in the result even when not taken from ``${ENV}``.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import re
 import time
 from abc import ABC, abstractmethod
@@ -394,6 +395,25 @@ _STEPS: tuple[type[_Step], ...] = (
     ExpectTextStep,
 )
 STEP_KINDS = tuple(step.kind for step in _STEPS)
+_STEP_BY_KIND = {step.kind: step for step in _STEPS}
+
+
+def _unknown_key(step: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """'unknown key; did you mean ...? (allowed: ...)' for the model ``loc`` is in."""
+    model: type[BaseModel] = step
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return "unknown key"
+        model = annotation
+    allowed = sorted(f.alias or name for name, f in model.model_fields.items())
+    hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
+    return (
+        "unknown key"
+        + (f"; did you mean {hint[0]!r}?" if hint else "")
+        + f" (allowed: {', '.join(allowed)})"
+    )
 
 
 def _kind(value: Any) -> str | None:
@@ -427,13 +447,14 @@ def _untagged(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         errors: list[Any] = []
         for error in exc.errors(include_url=False):
             loc = tuple(error["loc"])
-            entry: dict[str, Any] = {
-                "type": error["type"],
-                "loc": loc[1:] if loc[:1] == (tag,) else loc,
-                "input": error["input"],
-            }
+            loc = loc[1:] if loc[:1] == (tag,) else loc
+            entry: dict[str, Any] = {"type": error["type"], "loc": loc, "input": error["input"]}
             if "ctx" in error:
                 entry["ctx"] = error["ctx"]
+            if error["type"] == "extra_forbidden":
+                # The config's message would list the job's options, not this step's keys.
+                entry["type"] = "value_error"
+                entry["ctx"] = {"error": ValueError(_unknown_key(_STEP_BY_KIND[tag], loc))}
             errors.append(entry)
         try:
             rebuilt = ValidationError.from_exception_data(exc.title, errors)
