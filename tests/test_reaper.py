@@ -1,14 +1,19 @@
-"""runner as PID 1 of a PID namespace reaps the orphans Chromium leaves behind.
+"""No process outlives runner, and as PID 1 runner reaps the orphans Chromium leaves.
 
-The namespace is real (``unshare --pid --fork --mount-proc``, which needs
-root); the browser is really killed from outside and relaunched by the next run.
+The counting process makes itself a child subreaper, so orphans come back to it
+rather than to init. The PID namespace is real (``unshare --pid --fork
+--mount-proc``, which needs root); the browser is really killed from outside
+and relaunched by the next run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +21,45 @@ import pytest
 
 from helpers import RunnerProcess, descendants, local_http_server, wait_until
 
-pytestmark = pytest.mark.skipif(
+needs_namespace = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None,
     reason="a PID namespace needs root and unshare(1)",
 )
+
+#: Run in a subprocess of its own, so the test session itself never becomes a
+#: subreaper: runs ``runner ARGS``, then reaps what comes back to it and prints
+#: the exit code and the command lines of children still alive after 3 s.
+_SUBREAPER = """
+import ctypes, json, os, subprocess, sys, time
+PR_SET_CHILD_SUBREAPER = 36
+assert ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+code = subprocess.run([sys.executable, "-m", "runner", *sys.argv[1:]],
+                      stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL).returncode
+adopted, deadline = 0, time.monotonic() + 3
+while True:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pid = 0
+        if pid == 0:
+            break
+        adopted += 1
+    live = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as f:
+            live += [int(p) for p in f.read().split()]
+    if not live or time.monotonic() > deadline:
+        break
+    time.sleep(0.05)
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\\0", b" ").decode()
+    except OSError:
+        return "?"
+print(json.dumps({"code": code, "adopted": adopted, "live": [cmdline(p) for p in live]}))
+"""
 
 UNSHARE = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
 
@@ -86,6 +126,36 @@ def _config(tmp_path: Path, url: str) -> Path:
     return config
 
 
+def test_runner_run_with_browser_jobs_leaves_no_process(tmp_path: Path, site: str) -> None:
+    config = tmp_path / "browsers.yaml"
+    config.write_text(
+        "history: {enabled: false}\n"
+        "jobs:\n"
+        "  - name: title\n"
+        "    plugin: page-title\n"
+        f"    options: {{url: '{site}/ok', expect_title: Local page}}\n"
+        "  - name: steps\n"
+        "    plugin: browser-steps\n"
+        f"    options: {{steps: [{{goto: '{site}/ok'}}, {{expect_title: Local page}}]}}\n"
+        "  - name: failing\n"
+        "    plugin: page-title\n"
+        f"    options: {{url: '{site}/error', expect_title: Local page}}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _SUBREAPER, "run", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr
+    outcome = json.loads(proc.stdout)
+    assert outcome["code"] == 1  # the failing job
+    assert outcome["live"] == []
+    # The subreaper did get Chromium's orphans (so the count above saw them).
+    assert outcome["adopted"] > 0
+
+
+@needs_namespace
 @pytest.mark.parametrize(
     "init", [pytest.param(True, id="reaps"), pytest.param(False, id="RUNNER_NO_INIT-leaks")]
 )
