@@ -14,8 +14,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,15 +29,20 @@ needs_namespace = pytest.mark.skipif(
     reason="a PID namespace needs root and unshare(1)",
 )
 
-#: Run in a subprocess of its own, so the test session itself never becomes a
-#: subreaper: runs ``runner ARGS``, then reaps what comes back to it and prints
-#: the exit code and the command lines of children still alive after 3 s.
+#: A wrapper that makes itself a child subreaper and runs the command after it
+#: (``runner ...``) with the same stdout, forwarding SIGTERM and SIGINT. Once
+#: the command exits it reaps whatever came back to it and writes, to the file
+#: named by $SUBREAPER_REPORT, the exit code, how many orphans it adopted and
+#: the command lines of children still alive 3 s later. A process of its own,
+#: so the test session never becomes a subreaper.
 _SUBREAPER = """
-import ctypes, json, os, subprocess, sys, time
+import ctypes, json, os, signal, subprocess, sys, time
 PR_SET_CHILD_SUBREAPER = 36
 assert ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-code = subprocess.run([sys.executable, "-m", "runner", *sys.argv[1:]],
-                      stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL).returncode
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL)
+for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda signum, frame: child.send_signal(signum))
+code = child.wait()
 adopted, deadline = 0, time.monotonic() + 3
 while True:
     while True:
@@ -58,8 +66,37 @@ def cmdline(pid):
             return f.read().replace(b"\\0", b" ").decode()
     except OSError:
         return "?"
-print(json.dumps({"code": code, "adopted": adopted, "live": [cmdline(p) for p in live]}))
+with open(os.environ["SUBREAPER_REPORT"], "w") as report:
+    json.dump({"code": code, "adopted": adopted, "live": [cmdline(p) for p in live]}, report)
+sys.exit(code)
 """
+SUBREAPER = (sys.executable, "-c", _SUBREAPER)
+
+
+class _Site(BaseHTTPRequestHandler):
+    """/ok answers at once; /hang only when the test ends (counting how many wait);
+    /busy runs a script that never yields."""
+
+    hanging = 0
+
+    def do_GET(self) -> None:
+        if self.path == "/hang":
+            type(self).hanging += 1
+            self.server.release.wait(30)  # type: ignore[attr-defined]
+            return
+        body = {
+            "/ok": b"<title>Local page</title>ok",
+            "/busy": b"<title>Busy</title><script>while (true) {}</script>",
+        }.get(self.path, b"<title>Missing</title>")
+        self.send_response(200 if body != b"<title>Missing</title>" else 404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
 
 UNSHARE = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
 
@@ -68,6 +105,30 @@ UNSHARE = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
 def site() -> Iterator[str]:
     with local_http_server() as url:
         yield url
+
+
+@pytest.fixture
+def hanging_site() -> Iterator[str]:
+    _Site.hanging = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
+    server.daemon_threads = True
+    server.release = threading.Event()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.release.set()  # type: ignore[attr-defined]
+        server.shutdown()
+        server.server_close()
+
+
+def _report(path: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(path.read_text())
+    # What the subreaper adopted shows that it did see Chromium's orphans.
+    assert report["adopted"] > 0, report
+    assert report["live"] == [], report
+    return report
 
 
 def _state(pid: int) -> str | None:
@@ -141,18 +202,80 @@ def test_runner_run_with_browser_jobs_leaves_no_process(tmp_path: Path, site: st
         "    plugin: page-title\n"
         f"    options: {{url: '{site}/error', expect_title: Local page}}\n"
     )
+    report = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, "-c", _SUBREAPER, "run", str(config)],
+        [*SUBREAPER, sys.executable, "-m", "runner", "run", str(config)],
         capture_output=True,
         text=True,
+        env={**os.environ, "SUBREAPER_REPORT": str(report)},
         timeout=90,
     )
-    assert proc.returncode == 0, proc.stderr
-    outcome = json.loads(proc.stdout)
-    assert outcome["code"] == 1  # the failing job
-    assert outcome["live"] == []
-    # The subreaper did get Chromium's orphans (so the count above saw them).
-    assert outcome["adopted"] > 0
+    assert proc.returncode == 1, proc.stderr  # the failing job
+    _report(report)
+
+
+def test_serve_stopped_in_the_middle_of_ten_navigations_leaves_no_process(
+    tmp_path: Path, hanging_site: str
+) -> None:
+    config = tmp_path / "hang.yaml"
+    config.write_text(
+        "history: {enabled: false}\njobs:\n"
+        + "".join(
+            f"  - {{name: hang{i}, plugin: page-title, timeout: 30s, "
+            f"options: {{url: '{hanging_site}/hang'}}}}\n"
+            for i in range(10)
+        )
+    )
+    report = tmp_path / "report.json"
+    env = {"SUBREAPER_REPORT": str(report)}
+    with RunnerProcess("serve", str(config), env=env, prefix=SUBREAPER) as runner:
+        # Both page slots are navigating, eight runs wait for one.
+        wait_until(lambda: _Site.hanging >= 2, timeout=30, what="two navigations")
+        assert runner.stop(timeout=15) == 0
+    _report(report)
+
+
+def test_killed_browser_and_a_page_that_never_yields_leave_no_process(
+    tmp_path: Path, hanging_site: str
+) -> None:
+    config = tmp_path / "busy.yaml"
+    config.write_text(
+        "history: {enabled: false}\n"
+        "jobs:\n"
+        "  - name: ok\n"
+        "    plugin: page-title\n"
+        "    interval: 300ms\n"
+        f"    options: {{url: '{hanging_site}/ok', expect_title: Local page}}\n"
+        "  - name: busy\n"
+        "    plugin: page-title\n"
+        "    interval: 300ms\n"
+        "    timeout: 2s\n"
+        f"    options: {{url: '{hanging_site}/busy'}}\n"
+    )
+    report = tmp_path / "report.json"
+    env = {"SUBREAPER_REPORT": str(report)}
+    with RunnerProcess("serve", str(config), env=env, prefix=SUBREAPER) as runner:
+        runner.wait_for(timeout=30, event="job.finished", job="ok", status="ok")
+        # A script that never yields: a timeout, within the job's timeout, with
+        # a screenshot or a reason there is none; and the other job runs on.
+        (busy,) = runner.wait_for(timeout=30, event="job.finished", job="busy")
+        assert busy["status"] == "timeout", busy
+        assert busy["duration_ms"] < 2500
+        assert "screenshot" in busy or "screenshot_error" in busy, busy
+        wrapper = runner.proc.pid
+        browsers = {
+            pid
+            for pid in _chromium(descendants(wrapper))
+            if "--type=" not in _cmdline(pid) and "crashpad" not in _cmdline(pid)
+        }
+        assert len(browsers) == 1, browsers
+        os.kill(browsers.pop(), signal.SIGKILL)
+        before = len(runner.find(event="job.finished", job="ok", status="ok"))
+        runner.wait_for(timeout=30, event="job.finished", job="ok", status="ok", count=before + 2)
+        (busy,) = runner.wait_for(timeout=30, event="job.finished", job="busy", count=3)[-1:]
+        assert busy["status"] == "timeout", busy
+        assert runner.stop(timeout=15) == 0
+    _report(report)
 
 
 @needs_namespace

@@ -402,16 +402,15 @@ async def run_in_browser(ctx: RunContext, options: BrowserOptions, body: BodyFn)
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-    loop = asyncio.get_running_loop()
     async with shared.slots:
         context = await _finish_even_if_cancelled(shared.browser.new_context(), lambda c: c.close())
         try:
             if options.trace == "on-failure":
                 await context.tracing.start(screenshots=True, snapshots=True)
             page = await context.new_page()
-            # Decided once the slot is held: time spent waiting for it is not
-            # the page's. What remains is split between the work and the evidence.
-            work_deadline = ctx.deadline - evidence_reserve(ctx.deadline - loop.time())
+            # The evidence's share is kept back from whatever the work has left
+            # (launching the browser and waiting for a slot included).
+            work_deadline = ctx.deadline - evidence_reserve(ctx.timeout)
             run = BrowserRun(page, context, work_deadline)
             _watch(page, run.diagnostics)
             try:
@@ -435,22 +434,34 @@ async def _conclude(
     if run.diagnostics.http_status is not None:
         fields.setdefault("http_status", run.diagnostics.http_status)
     fields.update(run.diagnostics.fields())
-    # A page whose script never yields cannot answer: bound every call to it.
+    # A page whose script never yields cannot answer: every call to it is
+    # bounded. A run that already failed takes its screenshot first (the
+    # evidence matters more than the metrics); a passing one needs its
+    # metrics first, as a threshold may still fail it.
+    status, message = result.status, result.message
+    failed = status is not Status.OK
+    if failed:
+        fields.update(await _evidence_if_wanted(ctx, options, run, failed=True))
     budget = max(ctx.deadline - loop.time(), 0.0)
-    metrics = await _bounded(run.page.evaluate(_METRICS_JS), min(1.0, budget / 4))
+    metrics = await _bounded(run.page.evaluate(_METRICS_JS), min(1.5, budget / 2))
     if isinstance(metrics, dict):
         fields["metrics"] = metrics
-    status, message = result.status, result.message
-    if status is Status.OK and isinstance(metrics, dict):
-        slow = _too_slow(options, metrics)
+    if not failed:
+        slow = _too_slow(options, metrics) if isinstance(metrics, dict) else None
         if slow is not None:
             status, message = Status.FAIL, slow
-    failed = status is not Status.OK
-    if options.screenshot == "always" or (failed and options.screenshot == "on-failure"):
-        fields.update(await _save_evidence(ctx, options, run, trace=failed))
-    elif failed and options.trace == "on-failure":
-        fields.update(await _save_evidence(ctx, options, run, trace=True, screenshot=False))
+        fields.update(await _evidence_if_wanted(ctx, options, run, failed=slow is not None))
     return Result(status, message, fields)
+
+
+async def _evidence_if_wanted(
+    ctx: RunContext, options: BrowserOptions, run: BrowserRun, *, failed: bool
+) -> dict[str, Any]:
+    if options.screenshot == "always" or (failed and options.screenshot == "on-failure"):
+        return await _save_evidence(ctx, options, run, trace=failed)
+    if failed and options.trace == "on-failure":
+        return await _save_evidence(ctx, options, run, trace=True, screenshot=False)
+    return {}
 
 
 def _too_slow(options: BrowserOptions, metrics: dict[str, Any]) -> str | None:
@@ -545,12 +556,14 @@ def short_error(exc: BaseException) -> str:
 #: milliseconds from navigation start; a value the page did not produce is null.
 #: Transfer sizes of cross-origin resources without Timing-Allow-Origin read as 0.
 _METRICS_JS = """async () => {
-  // An element painted in the frame after the load event (an image that
-  // arrived last) is an LCP candidate only once painted: wait for the next frames.
-  await Promise.race([
-    new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))),
-    new Promise((done) => setTimeout(done, 500)),
-  ]);
+  // An image that arrived last is an LCP candidate only once decoded and
+  // painted, which can be frames after the load event: wait for both (for
+  // the images already loaded: a lazy one below the fold never will be).
+  const loaded = [...document.images].filter((image) => image.complete && image.naturalWidth);
+  const painted = Promise.all(
+    loaded.map((image) => image.decode().catch(() => null))
+  ).then(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+  await Promise.race([painted, new Promise((done) => setTimeout(done, 1000))]);
   const nav = performance.getEntriesByType("navigation")[0];
   // Not the browser's own favicon.ico request: the page did not ask for it.
   const resources = performance.getEntriesByType("resource").filter(
