@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from helpers import RunnerProcess, descendants
 from runner.builtins import artifacts
 from runner.builtins.page_title import (
     BrowserNotFoundError,
@@ -552,6 +553,72 @@ def test_artifact_folder_names_hold_no_secret(monkeypatch: pytest.MonkeyPatch) -
     assert folder.parent == Path("/a")
     assert "hunter2" not in str(folder)
     assert "/" not in folder.name and not folder.name.startswith(".")
+
+
+# --- a soak: processes and memory stay flat --------------------------------
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _soak(site: str, tmp_path: Path, checks: int) -> None:
+    """``runner serve`` until ``checks`` page-title runs finished, sampling the
+    browser's processes and their PSS; after warm-up, both must stay flat."""
+    config = tmp_path / "soak.yaml"
+    config.write_text(
+        "history: {enabled: false}\njobs:\n"
+        + "".join(
+            f"  - {{name: soak{i}, plugin: page-title, interval: 100ms, "
+            f"options: {{url: '{site}/', expect_title: {HELLO}}}}}\n"
+            for i in range(2)
+        )
+    )
+    samples: list[tuple[int, int, int]] = []  # (runs finished, processes, PSS KiB)
+    with RunnerProcess("serve", str(config)) as runner:
+        deadline = time.monotonic() + 30 + checks
+        while (done := len(runner.find(event="job.finished"))) < checks:
+            assert time.monotonic() < deadline, f"only {done} of {checks} runs finished"
+            chromium = {
+                pid
+                for pid in descendants(runner.proc.pid)
+                if "chrom" in _cmdline(pid).decode(errors="replace")
+            }
+            samples.append((done, len(chromium), sum(_pss_kib(pid) for pid in chromium)))
+            time.sleep(0.1)
+        assert runner.stop() == 0
+    results = runner.find(event="job.finished")
+    assert {r["status"] for r in results} == {"ok"}, [r.get("message") for r in results]
+    warm = [s for s in samples if checks // 5 <= s[0] < 2 * checks // 5]
+    last = [s for s in samples if s[0] >= 4 * checks // 5]
+    assert warm and last, samples
+
+    def peak(window: list[tuple[int, int, int]], index: int) -> int:
+        return max(s[index] for s in window)
+
+    def median(window: list[tuple[int, int, int]], index: int) -> int:
+        return sorted(s[index] for s in window)[len(window) // 2]
+
+    # A renderer more or less at the moment of a sample is the runs, not a leak.
+    assert peak(last, 1) <= peak(warm, 1) + 2, (warm, last)
+    assert median(last, 2) <= median(warm, 2) * 1.25, (warm, last)
+
+
+def test_25_checks_keep_processes_and_memory_flat(site: str, tmp_path: Path) -> None:
+    # A check costs about 0.3-0.6 s of a shared 2-core machine: the default
+    # run keeps this short; the 500-check soak is marked slow.
+    _soak(site, tmp_path, 25)
+
+
+@pytest.mark.slow
+def test_five_hundred_checks_keep_processes_and_memory_flat(site: str, tmp_path: Path) -> None:
+    _soak(site, tmp_path, 500)
 
 
 # --- finding the browser ----------------------------------------------------
