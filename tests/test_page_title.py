@@ -381,6 +381,9 @@ async def test_refused_connection_is_a_short_error(closed_port: int, resources: 
     assert "ERR_CONNECTION_REFUSED" in (result.message or "")
     assert "\n" not in (result.message or "")
     assert "Call log" not in (result.message or "")
+    # The browser's own error page is not the target: no URL or metrics of it.
+    assert "metrics" not in result.fields and "url" not in result.fields
+    assert result.fields["failed_requests"] == 1
 
 
 async def test_runs_share_one_browser_and_closing_leaves_no_process(site: str) -> None:

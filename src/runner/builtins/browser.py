@@ -430,7 +430,11 @@ async def _conclude(
     """``result`` with the page's diagnostics, metrics, thresholds and evidence added."""
     loop = asyncio.get_running_loop()
     fields: dict[str, Any] = dict(result.fields)
-    fields.setdefault("url", run.page.url)
+    # After a failed navigation the page is about:blank or Chromium's error
+    # page: neither its URL nor its metrics are the target's.
+    on_target = run.page.url.startswith(("http://", "https://"))
+    if on_target:
+        fields.setdefault("url", run.page.url)
     if run.diagnostics.http_status is not None:
         fields.setdefault("http_status", run.diagnostics.http_status)
     fields.update(run.diagnostics.fields())
@@ -442,10 +446,12 @@ async def _conclude(
     failed = status is not Status.OK
     if failed:
         fields.update(await _evidence_if_wanted(ctx, options, run, failed=True))
-    budget = max(ctx.deadline - loop.time(), 0.0)
-    metrics = await _bounded(run.page.evaluate(_METRICS_JS), min(1.5, budget / 2))
-    if isinstance(metrics, dict):
-        fields["metrics"] = metrics
+    metrics: dict[str, Any] | str | None = None
+    if on_target:
+        budget = max(ctx.deadline - loop.time(), 0.0)
+        metrics = await _bounded(run.page.evaluate(_METRICS_JS), min(1.5, budget / 2))
+        if isinstance(metrics, dict):
+            fields["metrics"] = metrics
     if not failed:
         slow = _too_slow(options, metrics) if isinstance(metrics, dict) else None
         if slow is not None:
