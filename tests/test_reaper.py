@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -321,3 +324,44 @@ def test_pid1_leaves_no_zombie_after_a_browser_relaunch(
         # unshare exits with its child's code, which is the daemon's own.
         assert runner.proc.wait(timeout=15) == 0
         assert runner.find(event="daemon.stopped")
+
+
+@needs_namespace
+def test_ctrl_c_on_a_terminal_reaches_the_daemon_once(tmp_path: Path) -> None:
+    # Ctrl-C signals the terminal's foreground process group. Were PID 1 in the
+    # daemon's group, the daemon would get SIGINT twice (once forwarded) and
+    # skip its shutdown's grace period (daemon.force_stop).
+    config = tmp_path / "nap.yaml"
+    config.write_text(
+        "history: {enabled: false}\n"
+        "jobs:\n"
+        "  - {name: nap, plugin: sleep, interval: 200ms, options: {seconds: 0}}\n"
+    )
+    command = [*UNSHARE, sys.executable, "-m", "runner", "serve", str(config)]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: exec at once, nothing else
+        os.execvp(command[0], [*command, "--log-format", "json"])
+    output = b""
+    interrupted = False
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.1)[0]:
+                try:
+                    data = os.read(terminal, 65536)
+                except OSError:  # EIO: the terminal's last process is gone
+                    break
+                if not data:
+                    break
+                output += data
+            if not interrupted and b'"job.finished"' in output:
+                os.write(terminal, b"\x03")  # what Ctrl-C types
+                interrupted = True
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(terminal)
+    assert interrupted, output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0
+    events = [line for line in output.decode(errors="replace").splitlines() if '"event"' in line]
+    assert any('"daemon.stopping"' in line and '"SIGINT"' in line for line in events), events
+    assert not any("force_stop" in line for line in events), events

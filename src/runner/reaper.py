@@ -60,9 +60,30 @@ def run_as_init_if_pid1() -> None:
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
     child = os.fork()
     if child == 0:
+        _own_foreground_group()
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return
     os._exit(_init(child, forwarded, previous))
+
+
+def _own_foreground_group() -> None:
+    """Put the daemon in a process group of its own, in the terminal's foreground.
+
+    Ctrl-C on a terminal signals the foreground process group: were PID 1 in
+    it too, the daemon would get SIGINT twice (once forwarded), and a second
+    SIGINT skips the shutdown's grace period. tini does the same.
+    """
+    os.setpgid(0, 0)
+    try:
+        if os.isatty(0):
+            # A background group changing the foreground would be stopped by SIGTTOU.
+            previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+            try:
+                os.tcsetpgrp(0, os.getpgrp())
+            finally:
+                signal.signal(signal.SIGTTOU, previous)
+    except OSError:
+        pass
 
 
 def _init(child: int, forwarded: set[signal.Signals], mask: set[int | signal.Signals]) -> int:
