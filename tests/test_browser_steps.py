@@ -200,6 +200,31 @@ async def test_missing_selector_names_the_step_and_the_selector(
     assert _read(result.fields["screenshot"])[:4] == b"\x89PNG"
 
 
+async def test_ambiguous_target_fails_and_the_job_timeout_cuts_an_expectation_short(
+    app: str, resources: Resources
+) -> None:
+    ambiguous = await run_check(
+        BrowserSteps,
+        {"steps": [{"goto": f"{app}/login"}, {"fill": {"selector": "input", "value": "x"}}]},
+        timeout=20,
+        resources=resources,
+    )
+    assert ambiguous.status is Status.FAIL
+    assert (ambiguous.message or "").startswith("step 2 fill input: strict mode violation")
+
+    # step_timeout is 10 s, the job's 3 s: the job's timeout ends the wait.
+    cut = await run_check(
+        BrowserSteps,
+        {"steps": [{"goto": f"{app}/login"}, {"expect_title": "Nope"}]},
+        timeout=3,
+        resources=resources,
+    )
+    assert cut.status is Status.TIMEOUT
+    assert cut.message == "step 2 expect_title \"Nope\": title is 'Sign in'"
+    assert [s["status"] for s in cut.fields["steps"]] == ["ok", "timeout"]
+    assert _read(cut.fields["screenshot"])[:4] == b"\x89PNG"
+
+
 def test_a_typed_secret_never_appears_in_any_output(app: str, tmp_path: Path) -> None:
     # Through the real daemon, with the password from the environment: the
     # app echoes it into its page, title and console, and a step fails on it.

@@ -552,8 +552,9 @@ def short_error(exc: BaseException) -> str:
     first = text.splitlines()[0] if text else type(exc).__name__
     method, sep, rest = first.partition(": ")
     if sep and "." in method and " " not in method:
-        return rest
-    return first
+        first = rest
+    # "Error: strict mode violation: ... resolved to 2 elements:" (a list follows)
+    return first.removeprefix("Error: ").rstrip(":")
 
 
 #: Read from the page after the run: the navigation's timing, the last Largest

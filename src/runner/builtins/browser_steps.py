@@ -530,14 +530,12 @@ class BrowserSteps(Check[BrowserStepsOptions]):
             try:
                 await step.perform(run.page, timeout)
             except StepFailed as exc:
-                status, problem = Status.FAIL, str(exc)
+                # An expectation still unmet when the job's time ran out is a timeout.
+                status, problem = Status.TIMEOUT if cut_short else Status.FAIL, str(exc)
             except PlaywrightTimeout:
                 status, problem = _timed_out(step, timeout, cut_short)
             except PlaywrightError as exc:
                 status, problem = _browser_error(step, exc)
-            if status is not Status.OK and cut_short and status is Status.FAIL:
-                # An expectation still unmet when the job's time ran out.
-                status = Status.TIMEOUT
             steps.append(
                 {
                     "step": number,
