@@ -563,18 +563,6 @@ def short_error(exc: BaseException) -> str:
 #: milliseconds from navigation start; a value the page did not produce is null.
 #: Transfer sizes of cross-origin resources without Timing-Allow-Origin read as 0.
 _METRICS_JS = """async () => {
-  // An image that arrived last is an LCP candidate only once decoded and
-  // painted, which can be frames after the load event: wait for both (for
-  // the images already loaded: a lazy one below the fold never will be).
-  const loaded = [...document.images].filter((image) => image.complete && image.naturalWidth);
-  const painted = Promise.all(
-    loaded.map((image) => image.decode().catch(() => null))
-  ).then(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
-  await Promise.race([painted, new Promise((done) => setTimeout(done, 1000))]);
-  const nav = performance.getEntriesByType("navigation")[0];
-  // Not the browser's own favicon.ico request: the page did not ask for it.
-  const resources = performance.getEntriesByType("resource").filter(
-    (r) => !(r.initiatorType === "other" && new URL(r.name).pathname === "/favicon.ico"));
   const buffered = (type) => {
     try {
       const observer = new PerformanceObserver(() => {});
@@ -584,6 +572,32 @@ _METRICS_JS = """async () => {
       return records;
     } catch (e) { return []; }
   };
+  // An image that arrived last becomes the LCP candidate only once decoded,
+  // painted and presented, which can be well after the load event on a busy
+  // machine: wait (at most 1 s) until a candidate is as large as the largest
+  // image already loaded in the viewport (a lazy one below the fold never is).
+  const visibleArea = (element) => {
+    const r = element.getBoundingClientRect();
+    const w = Math.min(r.right, innerWidth) - Math.max(r.left, 0);
+    const h = Math.min(r.bottom, innerHeight) - Math.max(r.top, 0);
+    return w > 0 && h > 0 ? w * h : 0;
+  };
+  const largest = Math.max(0, ...[...document.images]
+    .filter((image) => image.complete && image.naturalWidth).map(visibleArea));
+  const covers = (entries) => entries.some((entry) => entry.size >= largest * 0.9);
+  if (largest && !covers(buffered("largest-contentful-paint"))) {
+    await new Promise((done) => {
+      const observer = new PerformanceObserver((list) => {
+        if (covers(list.getEntries())) { observer.disconnect(); done(); }
+      });
+      try { observer.observe({type: "largest-contentful-paint"}); } catch (e) { done(); }
+      setTimeout(() => { observer.disconnect(); done(); }, 1000);
+    });
+  }
+  const nav = performance.getEntriesByType("navigation")[0];
+  // Not the browser's own favicon.ico request: the page did not ask for it.
+  const resources = performance.getEntriesByType("resource").filter(
+    (r) => !(r.initiatorType === "other" && new URL(r.name).pathname === "/favicon.ico"));
   const lcp = buffered("largest-contentful-paint");
   let cls = 0, session = 0, first = 0, last = 0;
   for (const shift of buffered("layout-shift")) {
