@@ -74,6 +74,9 @@ CHROMIUM_ARGS = (
 #: Names tried on ``PATH``, in order, when nothing more specific is configured.
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
+#: How far past its work deadline a run's own work may go before it is cut off.
+EVIDENCE_GRACE = 0.1
+
 #: Examples kept of failed requests and of console errors.
 EXAMPLES = 3
 
@@ -413,8 +416,17 @@ async def run_in_browser(ctx: RunContext, options: BrowserOptions, body: BodyFn)
             work_deadline = ctx.deadline - evidence_reserve(ctx.timeout)
             run = BrowserRun(page, context, work_deadline)
             _watch(page, run.diagnostics)
+            # Playwright's own timeouts run in its driver and fire late on a
+            # busy machine: the loop's deadline makes sure the evidence keeps
+            # its share of the time.
+            overrun = asyncio.timeout_at(work_deadline + EVIDENCE_GRACE)
             try:
-                result = await body(run)
+                async with overrun:
+                    result = await body(run)
+            except TimeoutError:
+                if not overrun.expired():
+                    raise
+                result = Result(Status.TIMEOUT, "the page did not answer within the job's timeout")
             except PlaywrightTimeout as exc:
                 result = Result(Status.TIMEOUT, short_error(exc))
             except PlaywrightError as exc:
@@ -446,8 +458,10 @@ async def _conclude(
     failed = status is not Status.OK
     if failed:
         fields.update(await _evidence_if_wanted(ctx, options, run, failed=True))
+    # A page that could not be photographed in time will not answer this either.
+    responsive = "screenshot_error" not in fields
     metrics: dict[str, Any] | str | None = None
-    if on_target:
+    if on_target and responsive:
         budget = max(ctx.deadline - loop.time(), 0.0)
         metrics = await _bounded(run.page.evaluate(_METRICS_JS), min(1.5, budget / 2))
         if isinstance(metrics, dict):
@@ -502,8 +516,8 @@ async def _save_evidence(
     folder = artifacts.job_folder(artifacts.artifacts_base(options.artifacts_dir), ctx.job)
     stem = await asyncio.to_thread(artifacts.new_stem, folder)
     fields: dict[str, Any] = {}
-    # Keep a fifth of what is left for closing the context.
-    budget = max((ctx.deadline - loop.time()) * 0.8, 0.05)
+    # Keep half of what is left for the metrics and closing the context.
+    budget = max((ctx.deadline - loop.time()) * 0.5, 0.05)
     if screenshot:
         shot = await _bounded(
             run.page.screenshot(full_page=True, timeout=budget * 1000, animations="disabled"),
@@ -517,7 +531,7 @@ async def _save_evidence(
             fields["screenshot_error"] = shot
     if trace and options.trace == "on-failure":
         path = folder / f"{stem}-trace.zip"
-        budget = max((ctx.deadline - loop.time()) * 0.8, 0.05)
+        budget = max((ctx.deadline - loop.time()) * 0.5, 0.05)
         stopped = await _bounded(run.context.tracing.stop(path=str(path)), budget)
         if stopped is None:
             fields["trace"] = str(path)
