@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zipfile
+import zlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +21,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from helpers import RunnerProcess, descendants
+from runner.builtins import artifacts
 from runner.builtins.page_title import (
     BrowserNotFoundError,
     PageTitle,
@@ -27,6 +34,93 @@ from runner.resources import Resources
 from runner.testing import run_check
 
 HELLO = "Hello runner"
+METRICS = (
+    "ttfb_ms",
+    "dom_content_loaded_ms",
+    "load_ms",
+    "lcp_ms",
+    "cls",
+    "transfer_bytes",
+    "requests",
+)
+
+
+#: A page that renders (red) but has a missing image, logs an error and throws.
+BROKEN = """<html><head><title>Broken</title></head>
+<body style="background: rgb(220, 20, 20); margin: 0">
+<h1 style="color: white">Something broke</h1>
+<img src="/missing.png">
+<script>console.error("boom from the page"); throw new Error("kaput");</script>
+</body></html>"""
+
+IMAGE_DELAY = 0.4
+SLOW_IMAGE = """<html><head><title>Slow image</title></head>
+<body><p>text first</p><img src="/slow.png" width="400" height="300"></body></html>"""
+
+
+def make_png(width: int, height: int, pixels: bytes) -> bytes:
+    """An 8-bit RGB PNG of ``pixels`` (3 bytes each, row by row)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    stride = width * 3
+    raw = b"".join(b"\0" + pixels[y * stride : (y + 1) * stride] for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def read_png(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
+    """Decode an 8-bit RGB or RGBA, non-interlaced PNG (what Chromium writes):
+    width, height and every pixel, row by row."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, b"", b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat += body
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert (depth, interlace) == (8, 0) and colour in (2, 6), (depth, colour, interlace)
+    channels = 3 if colour == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    pixels: list[tuple[int, ...]] = []
+    previous = bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up = previous[i]
+            upleft = previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - upleft
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
+                pred = left if pa <= pb and pa <= pc else up if pb <= pc else upleft
+                line[i] = (line[i] + pred) & 0xFF
+        pixels.extend(tuple(line[x * channels : x * channels + 3]) for x in range(width))
+        previous = line
+    return width, height, pixels
+
+
+#: Noise, not a solid colour: Chromium does not count low-content images for LCP.
+SLOW_PNG = make_png(400, 300, random.Random(10).randbytes(400 * 300 * 3))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -46,6 +140,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._html('<html><head><title>Stalled</title></head><img src="/never"></html>')
         elif self.path == "/never":
             self.server.release.wait(30)  # type: ignore[attr-defined]
+        elif self.path == "/broken":
+            self._html(BROKEN)
+        elif self.path == "/slow-image":
+            self._html(SLOW_IMAGE)
+        elif self.path == "/slow.png":
+            # Delayed for the metrics test, so load and LCP come after it.
+            self.server.release.wait(IMAGE_DELAY)  # type: ignore[attr-defined]
+            image = SLOW_PNG
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(image)))
+            self.end_headers()
+            self.wfile.write(image)
         else:
             self.send_error(404)
 
@@ -163,6 +270,14 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def _read(path: str | Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def _is_file(path: str | Path) -> bool:
+    return Path(path).is_file()
+
+
 async def _wait_for(condition: Callable[[], bool], deadline_s: float) -> bool:
     deadline = time.monotonic() + deadline_s
     while not condition():
@@ -185,7 +300,17 @@ async def test_matching_title_is_ok_and_reports_the_final_page(
         resources=resources,
     )
     assert result.status is Status.OK, result.message
-    assert result.fields == {"title": HELLO, "url": f"{site}/", "http_status": 200}
+    fields = dict(result.fields)
+    assert {k: fields.pop(k) for k in ("title", "url", "http_status")} == {
+        "title": HELLO,
+        "url": f"{site}/",
+        "http_status": 200,
+    }
+    # What the page did besides: nothing failed, and no evidence for a pass.
+    assert fields.pop("failed_requests") == 0
+    assert fields.pop("console_errors") == 0
+    assert set(fields.pop("metrics")) == set(METRICS)
+    assert fields == {}
 
 
 async def test_wrong_title_fails_showing_expected_and_actual(
@@ -229,6 +354,8 @@ async def test_page_that_never_finishes_loading_times_out(site: str, resources: 
     )
     assert result.status is Status.TIMEOUT, result.message
     assert time.monotonic() - started < 3
+    # Taken within the run's own budget, before the daemon's cancellation.
+    assert _is_file(result.fields["screenshot"]), result.fields
     # The timed-out run closed its context and left the browser usable.
     after = await run_check(PageTitle, {"url": site}, timeout=15, resources=resources)
     assert after.status is Status.OK, after.message
@@ -254,6 +381,9 @@ async def test_refused_connection_is_a_short_error(closed_port: int, resources: 
     assert "ERR_CONNECTION_REFUSED" in (result.message or "")
     assert "\n" not in (result.message or "")
     assert "Call log" not in (result.message or "")
+    # The browser's own error page is not the target: no URL or metrics of it.
+    assert "metrics" not in result.fields and "url" not in result.fields
+    assert result.fields["failed_requests"] == 1
 
 
 async def test_runs_share_one_browser_and_closing_leaves_no_process(site: str) -> None:
@@ -310,6 +440,188 @@ async def test_no_browser_found_is_an_error_that_says_how_to_fix_it(
     assert "apt-get install chromium" in message
     assert "RUNNER_CHROMIUM" in message
     assert "executable_path" in message
+
+
+# --- evidence and metrics ---------------------------------------------------
+
+
+async def test_failing_page_leaves_a_real_screenshot_a_trace_and_diagnostics(
+    site: str, resources: Resources, tmp_path: Path
+) -> None:
+    result = await run_check(
+        PageTitle,
+        {"url": f"{site}/broken", "expect_title": "Fine", "trace": "on-failure"},
+        timeout=15,
+        job="broken page",
+        resources=resources,
+    )
+    assert result.status is Status.FAIL, result.message
+    fields = result.fields
+    # Under the state folder (the tests point XDG_STATE_HOME at tmp_path), per job.
+    shot = Path(fields["screenshot"])
+    assert shot.parent == tmp_path / "state" / "runner" / "artifacts" / "broken_page"
+    assert shot.suffix == ".png"
+    width, height, pixels = read_png(_read(shot))
+    assert (width, height) == (1280, 720)  # the default viewport; the page is no taller
+    colours = Counter(pixels)
+    assert colours[(220, 20, 20)] > 0.8 * width * height, colours.most_common(3)
+    assert len(colours) > 2, "only the background: the heading was not drawn"
+    assert zipfile.is_zipfile(fields["trace"])
+    assert Path(fields["trace"]).parent == shot.parent
+
+    assert fields["http_status"] == 200
+    assert fields["failed_requests"] == 1
+    assert fields["failed_request_examples"] == [f"404 GET {site}/missing.png"]
+    assert fields["console_errors"] == 2
+    assert fields["console_error_examples"] == ["boom from the page", "uncaught kaput"]
+
+
+@pytest.mark.parametrize(
+    ("screenshot", "expect_title", "saved"),
+    [
+        pytest.param("on-failure", HELLO, False, id="on-failure-passing"),
+        pytest.param("always", HELLO, True, id="always-passing"),
+        pytest.param("never", "Goodbye", False, id="never-failing"),
+    ],
+)
+async def test_screenshot_option(
+    site: str, resources: Resources, screenshot: str, expect_title: str, saved: bool
+) -> None:
+    result = await run_check(
+        PageTitle,
+        {"url": site, "expect_title": expect_title, "screenshot": screenshot},
+        timeout=15,
+        resources=resources,
+    )
+    assert ("screenshot" in result.fields) is saved, result.fields
+    if saved:
+        assert read_png(_read(result.fields["screenshot"]))[0] == 1280
+
+
+async def test_page_metrics_are_plausible_and_max_load_fails_a_slow_page(
+    site: str, resources: Resources
+) -> None:
+    result = await run_check(
+        PageTitle, {"url": f"{site}/slow-image"}, timeout=15, resources=resources
+    )
+    assert result.status is Status.OK, result.message
+    m = result.fields["metrics"]
+    delay_ms = IMAGE_DELAY * 1000
+    assert 0 < m["ttfb_ms"] <= m["dom_content_loaded_ms"] <= m["load_ms"]
+    assert m["dom_content_loaded_ms"] < delay_ms <= m["load_ms"]
+    # The image is the largest element, painted once it arrived.
+    assert delay_ms <= m["lcp_ms"]
+    assert m["cls"] == 0  # the image has its size: nothing moved
+    assert m["requests"] == 2
+    assert m["transfer_bytes"] > len(SLOW_PNG)
+
+    slow = await run_check(
+        PageTitle,
+        {"url": f"{site}/slow-image", "max_load": "200ms", "max_lcp": "10s"},
+        timeout=15,
+        resources=resources,
+    )
+    assert slow.status is Status.FAIL
+    assert (slow.message or "").startswith("load took "), slow.message
+    assert "over the limit of 200ms" in (slow.message or "")
+    assert _is_file(slow.fields["screenshot"])
+
+
+def test_artifacts_keep_the_newest_and_drop_the_old(tmp_path: Path) -> None:
+    folder = tmp_path / "job"
+    folder.mkdir()
+    now = time.time()
+    stems = [artifacts.new_stem(folder, now - 10 + i) for i in range(5)]
+    for stem in stems:
+        (folder / f"{stem}.png").write_bytes(b"x")
+        (folder / f"{stem}-trace.zip").write_bytes(b"x")
+    old = artifacts.new_stem(folder, now - 3 * 86400)
+    (folder / f"{old}.png").write_bytes(b"x")
+    os.utime(folder / f"{old}.png", (now - 3 * 86400, now - 3 * 86400))
+    # The old one is gone by age, then all but the newest four by count.
+    assert artifacts.prune(folder, keep=4, keep_for=86400, now=now) == 1 + 2
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{stem}{suffix}" for stem in stems[1:] for suffix in (".png", "-trace.zip")
+    )
+
+
+def test_artifact_folder_names_hold_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runner.log import secret_masker
+
+    secret_masker.set(["hunter2-secret"])
+    try:
+        folder = artifacts.job_folder(Path("/a"), "login hunter2-secret/../x")
+    finally:
+        secret_masker.set([])
+    assert folder.parent == Path("/a")
+    assert "hunter2" not in str(folder)
+    assert "/" not in folder.name and not folder.name.startswith(".")
+
+
+# --- a soak: processes and memory stay flat --------------------------------
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _soak(site: str, tmp_path: Path, checks: int) -> None:
+    """``runner serve`` until ``checks`` page-title runs finished, sampling the
+    browser's processes and their PSS; after warm-up, both must stay flat."""
+    config = tmp_path / "soak.yaml"
+    config.write_text(
+        "history: {enabled: false}\njobs:\n"
+        + "".join(
+            f"  - {{name: soak{i}, plugin: page-title, interval: 100ms, "
+            f"options: {{url: '{site}/', expect_title: {HELLO}}}}}\n"
+            for i in range(2)
+        )
+    )
+    samples: list[tuple[int, int, int]] = []  # (runs finished, processes, PSS KiB)
+    with RunnerProcess("serve", str(config)) as runner:
+        deadline = time.monotonic() + 30 + checks
+        while (done := len(runner.find(event="job.finished"))) < checks:
+            assert time.monotonic() < deadline, f"only {done} of {checks} runs finished"
+            chromium = {
+                pid
+                for pid in descendants(runner.proc.pid)
+                if "chrom" in _cmdline(pid).decode(errors="replace")
+            }
+            samples.append((done, len(chromium), sum(_pss_kib(pid) for pid in chromium)))
+            time.sleep(0.1)
+        assert runner.stop() == 0
+    results = runner.find(event="job.finished")
+    assert {r["status"] for r in results} == {"ok"}, [r.get("message") for r in results]
+    warm = [s for s in samples if checks // 5 <= s[0] < 2 * checks // 5]
+    last = [s for s in samples if s[0] >= 4 * checks // 5]
+    assert warm and last, samples
+
+    def peak(window: list[tuple[int, int, int]], index: int) -> int:
+        return max(s[index] for s in window)
+
+    def median(window: list[tuple[int, int, int]], index: int) -> int:
+        return sorted(s[index] for s in window)[len(window) // 2]
+
+    # A renderer more or less at the moment of a sample is the runs, not a leak.
+    assert peak(last, 1) <= peak(warm, 1) + 2, (warm, last)
+    assert median(last, 2) <= median(warm, 2) * 1.25, (warm, last)
+
+
+def test_25_checks_keep_processes_and_memory_flat(site: str, tmp_path: Path) -> None:
+    # A check costs about 0.3-0.6 s of a shared 2-core machine: the default
+    # run keeps this short; the 500-check soak is marked slow.
+    _soak(site, tmp_path, 25)
+
+
+@pytest.mark.slow
+def test_five_hundred_checks_keep_processes_and_memory_flat(site: str, tmp_path: Path) -> None:
+    _soak(site, tmp_path, 500)
 
 
 # --- finding the browser ----------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from runner import __version__, heap, process
+from runner import __version__, heap, process, reaper
 from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import format_duration, parse_duration
@@ -127,6 +127,8 @@ def _duration_arg(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("serve", "run"):
+        reaper.run_as_init_if_pid1()  # as PID 1, reap orphaned browser processes
     try:
         code = _dispatch(args)
         process.exit_if_stuck(code)

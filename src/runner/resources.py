@@ -37,7 +37,7 @@ class Resources:
 
         Args:
             key: identifies the resource; include every setting that makes two
-                resources differ, e.g. ``("page-title.browser", "chromium", path)``.
+                resources differ, e.g. ``("browser", "chromium", path)``.
             factory: returns an async context manager whose ``__aenter__`` yields
                 the resource and whose ``__aexit__`` releases it.
             usable: called on a cached resource before handing it out; when it

@@ -43,8 +43,6 @@ HEALTHY_LAG = 1.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-
-
 class WebEndpoint:
     """Serves the daemon's state over HTTP; started into the daemon's lifetime."""
 
