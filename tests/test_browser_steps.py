@@ -343,10 +343,14 @@ def test_schema_lets_an_editor_complete_the_steps() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     schema = json.loads(proc.stdout)
-    (job,) = [
-        j for j in schema["properties"]["jobs"]["items"]["oneOf"] if j["title"] == "browser-steps"
+    # Each plugin's options schema is selected by the value of `plugin` (if/then).
+    (selected,) = [
+        c["then"]
+        for c in schema["properties"]["jobs"]["items"]["allOf"]
+        if c["if"]["properties"]["plugin"]["const"] == "browser-steps"
     ]
-    variants = job["properties"]["options"]["properties"]["steps"]["items"]["oneOf"]
+    options = schema["$defs"][selected["properties"]["options"]["$ref"].rpartition("/")[2]]
+    variants = options["properties"]["steps"]["items"]["oneOf"]
     kinds = set()
     for variant in variants:
         definition = schema["$defs"][variant["$ref"].rpartition("/")[2]]

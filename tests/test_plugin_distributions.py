@@ -80,6 +80,7 @@ def test_the_development_environment_lists_only_what_runner_ships() -> None:
     assert listing.returncode == 0, listing.stdout + listing.stderr
     names = [line.split()[0] for line in listing.stdout.splitlines() if not line.startswith(" ")]
     assert names == [
+        "browser-steps",
         "dns",
         "echo-listener",
         "file-server",

@@ -28,7 +28,16 @@ from runner.schema import build_schema
 from yaml_language_server import YamlLanguageServer, require_server
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
-BUILT_IN = ["dns", "echo-listener", "file-server", "http-status", "page-title", "sleep", "tcp"]
+BUILT_IN = [
+    "browser-steps",
+    "dns",
+    "echo-listener",
+    "file-server",
+    "http-status",
+    "page-title",
+    "sleep",
+    "tcp",
+]
 
 
 @pytest.fixture(scope="module")
