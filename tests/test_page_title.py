@@ -140,6 +140,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._html('<html><head><title>Stalled</title></head><img src="/never"></html>')
         elif self.path == "/never":
             self.server.release.wait(30)  # type: ignore[attr-defined]
+        elif self.path == "/refresh":
+            # A placeholder that sends the browser on after 0.2 s.
+            self._html(
+                '<html><head><meta http-equiv="Refresh" content="0.2; url=/chapter">'
+                "<title>Loading ...</title></head></html>"
+            )
+        elif self.path == "/refresh-later":
+            self._html(
+                "<html><head><meta http-equiv=refresh content='600;URL=/chapter'>"
+                "<title>Loading ...</title></head></html>"
+            )
+        elif self.path == "/chapter":
+            # DocBook puts a no-break space after the number.
+            self._html("<html><head><title>Chapter 10.\u00a0Networking</title></head></html>")
         elif self.path == "/broken":
             self._html(BROKEN)
         elif self.path == "/slow-image":
@@ -311,6 +325,45 @@ async def test_matching_title_is_ok_and_reports_the_final_page(
     assert fields.pop("console_errors") == 0
     assert set(fields.pop("metrics")) == set(METRICS)
     assert fields == {}
+
+
+async def test_a_meta_refresh_is_followed_and_a_no_break_space_matches_a_space(
+    site: str, resources: Resources
+) -> None:
+    result = await run_check(
+        PageTitle,
+        {"url": f"{site}/refresh", "expect_title": "Chapter 10. Networking"},
+        timeout=15,
+        resources=resources,
+    )
+    assert result.status is Status.OK, result.message
+    assert result.fields["url"] == f"{site}/chapter"
+    assert result.fields["title"] == "Chapter 10.\u00a0Networking"  # the exact title
+    regex = await run_check(
+        PageTitle,
+        {"url": f"{site}/chapter", "expect_title_regex": "^Chapter 10. Networking$"},
+        timeout=15,
+        resources=resources,
+    )
+    assert regex.status is Status.OK, regex.message
+
+
+async def test_a_meta_refresh_past_the_timeout_is_said_not_judged(
+    site: str, resources: Resources
+) -> None:
+    result = await run_check(
+        PageTitle,
+        {"url": f"{site}/refresh-later", "expect_title": "Chapter 10. Networking"},
+        timeout=8,
+        resources=resources,
+    )
+    assert result.status is Status.FAIL
+    assert result.message == (
+        f"the page redirects to {site}/chapter with <meta http-equiv=refresh> after 600s,"
+        " past the job's timeout: its title is not the final one"
+    )
+    assert result.fields["meta_refresh"] == {"delay_s": 600.0, "url": f"{site}/chapter"}
+    assert result.fields["title"] == "Loading ..."
 
 
 async def test_wrong_title_fails_showing_expected_and_actual(

@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Sequence
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -117,23 +117,95 @@ class PageTitle(Check[PageTitleOptions]):
             )
         except PlaywrightError as exc:
             return Result.error(short_error(exc), error_type="NavigationError")
+        # A page that redirects with <meta http-equiv="refresh"> shows a
+        # placeholder (or nothing) until it does: follow it, within the time left.
+        pending: tuple[float, str] | None = None
+        for _ in range(MAX_META_REFRESHES):
+            before = run.page.url
+            try:
+                refresh = _parse_refresh(await run.page.evaluate(_META_REFRESH_JS))
+            except PlaywrightError:
+                refresh = (0.0, "")  # the document went away: a refresh under way
+            if refresh is None:
+                break
+            if refresh[1] and urljoin(before, refresh[1]) == before:
+                break  # a page that reloads itself is not redirecting
+            if refresh[0] * 1000 >= run.ms_left():
+                pending = refresh
+                break
+            try:
+                await run.page.wait_for_url(
+                    lambda url, before=before: url != before,  # type: ignore[misc]
+                    wait_until=opts.wait_until,
+                    timeout=run.ms_left(),
+                )
+            except PlaywrightTimeout:
+                pending = refresh
+                break
+            except PlaywrightError as exc:
+                return Result.error(short_error(exc), error_type="NavigationError")
+            # The final document's status is the one the diagnostics saw last.
+            response = None
         title = await run.page.title()
         fields: dict[str, Any] = {"title": title, "url": run.page.url}
         if response is not None:
             fields["http_status"] = response.status
+        if pending is not None:
+            delay, target = pending[0], urljoin(run.page.url, pending[1])
+            fields["meta_refresh"] = {"delay_s": delay, "url": target}
+            if opts.expect_title is not None or opts.expect_title_regex is not None:
+                return Result.fail(
+                    f"the page redirects to {target} with <meta http-equiv=refresh> after "
+                    f"{delay:g}s, past the job's timeout: its title is not the final one",
+                    **fields,
+                )
         problem = self._mismatch(title)
         if problem is not None:
             return Result.fail(problem, **fields)
         return Result.ok(**fields)
 
     def _mismatch(self, title: str) -> str | None:
-        """Why ``title`` is not the expected one, or None when it is."""
+        """Why ``title`` is not the expected one, or None when it is.
+
+        Whitespace is normalized on both sides (runs of spaces, tabs, newlines
+        and no-break spaces are one space; none at the ends): a title with
+        U+00A0, as DocBook writes them, matches what a person types."""
         expected = self.options.expect_title
-        if expected is not None and title != expected:
+        shown = _normalized(title)
+        if expected is not None and shown != _normalized(expected):
             return f"title is {title!r}, expected {expected!r}"
-        if self._pattern is not None and self._pattern.search(title) is None:
+        if self._pattern is not None and self._pattern.search(shown) is None:
             return f"title is {title!r}, expected a match for {self._pattern.pattern!r}"
         return None
+
+
+#: Meta refreshes followed one after another before the title is read.
+MAX_META_REFRESHES = 5
+
+_META_REFRESH_JS = """() => {
+  const meta = document.querySelector('meta[http-equiv="refresh" i]');
+  return meta ? meta.getAttribute("content") : null;
+}"""
+
+_REFRESH = re.compile(
+    r"""\s* (\d+ (?:\.\d*)?) \s* (?: [;,] \s* (?:url \s* = \s*)? ['"]? ([^'"]*) ['"]? )?""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _parse_refresh(content: object) -> tuple[float, str] | None:
+    """The (delay, target) of a meta refresh's content ("5; url=/next"); None when
+    there is none, or when it only reloads the same page."""
+    if not isinstance(content, str):
+        return None
+    match = _REFRESH.match(content)
+    if match is None or not (match.group(2) or "").strip():
+        return None
+    return float(match.group(1)), match.group(2).strip()
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _main(argv: Sequence[str]) -> int:
