@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import socket
@@ -140,6 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._html('<html><head><title>Stalled</title></head><img src="/never"></html>')
         elif self.path == "/never":
             self.server.release.wait(30)  # type: ignore[attr-defined]
+        elif self.path == "/slow-doc":
+            time.sleep(0.2)  # a page that takes 0.2 s to answer (this server is threaded)
+            self._html(f"<html><head><title>{HELLO}</title></head><body>hi</body></html>")
         elif self.path == "/refresh":
             # A placeholder that sends the browser on after 0.2 s.
             self._html(
@@ -770,3 +774,31 @@ def test_options_defaults() -> None:
     options = PageTitleOptions.model_validate({"url": "https://example.test/"})
     assert (options.browser, options.wait_until) == ("chromium", "load")
     assert options.expect_title is None and options.expect_title_regex is None
+
+
+def test_a_hundred_page_checks_in_one_runner_run_all_get_their_page(
+    site: str, tmp_path: Path
+) -> None:
+    """Issue 10: 100 page checks, 2 pages, each page 0.2 s: at least 10 s of
+    work, with a 3 s timeout each. Waiting for a page is not on a run's clock:
+    100 results, all ok, though most waited longer than their timeout."""
+    jobs = "".join(
+        f"  - {{name: page-{i}, plugin: page-title, timeout: 3s,"
+        f" options: {{url: '{site}/slow-doc', expect_title: '{HELLO}', screenshot: never}}}}\n"
+        for i in range(100)
+    )
+    config = tmp_path / "pages.yaml"
+    config.write_text("history: {enabled: false}\njobs:\n" + jobs)
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "run", str(config), "--log-format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    results = [e for e in events if e["event"] == "job.finished"]
+    assert len(results) == 100
+    assert Counter(r["status"] for r in results) == {"ok": 100}
+    assert max(r["queued_ms"] for r in results) > 3000
+    assert all(r["duration_ms"] < 3000 for r in results)
