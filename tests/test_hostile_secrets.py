@@ -125,7 +125,11 @@ def test_every_encoding_of_a_secret_is_kept_out_of_every_output(
     history = run_cli("history", str(config), "query", "--json", env=env)
     status = run_cli("status", str(config), "--json", env=env)
     state = tmp_path / "state" / "runner"
-    stored_bytes = b"".join(p.read_bytes() for p in state.iterdir())
+    # The history and everything else kept (screenshots of failed page checks
+    # included), by content and by name.
+    kept = [p for p in state.rglob("*") if p.is_file()]
+    stored_bytes = b"".join(p.read_bytes() for p in kept)
+    stored_bytes += "\n".join(str(p.relative_to(state)) for p in kept).encode()
     outputs = {
         "stdout": "".join(runner.raw_lines).encode(),
         "stderr": runner.stderr.encode(),

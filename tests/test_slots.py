@@ -71,20 +71,31 @@ def test_an_oversubscribed_slot_shows_as_skips_not_timeouts(
     assert max(r["queued_ms"] for r in records) > 900
 
 
-def test_first_runs_of_slot_jobs_are_spread_over_their_interval(testplugins: Path) -> None:
+def test_first_runs_of_slot_jobs_are_spread_over_what_their_slots_need(
+    testplugins: Path,
+) -> None:
     from runner_testplugins.plugins import OneAtATime, OneAtATimeOptions
 
     from runner.builtins.sleep import Sleep, SleepOptions
+    from runner.resources import Resources
+    from runner.results import ResultHub
+    from runner.scheduler import SLOT_RUN_ESTIMATE, JobHandle, Scheduler
 
     def job(name: str, plugin: type, options: object) -> Job:
         return Job(name, "x", plugin, options, 300.0, 10.0, 1)  # type: ignore[arg-type]
 
-    slot_offsets = [
-        first_run_offset(job(f"page-{i}", OneAtATime, OneAtATimeOptions())) for i in range(100)
-    ]
-    plain_offsets = [
-        first_run_offset(job(f"page-{i}", Sleep, SleepOptions(seconds=0))) for i in range(100)
-    ]
-    assert max(plain_offsets) < 1.0
-    assert max(slot_offsets) > 200  # over the 5 minutes, not the first second
-    assert all(0 <= o < 300 for o in slot_offsets)
+    scheduler = Scheduler(Resources(), ResultHub())
+    pages = [job(f"page-{i}", OneAtATime, OneAtATimeOptions()) for i in range(100)]
+    plain = [job(f"nap-{i}", Sleep, SleepOptions(seconds=0)) for i in range(100)]
+    for j in [*pages, *plain]:
+        scheduler.handles[j.name] = JobHandle(j)  # as start() leaves them, tasks aside
+
+    # 100 jobs through one slot, about a second each: spread over 100 s.
+    assert scheduler.first_run_window(pages[0]) == 100 * SLOT_RUN_ESTIMATE
+    offsets = [first_run_offset(j, scheduler.first_run_window(j)) for j in pages]
+    assert 50 < max(offsets) < 100
+    assert max(first_run_offset(j, scheduler.first_run_window(j)) for j in plain) < 1.0
+    # A lone page check still gets its first run within a second.
+    alone = Scheduler(Resources(), ResultHub())
+    alone.handles["page-0"] = JobHandle(pages[0])
+    assert alone.first_run_window(pages[0]) == 1.0

@@ -241,8 +241,9 @@ class Slots:
     skipped (``job.skipped``, "still waiting for a ... slot"): an
     oversubscribed resource shows as skips, never as slow targets. Checks that
     give the same ``name`` share its slots (the first one started sets
-    ``size``). The first runs of such jobs are spread over their whole
-    interval, not one second, so that they do not all queue at start.
+    ``size``). The first runs of such jobs are spread over the time their
+    slots need for one run of each (about a second a run, up to the
+    interval), not one second, so that they do not all queue at start.
     """
 
     name: str

@@ -30,19 +30,16 @@ from runner.results import ResultHub, RunRecord
 
 #: First runs are spread over at most this many seconds after a job starts.
 SPREAD_WINDOW = 1.0
+#: For checks that share slots (Check.slots): the time one run is assumed to
+#: hold a slot when their first runs are spread (a page check: about a second).
+SLOT_RUN_ESTIMATE = 1.0
 #: Service restart back-off: first delay, and the cap it doubles up to.
 RESTART_FIRST_DELAY = 1.0
 RESTART_MAX_DELAY = 60.0
 
 
 def first_run_offset(job: Job, window: float = SPREAD_WINDOW) -> float:
-    """A stable offset in [0, min(interval, window)) for the job's first run.
-
-    Jobs whose plugin needs a limited resource (``Check.slots``) are spread
-    over their whole interval instead: a hundred page checks every 5 minutes
-    then run evenly rather than queueing for two browser pages at start."""
-    if job.interval is not None and _slots_of(job) is not None:
-        window = job.interval
+    """A stable offset in [0, min(interval, window)) for the job's first run."""
     span = min(job.interval or window, window)
     return (zlib.crc32(job.name.encode()) / 2**32) * span
 
@@ -170,7 +167,7 @@ class Scheduler:
         interval = job.interval
         loop = asyncio.get_running_loop()
         check = _Lazy(job)
-        next_due = anchor + first_run_offset(job, self.spread_window)
+        next_due = anchor + first_run_offset(job, self.first_run_window(job))
         current: asyncio.Task[None] | None = None
         try:
             while True:
@@ -263,6 +260,23 @@ class Scheduler:
             retry=job.retry,
             isolated=isolated,
         )
+
+    def first_run_window(self, job: Job) -> float:
+        """Over how many seconds the job's first run is spread.
+
+        One second for most jobs. Jobs that share slots are spread over the
+        time their slots need for one run of each (at :data:`SLOT_RUN_ESTIMATE`
+        a run), up to their interval: a hundred page checks with two pages
+        start over 50 s instead of queueing at once, and one page check still
+        gives its first result within a second. (Every job of a batch is in
+        ``handles`` before the first of their tasks asks.)
+        """
+        slots = _slots_of(job)
+        if slots is None:
+            return self.spread_window
+        names = (getattr(_slots_of(h.job), "name", None) for h in self.handles.values())
+        sharing = sum(1 for name in names if name == slots.name)
+        return max(self.spread_window, sharing * SLOT_RUN_ESTIMATE / slots.size)
 
     async def _take_slot(self, job: Job) -> _Slot:
         """Wait in line for a slot of the job's limited resource, if it needs one.
