@@ -166,7 +166,7 @@ def wait_for_event(
     machine: Machine,
     identifier: str = "runner",
     after: str | None = None,
-    timeout: float = 20,
+    timeout: float = 60,  # a deadline, not a delay: generous for a busy CI machine
     count: int = 1,
     **match: Any,
 ) -> list[dict[str, Any]]:
