@@ -46,8 +46,8 @@ def run_as_init_if_pid1() -> None:
     """When this process is PID 1, fork: the child returns and runs runner; the
     parent never returns (it reaps and forwards signals until the child exits).
 
-    Call it before any thread or event loop exists. A no-op unless PID 1, and
-    with ``RUNNER_NO_INIT=1``.
+    Call it before any thread or event loop exists. A no-op unless this is
+    PID 1, and with ``RUNNER_NO_INIT=1`` set.
     """
     if os.getpid() != 1 or os.environ.get("RUNNER_NO_INIT", "") not in ("", "0"):
         return
