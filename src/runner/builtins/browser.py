@@ -4,8 +4,13 @@ what a run reports besides its own verdict.
 One browser is launched per daemon (per browser kind and executable) and
 shared by every browser job; each run gets a fresh browser context, closed
 when the run ends however it ends, and at most :data:`MAX_OPEN_PAGES` runs
-hold a page at once. Playwright is imported only when the first run needs the
-browser, so a daemon without browser jobs never pays for it.
+hold a page at once. A job may opt into ``isolation: page``: its runs then
+get a fresh page in a context of their own job's, created on its first run
+and kept among the daemon's shared resources (a new context costs nearly the
+CPU of a browser launch; a new page a third of it), so cookies and storage
+carry over between runs of that job, never to another job. Playwright is
+imported only when the first run needs the browser, so a daemon without
+browser jobs never pays for it.
 
 :func:`run_in_browser` runs one check's own work (``body``) in such a page
 and adds to its result what a person needs to see why it failed: the main
@@ -247,6 +252,12 @@ class BrowserOptions(Options):
         description="Fail when the page's load event ends later than this after navigation "
         "start (5s).",
     )
+    isolation: Literal["context", "page"] = Field(
+        default="context",
+        description="`context`: every run in a fresh browser context, nothing shared. "
+        "`page`: a fresh page in a context kept for this job, about twice as fast; "
+        "cookies and storage carry over between this job's runs, never to other jobs.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,35 +434,87 @@ async def run_in_browser(ctx: RunContext, options: BrowserOptions, body: BodyFn)
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-    async with shared.slots:
+    async with shared.slots, _page_for_run(ctx, options, shared) as (context, page):
+        # The evidence's share is kept back from whatever the work has left
+        # (launching the browser and waiting for a slot included).
+        work_deadline = ctx.deadline - evidence_reserve(ctx.timeout)
+        run = BrowserRun(page, context, work_deadline)
+        _watch(page, run.diagnostics)
+        # Playwright's own timeouts run in its driver and fire late on a
+        # busy machine: the loop's deadline makes sure the evidence keeps
+        # its share of the time.
+        overrun = asyncio.timeout_at(work_deadline + EVIDENCE_GRACE)
+        try:
+            async with overrun:
+                result = await body(run)
+        except TimeoutError:
+            if not overrun.expired():
+                raise
+            result = Result(Status.TIMEOUT, "the page did not answer within the job's timeout")
+        except PlaywrightTimeout as exc:
+            result = Result(Status.TIMEOUT, short_error(exc))
+        except PlaywrightError as exc:
+            result = Result.error(short_error(exc), error_type="BrowserError")
+        return await _conclude(ctx, options, run, result)
+
+
+@asynccontextmanager
+async def _page_for_run(
+    ctx: RunContext, options: BrowserOptions, shared: _SharedBrowser
+) -> AsyncIterator[tuple[BrowserContext, Page]]:
+    """A fresh page for one run, in a fresh context or (``isolation: page``) in
+    the job's own long-lived one; the page, or the fresh context, is closed
+    on exit however the run ends.
+
+    With ``trace: on-failure`` tracing starts here and, in the job's
+    long-lived context, stops here too: each run records its own trace, and a
+    run that kept it (:func:`_save_evidence`) has already stopped it."""
+    if options.isolation == "context":
         context = await _finish_even_if_cancelled(shared.browser.new_context(), lambda c: c.close())
         try:
             if options.trace == "on-failure":
                 await context.tracing.start(screenshots=True, snapshots=True)
-            page = await context.new_page()
-            # The evidence's share is kept back from whatever the work has left
-            # (launching the browser and waiting for a slot included).
-            work_deadline = ctx.deadline - evidence_reserve(ctx.timeout)
-            run = BrowserRun(page, context, work_deadline)
-            _watch(page, run.diagnostics)
-            # Playwright's own timeouts run in its driver and fire late on a
-            # busy machine: the loop's deadline makes sure the evidence keeps
-            # its share of the time.
-            overrun = asyncio.timeout_at(work_deadline + EVIDENCE_GRACE)
-            try:
-                async with overrun:
-                    result = await body(run)
-            except TimeoutError:
-                if not overrun.expired():
-                    raise
-                result = Result(Status.TIMEOUT, "the page did not answer within the job's timeout")
-            except PlaywrightTimeout as exc:
-                result = Result(Status.TIMEOUT, short_error(exc))
-            except PlaywrightError as exc:
-                result = Result.error(short_error(exc), error_type="BrowserError")
-            return await _conclude(ctx, options, run, result)
+            yield context, await context.new_page()
         finally:
             await context.close()
+        return
+
+    job_context = await ctx.shared(
+        # The job's name and the browser's key: another job, or this job
+        # with another browser, never gets this context.
+        ("browser-context", ctx.job, options.browser, options.executable_path),
+        lambda: _open_context(shared.browser),
+        # A relaunched browser (the old one crashed or was killed) needs a
+        # new context: the old one went with its browser.
+        usable=lambda c: c.browser is shared.browser and shared.browser.is_connected(),
+    )
+    tracing = False
+    page: Page | None = None
+    try:
+        if options.trace == "on-failure":
+            await job_context.tracing.start(screenshots=True, snapshots=True)
+            tracing = True
+        page = await _finish_even_if_cancelled(job_context.new_page(), lambda p: p.close())
+        yield job_context, page
+    finally:
+        # Bounded and quiet: a crashed browser answers neither; the next run
+        # gets a new browser and a new context anyway.
+        if page is not None:
+            await _bounded(page.close(), EVIDENCE_MAX_S)
+        if tracing:
+            # Discards what was not kept; when _save_evidence already stopped
+            # it to keep it, this answers an error that _bounded swallows.
+            await _bounded(job_context.tracing.stop(), EVIDENCE_MAX_S)
+
+
+@asynccontextmanager
+async def _open_context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A job's long-lived context, closed at shutdown or when its browser is gone."""
+    context = await browser.new_context()
+    try:
+        yield context
+    finally:
+        await _bounded(context.close(), 10.0)
 
 
 async def _conclude(
