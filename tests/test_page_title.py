@@ -857,12 +857,12 @@ async def test_page_isolation_shares_cookies_between_runs_of_one_job_only(
     assert await _title(cookie_site, "blog", resources, **page) == "no cookie"
     assert await _title(cookie_site, "blog", resources, **page) == "cookie came back"
     assert await _title(cookie_site, "shop", resources, **page) == "cookie came back"
-    # One browser and a context per job, kept; each run closed its page
-    # (five open pages would be five renderers; Chromium may keep a renderer
-    # of a live context's site for the next page).
+    # One browser and a context per job, kept; each job keeps one emptied
+    # page, and Chromium may keep one spare renderer: five pages left open
+    # would be five renderers or more.
     assert len(resources) == 3
     assert _browser_count() == 1
-    settled = await _wait_for(lambda: _page_renderer_count() <= 2, deadline_s=5)
+    settled = await _wait_for(lambda: _page_renderer_count() <= 3, deadline_s=5)
     assert settled, f"{_page_renderer_count()} page renderers outlived their runs"
 
 
@@ -885,9 +885,17 @@ async def test_page_isolation_survives_a_killed_browser(
     chromium = _chromium()
     (browser,) = [pid for pid, ppid in chromium.items() if ppid not in chromium]
     os.kill(browser, 9)
-    assert await _wait_for(lambda: not Path(f"/proc/{browser}/exe").exists(), deadline_s=10)
-    # A new browser, and a new context for the job: the cookie went with the old one.
-    assert await _title(cookie_site, "shop", resources, **page) == "no cookie"
+    # A run that starts before Playwright has noticed the browser is gone is
+    # an error result, not a crash; the daemon's next run gets a new browser.
+    for _ in range(3):
+        after = await run_check(
+            PageTitle, {"url": cookie_site, **page}, job="shop", timeout=15, resources=resources
+        )
+        if after.status is Status.OK:
+            break
+        assert after.status is Status.ERROR, after
+    # A new context for the job: the cookie went with the old browser.
+    assert after.fields.get("title") == "no cookie", after
     assert await _title(cookie_site, "shop", resources, **page) == "cookie came back"
     assert _browser_count() == 1
     assert len(resources) == 2

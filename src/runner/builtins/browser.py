@@ -479,42 +479,69 @@ async def _page_for_run(
             await context.close()
         return
 
-    job_context = await ctx.shared(
+    job = await ctx.shared(
         # The job's name and the browser's key: another job, or this job
         # with another browser, never gets this context.
         ("browser-context", ctx.job, options.browser, options.executable_path),
-        lambda: _open_context(shared.browser),
+        lambda: _open_job_context(shared.browser),
         # A relaunched browser (the old one crashed or was killed) needs a
         # new context: the old one went with its browser.
-        usable=lambda c: c.browser is shared.browser and shared.browser.is_connected(),
+        usable=lambda j: j.context.browser is shared.browser and shared.browser.is_connected(),
     )
+    context = job.context
     tracing = False
     page: Page | None = None
     try:
         if options.trace == "on-failure":
-            await job_context.tracing.start(screenshots=True, snapshots=True)
+            await context.tracing.start(screenshots=True, snapshots=True)
             tracing = True
-        page = await _finish_even_if_cancelled(job_context.new_page(), lambda p: p.close())
-        yield job_context, page
+        page = await _finish_even_if_cancelled(context.new_page(), lambda p: p.close())
+        yield context, page
     finally:
-        # Bounded and quiet: a crashed browser answers neither; the next run
-        # gets a new browser and a new context anyway.
-        if page is not None:
-            await _bounded(page.close(), EVIDENCE_MAX_S)
+        # Every call bounded and quiet: a crashed browser answers none, and
+        # the next run gets a new browser and a new context anyway.
         if tracing:
             # Discards what was not kept; when _save_evidence already stopped
             # it to keep it, this answers an error that _bounded swallows.
-            await _bounded(job_context.tracing.stop(), EVIDENCE_MAX_S)
+            await _bounded(context.tracing.stop(), EVIDENCE_MAX_S)
+        if page is not None:
+            await job.keep(page)
+
+
+@dataclass(slots=True)
+class _JobContext:
+    """A job's long-lived context (``isolation: page``) and the page it keeps
+    between runs, emptied (about:blank): Chromium gives the next run's fresh
+    page that page's renderer process for the same site instead of starting
+    one, which costs about as much CPU as a new context."""
+
+    context: BrowserContext
+    keeper: Page | None = None
+
+    async def keep(self, page: Page) -> None:
+        """Empty ``page`` and keep it in place of the previous one; close every
+        other page (popups the run opened). A page that does not empty at
+        once (a script that never yields) is closed instead."""
+        emptied = await _bounded(page.goto("about:blank"), KEEPER_BLANK_S)
+        self.keeper = None if isinstance(emptied, str) else page
+        for other in self.context.pages:
+            if other is not self.keeper:
+                await _bounded(other.close(), EVIDENCE_MAX_S)
+
+
+#: How long a page-isolated run's page may take to go to about:blank to be
+#: kept; past it, the page is closed.
+KEEPER_BLANK_S = 1.0
 
 
 @asynccontextmanager
-async def _open_context(browser: Browser) -> AsyncIterator[BrowserContext]:
+async def _open_job_context(browser: Browser) -> AsyncIterator[_JobContext]:
     """A job's long-lived context, closed at shutdown or when its browser is gone."""
-    context = await browser.new_context()
+    job = _JobContext(await browser.new_context())
     try:
-        yield context
+        yield job
     finally:
-        await _bounded(context.close(), 10.0)
+        await _bounded(job.context.close(), 10.0)
 
 
 async def _conclude(
