@@ -935,3 +935,23 @@ async def test_page_isolation_keeps_one_trace_per_failed_run(
                 archive.read(name) for name in archive.namelist() if name.endswith(".trace")
             )
         assert events.count(b'"method":"goto"') == 1, events.count(b'"method":"goto"')
+
+
+async def test_page_isolation_runs_of_one_job_at_once_keep_their_own_pages(
+    cookie_site: str, resources: Resources
+) -> None:
+    # The daemon never overlaps two runs of a job; a caller of the plugin may.
+    # The run that ends first must not close the other's page.
+    results = await asyncio.gather(
+        *(
+            run_check(
+                PageTitle,
+                {"url": cookie_site, "isolation": "page"},
+                job="shop",
+                timeout=15,
+                resources=resources,
+            )
+            for _ in range(4)
+        )
+    )
+    assert [r.status for r in results] == [Status.OK] * 4, [r.message for r in results]

@@ -496,6 +496,13 @@ async def _page_for_run(
             await context.tracing.start(screenshots=True, snapshots=True)
             tracing = True
         page = await _finish_even_if_cancelled(context.new_page(), lambda p: p.close())
+        popups: list[Page] = []
+
+        def opened(popup: Page) -> None:
+            popups.append(popup)
+            popup.on("popup", opened)
+
+        page.on("popup", opened)
         yield context, page
     finally:
         # Every call bounded and quiet: a crashed browser answers none, and
@@ -505,6 +512,8 @@ async def _page_for_run(
             # it to keep it, this answers an error that _bounded swallows.
             await _bounded(context.tracing.stop(), EVIDENCE_MAX_S)
         if page is not None:
+            for popup in popups:
+                await _bounded(popup.close(), EVIDENCE_MAX_S)
             await job.keep(page)
 
 
@@ -519,14 +528,19 @@ class _JobContext:
     keeper: Page | None = None
 
     async def keep(self, page: Page) -> None:
-        """Empty ``page`` and keep it in place of the previous one; close every
-        other page (popups the run opened). A page that does not empty at
-        once (a script that never yields) is closed instead."""
+        """Empty ``page`` and keep it in place of the previous one. A page that
+        does not empty at once (a script that never yields) is closed instead.
+
+        Only the previous kept page is closed, never "every other page": a
+        page another run is creating (the daemon never overlaps two runs of
+        a job, a plugin's own caller might) is already listed, and closing it
+        was seen to leave that run's ``new_page`` waiting until its timeout.
+        The run's popups are closed by :func:`_page_for_run`."""
         emptied = await _bounded(page.goto("about:blank"), KEEPER_BLANK_S)
-        self.keeper = None if isinstance(emptied, str) else page
-        for other in self.context.pages:
-            if other is not self.keeper:
-                await _bounded(other.close(), EVIDENCE_MAX_S)
+        previous, self.keeper = self.keeper, (None if isinstance(emptied, str) else page)
+        for stale in (previous, None if self.keeper else page):
+            if stale is not None:
+                await _bounded(stale.close(), EVIDENCE_MAX_S)
 
 
 #: How long a page-isolated run's page may take to go to about:blank to be
