@@ -212,11 +212,12 @@ async def test_ambiguous_target_fails_and_the_job_timeout_cuts_an_expectation_sh
     assert ambiguous.status is Status.FAIL
     assert (ambiguous.message or "").startswith("step 2 fill input: strict mode violation")
 
-    # step_timeout is 10 s, the job's 3 s: the job's timeout ends the wait.
+    # step_timeout is 10 s, the job's 6 s: the job's timeout ends the wait
+    # (6 s, not less: the first step must load the page on a busy machine too).
     cut = await run_check(
         BrowserSteps,
         {"steps": [{"goto": f"{app}/login"}, {"expect_title": "Nope"}]},
-        timeout=3,
+        timeout=6,
         resources=resources,
     )
     assert cut.status is Status.TIMEOUT

@@ -803,3 +803,159 @@ def test_a_hundred_page_checks_in_one_runner_run_all_get_their_page(
     assert Counter(r["status"] for r in results) == {"ok": 100}
     assert max(r["queued_ms"] for r in results) > 10_000
     assert all(r["duration_ms"] < 10_000 for r in results)
+
+    assert max(r["queued_ms"] for r in results) > 3000
+    assert all(r["duration_ms"] < 3000 for r in results)
+
+
+# --- isolation: context (default) and page ----------------------------------
+
+
+class _CookieHandler(BaseHTTPRequestHandler):
+    """A page that sets a cookie and says in its title whether one came back."""
+
+    def do_GET(self) -> None:
+        came_back = "visited=yes" in (self.headers.get("Cookie") or "")
+        title = "cookie came back" if came_back else "no cookie"
+        body = f"<html><head><title>{title}</title></head><body>{title}</body></html>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Set-Cookie", "visited=yes; Path=/; Max-Age=3600")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def cookie_site() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _CookieHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="cookie-site", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+async def _title(url: str, job: str, resources: Resources, **options: str) -> str:
+    result = await run_check(
+        PageTitle, {"url": url, **options}, job=job, timeout=15, resources=resources
+    )
+    assert result.status is Status.OK, result.message
+    return str(result.fields["title"])
+
+
+async def test_page_isolation_shares_cookies_between_runs_of_one_job_only(
+    cookie_site: str, resources: Resources
+) -> None:
+    page = {"isolation": "page"}
+    assert await _title(cookie_site, "shop", resources, **page) == "no cookie"
+    assert await _title(cookie_site, "shop", resources, **page) == "cookie came back"
+    # Another job, same browser and same site: its own context, no cookie.
+    assert await _title(cookie_site, "blog", resources, **page) == "no cookie"
+    assert await _title(cookie_site, "blog", resources, **page) == "cookie came back"
+    assert await _title(cookie_site, "shop", resources, **page) == "cookie came back"
+    # One browser and a context per job, kept; each job keeps one emptied
+    # page, and Chromium may keep one spare renderer: five pages left open
+    # would be five renderers or more.
+    assert len(resources) == 3
+    assert _browser_count() == 1
+    settled = await _wait_for(lambda: _page_renderer_count() <= 3, deadline_s=5)
+    assert settled, f"{_page_renderer_count()} page renderers outlived their runs"
+
+
+async def test_context_isolation_shares_nothing(cookie_site: str, resources: Resources) -> None:
+    # The default, and said explicitly: never a cookie from an earlier run.
+    assert await _title(cookie_site, "shop", resources) == "no cookie"
+    assert await _title(cookie_site, "shop", resources) == "no cookie"
+    assert await _title(cookie_site, "shop", resources, isolation="context") == "no cookie"
+    # A page-isolated job's cookie does not reach a context-isolated run of it.
+    assert await _title(cookie_site, "shop", resources, isolation="page") == "no cookie"
+    assert await _title(cookie_site, "shop", resources) == "no cookie"
+    assert len(resources) == 2  # the browser, and the page-isolated run's context
+
+
+async def test_page_isolation_survives_a_killed_browser(
+    cookie_site: str, resources: Resources
+) -> None:
+    page = {"isolation": "page"}
+    assert await _title(cookie_site, "shop", resources, **page) == "no cookie"
+    chromium = _chromium()
+    (browser,) = [pid for pid, ppid in chromium.items() if ppid not in chromium]
+    os.kill(browser, 9)
+    # A run that starts before Playwright has noticed the browser is gone is
+    # an error result, not a crash; the daemon's next run gets a new browser.
+    for _ in range(3):
+        after = await run_check(
+            PageTitle, {"url": cookie_site, **page}, job="shop", timeout=15, resources=resources
+        )
+        if after.status is Status.OK:
+            break
+        assert after.status is Status.ERROR, after
+    # A new context for the job: the cookie went with the old browser.
+    assert after.fields.get("title") == "no cookie", after
+    assert await _title(cookie_site, "shop", resources, **page) == "cookie came back"
+    assert _browser_count() == 1
+    assert len(resources) == 2
+    await resources.aclose()
+    assert await _wait_for(lambda: not _chromium_pids(), deadline_s=10), _descendants()
+
+
+async def test_page_isolation_keeps_one_trace_per_failed_run(
+    cookie_site: str, resources: Resources, tmp_path: Path
+) -> None:
+    options = {
+        "url": cookie_site,
+        "isolation": "page",
+        "trace": "on-failure",
+        "screenshot": "never",
+        "artifacts_dir": str(tmp_path),
+    }
+    traces = []
+    for _ in range(2):
+        failed = await run_check(
+            PageTitle,
+            {**options, "expect_title": "something else"},
+            job="shop",
+            timeout=15,
+            resources=resources,
+        )
+        assert failed.status is Status.FAIL, failed.message
+        traces.append(failed.fields["trace"])
+    passed = await run_check(PageTitle, options, job="shop", timeout=15, resources=resources)
+    assert passed.status is Status.OK, passed.message
+    assert "trace" not in passed.fields and "trace_error" not in passed.fields
+    assert traces[0] != traces[1]
+    for trace in traces:
+        # Each zip holds its own run: one navigation to the page, not the earlier ones.
+        with zipfile.ZipFile(trace) as archive:
+            events = b"".join(
+                archive.read(name) for name in archive.namelist() if name.endswith(".trace")
+            )
+        assert events.count(b'"method":"goto"') == 1, events.count(b'"method":"goto"')
+
+
+async def test_page_isolation_runs_of_one_job_at_once_keep_their_own_pages(
+    cookie_site: str, resources: Resources
+) -> None:
+    # The daemon never overlaps two runs of a job; a caller of the plugin may.
+    # The run that ends first must not close the other's page.
+    results = await asyncio.gather(
+        *(
+            run_check(
+                PageTitle,
+                {"url": cookie_site, "isolation": "page"},
+                job="shop",
+                timeout=15,
+                resources=resources,
+            )
+            for _ in range(4)
+        )
+    )
+    assert [r.status for r in results] == [Status.OK] * 4, [r.message for r in results]

@@ -4,8 +4,13 @@ what a run reports besides its own verdict.
 One browser is launched per daemon (per browser kind and executable) and
 shared by every browser job; each run gets a fresh browser context, closed
 when the run ends however it ends, and at most :data:`MAX_OPEN_PAGES` runs
-hold a page at once. Playwright is imported only when the first run needs the
-browser, so a daemon without browser jobs never pays for it.
+hold a page at once. A job may opt into ``isolation: page``: its runs then
+get a fresh page in a context of their own job's, created on its first run
+and kept among the daemon's shared resources (a new context costs nearly the
+CPU of a browser launch; a new page a third of it), so cookies and storage
+carry over between runs of that job, never to another job. Playwright is
+imported only when the first run needs the browser, so a daemon without
+browser jobs never pays for it.
 
 :func:`run_in_browser` runs one check's own work (``body``) in such a page
 and adds to its result what a person needs to see why it failed: the main
@@ -247,6 +252,12 @@ class BrowserOptions(Options):
         description="Fail when the page's load event ends later than this after navigation "
         "start (5s).",
     )
+    isolation: Literal["context", "page"] = Field(
+        default="context",
+        description="`context`: every run in a fresh browser context, nothing shared. "
+        "`page`: a fresh page in a context kept for this job, about twice as fast; "
+        "cookies and storage carry over between this job's runs, never to other jobs.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,35 +434,128 @@ async def run_in_browser(ctx: RunContext, options: BrowserOptions, body: BodyFn)
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-    async with shared.slots:
+    async with shared.slots, _page_for_run(ctx, options, shared) as (context, page):
+        # The evidence's share is kept back from whatever the work has left
+        # (launching the browser and waiting for a slot included).
+        work_deadline = ctx.deadline - evidence_reserve(ctx.timeout)
+        run = BrowserRun(page, context, work_deadline)
+        _watch(page, run.diagnostics)
+        # Playwright's own timeouts run in its driver and fire late on a
+        # busy machine: the loop's deadline makes sure the evidence keeps
+        # its share of the time.
+        overrun = asyncio.timeout_at(work_deadline + EVIDENCE_GRACE)
+        try:
+            async with overrun:
+                result = await body(run)
+        except TimeoutError:
+            if not overrun.expired():
+                raise
+            result = Result(Status.TIMEOUT, "the page did not answer within the job's timeout")
+        except PlaywrightTimeout as exc:
+            result = Result(Status.TIMEOUT, short_error(exc))
+        except PlaywrightError as exc:
+            result = Result.error(short_error(exc), error_type="BrowserError")
+        return await _conclude(ctx, options, run, result)
+
+
+@asynccontextmanager
+async def _page_for_run(
+    ctx: RunContext, options: BrowserOptions, shared: _SharedBrowser
+) -> AsyncIterator[tuple[BrowserContext, Page]]:
+    """A fresh page for one run, in a fresh context or (``isolation: page``) in
+    the job's own long-lived one; the page, or the fresh context, is closed
+    on exit however the run ends.
+
+    With ``trace: on-failure`` tracing starts here and, in the job's
+    long-lived context, stops here too: each run records its own trace, and a
+    run that kept it (:func:`_save_evidence`) has already stopped it."""
+    if options.isolation == "context":
         context = await _finish_even_if_cancelled(shared.browser.new_context(), lambda c: c.close())
         try:
             if options.trace == "on-failure":
                 await context.tracing.start(screenshots=True, snapshots=True)
-            page = await context.new_page()
-            # The evidence's share is kept back from whatever the work has left
-            # (launching the browser and waiting for a slot included).
-            work_deadline = ctx.deadline - evidence_reserve(ctx.timeout)
-            run = BrowserRun(page, context, work_deadline)
-            _watch(page, run.diagnostics)
-            # Playwright's own timeouts run in its driver and fire late on a
-            # busy machine: the loop's deadline makes sure the evidence keeps
-            # its share of the time.
-            overrun = asyncio.timeout_at(work_deadline + EVIDENCE_GRACE)
-            try:
-                async with overrun:
-                    result = await body(run)
-            except TimeoutError:
-                if not overrun.expired():
-                    raise
-                result = Result(Status.TIMEOUT, "the page did not answer within the job's timeout")
-            except PlaywrightTimeout as exc:
-                result = Result(Status.TIMEOUT, short_error(exc))
-            except PlaywrightError as exc:
-                result = Result.error(short_error(exc), error_type="BrowserError")
-            return await _conclude(ctx, options, run, result)
+            yield context, await context.new_page()
         finally:
             await context.close()
+        return
+
+    job = await ctx.shared(
+        # The job's name and the browser's key: another job, or this job
+        # with another browser, never gets this context.
+        ("browser-context", ctx.job, options.browser, options.executable_path),
+        lambda: _open_job_context(shared.browser),
+        # A relaunched browser (the old one crashed or was killed) needs a
+        # new context: the old one went with its browser.
+        usable=lambda j: j.context.browser is shared.browser and shared.browser.is_connected(),
+    )
+    context = job.context
+    tracing = False
+    page: Page | None = None
+    try:
+        if options.trace == "on-failure":
+            await context.tracing.start(screenshots=True, snapshots=True)
+            tracing = True
+        page = await _finish_even_if_cancelled(context.new_page(), lambda p: p.close())
+        popups: list[Page] = []
+
+        def opened(popup: Page) -> None:
+            popups.append(popup)
+            popup.on("popup", opened)
+
+        page.on("popup", opened)
+        yield context, page
+    finally:
+        # Every call bounded and quiet: a crashed browser answers none, and
+        # the next run gets a new browser and a new context anyway.
+        if tracing:
+            # Discards what was not kept; when _save_evidence already stopped
+            # it to keep it, this answers an error that _bounded swallows.
+            await _bounded(context.tracing.stop(), EVIDENCE_MAX_S)
+        if page is not None:
+            for popup in popups:
+                await _bounded(popup.close(), EVIDENCE_MAX_S)
+            await job.keep(page)
+
+
+@dataclass(slots=True)
+class _JobContext:
+    """A job's long-lived context (``isolation: page``) and the page it keeps
+    between runs, emptied (about:blank): Chromium gives the next run's fresh
+    page that page's renderer process for the same site instead of starting
+    one, which costs about as much CPU as a new context."""
+
+    context: BrowserContext
+    keeper: Page | None = None
+
+    async def keep(self, page: Page) -> None:
+        """Empty ``page`` and keep it in place of the previous one. A page that
+        does not empty at once (a script that never yields) is closed instead.
+
+        Only the previous kept page is closed, never "every other page": a
+        page another run is creating (the daemon never overlaps two runs of
+        a job, a plugin's own caller might) is already listed, and closing it
+        was seen to leave that run's ``new_page`` waiting until its timeout.
+        The run's popups are closed by :func:`_page_for_run`."""
+        emptied = await _bounded(page.goto("about:blank"), KEEPER_BLANK_S)
+        previous, self.keeper = self.keeper, (None if isinstance(emptied, str) else page)
+        for stale in (previous, None if self.keeper else page):
+            if stale is not None:
+                await _bounded(stale.close(), EVIDENCE_MAX_S)
+
+
+#: How long a page-isolated run's page may take to go to about:blank to be
+#: kept; past it, the page is closed.
+KEEPER_BLANK_S = 1.0
+
+
+@asynccontextmanager
+async def _open_job_context(browser: Browser) -> AsyncIterator[_JobContext]:
+    """A job's long-lived context, closed at shutdown or when its browser is gone."""
+    job = _JobContext(await browser.new_context())
+    try:
+        yield job
+    finally:
+        await _bounded(job.context.close(), 10.0)
 
 
 async def _conclude(

@@ -1,0 +1,393 @@
+"""Page checks three ways: a browser launched per check, `isolation: context`
+and `isolation: page`.
+
+Usage::
+
+    .venv/bin/python bench/browser.py [--checks 40] [--rounds 5] [--jobs 4]
+        [--concurrency 1,2] [--ways launch,context,page]
+
+Every check loads the same small local page (served by a child process whose
+CPU is not counted) and reads its title. The ways:
+
+  launch    the baseline: a plain Playwright script that launches Chromium
+            for every check (new page, goto, title, close the browser). It
+            starts Playwright's driver once, not per check, which flatters it.
+  context   runner's page-title (the default, ``isolation: context``) through
+            ``run_check_once`` with one shared ``Resources``, as the daemon runs
+            it: one browser, a fresh context per check.
+  page      the same with ``isolation: page``: a fresh page per check in a
+            context kept per job, created on the job's first run in the trial
+            (and counted).
+
+Chromium is launched as the project launches it (``find_chromium()``,
+``CHROMIUM_ARGS``, headless). For context and page the browser is launched
+before the clock starts, as a daemon launches it once; the checks of a trial
+go round-robin over ``--jobs`` job names, so runs of one job do not overlap,
+as in the daemon. ``--concurrency 2`` runs two checks at a time, as the
+daemon's two browser page slots allow.
+
+CPU is that of the whole process tree, Python, Playwright's node driver and
+every Chromium process: this process's and its reaped children's
+``getrusage``, plus ``utime+stime+cutime+cstime`` from ``/proc/PID/stat`` of
+every live (or zombie) descendant. This process makes itself a child
+subreaper, so the processes Chromium orphans come to it and are counted; it
+reaps them between trials. The page server's subtree is left out.
+
+Trials interleave: each round runs every way at every concurrency, in an
+order rotated per round, so the machine's noise hits them alike. Reported:
+checks/s and CPU ms per check, median (min-max) over the rounds, and the
+ratios of the medians against launch-per-check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+from runner.builtins.browser import CHROMIUM_ARGS, find_chromium
+from runner.builtins.page_title import PageTitle
+from runner.execution import run_check_once
+from runner.plugin import Status
+from runner.resources import Resources
+
+TITLE = "Bench page"
+WAYS = ("launch", "context", "page")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PR_SET_CHILD_SUBREAPER = 36
+
+SERVER = textwrap.dedent(
+    f"""
+    import sys
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    BODY = (
+        b"<!doctype html><html><head><title>{TITLE}</title>"
+        b"<style>body {{ font: 16px sans-serif }}</style></head>"
+        b"<body><h1>{TITLE}</h1><p>" + b"A small page. " * 40 + b"</p></body></html>"
+    )
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            if self.path != "/":  # the browser's own /favicon.ico
+                self.send_response(204)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            self.wfile.write(BODY)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+    """
+)
+
+
+# --- CPU of the process tree -------------------------------------------------
+
+
+def _proc_table() -> dict[int, tuple[int, str, str, float]]:
+    """pid -> (parent pid, state, name, utime+stime+cutime+cstime in seconds)."""
+    table: dict[int, tuple[int, str, str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                stat = file.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2 :].split()
+        # rest[0] is field 3 (state); utime..cstime are fields 14..17.
+        ticks = sum(int(value) for value in rest[11:15])
+        table[int(entry)] = (int(rest[1]), rest[0], name, ticks / CLK_TCK)
+    return table
+
+
+def _descendants(table: dict[int, tuple[int, str, str, float]], skip: set[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in skip and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def tree_cpu(skip: set[int]) -> float:
+    """CPU seconds used so far by this process and everything it started but ``skip``."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+    table = _proc_table()
+    return total + sum(table[pid][3] for pid in _descendants(table, skip))
+
+
+def reap_adopted_orphans(ours: set[int]) -> int:
+    """Wait for zombie children this process did not start (Chromium's orphans)."""
+    reaped = 0
+    me = os.getpid()
+    for pid, (ppid, state, name, _) in _proc_table().items():
+        if ppid == me and state == "Z" and pid not in ours and not name.startswith("node"):
+            try:
+                os.waitpid(pid, os.WNOHANG)
+                reaped += 1
+            except ChildProcessError:
+                pass
+    return reaped
+
+
+# --- the three ways ----------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    way: str
+    concurrency: int
+    seconds: float
+    cpu: float
+    failed: int
+    checks: int
+
+    @property
+    def per_second(self) -> float:
+        return self.checks / self.seconds
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu * 1000 / self.checks
+
+
+@dataclass
+class Bench:
+    url: str
+    checks: int
+    jobs: int
+    skip: set[int]
+    chromium: str
+    trial_no: int = 0
+    results: list[Trial] = field(default_factory=list)
+
+    async def _drive(
+        self, concurrency: int, one: Callable[[int], Awaitable[bool]]
+    ) -> tuple[float, float, int]:
+        """Run ``one(i)`` for every check, ``concurrency`` at a time: wall s, CPU s, failures."""
+        queue = iter(range(self.checks))
+        failed = 0
+
+        async def worker() -> None:
+            nonlocal failed
+            for i in queue:
+                if not await one(i):
+                    failed += 1
+
+        cpu0, t0 = tree_cpu(self.skip), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        t1, cpu1 = time.perf_counter(), tree_cpu(self.skip)
+        return t1 - t0, cpu1 - cpu0, failed
+
+    async def launch(self, concurrency: int) -> tuple[float, float, int]:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as playwright:
+
+            async def one(_: int) -> bool:
+                browser = await playwright.chromium.launch(
+                    headless=True, executable_path=self.chromium, args=CHROMIUM_ARGS
+                )
+                try:
+                    page = await browser.new_page()
+                    await page.goto(self.url, wait_until="load")
+                    return await page.title() == TITLE
+                finally:
+                    await browser.close()
+
+            return await self._drive(concurrency, one)
+
+    async def runner(self, concurrency: int, isolation: str) -> tuple[float, float, int]:
+        resources = Resources()
+        self.trial_no += 1
+        options = {"url": self.url, "expect_title": TITLE, "isolation": isolation}
+        check = PageTitle(PageTitle.Options.model_validate(options))
+
+        async def one(i: int) -> bool:
+            record = await run_check_once(
+                check,
+                job=f"t{self.trial_no}-job{i % self.jobs}",
+                plugin="page-title",
+                timeout=30,
+                resources=resources,
+            )
+            return record.result.status is Status.OK
+
+        try:
+            # The daemon launches its browser once: not part of the checks.
+            warm = PageTitle(PageTitle.Options.model_validate({"url": self.url}))
+            await run_check_once(
+                warm, job="warm-up", plugin="page-title", timeout=30, resources=resources
+            )
+            return await self._drive(concurrency, one)
+        finally:
+            await resources.aclose()
+
+    async def trial(self, way: str, concurrency: int) -> Trial:
+        if way == "launch":
+            seconds, cpu, failed = await self.launch(concurrency)
+        else:
+            seconds, cpu, failed = await self.runner(concurrency, way)
+        reap_adopted_orphans(self.skip)
+        trial = Trial(way, concurrency, seconds, cpu, failed, self.checks)
+        self.results.append(trial)
+        print(
+            f"  {way:8} x{concurrency}: {trial.per_second:5.2f} checks/s, "
+            f"{trial.cpu_ms:6.1f} CPU ms/check, {failed} failed",
+            flush=True,
+        )
+        return trial
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"the page server did not listen on port {port}")
+
+
+def _chromium_version(path: str) -> str:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or out.stderr.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unknown ({exc})"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return (
+        f"{format(statistics.median(values), fmt)} "
+        f"({format(min(values), fmt)}-{format(max(values), fmt)})"
+    )
+
+
+def report(bench: Bench, ways: list[str], concurrencies: list[int]) -> None:
+    print()
+    print(
+        "| way | at once | checks/s median (min-max) | CPU ms/check median (min-max) "
+        "| throughput vs launch | CPU/check vs launch | failed |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for concurrency in concurrencies:
+        base = [t for t in bench.results if t.way == "launch" and t.concurrency == concurrency]
+        base_rate = statistics.median(t.per_second for t in base) if base else None
+        base_cpu = statistics.median(t.cpu_ms for t in base) if base else None
+        for way in ways:
+            trials = [t for t in bench.results if t.way == way and t.concurrency == concurrency]
+            rates = [t.per_second for t in trials]
+            cpus = [t.cpu_ms for t in trials]
+            rate_ratio = f"{statistics.median(rates) / base_rate:.2f}x" if base_rate else "-"
+            cpu_ratio = f"{statistics.median(cpus) / base_cpu:.2f}x" if base_cpu else "-"
+            print(
+                f"| {way} | {concurrency} | {_spread(rates, '.2f')} | {_spread(cpus, '.0f')} "
+                f"| {rate_ratio} | {cpu_ratio} | {sum(t.failed for t in trials)} |"
+            )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--checks", type=int, default=40, help="checks per trial")
+    parser.add_argument("--rounds", type=int, default=5, help="trials of each way")
+    parser.add_argument("--jobs", type=int, default=4, help="job names the checks go over")
+    parser.add_argument("--concurrency", default="1,2", help="checks at once, comma-separated")
+    parser.add_argument(
+        "--ways", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS)
+    )
+    args = parser.parse_args()
+    ways = [w for w in args.ways.split(",") if w]
+    unknown = set(ways) - set(WAYS)
+    if unknown:
+        parser.error(f"unknown ways: {', '.join(sorted(unknown))}")
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
+
+    # Chromium's orphans come back here, so their CPU is counted.
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        print("warning: could not become a child subreaper; orphans' CPU is not counted")
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])  # noqa: ASYNC220
+    try:
+        _wait_for_port(port)
+        chromium = find_chromium()
+        bench = Bench(f"http://127.0.0.1:{port}/", args.checks, args.jobs, {server.pid}, chromium)
+        load = os.getloadavg()
+        print(
+            f"{os.cpu_count()} CPUs ({_cpu_model()}), {platform.platform()}, "
+            f"Python {platform.python_version()}, playwright {version('playwright')}, "
+            f"{_chromium_version(chromium)} ({chromium}); "
+            f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        )
+        print(
+            f"{args.checks} checks per trial, {args.rounds} rounds, "
+            f"{args.jobs} jobs, at once: {concurrencies}"
+        )
+        plan = [(way, c) for c in concurrencies for way in ways]
+        for round_no in range(args.rounds):
+            print(f"round {round_no + 1}", flush=True)
+            shift = round_no % len(plan)
+            for way, concurrency in plan[shift:] + plan[:shift]:
+                await bench.trial(way, concurrency)
+        report(bench, ways, concurrencies)
+        load = os.getloadavg()
+        print(f"\nload average at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
