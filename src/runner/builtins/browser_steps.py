@@ -44,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from runner.builtins._regex import check_regex
 from runner.builtins.browser import (
     BROWSER_PAGES,
     BrowserOptions,
@@ -90,15 +91,6 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
-    return value
-
-
-def _regex(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
     return value
 
 
@@ -193,7 +185,7 @@ class ExpectTextSpec(_Spec):
     @field_validator("regex")
     @classmethod
     def _compilable(cls, value: str | None) -> str | None:
-        return _regex(value)
+        return check_regex(value)
 
     @model_validator(mode="after")
     def _valid(self) -> ExpectTextSpec:
@@ -216,7 +208,7 @@ class ExpectUrlSpec(_Spec):
     @field_validator("regex")
     @classmethod
     def _compilable(cls, value: str | None) -> str | None:
-        return _regex(value)
+        return check_regex(value)
 
     @model_validator(mode="after")
     def _one(self) -> ExpectUrlSpec:

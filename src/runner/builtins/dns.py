@@ -47,6 +47,7 @@ import dns.reversename
 import dns.rrset
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from runner.builtins._regex import check_regex
 from runner.plugin import Check, Options, Result, RunContext
 
 __all__ = ["Dns", "DnsOptions"]
@@ -156,12 +157,7 @@ class DnsOptions(Options):
     @field_validator("expect_regex")
     @classmethod
     def _check_regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
+        return check_regex(value)
 
     @model_validator(mode="after")
     def _expect_needs_answers(self) -> DnsOptions:

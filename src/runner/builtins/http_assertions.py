@@ -24,6 +24,7 @@ import jmespath
 import jmespath.exceptions
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from runner.builtins._regex import compile_regex
 from runner.plugin import Options
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "ExpectJson",
     "body_failures",
     "clip",
-    "compile_regex",
     "header_failures",
     "json_failures",
 ]
@@ -48,14 +48,6 @@ _JSON_TESTS = ("equals", "contains", "exists", "regex", "less_than", "greater_th
 def clip(text: str, limit: int = SHOWN) -> str:
     """``text`` quoted for a message: control characters escaped, cut at ``limit`` characters."""
     return repr(text[:limit] + "…" if len(text) > limit else text)
-
-
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """``pattern`` compiled, or a ValueError that says why it is not a regular expression."""
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
 
 
 def _strings(value: str | list[str] | None) -> list[str]:

@@ -65,12 +65,12 @@ import httpx
 from pydantic import AnyHttpUrl, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 import runner
+from runner.builtins._regex import compile_regex
 from runner.builtins.http_assertions import (
     ExpectBody,
     ExpectJson,
     body_failures,
     clip,
-    compile_regex,
     header_failures,
     json_failures,
 )

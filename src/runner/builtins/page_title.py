@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from runner.builtins._regex import check_regex
 from runner.builtins.browser import (
     BROWSER_PAGES,
     CHROMIUM_ARGS,
@@ -71,12 +72,7 @@ class PageTitleOptions(BrowserOptions):
     @field_validator("expect_title_regex")
     @classmethod
     def _compilable(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
+        return check_regex(value)
 
     @model_validator(mode="after")
     def _one_expectation(self) -> PageTitleOptions:

@@ -38,6 +38,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from runner.builtins._regex import check_regex
 from runner.builtins._tls import earliest_expiry
 from runner.plugin import Check, Options, Result, RunContext
 
@@ -138,12 +139,7 @@ class TcpOptions(Options):
     @field_validator("expect")
     @classmethod
     def _check_expect(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
+        return check_regex(value)
 
     @model_validator(mode="after")
     def _tls_options_need_tls(self) -> TcpOptions:
