@@ -24,7 +24,7 @@ import jmespath
 import jmespath.exceptions
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from runner.builtins._regex import compile_regex
+from runner.builtins._regex import check_regex, compile_regex
 from runner.plugin import Options
 
 __all__ = [
@@ -74,9 +74,7 @@ class ExpectBody(Options):
     @field_validator("regex")
     @classmethod
     def _check_regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            compile_regex(value)
-        return value
+        return check_regex(value)
 
     @model_validator(mode="after")
     def _compile(self) -> ExpectBody:
@@ -125,9 +123,7 @@ class ExpectJson(Options):
     @field_validator("regex")
     @classmethod
     def _check_regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            compile_regex(value)
-        return value
+        return check_regex(value)
 
     @model_validator(mode="after")
     def _one_test(self) -> ExpectJson:
