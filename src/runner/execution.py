@@ -32,6 +32,15 @@ class Retry:
     exponential: bool = False
     max_delay: float = 30.0
 
+    def pause_after(self, result: Result, attempt: int, time_left: float) -> float | None:
+        """The pause before another attempt after attempt number ``attempt`` got
+        ``result``; None when there is none: it passed, the retries are used
+        up, or the pause would not end before the deadline (``time_left``)."""
+        if result.status is Status.OK or attempt > self.retries:
+            return None
+        pause = self.pause_before(attempt + 1)
+        return None if pause >= time_left else pause
+
     def pause_before(self, attempt: int) -> float:
         """The pause before attempt number ``attempt`` (2 for the first retry)."""
         if not self.exponential:
@@ -142,18 +151,12 @@ async def run_check_once(
             result = too_late
             break
         result = task.result()
-        if result.status is Status.OK or attempt > retry.retries:
+        pause = retry.pause_after(result, attempt, deadline_at - loop.time())
+        if pause is None:
             break
-        pause = retry.pause_before(attempt + 1)
-        if loop.time() + pause >= deadline_at:
-            break  # no time left for another attempt
         earlier.append(_summary(result))
         await asyncio.sleep(pause)
-    duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    record = RunRecord.of(
-        job, plugin, result, started_at=started_at, duration_ms=duration_ms, attempts=attempt
-    )
-    return replace(record, attempt_errors=tuple(earlier)) if earlier else record
+    return _record(job, plugin, result, started_at, started, attempt, earlier)
 
 
 async def _run_inline(
@@ -176,20 +179,31 @@ async def _run_inline(
             while True:
                 attempt += 1
                 result = await _attempt(check, ctx)
-                if result.status is Status.OK or attempt > retry.retries:
+                pause = retry.pause_after(result, attempt, deadline_at - loop.time())
+                if pause is None:
                     break
-                pause = retry.pause_before(attempt + 1)
-                if loop.time() + pause >= deadline_at:
-                    break  # no time left for another attempt
                 earlier.append(_summary(result))
                 await asyncio.sleep(pause)
         if deadline.expired():
             result = too_late  # the plugin swallowed the cancellation and returned anyway
     except TimeoutError:
         result = too_late
+    return _record(job, plugin, result, started_at, started, attempt, earlier)
+
+
+def _record(
+    job: str,
+    plugin: str,
+    result: Result,
+    started_at: float,
+    started: float,
+    attempts: int,
+    earlier: list[str],
+) -> RunRecord:
+    """The run's record: ``started_at`` wall clock, ``started`` perf_counter."""
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     record = RunRecord.of(
-        job, plugin, result, started_at=started_at, duration_ms=duration_ms, attempts=attempt
+        job, plugin, result, started_at=started_at, duration_ms=duration_ms, attempts=attempts
     )
     return replace(record, attempt_errors=tuple(earlier)) if earlier else record
 
