@@ -123,6 +123,19 @@ ensure_postgresql() {
     say "no PostgreSQL server found for the history tests; install it once: sudo apt-get install postgresql"
 }
 
+ensure_bench_peers() {
+    # tests/test_bench_*.py run each benchmark at tiny sizes against its real
+    # peers (nginx, blackbox_exporter, socat), so that none of them can rot.
+    local missing=() pair
+    for pair in nginx:nginx-light prometheus-blackbox-exporter:prometheus-blackbox-exporter socat:socat; do
+        command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || missing+=("${pair#*:}")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    apt_install "${missing[@]}" && return 0
+    # Not fatal: like PostgreSQL, skipped locally and failed under CI.
+    say "the benchmark smoke tests need: sudo apt-get install ${missing[*]}"
+}
+
 setup() {
     ensure_python
     ensure_venv
@@ -143,6 +156,7 @@ case "$cmd" in
     test)
         setup
         ensure_postgresql  # only the tests need a PostgreSQL server
+        ensure_bench_peers
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)
