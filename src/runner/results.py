@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from runner.log import get_logger, secret_masker
+from runner.log import BoundOnce, get_logger, secret_masker
 from runner.plugin import Result, Status
 from runner.safe_json import json_safe, text
 
@@ -409,11 +409,11 @@ class LogSink:
     """Logs each result as one ``job.finished`` event."""
 
     def __init__(self) -> None:
-        self._log = get_logger()
+        self._log = BoundOnce()
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
         pass
 
     def submit(self, record: RunRecord, state: JobState) -> None:
         level = _LEVELS[record.status]
-        getattr(self._log, level)("job.finished", **record.as_logged())
+        getattr(self._log.get(), level)("job.finished", **record.as_logged())
