@@ -46,16 +46,31 @@ def first_run_offset(job: Job, window: float = SPREAD_WINDOW) -> float:
 
 @dataclass(eq=False)
 class JobHandle:
-    """A started job: its task, and events to wait on. What is known about the
-    job (its results, whether a service is up) is in the hub's state."""
+    """A started job, and events to wait on. What is known about the job (its
+    results, whether a service is up) is in the hub's state.
+
+    A service runs in a task of its own (``task``); a check has no task of
+    its own, only a timer that starts each run (``ticker``).
+    """
 
     job: Job
     task: asyncio.Task[None] | None = None
-    #: Services: set once ready() was called. Checks: set at start.
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    ticker: _Ticker | None = None
+    #: Services: set once ready() was called. Checks: always set.
+    ready: asyncio.Event = field(init=False)
     #: Services: set when the first start attempt is over, ready or failed.
-    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    settled: asyncio.Event = field(init=False)
     started_at: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        # Checks share one event that is always set: two events of their own
+        # were a fifth of the memory of ten thousand jobs.
+        self.ready = asyncio.Event() if self.job.is_service else _ALWAYS_SET
+        self.settled = asyncio.Event() if self.job.is_service else _ALWAYS_SET
+
+
+_ALWAYS_SET = asyncio.Event()
+_ALWAYS_SET.set()
 
 
 class Scheduler:
@@ -98,17 +113,16 @@ class Scheduler:
             failure_threshold=job.failure_threshold,
             success_threshold=job.success_threshold,
         )
-        # The schedule is anchored here, not when the task first runs, so that
-        # starting many jobs at once does not shift their phases.
+        # The schedule is anchored here, not when the first run is armed, so
+        # that starting many jobs at once does not shift their phases.
         anchor = asyncio.get_running_loop().time()
-        coro = (
-            self._supervise_service(handle) if job.is_service else self._check_loop(handle, anchor)
-        )
-        handle.task = asyncio.create_task(coro, name=f"job:{job.name}")
-        handle.task.add_done_callback(self._on_job_task_done)
-        if not job.is_service:
-            handle.ready.set()
-            handle.settled.set()
+        if job.is_service:
+            handle.task = asyncio.create_task(
+                self._supervise_service(handle), name=f"job:{job.name}"
+            )
+            handle.task.add_done_callback(self._on_job_task_done)
+        else:
+            handle.ticker = _Ticker(self, job, anchor)
         self.handles[job.name] = handle
         return handle
 
@@ -131,14 +145,28 @@ class Scheduler:
         return [h for h in self.handles.values() if not h.ready.is_set()]
 
     async def stop(self, names: Iterable[str], grace: float = 5.0) -> None:
-        """Cancel the named jobs (in-flight runs included) and wait up to ``grace`` seconds."""
+        """Stop the named jobs: no more runs; the runs in flight are cancelled and
+        get :data:`CANCEL_GRACE` to end (then they are abandoned); services are
+        cancelled and waited for up to ``grace`` seconds."""
         handles = [self.handles.pop(n) for n in list(names) if n in self.handles]
-        tasks = [h.task for h in handles if h.task is not None]
-        for task in tasks:
+        services = [h.task for h in handles if h.task is not None]
+        runs: dict[asyncio.Task[None], Job] = {}
+        for handle in handles:
+            if handle.ticker is not None:
+                handle.ticker.stop()
+                run = handle.ticker.current
+                if run is not None and not run.done() and run not in abandoned.tasks:
+                    runs[run] = handle.job
+        for task in [*services, *runs]:
             task.cancel()
-        if not tasks:
+        if runs:
+            _, left = await asyncio.wait(runs, timeout=CANCEL_GRACE)
+            for run in left:  # ignores cancellation: never wait for it
+                job = runs[run]
+                abandoned.add(run, job=job.name, plugin=job.plugin_name, grace=CANCEL_GRACE)
+        if not services:
             return
-        _, still_running = await asyncio.wait(tasks, timeout=grace)
+        _, still_running = await asyncio.wait(services, timeout=grace)
         for task in still_running:
             self._log.error(
                 "job.stop_timeout",
@@ -151,7 +179,7 @@ class Scheduler:
         await self.stop(list(self.handles), grace)
 
     def _on_job_task_done(self, task: asyncio.Task[None]) -> None:
-        # Job tasks end only by cancellation. Anything else is a bug in the
+        # Services' tasks end only by cancellation. Anything else is a bug in the
         # scheduler itself: surface it instead of losing it.
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
@@ -160,22 +188,6 @@ class Scheduler:
             )
 
     # ------------------------------------------------------------------ checks
-
-    async def _check_loop(self, handle: JobHandle, anchor: float) -> None:
-        """The job's task: its timer (:class:`_Ticker`) starts the runs; this
-        task only waits to be cancelled, then stops the run in flight."""
-        job = handle.job
-        ticker = _Ticker(self, job, anchor + first_run_offset(job, self.first_run_window(job)))
-        try:
-            await asyncio.get_running_loop().create_future()  # until the job is stopped
-        finally:
-            ticker.stop()
-            current = ticker.current
-            if current is not None and not current.done() and current not in abandoned.tasks:
-                current.cancel()
-                await asyncio.wait({current}, timeout=CANCEL_GRACE)
-                if not current.done():  # ignores cancellation: never wait for it
-                    abandoned.add(current, job=job.name, plugin=job.plugin_name, grace=CANCEL_GRACE)
 
     def _skip(self, job: Job) -> None:
         """A run was due while the previous one was still going (or waiting)."""
@@ -191,7 +203,19 @@ class Scheduler:
             interval_s=job.interval,
         )
 
-    async def _run_and_record(self, job: Job, check: _Lazy, needs_slot: bool) -> None:
+    async def _run_and_record(self, ticker: _Ticker) -> None:
+        task = asyncio.current_task()
+        try:
+            await self._run_and_publish(ticker._job, ticker._check, ticker._needs_slot, task)
+        finally:
+            if ticker.current is task:
+                # Not kept once done: ten thousand hourly jobs would hold their
+                # finished runs' tasks and coroutines for an hour.
+                ticker.current = None
+
+    async def _run_and_publish(
+        self, job: Job, check: _Lazy, needs_slot: bool, task: asyncio.Task[Any] | None
+    ) -> None:
         # A run that needs a slot (Check.slots) waits for one in line, keeping
         # its place; the clock of its timeout starts once it has one.
         slot = await self._take_slot(job) if needs_slot else _NO_SLOT
@@ -219,7 +243,7 @@ class Scheduler:
             )
         finally:
             slot.release()
-        if asyncio.current_task() not in abandoned.tasks:  # else its timeout is out already
+        if task not in abandoned.tasks:  # else its timeout is out already
             self.hub.publish(slot.stamp(record))
 
     async def run_once(self, job: Job, check: _Lazy | None = None) -> RunRecord:
@@ -345,7 +369,7 @@ class _Ticker:
     tenth of the scheduler's whole cost per run.
     """
 
-    def __init__(self, scheduler: Scheduler, job: Job, first_due: float) -> None:
+    def __init__(self, scheduler: Scheduler, job: Job, anchor: float) -> None:
         assert job.interval is not None
         self._scheduler = scheduler
         self._job = job
@@ -355,8 +379,15 @@ class _Ticker:
         self._task_name = f"run:{job.name}"
         self._loop = asyncio.get_running_loop()
         self.current: asyncio.Task[None] | None = None
-        self._next_due = first_due
-        self._timer = self._loop.call_at(first_due, self._fire)
+        self._next_due = anchor
+        # Armed on the loop's next turn: the first run's spread depends on the
+        # jobs sharing its slots, and every job of a batch (start_all) is
+        # known by then.
+        self._timer: asyncio.Handle = self._loop.call_soon(self._arm)
+
+    def _arm(self) -> None:
+        self._next_due += first_run_offset(self._job, self._scheduler.first_run_window(self._job))
+        self._timer = self._loop.call_at(self._next_due, self._fire)
 
     def stop(self) -> None:
         self._timer.cancel()
@@ -369,8 +400,7 @@ class _Ticker:
                 self._scheduler._skip(self._job)
             else:
                 self.current = loop.create_task(
-                    self._scheduler._run_and_record(self._job, self._check, self._needs_slot),
-                    name=self._task_name,
+                    self._scheduler._run_and_record(self), name=self._task_name
                 )
         except Exception as exc:  # a bug here must not stop the job's schedule
             self._scheduler._log.critical("job.crashed", job=self._job.name, exc_info=exc)
