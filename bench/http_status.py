@@ -104,7 +104,7 @@ async def batch(n, c):
         while left > 0:
             left -= 1
             problem = await one()
-            if problem:
+            if problem is not None:
                 failures.append(problem)
     await asyncio.gather(*(lane() for _ in range(c)))
     if failures:
@@ -185,14 +185,22 @@ async def one():
         reader, writer = connections.pop()
     writer.write(REQUEST)
     head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
+    length = None
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
-    body = await reader.readexactly(length)
+    if length is not None:
+        body = await reader.readexactly(length)
+    else:  # chunked, as Go sends a body past its 4 KiB buffer
+        parts = []
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        await reader.readuntil(b"\r\n")  # the empty trailer
+        body = b"".join(parts)
     connections.append((reader, writer))
     if b"probe_success 1" not in body:
-        return body.decode(errors="replace")[-300:]
+        return "no probe_success 1 in: " + body.decode(errors="replace")[-300:]
 """
 
 

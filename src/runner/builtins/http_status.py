@@ -227,6 +227,8 @@ class HttpStatus(Check[HttpStatusOptions]):
         super().__init__(options)
         # Parsed once: httpx would parse the URL string again on every run.
         self._url = httpx.URL(str(options.url))
+        # The client's headers merged with the job's, once per client.
+        self._headers: tuple[_Client, httpx.Headers] | None = None
 
     async def run(self, ctx: RunContext) -> Result:
         verify_tls = self.options.verify_tls
@@ -239,11 +241,13 @@ class HttpStatus(Check[HttpStatusOptions]):
         with probe.active():
             return await self._exchange(client, probe)
 
-    async def _exchange(self, client: httpx.AsyncClient, probe: Probe) -> Result:
+    async def _exchange(self, client: _Client, probe: Probe) -> Result:
         """Send the request, follow redirects, read the final body, judge the answer."""
         opts = self.options
-        request = client.build_request(
-            opts.method, self._url, headers=opts.headers, extensions={"trace": probe.trace}
+        if self._headers is None or self._headers[0] is not client:
+            self._headers = (client, client.merged_headers(opts.headers))
+        request = httpx.Request(
+            opts.method, self._url, headers=self._headers[1], extensions={"trace": probe.trace}
         )
         cookies = httpx.Cookies()  # this run's redirect chain only
         redirects = 0
@@ -251,7 +255,7 @@ class HttpStatus(Check[HttpStatusOptions]):
         while True:
             probe.new_hop()
             try:
-                response = await client.send(request, stream=True, follow_redirects=False)
+                response = await client.send_hop(request)
             except httpx.HTTPError as exc:
                 probe.end_transfer()
                 return _send_failed(exc, request, redirects, probe)
@@ -439,11 +443,49 @@ class _NoCookies(httpx.Cookies):
 
 
 class _Client(httpx.AsyncClient):
-    """httpx's client with a cookie store that keeps nothing (:class:`_NoCookies`)."""
+    """httpx's client, sending one hop at a time straight to its transport.
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    ``send_hop`` is what ``send(request, stream=True, follow_redirects=False)``
+    does, without what a check does not use and pays for on every run: auth
+    and event-hook wrappers, the response timer, the log line (silenced) and
+    the cookie store (this client keeps none: :class:`_NoCookies`).
+    """
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
+        super().__init__(transport=transport, **kwargs)
+        self._hop_transport = transport
         self._no_cookies = _NoCookies()
+        # httpx's own redirect rules (method, headers dropped across origins,
+        # body) are a private method; fail at start-up if it ever goes away.
+        if not callable(getattr(self, "_build_redirect_request", None)):
+            raise RuntimeError("this httpx version has no AsyncClient._build_redirect_request")
+
+    def merged_headers(self, headers: dict[str, str]) -> httpx.Headers:
+        """The client's default headers updated with ``headers``."""
+        merged = httpx.Headers(self.headers)
+        merged.update(headers)
+        return merged
+
+    async def send_hop(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and return the answer with its body unread; a redirect
+        answer's ``next_request`` is set (the redirect is not followed).
+
+        Raises:
+            httpx.HTTPError: no answer, or (``RemoteProtocolError``) a redirect to
+                an invalid URL.
+        """
+        url = request.url
+        if url.username or url.password:  # as httpx's send: credentials of the URL as Basic auth
+            next(httpx.BasicAuth(url.username, url.password).sync_auth_flow(request))
+        response = await self._hop_transport.handle_async_request(request)
+        response.request = request
+        if response.has_redirect_location:
+            try:
+                response.next_request = self._build_redirect_request(request, response)
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -454,7 +496,7 @@ class _Client(httpx.AsyncClient):
         raise AttributeError("the http-status client keeps no cookies")
 
 
-def _new_client(verify_tls: bool) -> httpx.AsyncClient:
+def _new_client(verify_tls: bool) -> _Client:
     """The shared client: no keep-alive, no timeouts, no cookie store, no environment."""
     context = ssl.create_default_context()
     if not verify_tls:
