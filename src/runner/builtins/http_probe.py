@@ -2,17 +2,23 @@
 
 httpcore resolves and connects inside its connection pool, where a check can
 see neither how long the name lookup took nor which address answered. So the
-shared client's pool gets a network backend of ours (:class:`ProbingBackend`)
-that resolves the name itself (``dns``), then connects to the address it
-picked (``connect``); the later phases come from httpcore's ``trace`` request
-extension (``tls``, ``request``, ``ttfb``), and the body reader closes the
-last one (``transfer``). The URL is never rewritten to the address, so the
-Host header, SNI and certificate name checks all see the name from the URL.
+shared client's transport has no pool: :class:`FreshConnections` resolves the
+name itself (``dns``), connects to the address it picked (``connect``),
+starts TLS with the shared context (``tls``) and speaks HTTP/1.1 on
+httpcore's own connection class; httpcore's ``trace`` request extension
+times ``request`` and ``ttfb``, and the body reader closes the last phase
+(``transfer``). The URL is never rewritten to the address, so the Host
+header, SNI and certificate name checks all see the name from the URL.
 
-The backend finds the run it works for through a context variable: httpcore
-dials in the task that sends the request, so each run's :class:`Probe` is
-the one that task set (:meth:`Probe.active`). Requests of other code on the
-same pool (none today) would be dialled as httpcore does it.
+It is also what makes a check cheap: every run dials anyway (no keep-alive,
+on purpose), so httpcore's pool would only queue, scan and lock, and its
+anyio backend spends more CPU on cancel scopes than the exchange itself; the
+connection here is asyncio's own streams (bench/http_status.py).
+
+:class:`FreshConnections` finds the run it works for through a context
+variable: it dials in the task that sends the request, so each run's
+:class:`Probe` is the one that task set (:meth:`Probe.active`). Requests of
+other code on the same transport (none today) are dialled without timings.
 """
 
 from __future__ import annotations

@@ -5,12 +5,16 @@ Choices, and why:
 * **One client per daemon, a fresh connection per run.** Building an
   ``httpx.AsyncClient`` builds a TLS context, which costs about 20 times the
   request itself, so the client is a shared resource (``ctx.shared``) keyed
-  by the one setting that changes it, ``verify_tls``. Its pool keeps no idle
-  connection (``max_keepalive_connections=0``): a run that reused a kept-alive
-  socket would pass while the listener behind it is dead, and fresh
-  connections are cheaper than httpcore's pool checks anyway (FIELD-NOTES).
-  (httpcore drops a connection whose body was left unread anyway; the limit
-  is what closes one whose body was read to the end.)
+  by the one setting that changes it, ``verify_tls``. Its transport has no
+  pool: each request dials, and its connection is closed with its answer
+  (``http_probe.FreshConnections``). A run that reused a kept-alive socket
+  would pass while the listener behind it is dead.
+* **Cheap per run.** Each hop goes straight to the transport
+  (``_Client.send_hop``), skipping what ``client.send`` wraps around every
+  request and a check does not use, and the client keeps no cookie store to
+  ask; the job's URL and merged headers are built once. With the pool and
+  anyio gone too, a check of a local page costs less CPU than raw httpx at
+  the same settings and than blackbox_exporter (bench/README.md).
 * **The job's timeout is the only clock.** The client has no timeouts of its
   own; the daemon cancels the run at the job's timeout and reports
   ``timeout``. An httpx timeout of the same length would race the daemon's
@@ -26,8 +30,8 @@ Choices, and why:
   dropped, unless ``expect_body``/``expect_json`` need them, and then at
   most ``max_body_bytes`` are held. Decoding is ours and bounded by the same
   budget (``http_body``). Redirect bodies are never read.
-* **Each phase is timed, on the name from the URL.** The shared client's pool
-  dials through a backend that resolves the name itself, so ``dns`` and the
+* **Each phase is timed, on the name from the URL.** The shared client's
+  transport resolves the name itself, so ``dns`` and the
   address used (``ip``) are known, while the URL, the Host header and SNI
   keep the name (``http_probe``). httpcore's ``trace`` extension times the
   rest; the hops of a redirect chain add up.
