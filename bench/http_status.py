@@ -38,8 +38,11 @@ concurrency c per trial; the CPU of a trial is the difference of
     it). blackbox opens a fresh connection per probe and reads the body.
 
 Measures: CPU ms per check (whole tree), checks per second (wall time of the
-trial), and the ratios to blackbox and to httpx. With ``--serial-checks`` > 0
-the same is repeated at concurrency 1.
+trial), and the ratios to blackbox and to httpx, for three sets: http at
+concurrency c, http at concurrency 1 (``--serial-checks``), and https at
+concurrency c (``--tls-checks``; nginx on a certificate for 127.0.0.1 signed
+by a throw-away CA that every variant trusts: ``SSL_CERT_FILE`` for the
+Python ones, ``tls_config.ca_file`` for blackbox; certificates verified).
 """
 
 from __future__ import annotations
@@ -84,26 +87,27 @@ async def main():
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     await setup()
-    await batch(WARM_UP, 4)
+    for scheme in URLS:
+        await batch(WARM_UP, 4, scheme)
     print("ready", flush=True)
     while line := await reader.readline():
-        n, c = map(int, line.split())
+        n, c, scheme = line.split()
         try:
-            await batch(n, c)
+            await batch(int(n), int(c), scheme.decode())
         except Exception as exc:
             print(f"failed: {exc!r}", flush=True)
         else:
             print("ok", flush=True)
     await teardown()
 
-async def batch(n, c):
+async def batch(n, c, scheme):
     left = n
     failures = []
     async def lane():
         nonlocal left
         while left > 0:
             left -= 1
-            problem = await one()
+            problem = await one(scheme)
             if problem is not None:
                 failures.append(problem)
     await asyncio.gather(*(lane() for _ in range(c)))
@@ -119,7 +123,10 @@ from runner.execution import run_check_once
 from runner.plugin import Status
 from runner.resources import Resources
 
-check = HttpStatus(HttpStatus.Options.model_validate({"url": URL}))
+checks = {
+    scheme: HttpStatus(HttpStatus.Options.model_validate({"url": url}))
+    for scheme, url in URLS.items()
+}
 resources = Resources()
 
 async def setup():
@@ -128,9 +135,9 @@ async def setup():
 async def teardown():
     await resources.aclose()
 
-async def one():
+async def one(scheme):
     record = await run_check_once(
-        check, job="bench", plugin="http-status", timeout=10, resources=resources,
+        checks[scheme], job="bench", plugin="http-status", timeout=10, resources=resources,
         isolated=False,
     )
     if record.result.status is not Status.OK:
@@ -154,8 +161,8 @@ async def setup():
 async def teardown():
     await client.aclose()
 
-async def one():
-    async with client.stream("GET", URL) as response:
+async def one(scheme):
+    async with client.stream("GET", URLS[scheme]) as response:
         size = 0
         async for chunk in response.aiter_raw():
             size += len(chunk)
@@ -167,9 +174,12 @@ async def one():
 # driver stays light (its CPU is not counted, but it shares the machine).
 BLACKBOX_DRIVER = r"""
 connections = []
-REQUEST = (
-    f"GET {PROBE_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
-).encode()
+REQUESTS = {
+    scheme: (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+    ).encode()
+    for scheme, path in URLS.items()
+}
 
 async def setup():
     pass
@@ -178,12 +188,12 @@ async def teardown():
     for _, writer in connections:
         writer.close()
 
-async def one():
+async def one(scheme):
     if not connections:
         reader, writer = await asyncio.open_connection("127.0.0.1", BLACKBOX_PORT)
     else:
         reader, writer = connections.pop()
-    writer.write(REQUEST)
+    writer.write(REQUESTS[scheme])
     head = await reader.readuntil(b"\r\n\r\n")
     length = None
     for line in head.split(b"\r\n"):
@@ -205,8 +215,8 @@ async def one():
 
 
 @contextlib.contextmanager
-def nginx(folder: Path) -> Iterator[str]:
-    """Debian's nginx serving a 1 KiB page; yields its URL."""
+def nginx(folder: Path, cert: Path, key: Path) -> Iterator[dict[str, str]]:
+    """Debian's nginx serving a 1 KiB page over http and https; yields the URL per scheme."""
     binary = need("nginx", "nginx-light")
     root = folder / "nginx"
     folder.chmod(0o755)  # nginx's worker runs as nobody when started as root
@@ -215,7 +225,7 @@ def nginx(folder: Path) -> Iterator[str]:
     (root / "www").chmod(0o755)
     line = b"runner http-status benchmark page\n"
     (root / "www" / "index.html").write_bytes((line * (PAGE_BYTES // len(line) + 1))[:PAGE_BYTES])
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     (root / "nginx.conf").write_text(
         textwrap.dedent(
             f"""\
@@ -233,6 +243,9 @@ def nginx(folder: Path) -> Iterator[str]:
                 scgi_temp_path {root}/scgi;
                 server {{
                     listen 127.0.0.1:{port};
+                    listen 127.0.0.1:{tls_port} ssl;
+                    ssl_certificate {cert};
+                    ssl_certificate_key {key};
                     root {root}/www;
                 }}
             }}
@@ -241,11 +254,15 @@ def nginx(folder: Path) -> Iterator[str]:
     )
     with process([binary, "-c", str(root / "nginx.conf"), "-p", str(root)], stop_signal=15):
         wait_for_port(port)
-        yield f"http://127.0.0.1:{port}/index.html"
+        wait_for_port(tls_port)
+        yield {
+            "http": f"http://127.0.0.1:{port}/index.html",
+            "https": f"https://127.0.0.1:{tls_port}/index.html",
+        }
 
 
 @contextlib.contextmanager
-def blackbox(folder: Path) -> Iterator[tuple[int, int]]:
+def blackbox(folder: Path, ca: Path) -> Iterator[tuple[int, int]]:
     """blackbox_exporter with an http_2xx module; yields its port and pid."""
     binary = need("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
     config = folder / "blackbox.yml"
@@ -256,6 +273,8 @@ def blackbox(folder: Path) -> Iterator[tuple[int, int]]:
         "    timeout: 10s\n"
         "    http:\n"
         "      preferred_ip_protocol: ip4\n"
+        "      tls_config:\n"
+        f"        ca_file: {ca}\n"
     )
     port = free_port()
     argv = [binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"]
@@ -266,8 +285,8 @@ def blackbox(folder: Path) -> Iterator[tuple[int, int]]:
 
 def start_worker(
     stack: contextlib.ExitStack, name: str, body: str, env: dict[str, str] | None = None
-) -> Callable[[int, int], tuple[float, float]]:
-    """Start a worker; return run(n, c) -> (cpu seconds of its tree, wall seconds)."""
+) -> Callable[[int, int, str], tuple[float, float]]:
+    """Start a worker; return run(n, c, scheme) -> (CPU seconds of its tree, wall seconds)."""
     code = body + _LOOP.replace("WARM_UP", str(WARM_UP))
     child = subprocess.Popen(
         [sys.executable, "-c", code],
@@ -283,10 +302,10 @@ def start_worker(
     if first != "ready":
         raise SystemExit(f"{name}: the worker did not start (said {first!r})")
 
-    def run(n: int, c: int) -> tuple[float, float]:
+    def run(n: int, c: int, scheme: str) -> tuple[float, float]:
         before = tree_cpu(child.pid)
         started = time.perf_counter()
-        stdin.write(f"{n} {c}\n".encode())
+        stdin.write(f"{n} {c} {scheme}\n".encode())
         stdin.flush()
         answer = stdout.readline().decode().strip()
         wall = time.perf_counter() - started
@@ -324,6 +343,27 @@ def _source_at(commit: str, folder: Path) -> Path:
     return target / "src"
 
 
+def certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a certificate for 127.0.0.1 it signed: (ca, cert, key)."""
+    openssl = need("openssl", "openssl")
+    ca, ca_key = folder / "ca.pem", folder / "ca.key"
+    cert, key, request = folder / "cert.pem", folder / "cert.key", folder / "cert.csr"
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*argv: str) -> None:
+        subprocess.run([openssl, *argv], check=True, capture_output=True)
+
+    run("req", "-x509", *ec, "-days", "2", "-subj", "/CN=runner bench CA",
+        "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+    run("req", *ec, "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(request))
+    extensions = folder / "san.cnf"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    signed_by = ["-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial"]
+    run("x509", "-req", "-in", str(request), *signed_by, "-days", "2",
+        "-extfile", str(extensions), "-out", str(cert))  # fmt: skip
+    return ca, cert, key
+
+
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--checks", type=int, default=2000, help="checks per trial (default 2000)")
@@ -332,7 +372,13 @@ def main() -> None:
         "--serial-checks",
         type=int,
         default=500,
-        help="checks per trial at concurrency 1 (0: skip; default 500)",
+        help="http checks per trial at concurrency 1 (0: skip; default 500)",
+    )
+    parser.add_argument(
+        "--tls-checks",
+        type=int,
+        default=500,
+        help="https checks per trial at the concurrency (0: skip; default 500)",
     )
     parser.add_argument(
         "--before", metavar="COMMIT", help="also run the runner variant as it was at COMMIT"
@@ -340,7 +386,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         # Enough for a few of /proc's 10 ms CPU ticks in every variant.
-        args.checks, args.serial_checks = 300, 100
+        args.checks, args.serial_checks, args.tls_checks = 300, 100, 50
 
     info = machine()
     print(describe(info), flush=True)
@@ -351,60 +397,66 @@ def main() -> None:
         contextlib.ExitStack() as stack,
     ):
         folder = Path(temp)
-        url = stack.enter_context(nginx(folder))
-        port, exporter = stack.enter_context(blackbox(folder))
-        probe_path = f"/probe?target={url}&module=http_2xx"
-        workers: dict[str, Callable[[int, int], tuple[float, float]]] = {}
-        workers["runner"] = start_worker(stack, "runner", _constants(URL=url) + RUNNER_WORKER)
+        ca, cert, key = certificates(folder)
+        urls = stack.enter_context(nginx(folder, cert, key))
+        port, exporter = stack.enter_context(blackbox(folder, ca))
+        trust = {"SSL_CERT_FILE": str(ca)}  # ssl.create_default_context() reads it
+        workers: dict[str, Callable[[int, int, str], tuple[float, float]]] = {}
+        workers["runner"] = start_worker(
+            stack, "runner", _constants(URLS=urls) + RUNNER_WORKER, env=trust
+        )
         if args.before:
             src = _source_at(args.before, folder)
             workers[f"runner@{args.before}"] = start_worker(
                 stack,
                 f"runner@{args.before}",
-                _constants(URL=url) + RUNNER_WORKER,
-                env={"PYTHONPATH": str(src)},
+                _constants(URLS=urls) + RUNNER_WORKER,
+                env={**trust, "PYTHONPATH": str(src)},
             )
         workers["httpx"] = start_worker(
-            stack, "httpx", _constants(URL=url, PAGE_BYTES=PAGE_BYTES) + HTTPX_WORKER
+            stack, "httpx", _constants(URLS=urls, PAGE_BYTES=PAGE_BYTES) + HTTPX_WORKER, env=trust
         )
+        probe_paths = {
+            scheme: f"/probe?target={url}&module=http_2xx" for scheme, url in urls.items()
+        }
         driver = start_worker(
             stack,
             "blackbox driver",
-            "import asyncio\n"
-            + _constants(PROBE_PATH=probe_path, BLACKBOX_PORT=port)
-            + BLACKBOX_DRIVER,
+            "import asyncio\n" + _constants(URLS=probe_paths, BLACKBOX_PORT=port) + BLACKBOX_DRIVER,
         )
 
-        def blackbox_run(n: int, c: int) -> tuple[float, float]:
+        def blackbox_run(n: int, c: int, scheme: str) -> tuple[float, float]:
             before = tree_cpu(exporter)
-            _, wall = driver(n, c)
+            _, wall = driver(n, c, scheme)
             return tree_cpu(exporter) - before, wall
 
         workers["blackbox"] = blackbox_run
 
-        sizes = [(args.concurrency, args.checks)]
+        sizes = [("http", args.concurrency, args.checks)]
         if args.serial_checks > 0:
-            sizes.append((1, args.serial_checks))
-        for concurrency, checks in sizes:
-            print(f"\n{checks} checks at concurrency {concurrency}:", flush=True)
+            sizes.append(("http", 1, args.serial_checks))
+        if args.tls_checks > 0:
+            sizes.append(("https", args.concurrency, args.tls_checks))
+        for scheme, concurrency, checks in sizes:
+            print(f"\n{checks} {scheme} checks at concurrency {concurrency}:", flush=True)
             trials = Trials(args.trials)
-            trials.run({name: _measure(run, checks, concurrency) for name, run in workers.items()})
-            title = f"{checks} checks of a 1 KiB nginx page, concurrency {concurrency}"
+            trials.run(
+                {name: _measure(run, checks, concurrency, scheme) for name, run in workers.items()}
+            )
+            title = f"{checks} {scheme} checks of a 1 KiB nginx page, concurrency {concurrency}"
             measures = [("cpu_ms_per_check", "CPU ms / check"), ("checks_per_s", "checks/s")]
-            tables.append(
-                trials.table(
-                    title + ", vs blackbox",
-                    measures,
-                    baseline="blackbox",
-                    ratio_of=["cpu_ms_per_check"],
+            for baseline in ("blackbox", "httpx"):
+                tables.append(
+                    trials.table(
+                        f"{title}, vs {baseline}",
+                        measures,
+                        baseline=baseline,
+                        ratio_of=["cpu_ms_per_check"],
+                    )
                 )
-            )
-            tables.append(
-                trials.table(
-                    title + ", vs httpx", measures, baseline="httpx", ratio_of=["cpu_ms_per_check"]
-                )
-            )
-            data["results"][f"c{concurrency}"] = {
+            key_name = f"c{concurrency}" if scheme == "http" else f"{scheme}_c{concurrency}"
+            data["results"][key_name] = {
+                "scheme": scheme,
                 "checks": checks,
                 "concurrency": concurrency,
                 "variants": trials.summary(),
@@ -414,10 +466,10 @@ def main() -> None:
 
 
 def _measure(
-    run: Callable[[int, int], tuple[float, float]], checks: int, concurrency: int
+    run: Callable[[int, int, str], tuple[float, float]], checks: int, concurrency: int, scheme: str
 ) -> Callable[[], dict[str, float]]:
     def measure() -> dict[str, float]:
-        cpu, wall = run(checks, concurrency)
+        cpu, wall = run(checks, concurrency, scheme)
         return {"cpu_ms_per_check": cpu * 1000 / checks, "checks_per_s": checks / wall}
 
     return measure

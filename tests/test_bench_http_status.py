@@ -54,7 +54,7 @@ def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
     data = json.loads(out.read_text())
     assert data["benchmark"] == "http_status"
-    assert set(data["results"]) == {"c16", "c1"}
+    assert set(data["results"]) == {"c16", "c1", "https_c16"}
     for size in data["results"].values():
         assert set(size["variants"]) == {"runner", "httpx", "blackbox"}
         for variant, measures in size["variants"].items():
