@@ -1,6 +1,6 @@
 """bench/http_status.py still runs: a smoke run against real nginx and blackbox_exporter.
 
-Without the peers (Debian's nginx-light and prometheus-blackbox-exporter) the
+Without the peers (Debian's nginx-light, prometheus-blackbox-exporter, openssl) the
 test is skipped, except under CI (``$CI`` set), where it fails:
 ``scripts/dev.sh test`` and ``bench/setup`` install them.
 """
@@ -22,6 +22,7 @@ SCRIPT = ROOT / "bench" / "http_status.py"
 PEERS = {
     "nginx": "nginx-light",
     "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
+    "openssl": "openssl",  # the https set's certificates
 }
 
 
