@@ -15,12 +15,13 @@ concurrency c per trial; the CPU of a trial is the difference of
 
 ``runner``
     The http-status plugin as the daemon runs it: a worker process calling
-    ``runner.execution.run_check_once(..., isolated=False)`` (the scheduler's
-    call) with one shared ``Resources``, N checks of one job with default
-    options, c at a time. The scheduler's own cost per run (timer, result
-    line) is measured by bench/scheduler.py, not here; ``runner run`` of a
-    config with N jobs was not used because it starts every job at once (no
-    concurrency c) and adds config loading and start-up to the figure.
+    ``runner.execution.run_inline`` (the scheduler's call; at commits before
+    it, ``run_check_once(..., isolated=False)``) with one shared
+    ``Resources``, N checks of one job with default options, c at a time.
+    The scheduler's own cost per run (timer, result line) is measured by
+    bench/scheduler.py, not here; ``runner run`` of a config with N jobs was
+    not used because it starts every job at once (no concurrency c) and adds
+    config loading and start-up to the figure.
 ``runner@COMMIT``
     With ``--before COMMIT``: the same worker importing runner's ``src`` as
     it was at COMMIT (``git archive`` into a temp dir), side by side.
@@ -119,7 +120,13 @@ asyncio.run(main())
 
 RUNNER_WORKER = r"""
 from runner.builtins.http_status import HttpStatus
-from runner.execution import run_check_once
+try:
+    from runner.execution import run_inline
+except ImportError:  # --before a commit older than run_inline
+    from runner.execution import run_check_once
+
+    async def run_inline(check, *, on_abandon, **kwargs):
+        return await run_check_once(check, isolated=False, **kwargs)
 from runner.plugin import Status
 from runner.resources import Resources
 
@@ -136,9 +143,9 @@ async def teardown():
     await resources.aclose()
 
 async def one(scheme):
-    record = await run_check_once(
+    record = await run_inline(
         checks[scheme], job="bench", plugin="http-status", timeout=10, resources=resources,
-        isolated=False,
+        on_abandon=print,
     )
     if record.result.status is not Status.OK:
         return f"{record.result.status}: {record.result.message}"
