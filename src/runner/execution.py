@@ -7,7 +7,9 @@ The scheduler, ``runner run`` and the testing helpers all go through
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -185,7 +187,7 @@ async def run_inline(
     ctx = RunContext(
         job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=deadline_at
     )
-    deadline = _Deadline(loop, task, deadline_at, job, plugin, timeout, started_at, on_abandon)
+    deadline = _Deadline(task, deadline_at, job, plugin, timeout, started_at, on_abandon)
     cancelling = task.cancelling()
     earlier: list[str] = []
     attempt = 0
@@ -215,28 +217,22 @@ async def run_inline(
 
 
 class _Deadline:
-    """The one timer of a :func:`run_inline` run: first the deadline, then the
-    abandonment :data:`CANCEL_GRACE` later."""
+    """The deadline of a :func:`run_inline` run, then its abandonment
+    :data:`CANCEL_GRACE` later."""
 
-    __slots__ = ("_args", "_handle", "_loop", "_task", "expired")
+    __slots__ = ("_args", "_bucket", "_deadlines", "_task", "expired")
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        task: asyncio.Task[Any],
-        when: float,
-        *args: Any,
-    ) -> None:
-        self._loop = loop
+    def __init__(self, task: asyncio.Task[Any], when: float, *args: Any) -> None:
         self._task = task
         self._args = args
         self.expired = False
-        self._handle = loop.call_at(when, self._expire)
+        self._deadlines = _Deadlines.of(task.get_loop())
+        self._bucket = self._deadlines.add(self, when)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         self.expired = True
         self._task.cancel()
-        self._handle = self._loop.call_at(self._loop.time() + CANCEL_GRACE, self._abandon)
+        self._bucket = self._deadlines.add(self, self._task.get_loop().time() + CANCEL_GRACE)
 
     def _abandon(self) -> None:
         if self._task.done():
@@ -250,9 +246,58 @@ class _Deadline:
             )
         )
 
+    def due(self) -> None:
+        if self.expired:
+            self._abandon()
+        else:
+            self.expire()
+
     def cancel(self) -> None:
         """The run ended: nothing to cancel or abandon any more."""
-        self._handle.cancel()
+        self._bucket.pop(self, None)
+
+
+class _Deadlines:
+    """The deadlines of a loop's runs, in buckets of :attr:`RESOLUTION` seconds
+    with one timer each.
+
+    A timer of its own per run, cancelled when the run ends a moment later,
+    was a tenth of the scheduler's cost per run: its handle, and its place in
+    the loop's heap of timers for the whole timeout (cancelled timers leave
+    the heap only when they come up). A deadline is met up to RESOLUTION late.
+    """
+
+    RESOLUTION = 0.01
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._buckets: dict[int, dict[_Deadline, None]] = {}
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Deadlines:
+        deadlines = _DEADLINES_OF_LOOP.get(loop)
+        if deadlines is None:
+            deadlines = _DEADLINES_OF_LOOP[loop] = cls(loop)
+        return deadlines
+
+    def add(self, deadline: _Deadline, when: float) -> dict[_Deadline, None]:
+        """File ``deadline`` under its bucket (returned: where to remove it from)."""
+        key = math.ceil(when / self.RESOLUTION)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = {}
+            self._loop.call_at(key * self.RESOLUTION, self._due, key)
+        bucket[deadline] = None
+        return bucket
+
+    def _due(self, key: int) -> None:
+        for deadline in list(self._buckets.pop(key, ())):
+            deadline.due()
+
+
+_DEADLINES_OF_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _record(

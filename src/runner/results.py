@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from runner.log import BoundOnce, get_logger, secret_masker
+from runner.log import BoundOnce, get_logger, log_result, secret_masker
 from runner.plugin import Result, Status
 from runner.safe_json import json_safe, text
 
@@ -416,4 +416,6 @@ class LogSink:
 
     def submit(self, record: RunRecord, state: JobState) -> None:
         level = _LEVELS[record.status]
-        getattr(self._log.get(), level)("job.finished", **record.as_logged())
+        fields = record.as_logged()
+        if not log_result(level, "job.finished", fields):
+            getattr(self._log.get(), level)("job.finished", **fields)
