@@ -1,0 +1,470 @@
+"""What the daemon costs before it does any work: start-up, imports, idle.
+
+Run: .venv/bin/python bench/footprint.py [--trials 10] [--idle-seconds 60]
+     [--idle-jobs 1000] [--idle-rounds 1] [--smoke] [--json PATH]
+
+Compared side by side with a bare asyncio echo server (a ``Protocol`` that
+writes back what it reads, printing nothing: the least a Python process that
+answers on a TCP port can cost), each started by this script as its own
+process tree:
+
+* **spawn to ready**: runner ``serve`` of a config holding one
+  ``echo-listener`` and one hourly ``sleep`` job (history off), timed from
+  just before the spawn until ``READY=1`` arrives on a ``NOTIFY_SOCKET`` this
+  script binds (a Unix datagram socket, as systemd passes it; the daemon sends
+  READY once its services are bound and its checks started). For the bare
+  server, until its port accepts a connection. A third variant, ``runner
+  (history on)``, has the same config with SQLite history on (the default).
+* **spawn to first echo**: the same spawn, then the script connects again and
+  again (1 ms apart) until a line it sent comes back.
+* **import**: wall time of a fresh ``python -c 'import runner.cli'`` (and of
+  ``import asyncio`` for the bare server); then one ``-X importtime`` run of
+  each of ``import runner.cli`` and of ``runner serve`` of the echo config
+  (until its first echo, then SIGTERM), with the ten modules of the longest
+  cumulative import time and which heavy libraries were imported at all.
+  ``-X importtime`` inflates every figure; read its table for where the time
+  goes and the wall-clock rows for how much.
+* **idle**: ``--idle-jobs`` hourly ``sleep`` jobs plus one echo listener
+  (runner with history off and on), and the bare server, all running at the
+  same time; after READY (or the port) and 2 s of settling (the jobs' first
+  runs are spread over 1 s), CPU of each whole process tree and its RSS from
+  /proc over ``--idle-seconds``. The runners have ``NOTIFY_SOCKET`` set, as
+  under systemd (so their once-per-10 s ``STATUS=`` refresh counts).
+
+Spawn measures run as interleaved trials (``--trials``, default 10):
+median (min-max), and ratios against the bare server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    PYTHON,
+    Trials,
+    _fmt,
+    arguments,
+    describe,
+    free_port,
+    machine,
+    process,
+    tree_cpu,
+    tree_rss,
+    write_results,
+)
+
+#: The bare peer: a Protocol echo server on the port in argv[1], silent.
+BARE_SERVER = """\
+import asyncio, sys
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Echo, "127.0.0.1", int(sys.argv[1]))
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+#: Libraries a config of echo and sleep jobs does not need; `runner serve`
+#: should not import them (tests/test_bench_footprint.py asserts the first four).
+HEAVY = (
+    "httpx",
+    "aiohttp",
+    "playwright",
+    "prometheus_client",
+    "httpcore",
+    "dns",
+    "jmespath",
+    "asyncpg",
+    "apprise",
+    "jsonschema",
+    "rich",
+    "sqlite3",
+    "runner.web",
+    "runner.report",
+    "runner.history.sqlite",
+)
+
+SPAWN_TIMEOUT = 20.0
+
+
+# --- the two servers ---------------------------------------------------------
+
+
+def runner_argv(config: Path) -> list[str]:
+    """``runner serve CONFIG`` as people run it: the console script of this venv."""
+    script = Path(PYTHON).parent / "runner"
+    if script.exists():
+        return [str(script), "serve", str(config)]
+    return [PYTHON, "-m", "runner", "serve", str(config)]
+
+
+def bare_argv(port: int) -> list[str]:
+    return [PYTHON, "-c", BARE_SERVER, str(port)]
+
+
+def write_config(
+    folder: Path, name: str, port: int, *, sleep_jobs: int = 1, history: bool = False
+) -> Path:
+    lines = []
+    if history:
+        lines += ["history:", f"  path: {folder / (name + '.sqlite3')}"]
+    else:
+        lines += ["history:", "  enabled: false"]
+    lines += [
+        "jobs:",
+        "  - name: echo",
+        "    plugin: echo-listener",
+        "    options:",
+        f"      port: {port}",
+    ]
+    for i in range(sleep_jobs):
+        lines += [f"  - name: nap-{i}", "    plugin: sleep", "    interval: 1h"]
+    path = folder / f"{name}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def notify_socket(folder: Path) -> Iterator[tuple[socket.socket, str]]:
+    """A systemd-style notify socket: a Unix datagram socket and its path."""
+    path = folder / f"notify-{time.monotonic_ns()}.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    try:
+        yield sock, str(path)
+    finally:
+        sock.close()
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def wait_ready(sock: socket.socket, child: subprocess.Popen[bytes], timeout: float) -> None:
+    """Block until a datagram holding the line READY=1 arrives."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or child.poll() is not None:
+            raise RuntimeError(f"no READY=1 within {timeout:g} s (exit code {child.poll()})")
+        sock.settimeout(min(left, 0.5))
+        try:
+            message = sock.recv(4096)
+        except TimeoutError:
+            continue
+        if b"READY=1" in message.split(b"\n"):
+            return
+
+
+def wait_accepting(port: int, child: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline or child.poll() is not None:
+                raise RuntimeError(f"port {port} not accepting within {timeout:g} s") from None
+            time.sleep(0.001)
+
+
+def wait_echo(port: int, child: subprocess.Popen[bytes], timeout: float) -> None:
+    """Connect until a line sent comes back whole."""
+    line = b"footprint\n"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(line)
+                got = b""
+                while not got.endswith(b"\n"):
+                    chunk = conn.recv(64)
+                    if not chunk:
+                        break
+                    got += chunk
+                if got == line:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or child.poll() is not None:
+            raise RuntimeError(f"no echo on port {port} within {timeout:g} s")
+        time.sleep(0.001)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    env.update(extra)
+    return env
+
+
+# --- spawn measures -----------------------------------------------------------
+
+
+def runner_spawn(folder: Path, *, history: bool) -> Callable[[], dict[str, float]]:
+    def measure() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for what in ("ready", "echo"):
+            port = free_port()
+            config = write_config(folder, f"spawn-{what}", port, history=history)
+            with notify_socket(folder) as (sock, address):
+                started = time.perf_counter()
+                with process(runner_argv(config), env=clean_env(NOTIFY_SOCKET=address)) as child:
+                    if what == "ready":
+                        wait_ready(sock, child, SPAWN_TIMEOUT)
+                    else:
+                        wait_echo(port, child, SPAWN_TIMEOUT)
+                    out[f"{what}_ms"] = (time.perf_counter() - started) * 1000
+        return out
+
+    return measure
+
+
+def bare_spawn() -> dict[str, float]:
+    out: dict[str, float] = {}
+    for what in ("ready", "echo"):
+        port = free_port()
+        started = time.perf_counter()
+        with process(bare_argv(port), env=clean_env()) as child:
+            if what == "ready":
+                wait_accepting(port, child, SPAWN_TIMEOUT)
+            else:
+                wait_echo(port, child, SPAWN_TIMEOUT)
+            out[f"{what}_ms"] = (time.perf_counter() - started) * 1000
+    return out
+
+
+def import_wall(statement: str) -> Callable[[], dict[str, float]]:
+    def measure() -> dict[str, float]:
+        started = time.perf_counter()
+        subprocess.run([PYTHON, "-c", statement], check=True, env=clean_env())
+        return {"import_ms": (time.perf_counter() - started) * 1000}
+
+    return measure
+
+
+def both(*measures: Callable[[], dict[str, float]]) -> Callable[[], dict[str, float]]:
+    def measure() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for one in measures:
+            out.update(one())
+        return out
+
+    return measure
+
+
+# --- -X importtime -------------------------------------------------------------
+
+
+def parse_importtime(stderr: str) -> list[dict[str, Any]]:
+    """``-X importtime`` lines as {module, self_us, cumulative_us, depth}."""
+    rows = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or line.count("|") != 2:
+            continue
+        self_us, cumulative_us, name = line[len("import time:") :].split("|")
+        if not self_us.strip().isdigit():  # the header line
+            continue
+        depth = (len(name) - len(name.lstrip())) // 2
+        rows.append(
+            {
+                "module": name.strip(),
+                "self_us": int(self_us),
+                "cumulative_us": int(cumulative_us),
+                "depth": depth,
+            }
+        )
+    return rows
+
+
+def import_profile(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    top = sorted(rows, key=lambda r: r["cumulative_us"], reverse=True)[:10]
+    names = {r["module"] for r in rows}
+    return {
+        "modules": len(rows),
+        "total_self_ms": sum(r["self_us"] for r in rows) / 1000,
+        "top_cumulative": [
+            {"module": r["module"], "cumulative_ms": r["cumulative_us"] / 1000} for r in top
+        ],
+        "heavy_imported": {name: name in names for name in HEAVY},
+    }
+
+
+def importtime_cli() -> dict[str, Any]:
+    done = subprocess.run(
+        [PYTHON, "-X", "importtime", "-c", "import runner.cli"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_env(),
+    )
+    return import_profile(parse_importtime(done.stderr))
+
+
+def importtime_serve(folder: Path) -> dict[str, Any]:
+    port = free_port()
+    config = write_config(folder, "importtime", port)
+    argv = [PYTHON, "-X", "importtime", "-m", "runner", "serve", str(config)]
+    with tempfile.TemporaryFile("w+") as err:
+        with process(argv, env=clean_env(), stderr=err) as child:
+            wait_echo(port, child, SPAWN_TIMEOUT)
+        err.seek(0)
+        return import_profile(parse_importtime(err.read()))
+
+
+def import_table(title: str, profile: Mapping[str, Any]) -> str:
+    lines = [
+        f"### {title}",
+        "",
+        f"{profile['modules']} modules, {profile['total_self_ms']:.0f} ms in all "
+        "(sum of self times under -X importtime)",
+        "",
+        "| module | cumulative ms |",
+        "|---|---|",
+    ]
+    lines += [f"| {r['module']} | {r['cumulative_ms']:.1f} |" for r in profile["top_cumulative"]]
+    imported = [name for name, yes in profile["heavy_imported"].items() if yes]
+    lines += ["", "imported of " + ", ".join(HEAVY) + ": " + (", ".join(imported) or "none")]
+    text = "\n".join(lines) + "\n"
+    print("\n" + text, flush=True)
+    return text
+
+
+# --- idle ------------------------------------------------------------------------
+
+
+def idle_round(folder: Path, jobs: int, seconds: float) -> dict[str, dict[str, float]]:
+    """Every variant at once, each its own process tree, over one window."""
+    with contextlib.ExitStack() as stack:
+        children: dict[str, subprocess.Popen[bytes]] = {}
+        for name, history in (("runner", False), ("runner (history on)", True)):
+            port = free_port()
+            config = write_config(
+                folder, f"idle-{int(history)}", port, sleep_jobs=jobs, history=history
+            )
+            sock, address = stack.enter_context(notify_socket(folder))
+            child = stack.enter_context(
+                process(runner_argv(config), env=clean_env(NOTIFY_SOCKET=address))
+            )
+            wait_ready(sock, child, 60)
+            # Later STATUS= datagrams are dropped by the daemon if nobody
+            # reads (its socket is non-blocking): nothing to drain.
+            children[name] = child
+        port = free_port()
+        bare = stack.enter_context(process(bare_argv(port), env=clean_env()))
+        wait_echo(port, bare, SPAWN_TIMEOUT)
+        children["bare asyncio"] = bare
+        time.sleep(2.0)  # first runs are spread over 1 s; the heap is settled after
+        before = {name: tree_cpu(child.pid) for name, child in children.items()}
+        time.sleep(seconds)
+        return {
+            name: {
+                "idle_cpu_s": tree_cpu(child.pid) - before[name],
+                "idle_cpu_s_per_60s": (tree_cpu(child.pid) - before[name]) * 60 / seconds,
+                "idle_rss_mib": tree_rss(child.pid) / 2**20,
+            }
+            for name, child in children.items()
+        }
+
+
+# --- main --------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = arguments(__doc__.splitlines()[0], trials=10)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--idle-jobs", type=int, default=1000)
+    parser.add_argument("--idle-rounds", type=int, default=1)
+    args = parser.parse_args()
+    if args.smoke:
+        args.idle_seconds = min(args.idle_seconds, 2.0)
+        args.idle_jobs = min(args.idle_jobs, 50)
+    info = machine()
+    print(describe(info), flush=True)
+    tables: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="footprint-") as tmp:
+        folder = Path(tmp)
+
+        print("spawn to ready, spawn to first echo, import", flush=True)
+        spawn = Trials(args.trials)
+        spawn.run(
+            {
+                "bare asyncio": both(bare_spawn, import_wall("import asyncio")),
+                "runner": both(
+                    runner_spawn(folder, history=False), import_wall("import runner.cli")
+                ),
+                "runner (history on)": runner_spawn(folder, history=True),
+            }
+        )
+        measures = [
+            ("ready_ms", "spawn to ready (ms)"),
+            ("echo_ms", "spawn to first echo (ms)"),
+            ("import_ms", "python -c 'import …' (ms)"),
+        ]
+        tables.append(
+            spawn.table(
+                "start-up",
+                measures,
+                baseline="bare asyncio",
+                ratio_of=[key for key, _ in measures],
+            )
+        )
+
+        print("-X importtime", flush=True)
+        imports = {"import runner.cli": importtime_cli(), "runner serve": importtime_serve(folder)}
+        tables += [import_table(f"-X importtime: {k}", v) for k, v in imports.items()]
+
+        print(f"idle: {args.idle_jobs} hourly jobs + echo, {args.idle_seconds:g} s", flush=True)
+        idle = Trials(args.idle_rounds)
+        for _ in range(args.idle_rounds):
+            for name, values in idle_round(folder, args.idle_jobs, args.idle_seconds).items():
+                idle.samples.setdefault(name, []).append(values)
+                print(f"  {name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items()))
+        tables.append(
+            idle.table(
+                f"idle: {args.idle_jobs} hourly sleep jobs + one echo listener, "
+                f"{args.idle_seconds:g} s",
+                [
+                    ("idle_cpu_s_per_60s", "CPU s per 60 s"),
+                    ("idle_rss_mib", "RSS (MiB)"),
+                ],
+                baseline="bare asyncio",
+                ratio_of=["idle_rss_mib"],
+            )
+        )
+
+    results = {"spawn": spawn.summary(), "imports": imports, "idle": idle.summary()}
+    bad = [
+        f"{group}/{variant}/{measure}"
+        for group in ("spawn", "idle")
+        for variant, values in results[group].items()
+        for measure, stats in values.items()
+        if not all(math.isfinite(v) for v in stats.values())
+    ]
+    if bad:
+        print("not finite: " + ", ".join(bad), file=sys.stderr)
+    write_results("footprint", args, info, {**results, "tables": tables})
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    main()
