@@ -31,6 +31,11 @@ process tree:
   /proc over ``--idle-seconds``. The runners have ``NOTIFY_SOCKET`` set, as
   under systemd (so their once-per-10 s ``STATUS=`` refresh counts).
 
+Every child runs with its bytecode cached (``PYTHONPYCACHEPREFIX`` in this
+run's temporary folder, filled by an untimed warm-up start), as an installed
+runner has its ``.pyc`` files: a checkout run with ``PYTHONDONTWRITEBYTECODE``
+would otherwise compile runner's own modules at every start.
+
 Spawn measures run as interleaved trials (``--trials``, default 10):
 median (min-max), and ratios against the bare server.
 """
@@ -38,6 +43,7 @@ median (min-max), and ratios against the bare server.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -211,8 +217,16 @@ def wait_echo(port: int, child: subprocess.Popen[bytes], timeout: float) -> None
         time.sleep(0.001)
 
 
+#: Set by main(): where the children keep their compiled bytecode.
+PYCACHE: dict[str, str] = {}
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    """The children's environment: no systemd variables of ours, and bytecode
+    cached (see :func:`main`)."""
+    drop = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(PYCACHE)
     env.update(extra)
     return env
 
@@ -262,6 +276,13 @@ def import_wall(statement: str) -> Callable[[], dict[str, float]]:
     return measure
 
 
+def warm_up(folder: Path) -> None:
+    """One start of each server, untimed: compiles bytecode, warms the page cache."""
+    runner_spawn(folder, history=True)()
+    bare_spawn()
+    import_wall("import runner.cli")()
+
+
 def both(*measures: Callable[[], dict[str, float]]) -> Callable[[], dict[str, float]]:
     def measure() -> dict[str, float]:
         out: dict[str, float] = {}
@@ -296,39 +317,58 @@ def parse_importtime(stderr: str) -> list[dict[str, Any]]:
     return rows
 
 
-def import_profile(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def import_profile(rows: list[dict[str, Any]], loaded: set[str]) -> dict[str, Any]:
+    """The ten longest cumulative imports, and which of HEAVY are in ``loaded``
+    (``sys.modules`` at the end: -X importtime lists failed imports too)."""
     top = sorted(rows, key=lambda r: r["cumulative_us"], reverse=True)[:10]
-    names = {r["module"] for r in rows}
     return {
         "modules": len(rows),
         "total_self_ms": sum(r["self_us"] for r in rows) / 1000,
         "top_cumulative": [
             {"module": r["module"], "cumulative_ms": r["cumulative_us"] / 1000} for r in top
         ],
-        "heavy_imported": {name: name in names for name in HEAVY},
+        "heavy_imported": {name: name in loaded for name in HEAVY},
     }
 
 
+#: ``runner ARGS`` as the console script runs it (runner.cli.main), then the
+#: names in sys.modules written as JSON to the file named first.
+MAIN_THEN_MODULES = """\
+import json, sys
+from runner.cli import main
+out = sys.argv.pop(1)
+code = main(sys.argv[1:])
+with open(out, "w") as f:
+    json.dump(sorted(n for n, m in sys.modules.items() if m is not None), f)
+sys.exit(code)
+"""
+
+
 def importtime_cli() -> dict[str, Any]:
+    statement = "import json, sys, runner.cli; print(json.dumps(sorted(sys.modules)))"
     done = subprocess.run(
-        [PYTHON, "-X", "importtime", "-c", "import runner.cli"],
+        [PYTHON, "-X", "importtime", "-c", statement],
         capture_output=True,
         text=True,
         check=True,
         env=clean_env(),
     )
-    return import_profile(parse_importtime(done.stderr))
+    return import_profile(parse_importtime(done.stderr), set(json.loads(done.stdout)))
 
 
 def importtime_serve(folder: Path) -> dict[str, Any]:
+    """``runner serve`` of the echo config until its first echo, then SIGTERM."""
     port = free_port()
     config = write_config(folder, "importtime", port)
-    argv = [PYTHON, "-X", "importtime", "-m", "runner", "serve", str(config)]
+    modules = folder / "modules.json"
+    argv = [PYTHON, "-X", "importtime", "-c", MAIN_THEN_MODULES, str(modules)]
     with tempfile.TemporaryFile("w+") as err:
-        with process(argv, env=clean_env(), stderr=err) as child:
+        with process([*argv, "serve", str(config)], env=clean_env(), stderr=err) as child:
             wait_echo(port, child, SPAWN_TIMEOUT)
+        if child.returncode != 0:
+            raise RuntimeError(f"runner serve exited with {child.returncode} on SIGTERM")
         err.seek(0)
-        return import_profile(parse_importtime(err.read()))
+        return import_profile(parse_importtime(err.read()), set(json.loads(modules.read_text())))
 
 
 def import_table(title: str, profile: Mapping[str, Any]) -> str:
@@ -403,6 +443,12 @@ def main() -> None:
     tables: list[str] = []
     with tempfile.TemporaryDirectory(prefix="footprint-") as tmp:
         folder = Path(tmp)
+        # An installed runner has its .pyc files; a development checkout run
+        # with PYTHONDONTWRITEBYTECODE (as scripts/dev.sh sets it) compiles
+        # runner's own modules at every start, about 25 ms. The children
+        # keep bytecode in a folder of this run's, filled by a warm-up.
+        PYCACHE["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
+        warm_up(folder)
 
         print("spawn to ready, spawn to first echo, import", flush=True)
         spawn = Trials(args.trials)

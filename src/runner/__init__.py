@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+# First, before anything here imports structlog: structlog without rich.
+from runner import _structlog  # noqa: F401
 from runner.plugin import (
     Check,
     NoOptions,
