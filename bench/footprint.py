@@ -16,7 +16,9 @@ process tree:
   server, until its port accepts a connection. A third variant, ``runner
   (history on)``, has the same config with SQLite history on (the default).
 * **spawn to first echo**: the same spawn, then the script connects again and
-  again (1 ms apart) until a line it sent comes back.
+  again (1 ms apart) until a line it sent comes back; and the CPU time the
+  server's process had used by then (/proc, 10 ms ticks), which a busy
+  neighbour disturbs less than the wall clock.
 * **import**: wall time of a fresh ``python -c 'import runner.cli'`` (and of
   ``import asyncio`` for the bare server); then one ``-X importtime`` run of
   each of ``import runner.cli`` and of ``runner serve`` of the echo config
@@ -60,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
     PYTHON,
+    ROOT,
     Trials,
     _fmt,
     arguments,
@@ -234,7 +237,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 # --- spawn measures -----------------------------------------------------------
 
 
-def runner_spawn(folder: Path, *, history: bool) -> Callable[[], dict[str, float]]:
+def runner_spawn(
+    folder: Path, *, history: bool, env: Mapping[str, str] | None = None
+) -> Callable[[], dict[str, float]]:
     def measure() -> dict[str, float]:
         out: dict[str, float] = {}
         for what in ("ready", "echo"):
@@ -242,12 +247,15 @@ def runner_spawn(folder: Path, *, history: bool) -> Callable[[], dict[str, float
             config = write_config(folder, f"spawn-{what}", port, history=history)
             with notify_socket(folder) as (sock, address):
                 started = time.perf_counter()
-                with process(runner_argv(config), env=clean_env(NOTIFY_SOCKET=address)) as child:
+                child_env = clean_env(NOTIFY_SOCKET=address, **(env or {}))
+                with process(runner_argv(config), env=child_env) as child:
                     if what == "ready":
                         wait_ready(sock, child, SPAWN_TIMEOUT)
                     else:
                         wait_echo(port, child, SPAWN_TIMEOUT)
                     out[f"{what}_ms"] = (time.perf_counter() - started) * 1000
+                    if what == "echo":
+                        out["echo_cpu_ms"] = tree_cpu(child.pid) * 1000
         return out
 
     return measure
@@ -264,16 +272,30 @@ def bare_spawn() -> dict[str, float]:
             else:
                 wait_echo(port, child, SPAWN_TIMEOUT)
             out[f"{what}_ms"] = (time.perf_counter() - started) * 1000
+            if what == "echo":
+                out["echo_cpu_ms"] = tree_cpu(child.pid) * 1000
     return out
 
 
-def import_wall(statement: str) -> Callable[[], dict[str, float]]:
+def import_wall(
+    statement: str, env: Mapping[str, str] | None = None
+) -> Callable[[], dict[str, float]]:
     def measure() -> dict[str, float]:
         started = time.perf_counter()
-        subprocess.run([PYTHON, "-c", statement], check=True, env=clean_env())
+        subprocess.run([PYTHON, "-c", statement], check=True, env=clean_env(**(env or {})))
         return {"import_ms": (time.perf_counter() - started) * 1000}
 
     return measure
+
+
+def export_src(commit: str, into: Path) -> Path:
+    """src/ of ``commit``, exported from git into ``into``; returns the src path."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "src"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
 
 
 def warm_up(folder: Path) -> None:
@@ -434,6 +456,12 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--idle-jobs", type=int, default=1000)
     parser.add_argument("--idle-rounds", type=int, default=1)
+    parser.add_argument(
+        "--baseline",
+        metavar="COMMIT",
+        help="also time runner's src/ as of COMMIT (exported, run through PYTHONPATH) "
+        "in the start-up trials: before and after in one run",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.idle_seconds = min(args.idle_seconds, 2.0)
@@ -450,20 +478,26 @@ def main() -> None:
         PYCACHE["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
         warm_up(folder)
 
+        variants = {
+            "bare asyncio": both(bare_spawn, import_wall("import asyncio")),
+            "runner": both(runner_spawn(folder, history=False), import_wall("import runner.cli")),
+            "runner (history on)": runner_spawn(folder, history=True),
+        }
+        if args.baseline:
+            old = {"PYTHONPATH": str(export_src(args.baseline, folder / "baseline"))}
+            name = f"runner @ {args.baseline}"
+            variants[name] = both(
+                runner_spawn(folder, history=False, env=old),
+                import_wall("import runner.cli", env=old),
+            )
+            variants[name]()  # its warm-up
         print("spawn to ready, spawn to first echo, import", flush=True)
         spawn = Trials(args.trials)
-        spawn.run(
-            {
-                "bare asyncio": both(bare_spawn, import_wall("import asyncio")),
-                "runner": both(
-                    runner_spawn(folder, history=False), import_wall("import runner.cli")
-                ),
-                "runner (history on)": runner_spawn(folder, history=True),
-            }
-        )
+        spawn.run(variants)
         measures = [
             ("ready_ms", "spawn to ready (ms)"),
             ("echo_ms", "spawn to first echo (ms)"),
+            ("echo_cpu_ms", "CPU to first echo (ms)"),
             ("import_ms", "python -c 'import …' (ms)"),
         ]
         tables.append(

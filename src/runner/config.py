@@ -57,6 +57,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _StrictOptional(_Strict):
+    """A section many configs leave out: its validator is built the first time a
+    config has one (``runner schema`` builds them all), not at every start."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
 def _retry_delay(value: object) -> float | str:
     if value == "exponential":
         return "exponential"
@@ -98,7 +105,7 @@ class Defaults(_Strict):
     )
 
 
-class NotifierSpec(_Strict):
+class NotifierSpec(_StrictOptional):
     """One entry of ``notifiers:``: who is told, and how."""
 
     name: str = Field(min_length=1, description="Unique name; jobs list it in notify:.")
@@ -154,7 +161,7 @@ class HistorySpec(_Strict):
         return self
 
 
-class AuthSpec(_Strict):
+class AuthSpec(_StrictOptional):
     token: str = Field(
         min_length=16,
         description="Bearer token (or basic-auth password) for every path but /healthz: "
@@ -162,7 +169,7 @@ class AuthSpec(_Strict):
     )
 
 
-class HttpSpec(_Strict):
+class HttpSpec(_StrictOptional):
     """The HTTP endpoint (``http:``): metrics, the status page, the JSON API."""
 
     listen: str = Field(
