@@ -20,7 +20,10 @@ process tree:
   server's process had used by then (/proc, 10 ms ticks), which a busy
   neighbour disturbs less than the wall clock.
 * **import**: wall time of a fresh ``python -c 'import runner.cli'`` (and of
-  ``import asyncio`` for the bare server); then one ``-X importtime`` run of
+  ``import asyncio`` for the bare server); the CPU of importing what
+  ``runner serve`` needs, layer by layer (python, asyncio, importlib.metadata,
+  structlog, pydantic, yaml, runner), each layer's cost the difference of two
+  rows; then one ``-X importtime`` run of
   each of ``import runner.cli`` and of ``runner serve`` of the echo config
   (until its first echo, then SIGTERM), with the ten modules of the longest
   cumulative import time and which heavy libraries were imported at all.
@@ -48,6 +51,7 @@ import contextlib
 import json
 import math
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -315,6 +319,65 @@ def both(*measures: Callable[[], dict[str, float]]) -> Callable[[], dict[str, fl
     return measure
 
 
+# --- import cost by layer ------------------------------------------------------
+
+#: What runner serve imports, as layers each adding to the one before: the CPU
+#: of a fresh interpreter importing them (getrusage of the child, exit
+#: included), so each row's increment is what that layer costs.
+LAYERS = (
+    ("python", "pass"),
+    ("+ asyncio", "import asyncio"),
+    ("+ importlib.metadata", "import importlib.metadata"),
+    (
+        "+ structlog (without rich)",
+        "import sys\n"
+        "sys.modules['rich'] = sys.modules['greenlet'] = None\n"
+        "import structlog\n"
+        "del sys.modules['rich'], sys.modules['greenlet']",
+    ),
+    ("+ pydantic", "import pydantic.main, pydantic.fields"),
+    ("+ yaml", "import yaml"),
+    (
+        "+ runner (cli, echo-listener, sleep)",
+        "import runner.cli, runner.builtins.echo_listener, runner.builtins.sleep",
+    ),
+)
+
+
+def layer_cpu(upto: int) -> Callable[[], dict[str, float]]:
+    statement = "\n".join(code for _, code in LAYERS[: upto + 1])
+
+    def measure() -> dict[str, float]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([PYTHON, "-c", statement], check=True, env=clean_env())
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return {"cpu_ms": used * 1000}
+
+    return measure
+
+
+def layer_table(trials: Trials) -> str:
+    lines = [
+        "### import cost by layer (CPU of a fresh interpreter, exit included)",
+        "",
+        "| layer | CPU ms, cumulative | this layer |",
+        "|---|---|---|",
+    ]
+    previous = 0.0
+    for name, _ in LAYERS:
+        values = trials.values(name, "cpu_ms")
+        median = trials.median(name, "cpu_ms")
+        lines.append(
+            f"| {name} | {_fmt(median)} ({_fmt(min(values))}-{_fmt(max(values))}) "
+            f"| {_fmt(median - previous)} |"
+        )
+        previous = median
+    text = "\n".join(lines) + "\n"
+    print("\n" + text, flush=True)
+    return text
+
+
 # --- -X importtime -------------------------------------------------------------
 
 
@@ -509,6 +572,11 @@ def main() -> None:
             )
         )
 
+        print("import cost by layer", flush=True)
+        layers = Trials(args.trials)
+        layers.run({name: layer_cpu(i) for i, (name, _) in enumerate(LAYERS)})
+        tables.append(layer_table(layers))
+
         print("-X importtime", flush=True)
         imports = {"import runner.cli": importtime_cli(), "runner serve": importtime_serve(folder)}
         tables += [import_table(f"-X importtime: {k}", v) for k, v in imports.items()]
@@ -532,10 +600,15 @@ def main() -> None:
             )
         )
 
-    results = {"spawn": spawn.summary(), "imports": imports, "idle": idle.summary()}
+    results = {
+        "spawn": spawn.summary(),
+        "layers": layers.summary(),
+        "imports": imports,
+        "idle": idle.summary(),
+    }
     bad = [
         f"{group}/{variant}/{measure}"
-        for group in ("spawn", "idle")
+        for group in ("spawn", "layers", "idle")
         for variant, values in results[group].items()
         for measure, stats in values.items()
         if not all(math.isfinite(v) for v in stats.values())

@@ -41,6 +41,10 @@ def test_footprint_smoke(tmp_path: Path) -> None:
             # CPU is read in 10 ms ticks: zero is possible, wall time is not.
             assert stats["median"] >= 0 if name == "echo_cpu_ms" else stats["median"] > 0
 
+    layers = data["layers"]
+    assert len(layers) == 7 and "+ pydantic" in layers
+    assert all(m["cpu_ms"]["median"] > 0 for m in layers.values())
+
     for what in ("import runner.cli", "runner serve"):
         profile = data["imports"][what]
         assert profile["modules"] > 100 and profile["total_self_ms"] > 0, what
