@@ -477,18 +477,24 @@ def import_table(title: str, profile: Mapping[str, Any]) -> str:
 # --- idle ------------------------------------------------------------------------
 
 
-def idle_round(folder: Path, jobs: int, seconds: float) -> dict[str, dict[str, float]]:
+def idle_round(
+    folder: Path, jobs: int, seconds: float, baseline: tuple[str, dict[str, str]] | None
+) -> dict[str, dict[str, float]]:
     """Every variant at once, each its own process tree, over one window."""
+    runners: list[tuple[str, bool, dict[str, str]]] = [
+        ("runner", False, {}),
+        ("runner (history on)", True, {}),
+    ]
+    if baseline is not None:
+        runners.append((baseline[0], False, baseline[1]))
     with contextlib.ExitStack() as stack:
         children: dict[str, subprocess.Popen[bytes]] = {}
-        for name, history in (("runner", False), ("runner (history on)", True)):
+        for i, (name, history, env) in enumerate(runners):
             port = free_port()
-            config = write_config(
-                folder, f"idle-{int(history)}", port, sleep_jobs=jobs, history=history
-            )
+            config = write_config(folder, f"idle-{i}", port, sleep_jobs=jobs, history=history)
             sock, address = stack.enter_context(notify_socket(folder))
             child = stack.enter_context(
-                process(runner_argv(config), env=clean_env(NOTIFY_SOCKET=address))
+                process(runner_argv(config), env=clean_env(NOTIFY_SOCKET=address, **env))
             )
             wait_ready(sock, child, 60)
             # Later STATUS= datagrams are dropped by the daemon if nobody
@@ -546,9 +552,11 @@ def main() -> None:
             "runner": both(runner_spawn(folder, history=False), import_wall("import runner.cli")),
             "runner (history on)": runner_spawn(folder, history=True),
         }
+        baseline: tuple[str, dict[str, str]] | None = None
         if args.baseline:
             old = {"PYTHONPATH": str(export_src(args.baseline, folder / "baseline"))}
             name = f"runner @ {args.baseline}"
+            baseline = (name, old)
             variants[name] = both(
                 runner_spawn(folder, history=False, env=old),
                 import_wall("import runner.cli", env=old),
@@ -584,7 +592,8 @@ def main() -> None:
         print(f"idle: {args.idle_jobs} hourly jobs + echo, {args.idle_seconds:g} s", flush=True)
         idle = Trials(args.idle_rounds)
         for _ in range(args.idle_rounds):
-            for name, values in idle_round(folder, args.idle_jobs, args.idle_seconds).items():
+            window = idle_round(folder, args.idle_jobs, args.idle_seconds, baseline)
+            for name, values in window.items():
                 idle.samples.setdefault(name, []).append(values)
                 print(f"  {name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items()))
         tables.append(
