@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -29,14 +29,17 @@ from runner import __version__, heap, process, reaper
 from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import format_duration, parse_duration
-from runner.history import HistoryError, HistoryStore, JobSummary, open_store
 from runner.log import configure_logging, get_logger
 from runner.offline import OfflineHint, offline_hint
 from runner.plugin import Status
 from runner.registry import NOTIFIERS, PLUGINS, PluginError, Registry, UnknownPluginError
 from runner.results import LogSink, RunRecord, Sink
-from runner.schema import schema_json
 from runner.systemd import SystemdNotifier
+
+if TYPE_CHECKING:
+    # What only status, history and schema need is imported in their commands:
+    # `runner serve` of a config without history pays nothing for it.
+    from runner.history import HistoryStore, JobSummary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -276,6 +279,8 @@ def _open_history(args: argparse.Namespace) -> tuple[Config, HistoryStore] | int
             f"error: {args.config}: history is off (history: {{enabled: false}})", file=sys.stderr
         )
         return EXIT_USAGE
+    from runner.history import open_store
+
     return config, open_store(config.history, config.path)
 
 
@@ -284,6 +289,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if isinstance(opened, int):
         return opened
     config, store = opened
+    from runner.history import HistoryError
     from runner.report import print_status, status_rows
 
     jobs = [j.name for j in config.checks]
@@ -314,6 +320,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     if isinstance(opened, int):
         return opened
     config, store = opened
+    from runner.history import HistoryError
+
     if args.limit < 1:
         print("error: --limit must be 1 or more", file=sys.stderr)
         return EXIT_USAGE
@@ -373,6 +381,8 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from runner.schema import schema_json
+
     text, problems = schema_json()
     for problem in problems:
         print(f"warning: left out of the schema: {problem}", file=sys.stderr)

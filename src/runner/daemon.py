@@ -30,12 +30,9 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from runner import __version__, heap
-from runner.alerts import AlertSink
 from runner.config import Config, ConfigError, Job, load_config
 from runner.config_probe import ProbeFailed, probe
 from runner.execution import abandoned
-from runner.history import HistorySink
-from runner.history.store import UPTIME_WINDOWS
 from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
 from runner.resources import Resources
@@ -44,6 +41,10 @@ from runner.scheduler import Scheduler
 from runner.systemd import SystemdNotifier
 
 if TYPE_CHECKING:
+    # Imported where a config uses them (notifiers, history, http), not at
+    # start-up: see "Start-up cost" in README.md.
+    from runner.alerts import AlertSink
+    from runner.history import HistorySink
     from runner.web import WebEndpoint
 
 #: How long services get to bind before the daemon reports itself ready.
@@ -99,12 +100,18 @@ class Daemon:
         #: after start-up and each reload (``runner serve``; see runner.heap).
         self.settle_heap = settle_heap
         self.resources = Resources()
-        self.history = HistorySink.from_config(config) if history else None
+        self.history: HistorySink | None = None
+        if history and config.history.enabled:
+            from runner.history import HistorySink
+
+            self.history = HistorySink.from_config(config)
         all_sinks: list[Sink] = list(sinks) if sinks is not None else [LogSink()]
         if self.history is not None:
             all_sinks.append(self.history)
         self.alerts: AlertSink | None = None
         if config.notifiers:
+            from runner.alerts import AlertSink
+
             ledger = self.history.store if self.history is not None else None
             page = config.http.external_url if config.http is not None else None
             self.alerts = AlertSink(
@@ -289,6 +296,7 @@ class Daemon:
         now (history is up to ``flush_every`` behind) and uptime and latency from
         history when it is on."""
         from runner.history import JobSummary
+        from runner.history.store import UPTIME_WINDOWS
         from runner.report import status_rows
 
         stored: dict[str, JobSummary] = {}

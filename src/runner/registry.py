@@ -17,6 +17,7 @@ import importlib
 import inspect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, cast
 
@@ -114,16 +115,32 @@ class PluginConflictError(PluginError):
 
 @dataclass
 class PluginEntry:
-    """One entry point of a :class:`Group`, loaded on demand."""
+    """One entry point of a :class:`Group`, loaded on demand.
+
+    The distribution's name and version are read when first asked for (a
+    message, ``runner plugins``): each reads and parses the distribution's
+    whole METADATA file, long description included, which for a daemon's
+    start-up cost more than discovering every entry point.
+    """
 
     name: str
     value: str
-    distribution: str
-    version: str
     entry_point: EntryPoint = field(repr=False)
     group: Group = field(default=PLUGINS, repr=False)
     _loaded: type[Plugin[Any]] | None = field(default=None, repr=False)
     _error: PluginLoadError | None = field(default=None, repr=False)
+
+    @cached_property
+    def distribution(self) -> str:
+        """The name of the distribution that registers this entry point."""
+        dist = self.entry_point.dist
+        return dist.name if dist is not None else "unknown distribution"
+
+    @cached_property
+    def version(self) -> str:
+        """That distribution's version ("" when unknown)."""
+        dist = self.entry_point.dist
+        return dist.version if dist is not None else ""
 
     @property
     def distribution_label(self) -> str:
@@ -206,17 +223,7 @@ class Registry:
         """Read entry point metadata of every installed distribution (no imports)."""
         entries = []
         for ep in entry_points(group=group.name):
-            dist = ep.dist
-            entries.append(
-                PluginEntry(
-                    name=ep.name,
-                    value=ep.value,
-                    distribution=dist.name if dist is not None else "unknown distribution",
-                    version=dist.version if dist is not None else "",
-                    entry_point=ep,
-                    group=group,
-                )
-            )
+            entries.append(PluginEntry(name=ep.name, value=ep.value, entry_point=ep, group=group))
         return cls(entries, group)
 
     def names(self) -> list[str]:
