@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 SERVICE_START_WAIT = 10.0
 #: How long jobs get to finish after cancellation at shutdown.
 STOP_GRACE = 5.0
+#: runner serve settles its heap (runner.heap) this long after READY.
+SETTLE_AFTER_START = 1.0
 #: How long a reload may take to read and validate the new config.
 RELOAD_TIMEOUT = 10.0
 #: How often the one-line STATUS for systemd is refreshed.
@@ -264,8 +266,14 @@ class Daemon:
             for job, reason in self.config.unloadable:
                 self._log.error("plugin.load_failed", job=job, error=reason)
             await self._start_jobs(self.config.jobs)
+            settle: asyncio.TimerHandle | None = None
             if self.settle_heap:
-                heap.settle("started")
+                # A moment after READY, not before it: the collection takes
+                # 10 ms of a small daemon's 150 ms start, and by then the
+                # first runs (spread over the first second) are under way.
+                settle = asyncio.get_running_loop().call_later(
+                    SETTLE_AFTER_START, heap.settle, "started"
+                )
             self.state = RunState.RUNNING
             self.running.set()
             not_ready = self.services_not_ready()
@@ -278,7 +286,11 @@ class Daemon:
                 self._spawn(self._status_updater(), "status")
             if self.systemd.watchdog_interval:
                 self._spawn(self._watchdog(self.systemd.watchdog_interval), "watchdog")
-            await self._stop.wait()
+            try:
+                await self._stop.wait()
+            finally:
+                if settle is not None:
+                    settle.cancel()
         return 0
 
     async def _start_jobs(self, jobs: Sequence[Job]) -> None:

@@ -11,7 +11,8 @@ Two measures, both only in ``runner serve`` (a long-running process; ``runner
 run`` and tests keep Python's defaults):
 
 * :func:`tune` makes full collections ten times rarer.
-* :func:`settle` runs once the jobs have started, and again after each reload.
+* :func:`settle` runs a second after the jobs have started (after READY, so
+  not in the way of start-up), and again after each reload.
   It collects, then moves every object still alive (modules, the config, the
   plugins, the job tasks: what lives as long as the daemon) into the
   permanent generation with :func:`gc.freeze`, which no later collection
