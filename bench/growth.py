@@ -36,6 +36,7 @@ MEASURES = [
     ("late_p99_ms", "late p99 ms"),
     ("gap_p99_ms", "gap-1s p99 ms"),
     ("missing", "missing runs"),
+    ("others_cores", "others' load, cores"),
 ]
 
 
