@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runner.config import Job
-from runner.execution import CANCEL_GRACE, abandon_timer, abandoned, run_check_once
+from runner.execution import CANCEL_GRACE, abandoned, run_check_once, run_inline
 from runner.log import get_logger
 from runner.plugin import Check, Result, Service, ServiceContext, Slots
 from runner.resources import Resources
@@ -167,6 +167,7 @@ class Scheduler:
         interval = job.interval
         loop = asyncio.get_running_loop()
         check = _Lazy(job)
+        needs_slot = _slots_of(job) is not None
         next_due = anchor + first_run_offset(job, self.first_run_window(job))
         current: asyncio.Task[None] | None = None
         try:
@@ -186,7 +187,7 @@ class Scheduler:
                     )
                 else:
                     current = asyncio.create_task(
-                        self._run_and_record(handle, check), name=f"run:{job.name}"
+                        self._run_and_record(job, check, needs_slot), name=f"run:{job.name}"
                     )
                 next_due += interval
                 late = loop.time() - next_due
@@ -201,65 +202,65 @@ class Scheduler:
                 if not current.done():  # ignores cancellation: never wait for it
                     abandoned.add(current, job=job.name, plugin=job.plugin_name, grace=CANCEL_GRACE)
 
-    async def _run_and_record(self, handle: JobHandle, check: _Lazy) -> None:
-        job = handle.job
-        task = asyncio.current_task()
-        assert task is not None and job.timeout is not None
+    async def _run_and_record(self, job: Job, check: _Lazy, needs_slot: bool) -> None:
         # A run that needs a slot (Check.slots) waits for one in line, keeping
         # its place; the clock of its timeout starts once it has one.
-        slot = await self._take_slot(job)
+        slot = await self._take_slot(job) if needs_slot else _NO_SLOT
+        instance = check.get()
+        if isinstance(instance, Result):  # the plugin could not be created
+            slot.release()
+            self.hub.publish(slot.stamp(_record_of(job, instance, time.time(), 0.0)))
+            return
 
         def abandon(record: RunRecord) -> None:
             slot.release()  # a run left behind must not keep its slot from the others
             self.hub.publish(slot.stamp(record))
 
-        # Runs go inline in this task (a task per attempt costs a third more CPU
-        # per run); this timer abandons a run that ignores its cancellation.
-        timer = abandon_timer(
-            task, job=job.name, plugin=job.plugin_name, timeout=job.timeout, on_abandon=abandon
-        )
+        assert job.timeout is not None
         try:
-            record = await self._run(job, check, isolated=False)
+            # Inline in this task: a task per attempt costs a third more per run.
+            record = await run_inline(
+                instance,
+                job=job.name,
+                plugin=job.plugin_name,
+                timeout=job.timeout,
+                resources=self.resources,
+                retry=job.retry,
+                on_abandon=abandon,
+            )
         finally:
-            timer.cancel()
             slot.release()
-        if task not in abandoned.tasks:  # else its timeout was published already
+        if asyncio.current_task() not in abandoned.tasks:  # else its timeout is out already
             self.hub.publish(slot.stamp(record))
 
-    async def run_once(
-        self, job: Job, check: _Lazy | None = None, *, isolated: bool = True
-    ) -> RunRecord:
+    async def run_once(self, job: Job, check: _Lazy | None = None) -> RunRecord:
         """Run a check job once, as the schedule would, and return its record
-        (without publishing it). ``isolated``: see :func:`run_check_once`.
+        (without publishing it), each attempt in a task of its own (see
+        :func:`run_check_once`).
 
         A run that needs a slot (``Check.slots``) waits for one in line: every
         run is made (``runner run``), each with its full timeout.
         """
+        assert job.timeout is not None
         slot = await self._take_slot(job)
         try:
-            record = await self._run(job, check, isolated=isolated)
+            started_at, started = time.time(), time.perf_counter()
+            instance = (check or _Lazy(job)).get()
+            if isinstance(instance, Result):
+                duration = time.perf_counter() - started
+                record = _record_of(job, instance, started_at, duration)
+            else:
+                record = await run_check_once(
+                    instance,
+                    job=job.name,
+                    plugin=job.plugin_name,
+                    timeout=job.timeout,
+                    resources=self.resources,
+                    retry=job.retry,
+                )
         finally:
             slot.release()
         return slot.stamp(record)
-
-    async def _run(self, job: Job, check: _Lazy | None, *, isolated: bool) -> RunRecord:
-        assert job.timeout is not None
-        started_at, started = time.time(), time.perf_counter()
-        instance = (check or _Lazy(job)).get()
-        if isinstance(instance, Result):
-            duration_ms = round((time.perf_counter() - started) * 1000, 3)
-            return RunRecord.of(
-                job.name, job.plugin_name, instance, started_at=started_at, duration_ms=duration_ms
-            )
-        return await run_check_once(
-            instance,
-            job=job.name,
-            plugin=job.plugin_name,
-            timeout=job.timeout,
-            resources=self.resources,
-            retry=job.retry,
-            isolated=isolated,
-        )
 
     def first_run_window(self, job: Job) -> float:
         """Over how many seconds the job's first run is spread.
@@ -345,6 +346,16 @@ class Scheduler:
             log.error("service.failed", error=problem, error_type=error_type, retry_in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESTART_MAX_DELAY)
+
+
+def _record_of(job: Job, result: Result, started_at: float, duration: float) -> RunRecord:
+    return RunRecord.of(
+        job.name,
+        job.plugin_name,
+        result,
+        started_at=started_at,
+        duration_ms=round(duration * 1000, 3),
+    )
 
 
 def _slots_of(job: Job) -> Slots | None:
