@@ -9,7 +9,10 @@ start lateness and per-job gap p99, runs missing from N x window). N starts at
 ``--start`` and doubles up to ``--max``; once start lateness p99 has been over
 10 ms at two sizes in a row the doubling stops: the step before the first of
 them is the ceiling of one daemon on this machine. With ``--trials`` above 1
-each size is measured that many times in a row and the medians are shown.
+each size is measured that many times in a row; the table shows the median
+(min-max), and the stop uses the best trial's p99: on a shared machine the
+least disturbed trial is the closest to the daemon's own limit (each row
+shows the rest of the machine's load, ``others' load``).
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ def main() -> None:
 
         trials.run({f"{jobs:,}": step})
         measured.append(jobs)
-        over = over + 1 if trials.median(f"{jobs:,}", "late_p99_ms") > LATE_P99_LIMIT_MS else 0
+        best = min(trials.values(f"{jobs:,}", "late_p99_ms"))
+        over = over + 1 if best > LATE_P99_LIMIT_MS else 0
         if over >= OVER_IN_A_ROW:
             break
         jobs *= 2
