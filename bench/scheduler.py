@@ -1,172 +1,399 @@
-"""How the scheduler scales: start-up of N jobs, idle cost, and start lateness.
+"""runner's scheduler against APScheduler 3 and a bare asyncio loop, each a process of its own.
 
-Run: .venv/bin/python bench/scheduler.py [--jobs 1000] [--seconds 10]
+    .venv/bin/python bench/scheduler.py [--jobs 1000,10000] [--seconds 20] [--trials 5]
 
-Side by side in one process, so the ratios hold on a noisy shared machine:
-  * runner's Scheduler with N ``sleep`` jobs (seconds: 0)
-  * a bare-loop baseline: loop.call_at + create_task per run, the least any
-    asyncio scheduler can do
-Reported: time until every job's first run finished, CPU seconds per 1,000
-runs at a 1 s interval, start lateness p50/p99 (how late each run began
-against its due time), and CPU used while N jobs wait on a 1 h interval.
+N jobs named ``job-0`` ... run every 1 s, each run an async no-op
+(``asyncio.sleep(0)``), their phases spread over the second the way runner
+spreads them (CRC-32 of the name). Variants, started by this script and
+stopped with SIGTERM after the window:
+
+- ``runner``: the real daemon, ``runner serve --log-format json CONFIG`` with
+  N ``sleep`` jobs (``seconds: 0``), history off, every result written as its
+  JSON line to a file (stdout, on /dev/shm when there is one).
+- ``runner+sqlite``: the same with SQLite history on (a fresh file).
+- ``runner+uvloop``: the same as ``runner`` with ``--loop uvloop``; present
+  only when ``runner serve --help`` lists ``--loop``.
+- ``bare``: ``loop.call_at`` + ``create_task`` per run (bench/scheduler_peers.py),
+  the floor for any asyncio scheduler.
+- ``apscheduler``: APScheduler 3's ``AsyncIOScheduler``, one
+  ``IntervalTrigger(seconds=1)`` job each, logging nothing.
+
+Each variant gets a warm-up after it is ready (every first run made, the
+garbage collector's generations filled), then a window of ``--seconds``.
+Measured from outside through /proc (bench/harness.py): CPU of the whole
+process tree over the window, per 1,000 runs made in it, and the tree's RSS at
+the window's end. From each run's start (runner: the result line's
+``timestamp`` minus its ``duration_ms``; the peers record ``time.time()`` as
+the run begins, into preallocated arrays dumped at SIGTERM, whose size is
+taken off their RSS):
+
+- **lateness**: how long after its slot a run started. A job's slots are
+  ``t0 + k`` seconds; ``t0`` is not visible from outside runner, so it is
+  taken as the job's earliest start on its grid. Lateness is thus counted
+  from the job's best run, and a constant per-job delay is left out, alike
+  for every variant. On the bare loop, whose slots are known, this read p50
+  0.41 / p99 1.13 ms against the true 0.57 / 1.23 ms (1,000 jobs): about
+  0.1-0.15 ms less, which matters only next to the floor.
+  Lateness is read right while a job's runs stay within some stretch of
+  the second shorter than about 0.9 s (the rest of it empty); a run later
+  than 1 s counts as its slot missed plus a run in the next.
+- **gap**: time between consecutive starts of one job, minus 1 s (what a
+  check's user sees: how regular the checks are).
+- **missing**: slots in the window (N x seconds) with no run.
+- **others' load**: cores the rest of the machine kept busy during the
+  window (/proc/stat less the variant's own CPU): on a shared machine, what
+  the variant competed with.
+
+The variants alternate round by round (harness.Trials); read the ratios.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
+import array
+import concurrent.futures
+import contextlib
+import datetime
+import functools
+import itertools
+import json
+import math
 import os
-import platform
-import resource
-import statistics
+import struct
+import subprocess
+import sys
+import tempfile
 import time
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from runner.builtins.sleep import Sleep, SleepOptions
-from runner.config import Job
-from runner.resources import Resources
-from runner.results import JobState, ResultHub, RunRecord
-from runner.scheduler import Scheduler, first_run_offset
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness import (
+    BENCH,
+    CLK_TCK,
+    PYTHON,
+    Trials,
+    arguments,
+    describe,
+    machine,
+    percentile,
+    process,
+    tree_cpu,
+    tree_rss,
+    write_results,
+)
 
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+RUNNER = str(Path(PYTHON).with_name("runner"))
+PEERS = str(BENCH / "scheduler_peers.py")
+#: After the window, how long the variant runs on so the window's last runs
+#: have a successor (their gap) and land in the output.
+TAIL = 1.2
 
-
-def job(i: int, interval: float) -> Job:
-    return Job(f"job-{i}", "sleep", Sleep, SleepOptions(seconds=0), interval, 10, 1)
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.count = 0
-        self.first_done = asyncio.Event()
-        self.expect = 0
-
-    async def start(self, exit_stack: AsyncExitStack) -> None:
-        pass
-
-    def submit(self, record: RunRecord, state: JobState) -> None:
-        self.count += 1
-        if self.count == self.expect:
-            self.first_done.set()
-
-
-async def runner_startup(n: int) -> float:
-    sink = Sink()
-    sink.expect = n
-    scheduler = Scheduler(Resources(), ResultHub([sink]))
-    started = time.perf_counter()
-    scheduler.start_all(job(i, 3600) for i in range(n))
-    await sink.first_done.wait()
-    elapsed = time.perf_counter() - started
-    await scheduler.stop_all()
-    return elapsed
+MEASURES: list[tuple[str, str]] = [
+    ("cpu_per_1000", "CPU s / 1,000 runs"),
+    ("late_p50_ms", "late p50 ms"),
+    ("late_p99_ms", "late p99 ms"),
+    ("late_max_ms", "late max ms"),
+    ("gap_p50_ms", "gap-1s p50 ms"),
+    ("gap_p99_ms", "gap-1s p99 ms"),
+    ("gap_max_ms", "gap-1s max ms"),
+    ("missing", "missing runs"),
+    ("rss_mib", "RSS MiB"),
+    ("others_cores", "others' load, cores"),
+]
+RATIOS = ("cpu_per_1000", "late_p99_ms", "gap_p99_ms", "rss_mib")
 
 
-async def runner_idle(n: int, seconds: float) -> float:
-    sink = Sink()
-    sink.expect = n
-    scheduler = Scheduler(Resources(), ResultHub([sink]))
-    scheduler.start_all(job(i, 3600) for i in range(n))
-    await sink.first_done.wait()
-    before = cpu()
-    await asyncio.sleep(seconds)
-    used = cpu() - before
-    await scheduler.stop_all()
-    return used
+# --- what a variant is -----------------------------------------------------------
 
 
-async def runner_periodic(n: int, seconds: float) -> tuple[float, list[float]]:
-    """N jobs every 1 s; lateness read from the run tasks' actual start."""
+@dataclass
+class Variant:
+    """How to start one scheduler with N jobs and read its runs' starts after."""
+
+    name: str
+    #: (jobs, work dir, capacity seconds) -> argv
+    argv: Callable[[int, Path, float], list[str]]
+    #: the output line that says every job is scheduled
+    ready: bytes
+    #: (stdout file, work dir) -> (job numbers, start times, bytes to take off RSS)
+    starts: Callable[[Path, Path], tuple[Sequence[int], Sequence[float], int]]
+
+
+def scratch_dir() -> str | None:
+    """/dev/shm when there is one: writing N result lines a second to a disk
+    would measure the disk."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def runner_config(jobs: int, folder: Path, history: str | None) -> Path:
+    """N sleep jobs (0 s) every 1 s, written with an alias so that 32,000 jobs
+    stay within the config's bounds on values."""
+    if history == "sqlite":
+        head = f"history:\n  path: {folder / 'history.sqlite3'}\n"
+    else:
+        head = "history:\n  enabled: false\n"
+    lines = [head, "defaults:\n  interval: 1s\n", "jobs:\n"]
+    lines.append("  - {name: job-0, plugin: sleep, options: &zero {seconds: 0}}\n")
+    lines += [f"  - {{name: job-{i}, plugin: sleep, options: *zero}}\n" for i in range(1, jobs)]
+    text = "".join(lines)
+    path = folder / "runner.yaml"
+    path.write_text(text)
+    return path
+
+
+@functools.cache
+def runner_loops() -> tuple[str, ...]:
+    """The --loop choices runner serve offers (none before it had the flag)."""
+    help_text = subprocess.run(
+        [RUNNER, "serve", "--help"], capture_output=True, text=True, check=False
+    ).stdout
+    return ("uvloop",) if "--loop" in help_text and "uvloop" in help_text else ()
+
+
+def runner_starts(out: Path, _: Path) -> tuple[array.array[int], array.array[float], int]:
+    """Each run's start from its result line: ``started_at`` if the line has
+    it, else its ``timestamp`` (taken as the result is logged, right after the
+    run) minus ``duration_ms``."""
+    jobs, starts = array.array("i"), array.array("d")
+    with out.open("rb") as lines:
+        for raw in lines:
+            if b'"job.finished"' not in raw:
+                continue
+            line = json.loads(raw)
+            if line.get("started_at") is not None:
+                start = _wall(line["started_at"])
+            else:
+                start = _wall(line["timestamp"]) - line["duration_ms"] / 1000
+            jobs.append(int(line["job"].removeprefix("job-")))
+            starts.append(start)
+    return jobs, starts, 0
+
+
+def _wall(value: str | float) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.datetime.fromisoformat(value).timestamp()
+
+
+def runner_variant(name: str, *, history: str | None = None, loop: str | None = None) -> Variant:
+    def argv(jobs: int, folder: Path, _: float) -> list[str]:
+        command = [RUNNER, "serve", "--log-format", "json"]
+        if loop:
+            command += ["--loop", loop]
+        return [*command, str(runner_config(jobs, folder, history))]
+
+    return Variant(name, argv, b'"daemon.started"', runner_starts)
+
+
+def peer_starts(_: Path, folder: Path) -> tuple[array.array[int], array.array[float], int]:
+    with (folder / "starts.bin").open("rb") as dump:
+        recorder_bytes, kept, dropped = struct.unpack("<qqq", dump.read(24))
+        if dropped:
+            raise RuntimeError(f"{dropped} runs past the recorder's capacity: raise it")
+        jobs, starts = array.array("i"), array.array("d")
+        jobs.frombytes(dump.read(4 * kept))
+        starts.frombytes(dump.read(8 * kept))
+    return jobs, starts, recorder_bytes
+
+
+def peer_variant(name: str) -> Variant:
+    def argv(jobs: int, folder: Path, capacity: float) -> list[str]:
+        return [PYTHON, PEERS, name, str(jobs), str(capacity), str(folder / "starts.bin")]
+
+    return Variant(name, argv, b"ready", peer_starts)
+
+
+def variants() -> list[Variant]:
+    found = [runner_variant("runner"), runner_variant("runner+sqlite", history="sqlite")]
+    found += [runner_variant(f"runner+{loop}", loop=loop) for loop in runner_loops()]
+    found += [peer_variant("bare"), peer_variant("apscheduler")]
+    return found
+
+
+# --- one trial -------------------------------------------------------------------
+
+
+def measure(variant: Variant, jobs: int, seconds: float, warmup: float) -> dict[str, float]:
+    """Start the variant, wait until it is ready, warm up, measure a window, stop it."""
+    with tempfile.TemporaryDirectory(prefix="bench-sched-", dir=scratch_dir()) as tmp:
+        folder = Path(tmp)
+        out_path, err_path = folder / "stdout", folder / "stderr"
+        capacity = 30 + 2 * jobs / 1000 + warmup + seconds + TAIL
+        with (
+            out_path.open("wb") as out,
+            err_path.open("wb") as err,
+            process(variant.argv(jobs, folder, capacity), stdout=out, stderr=err) as child,
+        ):
+            _wait_ready(child, out_path, err_path, variant, timeout=30 + 2 * jobs / 1000)
+            time.sleep(warmup)
+            host_before, cpu_before, start = host_busy(), tree_cpu(child.pid), time.time()
+            time.sleep(seconds)
+            end, cpu_after, host_after = time.time(), tree_cpu(child.pid), host_busy()
+            rss = tree_rss(child.pid)
+            time.sleep(TAIL)
+        if child.returncode not in (0, -15):
+            raise RuntimeError(f"{variant.name} exited {child.returncode}: {_tail(err_path)}")
+        job_ids, starts, recorder_bytes = variant.starts(out_path, folder)
+    # Slots are counted in exactly `seconds` (N per job); CPU over the real window.
+    result = analyse(job_ids, starts, jobs, start, start + seconds)
+    result["window_s"] = end - start
+    result["cpu_per_1000"] = (cpu_after - cpu_before) / max(result["runs"], 1) * 1000
+    result["cpu_s"] = cpu_after - cpu_before
+    result["others_cores"] = max(0.0, host_after - host_before - result["cpu_s"]) / (end - start)
+    result["rss_mib"] = (rss - recorder_bytes) / 2**20
+    return result
+
+
+def host_busy() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def _wait_ready(
+    child: subprocess.Popen[bytes], out: Path, err: Path, variant: Variant, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    with out.open("rb") as lines:
+        seen = b""
+        while variant.ready not in seen:
+            if child.poll() is not None:
+                raise RuntimeError(
+                    f"{variant.name} exited {child.returncode} before ready: {_tail(err)}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{variant.name} not ready after {timeout:.0f} s")
+            time.sleep(0.05)
+            seen = seen[-64:] + lines.read()
+
+
+def _tail(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        return path.read_text(errors="replace")[-2000:]
+    return ""
+
+
+def grid_origin(runs: Sequence[float]) -> float:
+    """The earliest point of a job's 1 s grid its starts fall on.
+
+    The starts' places within the second (modulo 1 s) sit in one arc: the
+    on-time runs at its beginning, later ones after them. The grid's origin
+    is where that arc begins: just after the widest stretch of the second
+    with no start in it.
+    """
+    first = runs[0]
+    places = sorted((at - first) % 1.0 for at in runs)
+    widest, begin = 1.0 - places[-1] + places[0], places[0]  # the stretch across 0
+    for before, after in itertools.pairwise(places):
+        if after - before > widest:
+            widest, begin = after - before, after
+    return first + begin
+
+
+def analyse(
+    job_ids: Sequence[int], starts: Sequence[float], jobs: int, start: float, end: float
+) -> dict[str, float]:
+    """Lateness, gaps and missing slots of the runs whose slot is in [start, end)."""
+    per_job: list[list[float]] = [[] for _ in range(jobs)]
+    for job, at in zip(job_ids, starts, strict=True):
+        per_job[job].append(at)
     lateness: list[float] = []
-    loop = asyncio.get_running_loop()
-
-    jobs = [Job(f"job-{i}", "sleep", Sleep, SleepOptions(seconds=0), 1.0, 10, 1) for i in range(n)]
-    offsets = {j.name: first_run_offset(j) for j in jobs}
-    anchors: dict[str, float] = {}
-
-    class Timed(Sleep):
-        async def run(self, ctx):  # type: ignore[no-untyped-def]
-            # Due times are anchor + offset + k * 1 s. The handle's started_at
-            # (time.monotonic, the loop's clock) is taken just before the anchor.
-            late = (loop.time() - anchors[ctx.job] - offsets[ctx.job]) % 1.0
-            lateness.append(late - 1.0 if late > 0.5 else late)
-            return await super().run(ctx)
-
-    jobs = [Job(j.name, "sleep", Timed, j.options, 1.0, 10, 1) for j in jobs]
-    sink = Sink()
-    scheduler = Scheduler(Resources(), ResultHub([sink]))
-    scheduler.start_all(jobs)
-    anchors.update({name: h.started_at for name, h in scheduler.handles.items()})
-    await asyncio.sleep(1.5)  # let every job reach its steady phase
-    lateness.clear()
-    before_cpu, before_runs = cpu(), sink.count
-    await asyncio.sleep(seconds)
-    used, runs = cpu() - before_cpu, sink.count - before_runs
-    await scheduler.stop_all()
-    return used / runs * 1000, lateness
-
-
-async def baseline_periodic(n: int, seconds: float) -> tuple[float, list[float]]:
-    loop = asyncio.get_running_loop()
-    lateness: list[float] = []
-    runs = 0
-    stop = False
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def run(due: float) -> None:
-        nonlocal runs
-        lateness.append(loop.time() - due)
-        await asyncio.sleep(0)
-        runs += 1
-
-    def fire(due: float) -> None:
-        if stop:
-            return
-        task = loop.create_task(run(due))
-        tasks.add(task)  # keep a reference, as a real scheduler must
-        task.add_done_callback(tasks.discard)
-        loop.call_at(due + 1.0, fire, due + 1.0)
-
-    start = loop.time()
-    for i in range(n):
-        due = start + (i / n)  # spread over the interval, like the scheduler
-        loop.call_at(due, fire, due)
-    await asyncio.sleep(1.5)
-    lateness.clear()
-    before_cpu, before_runs = cpu(), runs
-    await asyncio.sleep(seconds)
-    used, count = cpu() - before_cpu, runs - before_runs
-    stop = True
-    return used / count * 1000, lateness
+    gaps: list[float] = []
+    made = 0
+    for runs in per_job:
+        if not runs:
+            continue
+        runs.sort()
+        origin = grid_origin(runs)
+        slots: set[int] = set()
+        previous: float | None = None
+        previous_due = 0.0
+        for at in runs:
+            slot = math.floor(at - origin + 1e-9)
+            due = origin + slot
+            if previous is not None and start <= previous_due < end:
+                gaps.append(at - previous - 1.0)
+            previous, previous_due = at, due
+            if start <= due < end:
+                lateness.append(at - due)
+                slots.add(slot)
+        made += len(slots)
+    expected = jobs * round(end - start)
+    return {
+        "runs": made,
+        "missing": max(0, expected - made),
+        "late_p50_ms": percentile(lateness, 50) * 1000,
+        "late_p99_ms": percentile(lateness, 99) * 1000,
+        "late_max_ms": max(lateness, default=math.nan) * 1000,
+        "gap_p50_ms": percentile(gaps, 50) * 1000,
+        "gap_p99_ms": percentile(gaps, 99) * 1000,
+        "gap_max_ms": max(gaps, default=math.nan) * 1000,
+    }
 
 
-def pct(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=100)[int(p) - 1] * 1000 if len(values) > 1 else 0.0
+# --- the command -----------------------------------------------------------------
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=10)
+def sizes(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part]
+
+
+def main() -> None:
+    parser = arguments(__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=sizes, default=[1000, 10000], help="sizes, comma separated")
+    parser.add_argument("--seconds", type=float, default=20.0, help="the measured window")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds after ready")
     args = parser.parse_args()
-    n, secs = args.jobs, args.seconds
-    print(
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; {n} jobs, {secs:g} s windows"
-    )
-    print(f"start-up: all {n} first runs done in {await runner_startup(n):.3f} s")
-    idle = await runner_idle(n, secs)
-    print(f"idle: {n} jobs on a 1 h interval used {idle:.4f} CPU s in {secs:g} s")
-    r_cpu, r_late = await runner_periodic(n, secs)
-    b_cpu, b_late = await baseline_periodic(n, secs)
-    print(f"{'1 s interval':<14} {'CPU s/1000 runs':>16} {'late p50 ms':>12} {'late p99 ms':>12}")
-    print(f"{'runner':<14} {r_cpu:>16.4f} {pct(r_late, 50):>12.2f} {pct(r_late, 99):>12.2f}")
-    print(f"{'bare loop':<14} {b_cpu:>16.4f} {pct(b_late, 50):>12.2f} {pct(b_late, 99):>12.2f}")
-    print(f"ratio runner/bare CPU per run: {r_cpu / b_cpu:.1f}x")
+    if args.smoke:
+        args.jobs, args.seconds, args.warmup = [200], 3.0, 1.2
+    args.seconds = float(round(args.seconds))  # whole seconds: N slots per job
+    _need_apscheduler()
+    info = machine()
+    print(describe(info), flush=True)
+    tables: dict[str, str] = {}
+    summaries: dict[str, Any] = {}
+    for jobs in args.jobs:
+        trials = Trials(args.trials)
+        chosen = variants()
+        print(f"{jobs} jobs x 1 s, {args.seconds:g} s windows, {args.trials} rounds", flush=True)
+        runs = {
+            v.name: functools.partial(measure, v, jobs, args.seconds, args.warmup) for v in chosen
+        }
+        if args.smoke:
+            side_by_side(trials, runs)
+        else:
+            trials.run(runs)
+        tables[str(jobs)] = trials.table(
+            f"{jobs:,} jobs x 1 s", MEASURES, baseline="apscheduler", ratio_of=RATIOS
+        )
+        summaries[str(jobs)] = {"summary": trials.summary(), "samples": trials.samples}
+    write_results("scheduler", args, info, {"sizes": summaries, "tables": tables})
+
+
+def side_by_side(trials: Trials, runs: Mapping[str, Callable[[], dict[str, float]]]) -> None:
+    """--smoke: every variant at once, one round. It only proves the script
+    works, in a few seconds; the numbers mean little (they share the cores)."""
+    with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
+        futures = {name: pool.submit(run) for name, run in runs.items()}
+        for name, future in futures.items():
+            trials.samples[name] = [future.result()]
+            print(f"  smoke {name}: {trials.samples[name][0]}", flush=True)
+
+
+def _need_apscheduler() -> None:
+    try:
+        import apscheduler  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "APScheduler 3 is not installed: .venv/bin/pip install -e '.[test]' "
+            "(scripts/dev.sh setup)"
+        ) from None
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
