@@ -166,6 +166,7 @@ async def run_inline(
     resources: Resources,
     retry: Retry = NO_RETRY,
     on_abandon: Callable[[RunRecord], object],
+    task: asyncio.Task[Any] | None = None,
 ) -> RunRecord:
     """:func:`run_check_once`, with the attempts run in the caller's task.
 
@@ -176,11 +177,15 @@ async def run_inline(
     :class:`AbandonedRuns`) and ``on_abandon`` gets the run's ``timeout``
     record. The caller publishes that record instead of waiting; this
     coroutine then returns whenever the plugin lets it, and the caller must
-    drop what it returns (``task in abandoned.tasks``).
+    drop what it returns (``task in abandoned.tasks``). ``task`` is the
+    caller's task, when it has it at hand.
     """
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
+    if task is None:
+        task = asyncio.current_task()
+        assert task is not None
+    # From the task: asyncio.get_running_loop() makes a getpid() system call
+    # on every call in Python 3.11.
+    loop = task.get_loop()
     started_at = time.time()
     started = time.perf_counter()
     deadline_at = loop.time() + timeout

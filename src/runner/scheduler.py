@@ -204,7 +204,7 @@ class Scheduler:
         )
 
     async def _run_and_record(self, ticker: _Ticker) -> None:
-        task = asyncio.current_task()
+        task = asyncio.current_task(ticker._loop)  # not get_running_loop(): a getpid() each
         try:
             await self._run_and_publish(ticker._job, ticker._check, ticker._needs_slot, task)
         finally:
@@ -240,6 +240,7 @@ class Scheduler:
                 resources=self.resources,
                 retry=job.retry,
                 on_abandon=abandon,
+                task=task,
             )
         finally:
             slot.release()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from pydantic import Field
 
@@ -26,7 +27,6 @@ class Sleep(Check[SleepOptions]):
     Options = SleepOptions
 
     async def run(self, ctx: RunContext) -> Result:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = time.monotonic()
         await asyncio.sleep(self.options.seconds)
-        return Result.ok(slept_s=round(loop.time() - started, 3))
+        return Result.ok(slept_s=round(time.monotonic() - started, 3))
