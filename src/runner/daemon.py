@@ -38,6 +38,7 @@ from runner.history import HistorySink
 from runner.history.store import UPTIME_WINDOWS
 from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
+from runner.loops import loop_name
 from runner.resources import Resources
 from runner.results import LogSink, ResultHub, RunRecord, Sink
 from runner.scheduler import Scheduler
@@ -161,6 +162,7 @@ class Daemon:
             version=__version__,
             config=str(self.config.path),
             pid=os.getpid(),
+            loop=loop_name(loop),
             jobs=len(self.config.jobs),
             checks=len(self.config.checks),
             services=len(self.config.services),
