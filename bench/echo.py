@@ -15,9 +15,12 @@ The servers, each started fresh per trial as its own process tree on 127.0.0.1:
             the asyncio documentation's echo server: an ``asyncio.Protocol``
             whose ``data_received`` writes the data back, nothing else (no
             flow control, no idle timer, no counters), in a process of its own.
-  socat     ``socat -b 32768 TCP-LISTEN:P,bind=127.0.0.1,fork,reuseaddr,backlog=1024
+  socat pipe
+            ``socat -b 4096 TCP-LISTEN:P,bind=127.0.0.1,fork,reuseaddr,backlog=1024
             PIPE``: a process per connection, echoing through an unnamed pipe
-            (PIPE, not EXEC:cat, which would add a process and a copy).
+            in steps of a page (larger steps can deadlock on its own pipe).
+  socat cat the same with ``-b 65536 ... EXEC:cat``: two processes per
+            connection, in 64 KiB steps.
 
 Measures, the server's whole process tree (CPU and RSS from /proc, so socat's
 forked children count; CPU in nanoseconds from each thread's schedstat, as
@@ -133,12 +136,20 @@ def bare_server(loop: str, workdir: Path) -> Iterator[tuple[int, int]]:
         yield child.pid, port
 
 
+#: socat's two fastest echoes (its man page): through an unnamed pipe, in
+#: steps of one page (a larger step can block writing into its own full pipe,
+#: which only it drains: 32 KiB hung a 512 MiB transfer); or through cat, in
+#: 64 KiB steps (a second process per connection).
+SOCAT_FORMS = {"pipe": ("4096", "PIPE"), "cat": ("65536", "EXEC:cat")}
+
+
 @contextlib.contextmanager
-def socat_server(workdir: Path) -> Iterator[tuple[int, int]]:
+def socat_server(form: str) -> Iterator[tuple[int, int]]:
     socat = need("socat", "socat")
     port = free_port()
     listen = f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=1024"
-    with process([socat, "-b", "32768", listen, "PIPE"]) as child:
+    block, address = SOCAT_FORMS[form]
+    with process([socat, "-b", block, listen, address]) as child:
         wait_for_port(port)
         yield child.pid, port
 
@@ -313,7 +324,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--variants",
-        default="runner asyncio,runner uvloop,bare asyncio,bare uvloop,socat",
+        default="runner asyncio,runner uvloop,bare asyncio,bare uvloop,socat pipe,socat cat",
         help="comma-separated",
     )
     args = parser.parse_args()
@@ -336,7 +347,8 @@ def main() -> None:
         "runner uvloop": lambda: runner_server("uvloop", workdir),
         "bare asyncio": lambda: bare_server("asyncio", workdir),
         "bare uvloop": lambda: bare_server("uvloop", workdir),
-        "socat": lambda: socat_server(workdir),
+        "socat pipe": lambda: socat_server("pipe"),
+        "socat cat": lambda: socat_server("cat"),
     }
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = set(chosen) - set(servers)

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ["runner asyncio", "runner uvloop", "bare asyncio", "bare uvloop", "socat"]
+VARIANTS = [
+    "runner asyncio",
+    "runner uvloop",
+    "bare asyncio",
+    "bare uvloop",
+    "socat pipe",
+    "socat cat",
+]
 
 
 def test_echo_benchmark_smoke(tmp_path: Path) -> None:
