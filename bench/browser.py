@@ -3,8 +3,8 @@ and `isolation: page`.
 
 Usage::
 
-    .venv/bin/python bench/browser.py [--checks 40] [--rounds 5] [--jobs 4]
-        [--concurrency 1,2] [--ways launch,context,page]
+    .venv/bin/python bench/browser.py [--checks 40] [--trials 5] [--jobs 4]
+        [--concurrency 1,2] [--ways launch,context,page] [--smoke] [--json PATH]
 
 Every check loads the same small local page (served by a child process whose
 CPU is not counted) and reads its title. The ways:
@@ -41,7 +41,6 @@ ratios of the medians against launch-per-check.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import ctypes
 import os
@@ -56,6 +55,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
+
+import harness  # bench/harness.py (the script's folder is on sys.path)
 
 from runner.builtins.browser import CHROMIUM_ARGS, find_chromium
 from runner.builtins.page_title import PageTitle
@@ -338,15 +339,18 @@ def report(bench: Bench, ways: list[str], concurrencies: list[int]) -> None:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = harness.arguments(__doc__.split("\n", 1)[0])
     parser.add_argument("--checks", type=int, default=40, help="checks per trial")
-    parser.add_argument("--rounds", type=int, default=5, help="trials of each way")
+    parser.add_argument("--rounds", type=int, default=None, help="the same as --trials")
     parser.add_argument("--jobs", type=int, default=4, help="job names the checks go over")
     parser.add_argument("--concurrency", default="1,2", help="checks at once, comma-separated")
     parser.add_argument(
         "--ways", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS)
     )
     args = parser.parse_args()
+    args.rounds = args.rounds or args.trials
+    if args.smoke:
+        args.checks, args.rounds, args.concurrency = 4, 1, "1"
     ways = [w for w in args.ways.split(",") if w]
     unknown = set(ways) - set(WAYS)
     if unknown:
@@ -382,6 +386,26 @@ async def main() -> None:
             for way, concurrency in plan[shift:] + plan[:shift]:
                 await bench.trial(way, concurrency)
         report(bench, ways, concurrencies)
+        harness.write_results(
+            "browser",
+            args,
+            harness.machine(),
+            {
+                "chromium": _chromium_version(chromium),
+                "results": {
+                    f"{way}_c{c}": {
+                        "cpu_ms_per_check": [t.cpu_ms for t in trials],
+                        "checks_per_s": [t.per_second for t in trials],
+                        "failed": sum(t.failed for t in trials),
+                    }
+                    for c in concurrencies
+                    for way in ways
+                    for trials in [
+                        [t for t in bench.results if t.way == way and t.concurrency == c]
+                    ]
+                },
+            },
+        )
         load = os.getloadavg()
         print(f"\nload average at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     finally:

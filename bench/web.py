@@ -630,7 +630,7 @@ async def page_bench(args: argparse.Namespace, tmp: Path) -> None:
                 medians: list[tuple[int, float]] = []
                 for bars in ("first results", "full bars"):
                     if bars == "full bars":
-                        fill_bars(daemon, daemon.hub.keep_durations)
+                        fill_bars(daemon, daemon.hub.keep_recent)
                     cells = sum(len(s.recent) for s in daemon.hub.states.values())
                     cold, *warm = await page_loads(browser, base, args.page_jobs, args.loads)
                     totals = [t["total"] for t in warm]

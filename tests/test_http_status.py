@@ -314,6 +314,24 @@ async def test_each_run_opens_a_fresh_connection_on_one_shared_client(
     assert len(resources) == 1
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+async def test_no_connection_outlives_its_run(
+    start_target: Callable[..., Awaitable[HttpTarget]],
+    self_signed: ssl.SSLContext,
+    resources: Resources,
+    tls: bool,
+) -> None:
+    target = await start_target(self_signed if tls else None)
+    for path in ("/ok", "/redirect", "/error"):
+        options = {"url": target.url(path), "verify_tls": False}
+        await run_check(HttpStatus, options, resources=resources)
+
+    # The target keeps each connection until the client closes it: its
+    # handlers all end only if every run closed what it opened.
+    assert target.connections == 4
+    await asyncio.wait_for(asyncio.gather(*target.handlers), timeout=10)
+
+
 async def test_verify_tls_setting_gets_its_own_client(
     target: HttpTarget, resources: Resources
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from dataclasses import fields, replace
 
 from structlog.testing import capture_logs
 
@@ -98,3 +99,37 @@ def test_services_and_skips_are_state_too() -> None:
     hub.skipped("nap")
     hub.publish(record("nap", Result.ok(), 5.0))
     assert hub.totals() == {"ok": 1, "skipped": 1}
+
+
+def test_a_result_changes_only_what_a_result_changes() -> None:
+    # publish() builds the new state field by field (for speed): a field added
+    # to JobState and forgotten there would silently reset on every result.
+    hub = ResultHub(keep_recent=3)
+    tracked = hub.track("api", "http-status", "check", failure_threshold=5, success_threshold=4)
+    hub._states["api"] = replace(
+        tracked,
+        state=Health.OK,
+        consecutive_ok=1,
+        skipped=7,
+        ready=True,
+        last_error="was down",
+        state_changes=2,
+        recent_codes="ffo",
+    )
+    before = hub.state("api")
+    after = hub.publish(record("api", Result(Status.TIMEOUT, "slow"), 50.0))
+    changed = {
+        f.name for f in fields(JobState) if getattr(before, f.name) != getattr(after, f.name)
+    }
+    assert changed == {
+        "state",
+        "since",
+        "consecutive_ok",
+        "consecutive_not_ok",
+        "last",
+        "counts",
+        "state_changes",
+        "recent_codes",
+    }
+    assert after.recent == ("fail", "ok", "timeout")  # the last keep_recent, oldest first
+    assert (after.skipped, after.failure_threshold, after.success_threshold) == (7, 5, 4)

@@ -134,9 +134,11 @@ async def test_stop_cancels_a_run_in_flight() -> None:
     async with asyncio.timeout(5):  # wait for the first run, which would take a minute
         while not any(t.get_name() == "run:long" for t in asyncio.all_tasks()):  # noqa: ASYNC110
             await asyncio.sleep(0.001)
+    assert handle.ticker is not None and handle.ticker.current is not None
+    run = handle.ticker.current
     await scheduler.stop_all(grace=30)
     assert not any(t.get_name() == "run:long" for t in asyncio.all_tasks())
-    assert handle.task is not None and handle.task.cancelled()
+    assert run.cancelled()
     assert sink.results == []
 
 

@@ -7,7 +7,9 @@ The scheduler, ``runner run`` and the testing helpers all go through
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -97,6 +99,10 @@ class AbandonedRuns:
 abandoned = AbandonedRuns()
 
 
+def _too_late(timeout: float) -> Result:
+    return Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+
+
 async def run_check_once(
     check: Check[Any],
     *,
@@ -105,7 +111,6 @@ async def run_check_once(
     timeout: float,
     resources: Resources,
     retry: Retry = NO_RETRY,
-    isolated: bool = True,
 ) -> RunRecord:
     """Run ``check`` within ``timeout`` seconds (retried as ``retry`` says) and never
     raise for its failures.
@@ -117,17 +122,11 @@ async def run_check_once(
     it took and, in the ``attempt_errors`` field, what each earlier attempt
     got. Cancellation of the caller (daemon shutdown) still propagates.
 
-    ``isolated`` (the default): each attempt runs in a task of its own, and
-    one that does not end within :data:`CANCEL_GRACE` of its cancellation is
-    abandoned (see :class:`AbandonedRuns`), so this returns whatever the
-    plugin does. ``isolated=False`` runs the attempts in the caller's task, a
-    third cheaper; the caller must then abandon a run that does not return
-    (the scheduler does, with :func:`abandon_timer`).
+    Each attempt runs in a task of its own, and one that does not end within
+    :data:`CANCEL_GRACE` of its cancellation is abandoned (see
+    :class:`AbandonedRuns`), so this returns whatever the plugin does. The
+    scheduler uses the cheaper :func:`run_inline` instead.
     """
-    if not isolated:
-        return await _run_inline(
-            check, job=job, plugin=plugin, timeout=timeout, resources=resources, retry=retry
-        )
     loop = asyncio.get_running_loop()
     started_at = time.time()
     started = time.perf_counter()
@@ -135,7 +134,6 @@ async def run_check_once(
     ctx = RunContext(
         job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=deadline_at
     )
-    too_late = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
     earlier: list[str] = []
     attempt = 0
     while True:
@@ -148,7 +146,7 @@ async def run_check_once(
             raise
         if not done:
             await _end(task, job, plugin)
-            result = too_late
+            result = _too_late(timeout)
             break
         result = task.result()
         pause = retry.pause_after(result, attempt, deadline_at - loop.time())
@@ -159,36 +157,147 @@ async def run_check_once(
     return _record(job, plugin, result, started_at, started, attempt, earlier)
 
 
-async def _run_inline(
-    check: Check[Any], *, job: str, plugin: str, timeout: float, resources: Resources, retry: Retry
+async def run_inline(
+    check: Check[Any],
+    *,
+    job: str,
+    plugin: str,
+    timeout: float,
+    resources: Resources,
+    retry: Retry = NO_RETRY,
+    on_abandon: Callable[[RunRecord], object],
 ) -> RunRecord:
+    """:func:`run_check_once`, with the attempts run in the caller's task.
+
+    A third cheaper per run than a task per attempt, and one timer does the
+    work of two: at the deadline it cancels the caller's task (as
+    ``asyncio.timeout`` would), and if the run has still not ended
+    :data:`CANCEL_GRACE` later, the task is abandoned (see
+    :class:`AbandonedRuns`) and ``on_abandon`` gets the run's ``timeout``
+    record. The caller publishes that record instead of waiting; this
+    coroutine then returns whenever the plugin lets it, and the caller must
+    drop what it returns (``task in abandoned.tasks``).
+    """
     loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
     started_at = time.time()
     started = time.perf_counter()
     deadline_at = loop.time() + timeout
     ctx = RunContext(
         job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=deadline_at
     )
-    deadline = asyncio.timeout_at(deadline_at)
-    too_late = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
+    deadline = _Deadline(task, deadline_at, job, plugin, timeout, started_at, on_abandon)
+    cancelling = task.cancelling()
     earlier: list[str] = []
     attempt = 0
-    result = too_late
     try:
-        async with deadline:
-            while True:
-                attempt += 1
-                result = await _attempt(check, ctx)
-                pause = retry.pause_after(result, attempt, deadline_at - loop.time())
-                if pause is None:
-                    break
-                earlier.append(_summary(result))
-                await asyncio.sleep(pause)
-        if deadline.expired():
-            result = too_late  # the plugin swallowed the cancellation and returned anyway
-    except TimeoutError:
-        result = too_late
+        while True:
+            attempt += 1
+            result = await _attempt(check, ctx)
+            pause = retry.pause_after(result, attempt, deadline_at - loop.time())
+            if pause is None:
+                break
+            earlier.append(_summary(result))
+            await asyncio.sleep(pause)
+    except asyncio.CancelledError:
+        # Ours (the deadline) unless someone else cancelled the task too: the
+        # same test asyncio.timeout makes.
+        if not deadline.expired or task.uncancel() > cancelling:
+            raise
+        result = _too_late(timeout)
+    else:
+        if deadline.expired:
+            # The plugin swallowed the deadline's cancellation and returned anyway.
+            task.uncancel()
+            result = _too_late(timeout)
+    finally:
+        deadline.cancel()
     return _record(job, plugin, result, started_at, started, attempt, earlier)
+
+
+class _Deadline:
+    """The deadline of a :func:`run_inline` run, then its abandonment
+    :data:`CANCEL_GRACE` later."""
+
+    __slots__ = ("_args", "_bucket", "_deadlines", "_task", "expired")
+
+    def __init__(self, task: asyncio.Task[Any], when: float, *args: Any) -> None:
+        self._task = task
+        self._args = args
+        self.expired = False
+        self._deadlines = _Deadlines.of(task.get_loop())
+        self._bucket = self._deadlines.add(self, when)
+
+    def expire(self) -> None:
+        self.expired = True
+        self._task.cancel()
+        self._bucket = self._deadlines.add(self, self._task.get_loop().time() + CANCEL_GRACE)
+
+    def _abandon(self) -> None:
+        if self._task.done():
+            return
+        job, plugin, timeout, started_at, on_abandon = self._args
+        abandoned.add(self._task, job=job, plugin=plugin, grace=CANCEL_GRACE)
+        duration_ms = round((time.time() - started_at) * 1000, 3)
+        on_abandon(
+            RunRecord.of(
+                job, plugin, _too_late(timeout), started_at=started_at, duration_ms=duration_ms
+            )
+        )
+
+    def due(self) -> None:
+        if self.expired:
+            self._abandon()
+        else:
+            self.expire()
+
+    def cancel(self) -> None:
+        """The run ended: nothing to cancel or abandon any more."""
+        self._bucket.pop(self, None)
+
+
+class _Deadlines:
+    """The deadlines of a loop's runs, in buckets of :attr:`RESOLUTION` seconds
+    with one timer each.
+
+    A timer of its own per run, cancelled when the run ends a moment later,
+    was a tenth of the scheduler's cost per run: its handle, and its place in
+    the loop's heap of timers for the whole timeout (cancelled timers leave
+    the heap only when they come up). A deadline is met up to RESOLUTION late.
+    """
+
+    RESOLUTION = 0.01
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._buckets: dict[int, dict[_Deadline, None]] = {}
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Deadlines:
+        deadlines = _DEADLINES_OF_LOOP.get(loop)
+        if deadlines is None:
+            deadlines = _DEADLINES_OF_LOOP[loop] = cls(loop)
+        return deadlines
+
+    def add(self, deadline: _Deadline, when: float) -> dict[_Deadline, None]:
+        """File ``deadline`` under its bucket (returned: where to remove it from)."""
+        key = math.ceil(when / self.RESOLUTION)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = {}
+            self._loop.call_at(key * self.RESOLUTION, self._due, key)
+        bucket[deadline] = None
+        return bucket
+
+    def _due(self, key: int) -> None:
+        for deadline in list(self._buckets.pop(key, ())):
+            deadline.due()
+
+
+_DEADLINES_OF_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _record(
@@ -206,33 +315,6 @@ def _record(
         job, plugin, result, started_at=started_at, duration_ms=duration_ms, attempts=attempts
     )
     return replace(record, attempt_errors=tuple(earlier)) if earlier else record
-
-
-def abandon_timer(
-    task: asyncio.Task[Any],
-    *,
-    job: str,
-    plugin: str,
-    timeout: float,
-    on_abandon: Callable[[RunRecord], object],
-) -> asyncio.TimerHandle:
-    """A timer that abandons ``task`` (a run of ``run_check_once(isolated=False)``)
-    if it has not ended :data:`CANCEL_GRACE` after its timeout; ``on_abandon`` then
-    gets the run's ``timeout`` record. Cancel the timer when the run ends."""
-    loop = asyncio.get_running_loop()
-    started_at = time.time()
-
-    def check() -> None:
-        if task.done():
-            return
-        abandoned.add(task, job=job, plugin=plugin, grace=CANCEL_GRACE)
-        result = Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
-        duration_ms = round((time.time() - started_at) * 1000, 3)
-        on_abandon(
-            RunRecord.of(job, plugin, result, started_at=started_at, duration_ms=duration_ms)
-        )
-
-    return loop.call_at(loop.time() + timeout + CANCEL_GRACE, check)
 
 
 async def _end(task: asyncio.Task[Result], job: str, plugin: str) -> None:

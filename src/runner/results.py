@@ -22,7 +22,7 @@ and does the work in its own task, started through the daemon's lifetime
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from runner.log import get_logger, secret_masker
+from runner.log import BoundOnce, get_logger, log_result, secret_masker
 from runner.plugin import Result, Status
 from runner.safe_json import json_safe, text
 
@@ -50,6 +50,11 @@ _LEVELS = {
     Status.TIMEOUT: "warning",
     Status.ERROR: "error",
 }
+
+
+#: One letter per status, for :attr:`JobState.recent_codes`.
+STATUS_CODES = {Status.OK: "o", Status.FAIL: "f", Status.TIMEOUT: "t", Status.ERROR: "e"}
+_STATUS_OF_CODE = {code: status.value for status, code in STATUS_CODES.items()}
 
 
 def format_time(epoch: float) -> str:
@@ -170,7 +175,6 @@ class JobState:
     last: RunRecord | None = None
     counts: Mapping[str, int] = field(default_factory=dict)
     skipped: int = 0
-    durations_ms: tuple[float, ...] = ()
     ready: bool = False
     last_error: str | None = None
     down: bool = False
@@ -180,8 +184,15 @@ class JobState:
     success_threshold: int = 2
     #: Times the state went from ok to failing or back (since start).
     state_changes: int = 0
-    #: The statuses of the last results, oldest first (since start).
-    recent: tuple[str, ...] = ()
+    #: The statuses of the last results, oldest first (since start), one
+    #: letter each (:data:`STATUS_CODES`): a hundred results of ten thousand
+    #: jobs in one short string each, not a tuple of names each.
+    recent_codes: str = ""
+
+    @property
+    def recent(self) -> tuple[str, ...]:
+        """The statuses of the last results, oldest first (``"ok"``, ``"fail"``, ...)."""
+        return tuple(_STATUS_OF_CODE[code] for code in self.recent_codes)
 
     @property
     def runs(self) -> int:
@@ -228,12 +239,11 @@ class ResultHub:
     reads :attr:`states`.
     """
 
-    def __init__(self, sinks: Iterable[Sink] = (), *, keep_durations: int = 100) -> None:
+    def __init__(self, sinks: Iterable[Sink] = (), *, keep_recent: int = 100) -> None:
         self.sinks: list[Sink] = list(sinks)
-        self.keep_durations = keep_durations
+        #: How many of each job's last statuses :attr:`JobState.recent_codes` keeps.
+        self.keep_recent = keep_recent
         self._states: dict[str, JobState] = {}
-        self._durations: dict[str, deque[float]] = {}
-        self._recent: dict[str, deque[str]] = {}
         #: States read from history at start, applied when the job is tracked.
         self._seeded: dict[str, JobState] = {}
         self._log = get_logger()
@@ -297,15 +307,11 @@ class ResultHub:
                 success_threshold=success_threshold,
             )
         self._states[job] = state
-        self._durations.setdefault(job, deque(state.durations_ms, maxlen=self.keep_durations))
-        self._recent.setdefault(job, deque(state.recent, maxlen=self.keep_durations))
         return state
 
     def forget(self, job: str) -> None:
         """Stop keeping state for a job removed by a reload."""
         self._states.pop(job, None)
-        self._durations.pop(job, None)
-        self._recent.pop(job, None)
 
     # ------------------------------------------------------------------ updates
 
@@ -323,13 +329,10 @@ class ResultHub:
         state = self._states.get(record.job)
         if state is None:  # `runner run --job`, tests: a job nobody tracked
             state = self.track(record.job, record.plugin, "check")
-        ok = record.status is Status.OK
+        status = record.status
+        ok = status is Status.OK
         counts = dict(state.counts)
-        counts[record.status.value] = counts.get(record.status.value, 0) + 1
-        durations = self._durations[record.job]
-        durations.append(record.duration_ms)
-        recent = self._recent[record.job]
-        recent.append(record.status.value)
+        counts[status.value] = counts.get(status.value, 0) + 1
         down, down_since, transition = state.down, state.down_since, None
         if ok:
             streak_starts = state.state is not Health.OK
@@ -345,20 +348,28 @@ class ResultHub:
         changed = int(streak_starts and state.state is not Health.UNKNOWN)
         if not ok and not down and consecutive_not_ok >= state.failure_threshold:
             down, down_since, transition = True, since, "down"
-        state = replace(
-            state,
+        # Built field by field rather than with dataclasses.replace: this runs
+        # for every result, and replace() looks every field up by name first.
+        state = JobState(
+            job=state.job,
+            plugin=state.plugin,
+            kind=state.kind,
             state=health,
             since=since,
             consecutive_ok=consecutive_ok,
             consecutive_not_ok=consecutive_not_ok,
             last=record,
             counts=counts,
-            durations_ms=tuple(durations),
-            recent=tuple(recent),
-            state_changes=state.state_changes + changed,
+            skipped=state.skipped,
+            ready=state.ready,
+            last_error=state.last_error,
             down=down,
             down_since=down_since,
             transition=transition,
+            failure_threshold=state.failure_threshold,
+            success_threshold=state.success_threshold,
+            state_changes=state.state_changes + changed,
+            recent_codes=(state.recent_codes + STATUS_CODES[status])[-self.keep_recent :],
         )
         self._states[record.job] = state
         for sink in self.sinks:
@@ -398,11 +409,13 @@ class LogSink:
     """Logs each result as one ``job.finished`` event."""
 
     def __init__(self) -> None:
-        self._log = get_logger()
+        self._log = BoundOnce()
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
         pass
 
     def submit(self, record: RunRecord, state: JobState) -> None:
         level = _LEVELS[record.status]
-        getattr(self._log, level)("job.finished", **record.as_logged())
+        fields = record.as_logged()
+        if not log_result(level, "job.finished", fields):
+            getattr(self._log.get(), level)("job.finished", **fields)

@@ -2,17 +2,23 @@
 
 httpcore resolves and connects inside its connection pool, where a check can
 see neither how long the name lookup took nor which address answered. So the
-shared client's pool gets a network backend of ours (:class:`ProbingBackend`)
-that resolves the name itself (``dns``), then connects to the address it
-picked (``connect``); the later phases come from httpcore's ``trace`` request
-extension (``tls``, ``request``, ``ttfb``), and the body reader closes the
-last one (``transfer``). The URL is never rewritten to the address, so the
-Host header, SNI and certificate name checks all see the name from the URL.
+shared client's transport has no pool: :class:`FreshConnections` resolves the
+name itself (``dns``), connects to the address it picked (``connect``),
+starts TLS with the shared context (``tls``) and speaks HTTP/1.1 on
+httpcore's own connection class; httpcore's ``trace`` request extension
+times ``request`` and ``ttfb``, and the body reader closes the last phase
+(``transfer``). The URL is never rewritten to the address, so the Host
+header, SNI and certificate name checks all see the name from the URL.
 
-The backend finds the run it works for through a context variable: httpcore
-dials in the task that sends the request, so each run's :class:`Probe` is
-the one that task set (:meth:`Probe.active`). Requests of other code on the
-same pool (none today) would be dialled as httpcore does it.
+It is also what makes a check cheap: every run dials anyway (no keep-alive,
+on purpose), so httpcore's pool would only queue, scan and lock, and its
+anyio backend spends more CPU on cancel scopes than the exchange itself; the
+connection here is asyncio's own streams (bench/http_status.py).
+
+:class:`FreshConnections` finds the run it works for through a context
+variable: it dials in the task that sends the request, so each run's
+:class:`Probe` is the one that task set (:meth:`Probe.active`). Requests of
+other code on the same transport (none today) are dialled without timings.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import math
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -169,25 +175,60 @@ class Probe:
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-class _RecordingStream(httpcore.AsyncNetworkStream):
-    """A connection that keeps the first bytes it receives, to explain a garbled answer."""
+class _Stream(httpcore.AsyncNetworkStream):
+    """A connection on asyncio's own streams, keeping the first bytes it receives.
 
-    def __init__(self, stream: httpcore.AsyncNetworkStream, probe: Probe) -> None:
-        self._stream = stream
+    httpcore's default backend goes through anyio, whose cancel scopes and
+    task-group machinery cost more CPU per check than the whole HTTP exchange
+    (bench/http_status.py). The errors are httpcore's, raised from the
+    ``OSError`` or ``ssl.SSLError`` under them, as its anyio backend raises
+    them, so a failed run names the same cause.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        probe: Probe | None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
         self._probe = probe
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data = await self._stream.read(max_bytes, timeout)
-        head = self._probe.head
-        if len(head) < HEAD_BYTES:
-            head += data[: HEAD_BYTES - len(head)]
+        try:
+            async with asyncio.timeout(timeout):
+                data = await self._reader.read(max_bytes)
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(exc) from exc
+        except (OSError, ssl.SSLError) as exc:  # ssl.SSLError is an OSError; said for clarity
+            raise httpcore.ReadError(exc) from exc
+        probe = self._probe
+        if probe is not None and len(probe.head) < HEAD_BYTES:
+            probe.head += data[: HEAD_BYTES - len(probe.head)]
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._stream.write(buffer, timeout)
+        if not buffer:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                self._writer.write(buffer)
+                await self._writer.drain()
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(exc) from exc
+        except OSError as exc:
+            raise httpcore.WriteError(exc) from exc
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        # No TLS close_notify exchange (as httpcore's anyio backend, which
+        # wraps TLS with standard_compatible=False): a check is done with the
+        # connection once its answer is in, and a server that never answers
+        # the close would keep the transport for asyncio's shutdown timeout.
+        if self._writer.get_extra_info("ssl_object") is not None:
+            self._writer.transport.abort()
+        else:
+            self._writer.close()
 
     async def start_tls(
         self,
@@ -195,50 +236,170 @@ class _RecordingStream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        tls = await self._stream.start_tls(ssl_context, server_hostname, timeout)
-        return _RecordingStream(tls, self._probe)
+        try:
+            async with asyncio.timeout(timeout):
+                # asyncio's own 60 s handshake limit is not ours to impose:
+                # the job's timeout is the only clock.
+                await self._writer.start_tls(
+                    ssl_context, server_hostname=server_hostname, ssl_handshake_timeout=_FOREVER
+                )
+        except TimeoutError as exc:
+            self._writer.transport.abort()
+            raise httpcore.ConnectTimeout(exc) from exc
+        except (OSError, EOFError) as exc:
+            self._writer.transport.abort()
+            raise httpcore.ConnectError(exc) from exc
+        except BaseException:
+            self._writer.transport.abort()
+            raise
+        return self
 
     def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
+        if info == "client_addr":
+            return self._writer.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._writer.get_extra_info("peername")
+        if info in ("ssl_object", "socket"):
+            return self._writer.get_extra_info(info)
+        return None
 
 
-class ProbingBackend(httpcore.AnyIOBackend):
-    """httpcore's asyncio backend, resolving names itself for the run's :class:`Probe`."""
+#: asyncio wants a number for its TLS handshake limit; a day is none in practice.
+_FOREVER = 86400.0
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        probe = _current.get()
-        if probe is None:
-            return await super().connect_tcp(host, port, timeout, local_address, socket_options)
-        addresses = await probe.resolve(host, port)
-        started = time.perf_counter()
+
+async def _connect(host: str, port: int, probe: Probe | None) -> _Stream:
+    """A TCP connection to ``host`` (an address, when a probe resolved it)."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        raise httpcore.ConnectError(exc) from exc
+    return _Stream(reader, writer, probe)
+
+
+async def _dial(host: str, port: int) -> _Stream:
+    """Resolve ``host`` for the run's probe and connect, timing both."""
+    probe = _current.get()
+    if probe is None:
+        return await _connect(host, port, None)
+    addresses = await probe.resolve(host, port)
+    started = time.perf_counter()
+    try:
+        # In the resolver's order (RFC 6724 as configured in gai.conf), one
+        # at a time: the check reports the address that answered.
+        for index, address in enumerate(addresses):
+            probe.ip = address
+            try:
+                return await _connect(address, port, probe)
+            except httpcore.ConnectError:
+                if index == len(addresses) - 1:
+                    raise
+        raise httpcore.ConnectError(f"{host} has no address")  # getaddrinfo never does this
+    finally:
+        probe.phases["connect"] += time.perf_counter() - started
+
+
+class _ClosingStream:
+    """A response body whose close closes its connection: none is kept alive."""
+
+    def __init__(
+        self, stream: AsyncIterable[bytes], connection: httpcore.AsyncHTTP11Connection
+    ) -> None:
+        self._stream = stream
+        self._connection = connection
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
         try:
-            # In the resolver's order (RFC 6724 as configured in gai.conf), one
-            # at a time: the check reports the address that answered.
-            for index, address in enumerate(addresses):
-                probe.ip = address
-                try:
-                    stream = await super().connect_tcp(
-                        address, port, timeout, local_address, socket_options
-                    )
-                except httpcore.ConnectError:
-                    if index == len(addresses) - 1:
-                        raise
-                else:
-                    return _RecordingStream(stream, probe)
-            raise httpcore.ConnectError(f"{host} has no address")  # getaddrinfo never does this
+            if hasattr(self._stream, "aclose"):
+                await self._stream.aclose()
         finally:
-            probe.phases["connect"] += time.perf_counter() - started
+            await self._connection.aclose()
+
+
+class FreshConnections(httpcore.AsyncConnectionInterface):
+    """httpcore's pool for a client that never reuses a connection, without the pool.
+
+    Every request dials (through the run's :class:`Probe`), starts TLS with
+    the shared context, speaks HTTP/1.1 on httpcore's own connection class,
+    and closes the connection with the response. httpcore's pool would do the
+    same with ``max_keepalive_connections=0``, after queueing each request,
+    scanning its connections and taking its locks on every request and close.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        self._ssl_context = ssl_context
+        ssl_context.set_alpn_protocols(["http/1.1"])  # as httpcore sets it per connection
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        url = request.url
+        scheme = url.scheme.decode()
+        if scheme == "":
+            raise httpcore.UnsupportedProtocol(
+                "Request URL is missing an 'http://' or 'https://' protocol."
+            )
+        if scheme not in ("http", "https"):
+            raise httpcore.UnsupportedProtocol(
+                f"Request URL has an unsupported protocol '{scheme}://'."
+            )
+        host = url.host.decode("ascii")
+        port = url.port or (443 if scheme == "https" else 80)
+        stream: httpcore.AsyncNetworkStream = await _dial(host, port)
+        if scheme == "https":
+            probe = _current.get()
+            started = time.perf_counter()
+            try:
+                sni = request.extensions.get("sni_hostname") or host
+                stream = await stream.start_tls(self._ssl_context, server_hostname=sni)
+            finally:
+                if probe is not None:
+                    probe.phases["tls"] += time.perf_counter() - started
+        connection = httpcore.AsyncHTTP11Connection(
+            origin=httpcore.Origin(url.scheme, url.host, port), stream=stream
+        )
+        try:
+            response = await connection.handle_async_request(request)
+        except BaseException:
+            await connection.aclose()
+            raise
+        assert isinstance(response.stream, AsyncIterable)
+        return httpcore.Response(
+            status=response.status,
+            headers=response.headers,
+            content=_ClosingStream(response.stream, connection),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        pass  # nothing is kept open between requests
+
+    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+        return True
+
+    def is_available(self) -> bool:
+        return True
+
+    def has_expired(self) -> bool:
+        return False
+
+    def is_idle(self) -> bool:
+        return True
+
+    def is_closed(self) -> bool:
+        return False
+
+    async def __aenter__(self) -> FreshConnections:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class ProbingTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport on a connection pool that dials with :class:`ProbingBackend`.
+    """httpx's transport on :class:`FreshConnections` instead of httpcore's pool.
 
     No connection is kept alive and the number open is not capped: every
     run dials, and a queued run would be timed as a slow target (the
@@ -247,14 +408,9 @@ class ProbingTransport(httpx.AsyncHTTPTransport):
 
     def __init__(self, ssl_context: ssl.SSLContext) -> None:
         super().__init__(verify=ssl_context, trust_env=False)
-        # httpx takes no network backend, so its pool is replaced by an
-        # identical one that has ours. ``_pool`` has been the attribute's name
-        # since httpx 0.18; fail loudly at start-up if that ever changes.
+        # httpx takes no connection pool, so its pool is replaced. ``_pool``
+        # has been the attribute's name since httpx 0.18; fail loudly at
+        # start-up if that ever changes.
         if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
             raise RuntimeError("this httpx version has no AsyncHTTPTransport._pool to replace")
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=None,
-            max_keepalive_connections=0,
-            network_backend=ProbingBackend(),
-        )
+        self._pool = FreshConnections(ssl_context)  # type: ignore[assignment]

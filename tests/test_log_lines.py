@@ -1,0 +1,90 @@
+"""A result's log line is the same whichever way it is written.
+
+``LogSink`` writes each result's line through ``runner.log.log_result``: the
+processors ``configure_logging`` set up, without structlog's dispatch around
+them. These tests hold it to the line structlog itself makes from the same
+event, and to the fallback under another configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from runner.log import _LineWriter, configure_logging, get_logger, log_result, secret_masker
+from runner.plugin import Result
+from runner.results import JobState, LogSink, RunRecord
+
+
+def _lines(read_fd: int) -> list[str]:
+    return os.read(read_fd, 65536).decode().splitlines()
+
+
+@pytest.mark.parametrize("fmt", ["json", "journal"])
+def test_a_result_line_is_the_line_structlog_makes(fmt: str) -> None:
+    read_fd, write_fd = os.pipe()
+    saved = structlog.get_config()
+    try:
+        configure_logging(fmt, "info", stream=_LineWriter(write_fd))  # type: ignore[arg-type]
+        secret_masker.set(["hunter2-token"])
+        fields: dict[str, Any] = {
+            "job": "api",
+            "plugin": "http-status",
+            "status": "fail",
+            "duration_ms": 12.5,
+            "message": "status 500 from https://x/?t=hunter2-token",
+            "status_code": 500,
+            "när": "ünïcode",
+        }
+        with structlog.contextvars.bound_contextvars(request_id="r-1"):
+            get_logger().warning("job.finished", **fields)
+            assert log_result("warning", "job.finished", fields)
+        by_structlog, fast = _lines(read_fd)
+    finally:
+        structlog.configure(**saved)
+        secret_masker.set(())
+        os.close(read_fd)
+        os.close(write_fd)
+
+    if fmt == "journal":
+        assert by_structlog.startswith("<4>{") and fast.startswith("<4>{")
+        by_structlog, fast = by_structlog[3:], fast[3:]
+    slow_event, fast_event = json.loads(by_structlog), json.loads(fast)
+    assert "hunter2-token" not in fast and "***" in fast_event["message"]
+    assert fast_event["request_id"] == "r-1"
+    del slow_event["timestamp"], fast_event["timestamp"]
+    assert list(fast_event.items()) == list(slow_event.items())  # same keys, values and order
+    assert list(json.loads(fast))[:7] == [
+        "timestamp",
+        "level",
+        "event",
+        "job",
+        "plugin",
+        "status",
+        "duration_ms",
+    ]
+
+
+def test_below_the_level_nothing_is_written_and_under_capture_logs_structlog_takes_it() -> None:
+    read_fd, write_fd = os.pipe()
+    saved = structlog.get_config()
+    try:
+        configure_logging("json", "warning", stream=_LineWriter(write_fd))  # type: ignore[arg-type]
+        assert log_result("info", "job.finished", {"job": "quiet"})
+        with capture_logs() as captured:
+            record = RunRecord.of("nap", "sleep", Result.fail("bad"), started_at=0.0, duration_ms=1)
+            LogSink().submit(record, JobState("nap", "sleep", "check"))
+            assert not log_result("info", "job.finished", {"job": "x"})
+        os.write(write_fd, b"end\n")
+        written = _lines(read_fd)
+    finally:
+        structlog.configure(**saved)
+        os.close(read_fd)
+        os.close(write_fd)
+    assert written == ["end"]  # the info line was filtered; the captured one not written
+    assert [(e["event"], e["job"]) for e in captured] == [("job.finished", "nap")]
