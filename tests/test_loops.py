@@ -4,6 +4,7 @@ a browser check; and what ``--loop`` says when uvloop is missing."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 from collections.abc import Callable
@@ -93,7 +94,10 @@ def test_runner_run_of_a_page_title_check(
     )
     result = run_cli("run", str(config), "--loop", loop, "--log-format", "json")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f'"loop": "{loop}"' in result.stdout
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["loop"] for e in events if e["event"] == "daemon.starting"] == [loop]
+    (finished,) = [e for e in events if e["event"] == "job.finished"]
+    assert finished["status"] == "ok"
 
 
 def test_loop_uvloop_without_uvloop_says_how_to_install_it(
