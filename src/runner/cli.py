@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from runner import __version__, heap, process, reaper
+from runner import __version__, heap, loops, process, reaper
 from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import format_duration, parse_duration
@@ -69,9 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
             "errors, timeouts and problems). runner run's summary table logs warning and up",
         )
 
+    def add_loop_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--loop",
+            choices=loops.CHOICES,
+            default="auto",
+            help="the event loop: uvloop (faster; installed by runner-daemon[fast]) or "
+            "asyncio's own; auto: uvloop when installed (default)",
+        )
+
     serve = sub.add_parser("serve", help="run every job until SIGTERM or SIGINT")
     serve.add_argument("config", help=CONFIG_HELP)
     add_log_options(serve)
+    add_loop_option(serve)
 
     check = sub.add_parser("check", help="validate a config and exit")
     check.add_argument("config", help=CONFIG_HELP)
@@ -82,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--job", action="append", default=[], metavar="NAME", help="run only this check (repeat)"
     )
     add_log_options(run)
+    add_loop_option(run)
 
     plugins = sub.add_parser("plugins", help="list installed plugins")
     plugins.add_argument("name", nargs="?", help="show only this plugin, with every option")
@@ -186,9 +197,18 @@ def _stderr_is_journal() -> bool:
     return f"{st.st_dev}:{st.st_ino}" == f"{device}:{inode}"
 
 
+def _loop_factory(args: argparse.Namespace) -> loops.LoopFactory | None:
+    try:
+        return loops.loop_factory(args.loop)
+    except loops.LoopUnavailable as exc:
+        _print_error(f"error: {exc}")
+        return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    new_loop = _loop_factory(args)
     config = _load(args.config, keep_unloadable=True)
-    if config is None:
+    if config is None or new_loop is None:
         return EXIT_USAGE
     configure_logging(args.log_format, args.log_level, own_stdout=True)
     # A long-running process with thousands of jobs: rarer full collections,
@@ -198,7 +218,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     systemd = SystemdNotifier.from_environ()
     # Said once when every check fails to resolve its host: no network.
     sinks: list[Sink] = [LogSink(), OfflineHint(config.checks)]
-    return process.run(Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True).serve())
+    daemon = Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True)
+    return process.run(daemon.serve(), loop_factory=new_loop)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -218,8 +239,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    new_loop = _loop_factory(args)
     config = _load(args.config, keep_unloadable=True)
-    if config is None:
+    if config is None or new_loop is None:
         return EXIT_USAGE
     jobs = list(config.checks)
     if args.job:
@@ -238,7 +260,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # On a terminal the summary below is the output; only problems are logged.
     configure_logging(args.log_format, "warning" if human else args.log_level, own_stdout=True)
     daemon = Daemon(config, sinks=[] if human else [LogSink(), OfflineHint(jobs)])
-    records = process.run(daemon.run_once(jobs))
+    records = process.run(daemon.run_once(jobs), loop_factory=new_loop)
     errors = {
         name: daemon.hub.state(name).last_error or "not ready"
         for name in daemon.services_not_ready()

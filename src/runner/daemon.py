@@ -35,6 +35,7 @@ from runner.config_probe import ProbeFailed, probe
 from runner.execution import abandoned
 from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
+from runner.loops import loop_name
 from runner.resources import Resources
 from runner.results import LogSink, ResultHub, RunRecord, Sink
 from runner.scheduler import Scheduler
@@ -170,6 +171,7 @@ class Daemon:
             version=__version__,
             config=str(self.config.path),
             pid=os.getpid(),
+            loop=loop_name(loop),
             jobs=len(self.config.jobs),
             checks=len(self.config.checks),
             services=len(self.config.services),

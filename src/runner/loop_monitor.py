@@ -2,23 +2,41 @@
 
 Every job shares one event loop, so a plugin that calls ``time.sleep`` or
 crunches numbers stops every other job (and the systemd watchdog pings)
-until it returns. A watcher thread looks at the loop a few times a second;
-when the loop is in the middle of something (not waiting in its selector),
-it sends a probe (``call_soon_threadsafe``) and waits for the loop to answer
-it. A probe unanswered for longer than the threshold logs ``loop.blocked``
-while the loop is still stuck, with the task running on it (``run:JOB``
-or ``plugin:JOB`` names the job) and the line it is executing. ``loop.unblocked`` follows
-with the total time once the loop moves again.
+until it returns. A watcher thread looks at the loop; when the loop is in
+the middle of something (not waiting for I/O or a timer), it sends a probe
+(``call_soon_threadsafe``) and waits for the loop to answer it. A probe
+unanswered for longer than the threshold logs ``loop.blocked`` while the
+loop is still stuck, with the task running on it (``run:JOB`` or
+``plugin:JOB`` names the job) and the line it is executing.
+``loop.unblocked`` follows with the total time once the loop moves again.
 
-An idle loop is never woken: nothing on it polls, and the watcher's look
-(whether the loop thread's top frame is the selector's ``select``) costs
-microseconds. A loop ticking with a heartbeat instead cost an idle daemon
-0.12 CPU s a minute.
+A look is whether the loop thread's top Python frame is the loop's idle
+frame: on asyncio's loop, ``select`` in selectors.py; on uvloop, whose loop
+runs in C, the frame that called ``run_until_complete`` (found when the
+watcher starts). Work that uvloop does in C without a Python frame looks
+idle; every plugin and callback has one.
+
+An idle loop costs nothing, and neither does the watcher: it does not look
+a few times a second, which cost an idle daemon about 10 ms of CPU a minute
+(each wake of a thread is some 40 us), but sleeps until the loop itself can
+wake: on the loop's epoll descriptor (readable when I/O, a signal or a
+thread's ``call_soon_threadsafe`` wakes the loop) and until the loop's next
+timer. asyncio's next timer is the head of its heap; uvloop's is read from
+the timeout its thread passed to ``epoll_wait`` (``/proc/self/task/TID/
+syscall``) and a lower bound of when that call began, known from the
+watcher's own looks and the thread's run count (``schedstat``). So a block
+is noticed within threshold + tick of the loop waking, as when it looked
+every tick; where none of this can be read, it looks every tick.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import platform
+import select
+import selectors
 import sys
 import threading
 import time
@@ -30,21 +48,33 @@ from runner.log import get_logger
 #: Default time the loop may be blocked before a warning.
 DEFAULT_THRESHOLD = 0.5
 
+#: Frame flags of coroutines and (async) generators: the frames a task runs in.
+_CO_ASYNC = 0x20 | 0x80 | 0x100 | 0x200
+
 
 class LoopMonitor:
     """Start with :meth:`start` from inside the loop; stop with :meth:`stop`."""
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD) -> None:
         self.threshold = threshold
-        #: How often the watcher looks; a block is noticed within threshold + tick.
+        #: How often the watcher looks while the loop works; a block is noticed
+        #: within threshold + tick of its start.
         self.tick = threshold / 2
+        #: The longest the watcher sleeps on an idle loop without looking (a
+        #: bound for the case it cannot rule out: uvloop woken by I/O and back
+        #: asleep between the watcher's look and its own sleep).
+        self.max_sleep = 20 * threshold
         #: When the probe the loop has not answered yet was sent (None: none waiting).
         self._probe_sent: float | None = None
         self._answered_at = 0.0
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = -1, -1
         self._log = get_logger()
         self.stalls = 0
+        #: How many times the watcher woke, and how many probes it sent.
+        self.wakes = 0
+        self.probes = 0
 
     @property
     def lag(self) -> float:
@@ -55,9 +85,11 @@ class LoopMonitor:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._wake_r, self._wake_w = os.pipe()
+        sleeper = _Sleeper.for_loop(loop, self, _idle_frame(loop, sys._getframe(1)))
         self._thread = threading.Thread(
             target=self._watch,
-            args=(loop, threading.get_ident()),
+            args=(loop, threading.get_ident(), sleeper),
             name="runner-loop-monitor",
             daemon=True,
         )
@@ -65,36 +97,47 @@ class LoopMonitor:
 
     async def stop(self) -> None:
         self._stopped.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 2)
+            if not self._thread.is_alive():
+                for fd in (self._wake_r, self._wake_w):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
 
     def _answer(self) -> None:
         """Runs on the loop: the probe got through."""
         self._answered_at = time.monotonic()
         self._probe_sent = None
 
-    def _watch(self, loop: asyncio.AbstractEventLoop, loop_thread: int) -> None:
+    def _watch(self, loop: asyncio.AbstractEventLoop, loop_thread: int, sleeper: _Sleeper) -> None:
         reported: float | None = None  # the probe reported as blocked
-        while not self._stopped.wait(self.tick):
-            sent = self._probe_sent
-            if sent is not None:
-                stale = time.monotonic() - sent
-                if stale > self.threshold and reported != sent:
-                    reported = sent
-                    self.stalls += 1
-                    self._report(loop, loop_thread, stale)
-                continue
-            if reported is not None:
-                blocked = self._answered_at - reported
-                self._log.info("loop.unblocked", blocked_ms=round(blocked * 1000))
-                reported = None
-            if _waiting_in_selector(sys._current_frames().get(loop_thread)):
-                continue
-            self._probe_sent = time.monotonic()
-            try:
-                loop.call_soon_threadsafe(self._answer)
-            except RuntimeError:  # the loop closed under us: shutting down
-                return
+        try:
+            while sleeper.sleep():
+                self.wakes += 1
+                sent = self._probe_sent
+                if sent is not None:
+                    stale = time.monotonic() - sent
+                    if stale > self.threshold and reported != sent:
+                        reported = sent
+                        self.stalls += 1
+                        self._report(loop, loop_thread, stale)
+                    continue
+                if reported is not None:
+                    blocked = self._answered_at - reported
+                    self._log.info("loop.unblocked", blocked_ms=round(blocked * 1000))
+                    reported = None
+                if sleeper.idle(sys._current_frames().get(loop_thread)):
+                    continue
+                self._probe_sent = time.monotonic()
+                self.probes += 1
+                try:
+                    loop.call_soon_threadsafe(self._answer)
+                except RuntimeError:  # the loop closed under us: shutting down
+                    return
+        finally:
+            sleeper.close()
 
     def _report(self, loop: asyncio.AbstractEventLoop, loop_thread: int, stale: float) -> None:
         # Reading another thread's current task and frame is a racy snapshot,
@@ -125,10 +168,219 @@ class LoopMonitor:
         )
 
 
+def _idle_frame(loop: asyncio.AbstractEventLoop, frame: FrameType | None) -> FrameType | None:
+    """For a loop that runs in C (uvloop): the frame its thread shows while the
+    loop waits, the one that called ``run_until_complete``; None for asyncio's.
+
+    ``frame`` is a frame of the task calling :meth:`LoopMonitor.start`: the
+    first frame out from it that is not a coroutine's is where the loop
+    was entered (on asyncio's loop, its ``Handle._run``).
+    """
+    if isinstance(loop, asyncio.BaseEventLoop):
+        return None
+    while frame is not None and frame.f_code.co_flags & _CO_ASYNC:
+        frame = frame.f_back
+    return frame
+
+
 def _waiting_in_selector(frame: FrameType | None) -> bool:
-    """Whether the loop thread is idle: blocked in the selector, not in a callback."""
+    """Whether asyncio's loop thread is idle: blocked in the selector, not in a callback."""
     return (
         frame is not None
         and frame.f_code.co_name == "select"
         and frame.f_code.co_filename.endswith("selectors.py")
     )
+
+
+# --------------------------------------------------------------------------- sleeping
+
+
+#: epoll_wait-family system calls whose 4th argument is a timeout in ms.
+_EPOLL_WAIT = {"x86_64": {232, 281}, "aarch64": {22}}.get(platform.machine(), set())
+
+
+class _Sleeper:
+    """When the watcher looks next. This base looks every tick; subclasses
+    sleep through an idle loop's quiet until it can wake."""
+
+    def __init__(self, monitor: LoopMonitor) -> None:
+        self.monitor = monitor
+        self.tick = monitor.tick
+        self._poll = select.poll()
+        self._poll.register(monitor._wake_r, select.POLLIN)
+        self._timeout = self.tick
+
+    @staticmethod
+    def for_loop(
+        loop: asyncio.AbstractEventLoop, monitor: LoopMonitor, idle_frame: FrameType | None
+    ) -> _Sleeper:
+        if isinstance(loop, asyncio.BaseEventLoop):
+            selector = getattr(loop, "_selector", None)
+            if isinstance(selector, selectors.EpollSelector) and hasattr(loop, "_scheduled"):
+                return _AsyncioSleeper(monitor, loop, selector.fileno())
+            return _Sleeper(monitor)
+        backend = getattr(loop, "_get_backend_id", None)
+        if idle_frame is None:
+            return _NeverIdle(monitor)
+        if backend is not None and _EPOLL_WAIT and sys.platform == "linux":
+            with contextlib.suppress(OSError, ValueError):
+                return _UvloopSleeper(monitor, idle_frame, backend(), threading.get_native_id())
+        return _FrameSleeper(monitor, idle_frame)
+
+    def sleep(self) -> bool:
+        """Wait until the next look; False once the monitor stops."""
+        timeout, self._timeout = self._timeout, self.tick
+        events = self._poll.poll(timeout * 1000)
+        return not self.monitor._stopped.is_set() and not any(
+            fd == self.monitor._wake_r for fd, _ in events
+        )
+
+    def idle(self, frame: FrameType | None) -> bool:
+        """Whether the loop waits for I/O or a timer; if so, sleep until it can wake."""
+        return _waiting_in_selector(frame)
+
+    def close(self) -> None:
+        pass
+
+
+class _NeverIdle(_Sleeper):
+    """A loop whose idle frame is unknown: every look probes (costs a wake of the loop)."""
+
+    def idle(self, frame: FrameType | None) -> bool:
+        return False
+
+
+class _FrameSleeper(_Sleeper):
+    """uvloop where its epoll wait cannot be read: looks every tick."""
+
+    def __init__(self, monitor: LoopMonitor, idle_frame: FrameType) -> None:
+        super().__init__(monitor)
+        self.idle_frame = idle_frame
+
+    def idle(self, frame: FrameType | None) -> bool:
+        return frame is self.idle_frame
+
+
+class _EpollSleeper(_Sleeper):
+    """Sleeps on the loop's epoll descriptor, until its next timer."""
+
+    def __init__(self, monitor: LoopMonitor, epoll_fd: int) -> None:
+        super().__init__(monitor)
+        self._idle_poll = select.poll()
+        self._idle_poll.register(monitor._wake_r, select.POLLIN)
+        self._idle_poll.register(epoll_fd, select.POLLIN)
+        self._epoll_fd = epoll_fd
+        self._sleep_until: float | None = None  # set: the next sleep is on the loop
+        self._quiet_until: float | None = None  # the loop cannot wake before, but for I/O
+
+    def sleep(self) -> bool:
+        until, self._sleep_until = self._sleep_until, None
+        quiet, self._quiet_until = self._quiet_until, None
+        if until is None:
+            return super().sleep()
+        timeout = max(0.0, until - time.monotonic())
+        events = self._idle_poll.poll(timeout * 1000)
+        if self.monitor._stopped.is_set() or any(fd == self.monitor._wake_r for fd, _ in events):
+            return False
+        if events:  # the loop is waking for I/O: look once it had a tick to run
+            self.woken(time.monotonic())
+            return super().sleep()
+        if quiet is not None:
+            self.timed_out(quiet)
+        return True
+
+    def sleep_on_loop(self, seconds: float | None) -> None:
+        """Let the next sleep last ``seconds`` (None: until the loop wakes) plus a
+        margin for the loop's own wake, or only a tick if that is less."""
+        now = time.monotonic()
+        margin = self.tick / 5
+        self._quiet_until = None if seconds is None or seconds <= 0 else now + seconds
+        if seconds is None:
+            seconds = self.monitor.max_sleep
+        self._sleep_until = now + max(self.tick, min(seconds + margin, self.monitor.max_sleep))
+
+    def woken(self, now: float) -> None:
+        pass
+
+    def timed_out(self, at: float) -> None:
+        pass
+
+
+class _AsyncioSleeper(_EpollSleeper):
+    """asyncio's loop: its next timer is the head of ``loop._scheduled``."""
+
+    def __init__(self, monitor: LoopMonitor, loop: asyncio.BaseEventLoop, epoll_fd: int) -> None:
+        super().__init__(monitor, epoll_fd)
+        self.loop = loop
+
+    def idle(self, frame: FrameType | None) -> bool:
+        if not _waiting_in_selector(frame):
+            return False
+        # Racy reads of the loop's state, but the loop thread waits in select
+        # without moving, and the watcher holds the GIL: no callback can run.
+        try:
+            ready = bool(self.loop._ready)  # type: ignore[attr-defined]
+            scheduled = self.loop._scheduled  # type: ignore[attr-defined]
+            when = scheduled[0].when() if scheduled else None
+        except (AttributeError, IndexError):
+            return True  # look again after a tick
+        if not ready:
+            self.sleep_on_loop(None if when is None else when - self.loop.time())
+        return True
+
+
+class _UvloopSleeper(_EpollSleeper):
+    """uvloop: libuv's next timer is the timeout its thread passed to epoll_wait,
+    counted from when that call began; of that, a lower bound is the last
+    moment the watcher knew the thread was not in it yet: a look that saw it
+    busy, the loop's epoll becoming readable, a read of its run count
+    before a read that found the count grown, or the end of a sleep that
+    ended before the loop could wake."""
+
+    def __init__(
+        self, monitor: LoopMonitor, idle_frame: FrameType, epoll_fd: int, native_id: int
+    ) -> None:
+        super().__init__(monitor, epoll_fd)
+        self.idle_frame = idle_frame
+        task = f"/proc/self/task/{native_id}"
+        self._syscall = os.open(f"{task}/syscall", os.O_RDONLY)
+        self._schedstat = os.open(f"{task}/schedstat", os.O_RDONLY)
+        self._runs = -1  # the thread's run count at the last read
+        self._read_at = time.monotonic()  # when that was
+        self._since = self._read_at  # the current wait began after this
+
+    def close(self) -> None:
+        for fd in (self._syscall, self._schedstat):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def woken(self, now: float) -> None:
+        # The wait that comes next begins after the loop ran for this I/O.
+        self._since = max(self._since, now - self.tick)
+
+    def timed_out(self, at: float) -> None:
+        # Slept up to at most the loop's wake: its run count was the same then.
+        self._read_at = max(self._read_at, at)
+
+    def idle(self, frame: FrameType | None) -> bool:
+        now = time.monotonic()
+        if frame is not self.idle_frame:
+            self._since = now  # running Python: not waiting yet
+            return False
+        try:
+            runs = int(os.pread(self._schedstat, 128, 0).split()[2])
+            call = os.pread(self._syscall, 256, 0).split()
+        except (OSError, ValueError, IndexError):
+            return True
+        if runs != self._runs:
+            self._since = max(self._since, self._read_at)
+            self._runs = runs
+        self._read_at = now
+        if len(call) < 5 or not call[0].isdigit() or int(call[0]) not in _EPOLL_WAIT:
+            return True  # running in C, or not in epoll_wait: look again after a tick
+        timeout_ms = int(call[4], 16)
+        if timeout_ms >= 2**31:  # -1 as an unsigned int: no timer, only I/O wakes it
+            self.sleep_on_loop(None)
+        else:
+            self.sleep_on_loop(self._since + timeout_ms / 1000 - now)
+        return True

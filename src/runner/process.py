@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from runner.execution import abandoned
@@ -30,12 +30,18 @@ T = TypeVar("T")
 _stuck = False
 
 
-def run(main: Coroutine[Any, Any, T], *, grace: float = LEFTOVER_GRACE) -> T:
-    """Run ``main`` to completion on a new event loop and return its result;
+def run(
+    main: Coroutine[Any, Any, T],
+    *,
+    grace: float = LEFTOVER_GRACE,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+) -> T:
+    """Run ``main`` to completion on a new event loop (made by ``loop_factory``:
+    asyncio's or uvloop's, see :mod:`runner.loops`) and return its result;
     the clean-up afterwards takes at most about ``grace`` seconds. Call
     :func:`exit_if_stuck` once the result has been used."""
     global _stuck
-    loop = asyncio.new_event_loop()
+    loop = loop_factory()
     asyncio.set_event_loop(loop)
     clean = False
     try:
