@@ -206,8 +206,18 @@ def peer_variant(name: str) -> Variant:
     return Variant(name, argv, b"ready", peer_starts)
 
 
+def base_loop() -> str | None:
+    """``runner`` and ``runner+sqlite`` run on asyncio's own loop (``--loop
+    auto`` would pick uvloop when installed); ``runner+uvloop`` beside them."""
+    return "asyncio" if runner_loops() else None
+
+
 def variants() -> list[Variant]:
-    found = [runner_variant("runner"), runner_variant("runner+sqlite", history="sqlite")]
+    loop = base_loop()
+    found = [
+        runner_variant("runner", loop=loop),
+        runner_variant("runner+sqlite", history="sqlite", loop=loop),
+    ]
     found += [runner_variant(f"runner+{loop}", loop=loop) for loop in runner_loops()]
     found += [peer_variant("bare"), peer_variant("apscheduler")]
     return found
