@@ -10,7 +10,7 @@ loop, every few seconds: checks then start that late (bench/README.md,
 Two measures, both only in ``runner serve`` (a long-running process; ``runner
 run`` and tests keep Python's defaults):
 
-* :func:`tune` makes full collections ten times rarer.
+* :func:`tune` makes young collections smaller and full ones rarer.
 * :func:`settle` runs a second after the jobs have started (after READY, so
   not in the way of start-up), and again after each reload.
   It collects, then moves every object still alive (modules, the config, the
@@ -33,9 +33,15 @@ import time
 
 from runner.log import get_logger
 
-#: Python's default is (700, 10, 10): a full collection after 10 collections of
-#: the middle generation. 100 makes them ten times rarer (measured in bench/).
-THRESHOLDS = (700, 10, 100)
+#: Python's default is (700, 10, 10). A daemon keeps, per job, a state and a
+#: record that live one interval: at 10,000 jobs x 1 s they are tens of
+#: thousands of young objects that outlive the young collections. With the
+#: default first threshold those collections came seldom and big (up to 40 ms,
+#: the p99 of the gaps between runs); with 200 they come often and small
+#: (under 1 ms), and with 5 the middle one too. 1000 keeps full collections
+#: (30-40 ms at 10,000 jobs, the frozen heap aside) to one per half minute
+#: there (bench/README.md, "Garbage collection thresholds").
+THRESHOLDS = (200, 5, 1000)
 
 
 def tune() -> None:
