@@ -14,9 +14,9 @@ run`` and tests keep Python's defaults):
 * :func:`settle` runs a second after the jobs have started (after READY, so
   not in the way of start-up), and again after each reload.
   It collects, then moves every object still alive (modules, the config, the
-  plugins, the job tasks: what lives as long as the daemon) into the
-  permanent generation with :func:`gc.freeze`, which no later collection
-  walks. A full collection then costs what the short-lived objects cost (at
+  plugins, the services' tasks, the checks' tickers: what lives as long as
+  the daemon) into the permanent generation with :func:`gc.freeze`, which no
+  later collection walks. A full collection then costs what the short-lived objects cost (at
   10,000 jobs about 50 ms instead of 250).
 
 Frozen objects are still freed by reference counting as usual; only garbage

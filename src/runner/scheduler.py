@@ -1,11 +1,12 @@
 """Running jobs on one event loop: checks on their interval, services until stopped.
 
-Each job is one task that the scheduler owns (``job:NAME``). A check's task
-sleeps on a timer until the next run is due, so an idle daemon costs nothing
-between runs, and starts each run as its own task (``run:NAME``) so that a
-slow run never shifts the schedule: if the previous run is still going when
-the next one is due, the new one is skipped and logged, never stacked. A
-service's task supervises it and restarts it with a back-off when it fails.
+A check is a timer (:class:`_Ticker`): when a run is due, its callback
+starts the run as a task of its own (``run:NAME``) and sets the timer for
+the next one, so an idle daemon costs nothing between runs and a slow run
+never shifts the schedule: if the previous run is still going when the next
+one is due, the new one is skipped and logged, never stacked. A service is a
+task the scheduler owns (``job:NAME``) that supervises it and restarts it
+with a back-off when it fails.
 
 First runs are spread over up to one second (by a hash of the job name, so
 the phase is stable across restarts) so a thousand jobs do not all fire in
