@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 Event = dict[str, Any]
 
@@ -245,3 +248,43 @@ def run_cli(
         stdin=subprocess.DEVNULL,
         check=False,
     )
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def need_programs(programs: dict[str, str]) -> None:
+    """Skip unless each program (key) is installed; fail instead under CI,
+    where scripts/dev.sh installs them. Values are the Debian packages."""
+    missing = [
+        package
+        for program, package in programs.items()
+        if shutil.which(program) is None
+        and shutil.which(program, path="/usr/sbin:/usr/bin") is None
+    ]
+    if missing:
+        hint = f"benchmark peers not installed: {', '.join(missing)} (run bench/setup)"
+        if os.environ.get("CI"):
+            pytest.fail(hint, pytrace=False)
+        pytest.skip(hint)
+
+
+def run_bench(
+    name: str, tmp_path: Path, *extra: str, timeout: float = 120
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """``bench/NAME.py --smoke --trials 1`` (and ``extra``), which must exit 0;
+    returns the JSON it wrote, and the finished process."""
+    out = tmp_path / f"{name}.json"
+    script = str(BENCH / f"{name}.py")
+    done = subprocess.run(
+        [sys.executable, script, "--smoke", "--trials", "1", *extra, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=BENCH.parent,
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    return json.loads(out.read_text()), done

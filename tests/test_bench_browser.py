@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "bench" / "browser.py"
+from helpers import run_bench
 
 
 def test_smoke_run_reports_every_way(tmp_path: Path) -> None:
-    out = tmp_path / "browser.json"
-
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--trials", "1", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-    )
-
-    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
-    data = json.loads(out.read_text())
+    data, done = run_bench("browser", tmp_path, timeout=180)
     assert data["benchmark"] == "browser"
     assert set(data["results"]) == {"launch_c1", "context_c1", "page_c1"}
     for way, measures in data["results"].items():

@@ -3,17 +3,11 @@ reports finite, positive numbers (the numbers themselves are bench/README.md's).
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from helpers import need_programs, run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = [
     "runner asyncio",
     "runner uvloop",
@@ -25,22 +19,8 @@ VARIANTS = [
 
 
 def test_echo_benchmark_smoke(tmp_path: Path) -> None:
-    if shutil.which("socat") is None:
-        message = "socat not found: run bench/setup (Debian package socat)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    out = tmp_path / "echo.json"
-    script = str(ROOT / "bench" / "echo.py")
-    result = subprocess.run(
-        [sys.executable, script, "--smoke", "--trials", "1", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    data = json.loads(out.read_text())
+    need_programs({"socat": "socat"})
+    data, _ = run_bench("echo", tmp_path)
     assert data["variants"] == VARIANTS
     assert set(data["summary"]) == set(VARIANTS)
     for variant, measures in data["summary"].items():

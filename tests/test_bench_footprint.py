@@ -3,33 +3,18 @@ without HTTP, browser, history or notifiers imports none of what only those need
 
 from __future__ import annotations
 
-import json
 import math
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
-from helpers import RunnerProcess, closed_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import RunnerProcess, closed_port, run_bench
 
 SPAWN = ("ready_ms", "echo_ms", "echo_cpu_ms", "echo_wait_ms")
 
 
 def test_footprint_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "footprint.json"
-    script = str(ROOT / "bench" / "footprint.py")
-    done = subprocess.run(
-        [sys.executable, script, "--smoke", "--trials", "1", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    data, done = run_bench("footprint", tmp_path)
     assert "not finite" not in done.stderr
-    data = json.loads(out.read_text())
 
     spawn = data["spawn"]
     assert set(spawn) == {"bare asyncio", "runner", "runner (history on)"}

@@ -3,34 +3,14 @@ each) as a subprocess, the JSON it writes checked."""
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import run_bench
 
 
 def test_smoke_run_reports_each_doubling(tmp_path: Path) -> None:
-    out = tmp_path / "growth.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "growth.py"),
-            "--smoke",
-            "--trials",
-            "1",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report, _ = run_bench("growth", tmp_path)
     assert report["sizes"] == [200, 400]
     for size in ("200", "400"):
         measures = report["summary"][size]

@@ -7,18 +7,11 @@ test is skipped, except under CI (``$CI`` set), where it fails:
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from helpers import need_programs, run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "bench" / "http_status.py"
 PEERS = {
     "nginx": "nginx-light",
     "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
@@ -26,34 +19,9 @@ PEERS = {
 }
 
 
-def _need_peers() -> None:
-    missing = [
-        package
-        for program, package in PEERS.items()
-        if shutil.which(program) is None
-        and shutil.which(program, path="/usr/sbin:/usr/bin") is None
-    ]
-    if missing:
-        hint = f"benchmark peers not installed: {', '.join(missing)} (run bench/setup)"
-        if os.environ.get("CI"):
-            pytest.fail(hint, pytrace=False)
-        pytest.skip(hint)
-
-
 def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
-    _need_peers()
-    out = tmp_path / "http_status.json"
-
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--trials", "1", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-
-    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
-    data = json.loads(out.read_text())
+    need_programs(PEERS)
+    data, _ = run_bench("http_status", tmp_path)
     assert data["benchmark"] == "http_status"
     assert set(data["results"]) == {"c16", "c1", "https_c16"}
     for size in data["results"].values():

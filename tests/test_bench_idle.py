@@ -3,38 +3,15 @@ by side and reports finite, non-negative CPU (an idle process may use none)."""
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import run_bench
 
 
 def test_idle_benchmark_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "idle.json"
-    script = str(ROOT / "bench" / "idle.py")
-    result = subprocess.run(
-        # HEAD, not the default earlier commit: a shallow clone may not have it.
-        [
-            sys.executable,
-            script,
-            "--smoke",
-            "--trials",
-            "1",
-            "--before",
-            "HEAD",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    data = json.loads(out.read_text())
+    # HEAD, not the default earlier commit: a shallow clone may not have it.
+    data, _ = run_bench("idle", tmp_path, "--before", "HEAD")
     variants = ["runner uvloop", "runner asyncio", "runner at HEAD", "bare asyncio"]
     assert data["variants"] == variants
     for variant in variants:

@@ -9,7 +9,6 @@ installs it with the test extra).
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import subprocess
@@ -18,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import run_bench
+
 MEASURES = (
     "cpu_per_1000",
     "late_p50_ms",
@@ -46,24 +46,7 @@ def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
         if os.environ.get("CI"):
             pytest.fail("APScheduler is not installed: scripts/dev.sh setup installs it")
         pytest.skip("APScheduler is not installed (scripts/dev.sh setup)")
-    out = tmp_path / "scheduler.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "scheduler.py"),
-            "--smoke",
-            "--trials",
-            "1",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report, _ = run_bench("scheduler", tmp_path)
     summary = report["sizes"]["200"]["summary"]
     expected = {"runner", "runner+sqlite", "bare", "apscheduler"}
     if runner_has_loop_flag():
