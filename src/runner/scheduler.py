@@ -16,6 +16,7 @@ the same millisecond.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 import zlib
 from collections.abc import Iterable
@@ -385,11 +386,15 @@ class _Ticker:
         # Armed on the loop's next turn: the first run's spread depends on the
         # jobs sharing its slots, and every job of a batch (start_all) is
         # known by then.
+        # One bound method and one context for all of the job's timers, not a
+        # new bound method and a copy_context() per timer (per run).
+        self._fire_callback = self._fire
+        self._context = contextvars.copy_context()
         self._timer: asyncio.Handle = self._loop.call_soon(self._arm)
 
     def _arm(self) -> None:
         self._next_due += first_run_offset(self._job, self._scheduler.first_run_window(self._job))
-        self._timer = self._loop.call_at(self._next_due, self._fire)
+        self._timer = self._loop.call_at(self._next_due, self._fire_callback, context=self._context)
 
     def stop(self) -> None:
         self._timer.cancel()
@@ -412,7 +417,7 @@ class _Ticker:
             # The loop was blocked or the machine suspended: drop the missed
             # slots instead of firing them all at once.
             self._next_due += (late // interval + 1) * interval
-        self._timer = loop.call_at(self._next_due, self._fire)
+        self._timer = loop.call_at(self._next_due, self._fire_callback, context=self._context)
 
 
 def _record_of(job: Job, result: Result, started_at: float, duration: float) -> RunRecord:
