@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -11,7 +13,8 @@ from structlog.testing import capture_logs
 
 from runner.builtins.sleep import Sleep, SleepOptions
 from runner.config import Job
-from runner.plugin import Check, NoOptions, Result, RunContext
+from runner.execution import run_inline
+from runner.plugin import Check, NoOptions, Result, RunContext, Status
 from runner.resources import Resources
 from runner.results import JobState, ResultHub, RunRecord, Sink
 from runner.scheduler import Scheduler, first_run_offset
@@ -150,3 +153,23 @@ async def test_duplicate_start_is_refused() -> None:
             scheduler.start(sleep_job("x"))
     finally:
         await scheduler.stop_all()
+
+
+def test_a_timeout_is_met_within_its_bucket_and_the_loop_is_not_kept_alive() -> None:
+    # Deadlines are filed per loop in 10 ms buckets (runner.execution); that
+    # registry must let a finished loop go (tests and `runner run` make many).
+    async def slow_run() -> RunRecord:
+        check = Sleep(SleepOptions(seconds=5))
+        return await run_inline(
+            check, job="slow", plugin="sleep", timeout=0.05, resources=Resources(), on_abandon=print
+        )
+
+    loop = asyncio.new_event_loop()
+    record = loop.run_until_complete(slow_run())
+    assert record.status is Status.TIMEOUT
+    assert 50 <= record.duration_ms < 1000, record.duration_ms
+    finished = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert finished() is None

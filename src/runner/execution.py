@@ -275,7 +275,8 @@ class _Deadlines:
     RESOLUTION = 0.01
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # Weakly: this is the value of a WeakKeyDictionary keyed by the loop.
+        self._loop = weakref.ref(loop)
         self._buckets: dict[int, dict[_Deadline, None]] = {}
 
     @classmethod
@@ -290,8 +291,10 @@ class _Deadlines:
         key = math.ceil(when / self.RESOLUTION)
         bucket = self._buckets.get(key)
         if bucket is None:
+            loop = self._loop()
+            assert loop is not None  # a run of it is filing its deadline
             bucket = self._buckets[key] = {}
-            self._loop.call_at(key * self.RESOLUTION, self._due, key)
+            loop.call_at(key * self.RESOLUTION, self._due, key)
         bucket[deadline] = None
         return bucket
 
