@@ -7,6 +7,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -62,6 +63,19 @@ def local_http_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def echo_roundtrip(port: int, payload: bytes) -> bytes:
+    """Send ``payload`` to an echo server on 127.0.0.1 and read back as many bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(payload)
+        received = b""
+        while len(received) < len(payload):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
 
 
 def closed_port() -> int:

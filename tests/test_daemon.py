@@ -13,21 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from helpers import RunnerProcess, alive, closed_port, descendants, run_cli, wait_until
+from helpers import (
+    RunnerProcess,
+    alive,
+    closed_port,
+    descendants,
+    echo_roundtrip,
+    run_cli,
+    wait_until,
+)
 
 WriteConfig = Callable[..., Path]
-
-
-def echo_roundtrip(port: int, payload: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(payload)
-        received = b""
-        while len(received) < len(payload):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-        return received
 
 
 def parse_time(value: str) -> datetime:

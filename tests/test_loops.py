@@ -6,28 +6,15 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from helpers import RunnerProcess, run_cli
+from helpers import RunnerProcess, echo_roundtrip, run_cli
 
 WriteConfig = Callable[..., Path]
 LOOPS = ["asyncio", "uvloop"]
-
-
-def echo_roundtrip(port: int, payload: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(payload)
-        received = b""
-        while len(received) < len(payload):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-        return received
 
 
 @pytest.mark.parametrize("loop", LOOPS)
