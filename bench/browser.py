@@ -46,7 +46,6 @@ import ctypes
 import os
 import platform
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -272,40 +271,12 @@ class Bench:
         return trial
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"the page server did not listen on port {port}")
-
-
 def _chromium_version(path: str) -> str:
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
         return out.stdout.strip() or out.stderr.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         return f"unknown ({exc})"
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _spread(values: list[float], fmt: str) -> str:
@@ -362,15 +333,15 @@ async def main() -> None:
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         print("warning: could not become a child subreaper; orphans' CPU is not counted")
 
-    port = _free_port()
+    port = harness.free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])  # noqa: ASYNC220
     try:
-        _wait_for_port(port)
+        harness.wait_for_port(port)
         chromium = find_chromium()
         bench = Bench(f"http://127.0.0.1:{port}/", args.checks, args.jobs, {server.pid}, chromium)
         load = os.getloadavg()
         print(
-            f"{os.cpu_count()} CPUs ({_cpu_model()}), {platform.platform()}, "
+            f"{os.cpu_count()} CPUs ({harness.machine()['cpu']}), {platform.platform()}, "
             f"Python {platform.python_version()}, playwright {version('playwright')}, "
             f"{_chromium_version(chromium)} ({chromium}); "
             f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"

@@ -61,6 +61,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    BARE_ECHO_SERVER,
     PYTHON,
     Trials,
     arguments,
@@ -81,29 +82,6 @@ MESSAGE = b"x" * 64
 #: Time for a server's tree to settle after a measure (socat's children to
 #: exit and be reaped, their CPU passing to their parent's count).
 SETTLE = 0.3
-
-BARE_SERVER = """
-import asyncio, sys
-
-class Echo(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.transport.write(data)
-
-async def main(port):
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(Echo, "127.0.0.1", port, backlog=1024)
-    async with server:
-        await server.serve_forever()
-
-if sys.argv[2] == "uvloop":
-    import uvloop
-    uvloop.run(main(int(sys.argv[1])))
-else:
-    asyncio.run(main(int(sys.argv[1])))
-"""
 
 RUNNER_CONFIG = """\
 history: {{enabled: false}}
@@ -131,7 +109,7 @@ def runner_server(loop: str, workdir: Path) -> Iterator[tuple[int, int]]:
 @contextlib.contextmanager
 def bare_server(loop: str, workdir: Path) -> Iterator[tuple[int, int]]:
     port = free_port()
-    with process([PYTHON, "-c", BARE_SERVER, str(port), loop]) as child:
+    with process([PYTHON, "-c", BARE_ECHO_SERVER, str(port), loop]) as child:
         wait_for_port(port)
         yield child.pid, port
 

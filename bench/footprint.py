@@ -74,6 +74,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    BARE_ECHO_SERVER,
     PYTHON,
     ROOT,
     Trials,
@@ -87,26 +88,6 @@ from harness import (
     tree_rss,
     write_results,
 )
-
-#: The bare peer: a Protocol echo server on the port in argv[1], silent.
-BARE_SERVER = """\
-import asyncio, sys
-
-class Echo(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.transport.write(data)
-
-async def main():
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(Echo, "127.0.0.1", int(sys.argv[1]))
-    async with server:
-        await server.serve_forever()
-
-asyncio.run(main())
-"""
 
 #: Libraries a config of echo and sleep jobs does not need; `runner serve`
 #: should not import them (tests/test_bench_footprint.py asserts the first four).
@@ -143,7 +124,7 @@ def runner_argv(config: Path) -> list[str]:
 
 
 def bare_argv(port: int) -> list[str]:
-    return [PYTHON, "-c", BARE_SERVER, str(port)]
+    return [PYTHON, "-c", BARE_ECHO_SERVER, str(port)]
 
 
 def write_config(

@@ -85,6 +85,32 @@ def describe(info: Mapping[str, Any]) -> str:
     )
 
 
+#: The bare peer of runner's echo listener: an asyncio Protocol echo server,
+#: silent. ``python -c BARE_ECHO_SERVER PORT [asyncio|uvloop]``.
+BARE_ECHO_SERVER = """\
+import asyncio, sys
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+async def main(port):
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Echo, "127.0.0.1", port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+if sys.argv[2:] == ["uvloop"]:
+    import uvloop
+    uvloop.run(main(int(sys.argv[1])))
+else:
+    asyncio.run(main(int(sys.argv[1])))
+"""
+
+
 # --- processes ---------------------------------------------------------------
 
 

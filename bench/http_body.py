@@ -29,7 +29,6 @@ import asyncio
 import importlib.util
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from harness import free_port, wait_for_port  # bench/harness.py, beside this script
 
 from runner.builtins.http_status import HttpStatus
 from runner.execution import run_check_once
@@ -53,22 +54,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"the target did not listen on port {port} in time")
-
-
 @contextmanager
 def nginx(size: int) -> Iterator[tuple[str, str]]:
     """nginx serving ``/body`` of ``size`` bytes; yields (url, server description)."""
@@ -77,7 +62,7 @@ def nginx(size: int) -> Iterator[tuple[str, str]]:
     folder.chmod(0o755)  # nginx's workers run as nobody
     (folder / "www").mkdir(mode=0o755)
     (folder / "www" / "body").write_bytes(_body(size))
-    port = _free_port()
+    port = free_port()
     conf = folder / "nginx.conf"
     conf.write_text(
         textwrap.dedent(
@@ -101,7 +86,7 @@ def nginx(size: int) -> Iterator[tuple[str, str]]:
     version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
     process = subprocess.Popen([binary, "-c", str(conf), "-p", str(folder)])
     try:
-        _wait_for_port(port, time.monotonic() + 10)
+        wait_for_port(port, 10)
         yield f"http://127.0.0.1:{port}/body", version.removeprefix("nginx version: ")
     finally:
         process.terminate()
@@ -112,7 +97,7 @@ def nginx(size: int) -> Iterator[tuple[str, str]]:
 @contextmanager
 def aiohttp_server(size: int) -> Iterator[tuple[str, str]]:
     """An aiohttp server in a child process serving ``/body``."""
-    port = _free_port()
+    port = free_port()
     code = textwrap.dedent(
         f"""\
         from aiohttp import web
@@ -126,7 +111,7 @@ def aiohttp_server(size: int) -> Iterator[tuple[str, str]]:
     )
     process = subprocess.Popen([sys.executable, "-c", code])
     try:
-        _wait_for_port(port, time.monotonic() + 20)
+        wait_for_port(port, 20)
         import aiohttp
 
         yield f"http://127.0.0.1:{port}/body", f"aiohttp {aiohttp.__version__}"

@@ -47,6 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    BARE_ECHO_SERVER,
     PYTHON,
     ROOT,
     Trials,
@@ -62,24 +63,6 @@ from harness import (
 
 #: The commit before the watcher slept on the loop's epoll.
 BEFORE = "62a3c26"
-
-BARE_SERVER = """
-import asyncio, sys
-
-class Echo(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.transport.write(data)
-
-async def main(port):
-    server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", port)
-    async with server:
-        await server.serve_forever()
-
-asyncio.run(main(int(sys.argv[1])))
-"""
 
 
 def config_text(jobs: int, port: int, history: Path) -> str:
@@ -178,7 +161,7 @@ def main() -> None:
         pids = {name: stack.enter_context(d.run()) for name, d in daemons.items()}
         port = free_port()
         pids["bare asyncio"] = stack.enter_context(
-            process([PYTHON, "-c", BARE_SERVER, str(port)])
+            process([PYTHON, "-c", BARE_ECHO_SERVER, str(port)])
         ).pid
         wait_for_port(port)
         # The first runs' aftermath: history flushes, and its first retention
