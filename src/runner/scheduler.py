@@ -205,51 +205,48 @@ class Scheduler:
             interval_s=job.interval,
         )
 
-    async def _run_and_record(self, ticker: _Ticker) -> None:
-        task = asyncio.current_task(ticker._loop)  # not get_running_loop(): a getpid() each
-        try:
-            await self._run_and_publish(ticker._job, ticker._check, ticker._needs_slot, task)
-        finally:
-            if ticker.current is task:
-                # Not kept once done: ten thousand hourly jobs would hold their
-                # finished runs' tasks and coroutines for an hour.
-                ticker.current = None
-
-    async def _run_and_publish(
-        self, job: Job, check: _Lazy, needs_slot: bool, task: asyncio.Task[Any] | None
-    ) -> None:
-        # A run that needs a slot (Check.slots) waits for one in line, keeping
-        # its place; the clock of its timeout starts once it has one.
-        slot = await self._take_slot(job) if needs_slot else _NO_SLOT
-        instance = check.get()
-        if isinstance(instance, Result):  # the plugin could not be created
-            slot.release()
-            self.hub.publish(slot.stamp(_record_of(job, instance, time.time(), 0.0)))
-            return
+    async def _run_and_publish(self, ticker: _Ticker) -> None:
+        """One scheduled run of ``ticker``'s check, in its own task; its record
+        goes to the hub."""
+        job = ticker.job
+        task = asyncio.current_task(ticker.loop)  # not get_running_loop(): a getpid() each
+        slot = _NO_SLOT
 
         def abandon(record: RunRecord) -> None:
             slot.release()  # a run left behind must not keep its slot from the others
             self.hub.publish(slot.stamp(record))
 
-        assert job.timeout is not None
         try:
-            # Inline in this task: a task per attempt costs a third more per run.
-            record = await run_inline(
-                instance,
-                job=job.name,
-                plugin=job.plugin_name,
-                timeout=job.timeout,
-                resources=self.resources,
-                retry=job.retry,
-                on_abandon=abandon,
-                task=task,
-            )
+            # A run that needs a slot (Check.slots) waits for one in line, keeping
+            # its place; the clock of its timeout starts once it has one.
+            if ticker.needs_slot:
+                slot = await self._take_slot(job)
+            instance = ticker.check.get()
+            if isinstance(instance, Result):  # the plugin could not be created
+                record = _record_of(job, instance, time.time(), 0.0)
+            else:
+                assert job.timeout is not None
+                # Inline in this task: a task per attempt costs a third more per run.
+                record = await run_inline(
+                    instance,
+                    job=job.name,
+                    plugin=job.plugin_name,
+                    timeout=job.timeout,
+                    resources=self.resources,
+                    retry=job.retry,
+                    on_abandon=abandon,
+                    task=task,
+                )
         finally:
             slot.release()
+            if ticker.current is task:
+                # Not kept once done: ten thousand hourly jobs would hold their
+                # finished runs' tasks and coroutines for an hour.
+                ticker.current = None
         if task not in abandoned.tasks:  # else its timeout is out already
             self.hub.publish(slot.stamp(record))
 
-    async def run_once(self, job: Job, check: _Lazy | None = None) -> RunRecord:
+    async def run_once(self, job: Job) -> RunRecord:
         """Run a check job once, as the schedule would, and return its record
         (without publishing it), each attempt in a task of its own (see
         :func:`run_check_once`).
@@ -261,7 +258,7 @@ class Scheduler:
         slot = await self._take_slot(job)
         try:
             started_at, started = time.time(), time.perf_counter()
-            instance = (check or _Lazy(job)).get()
+            instance = _Lazy(job).get()
             if isinstance(instance, Result):
                 duration = time.perf_counter() - started
                 record = _record_of(job, instance, started_at, duration)
@@ -375,42 +372,43 @@ class _Ticker:
     def __init__(self, scheduler: Scheduler, job: Job, anchor: float) -> None:
         assert job.interval is not None
         self._scheduler = scheduler
-        self._job = job
-        self._interval = job.interval
-        self._check = _Lazy(job)
-        self._needs_slot = _slots_of(job) is not None
-        self._task_name = f"run:{job.name}"
-        self._loop = asyncio.get_running_loop()
+        self.job = job
+        self.check = _Lazy(job)
+        self.needs_slot = _slots_of(job) is not None
+        self.loop = asyncio.get_running_loop()
+        #: The run in flight, if any.
         self.current: asyncio.Task[None] | None = None
+        self._interval = job.interval
+        self._task_name = f"run:{job.name}"
         self._next_due = anchor
-        # Armed on the loop's next turn: the first run's spread depends on the
-        # jobs sharing its slots, and every job of a batch (start_all) is
-        # known by then.
         # One bound method and one context for all of the job's timers, not a
         # new bound method and a copy_context() per timer (per run).
         self._fire_callback = self._fire
         self._context = contextvars.copy_context()
-        self._timer: asyncio.Handle = self._loop.call_soon(self._arm)
+        # Armed on the loop's next turn: the first run's spread depends on the
+        # jobs sharing its slots, and every job of a batch (start_all) is
+        # known by then.
+        self._timer: asyncio.Handle = self.loop.call_soon(self._arm)
 
     def _arm(self) -> None:
-        self._next_due += first_run_offset(self._job, self._scheduler.first_run_window(self._job))
-        self._timer = self._loop.call_at(self._next_due, self._fire_callback, context=self._context)
+        self._next_due += first_run_offset(self.job, self._scheduler.first_run_window(self.job))
+        self._timer = self.loop.call_at(self._next_due, self._fire_callback, context=self._context)
 
     def stop(self) -> None:
         self._timer.cancel()
 
     def _fire(self) -> None:
-        loop, interval = self._loop, self._interval
+        loop, interval = self.loop, self._interval
         try:
             current = self.current
             if current is not None and not current.done() and current not in abandoned.tasks:
-                self._scheduler._skip(self._job)
+                self._scheduler._skip(self.job)
             else:
                 self.current = loop.create_task(
-                    self._scheduler._run_and_record(self), name=self._task_name
+                    self._scheduler._run_and_publish(self), name=self._task_name
                 )
         except Exception as exc:  # a bug here must not stop the job's schedule
-            self._scheduler._log.critical("job.crashed", job=self._job.name, exc_info=exc)
+            self._scheduler._log.critical("job.crashed", job=self.job.name, exc_info=exc)
         self._next_due += interval
         late = loop.time() - self._next_due
         if late > 0:
