@@ -271,41 +271,6 @@ def log_result(level: str, event: str, fields: Mapping[str, Any]) -> bool:
     return True
 
 
-class BoundOnce:
-    """A logger bound once per logging configuration, for the one hot path
-    (a line per result).
-
-    The loggers :func:`get_logger` returns bind anew on every call, so that
-    a configuration made after they were created still applies; that costs
-    a fifth of a result line. This one binds again only when
-    :func:`configure_logging` (or structlog's ``configure``) has run since.
-    (``structlog.testing.capture_logs`` keeps the configured processor list
-    and changes it in place, so a held logger is captured too.)
-    """
-
-    def __init__(self) -> None:
-        self._logger: structlog.typing.FilteringBoundLogger | None = None
-        self._made_with: tuple[object, object, object] = (None, None, None)
-
-    def get(self) -> structlog.typing.FilteringBoundLogger:
-        config = structlog.get_config()
-        processors, factory, wrapper = self._made_with
-        logger = self._logger
-        if (
-            logger is None
-            or config["processors"] is not processors
-            or config["logger_factory"] is not factory
-            or config["wrapper_class"] is not wrapper
-        ):
-            logger = self._logger = get_logger().bind()
-            self._made_with = (
-                config["processors"],
-                config["logger_factory"],
-                config["wrapper_class"],
-            )
-        return logger
-
-
 class _LibraryHandler(logging.Handler):
     """Logging's last resort as ``library.log`` events.
 

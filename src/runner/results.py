@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from runner.log import BoundOnce, get_logger, log_result, secret_masker
+from runner.log import get_logger, log_result, secret_masker
 from runner.plugin import Result, Status
 from runner.safe_json import json_safe, text
 
@@ -409,7 +409,7 @@ class LogSink:
     """Logs each result as one ``job.finished`` event."""
 
     def __init__(self) -> None:
-        self._log = BoundOnce()
+        self._log = get_logger()
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
         pass
@@ -418,4 +418,4 @@ class LogSink:
         level = _LEVELS[record.status]
         fields = record.as_logged()
         if not log_result(level, "job.finished", fields):
-            getattr(self._log.get(), level)("job.finished", **fields)
+            getattr(self._log, level)("job.finished", **fields)
