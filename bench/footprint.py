@@ -76,7 +76,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (
     BARE_ECHO_SERVER,
     PYTHON,
-    ROOT,
     Trials,
     _fmt,
     arguments,
@@ -85,6 +84,7 @@ from harness import (
     free_port,
     machine,
     process,
+    source_at,
     tree_rss,
     write_results,
 )
@@ -300,16 +300,6 @@ def import_wall(
         return {"import_ms": (time.perf_counter() - started) * 1000}
 
     return measure
-
-
-def export_src(commit: str, into: Path) -> Path:
-    """src/ of ``commit``, exported from git into ``into``; returns the src path."""
-    into.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit, "src"], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "src"
 
 
 def warm_up(folder: Path) -> None:
@@ -568,7 +558,7 @@ def main() -> None:
         }
         baseline: tuple[str, dict[str, str]] | None = None
         if args.baseline:
-            old = {"PYTHONPATH": str(export_src(args.baseline, folder / "baseline"))}
+            old = {"PYTHONPATH": str(source_at(args.baseline, folder / "baseline"))}
             name = f"runner @ {args.baseline}"
             baseline = (name, old)
             variants[name] = both(

@@ -246,6 +246,18 @@ def process(
             child.wait()
 
 
+def source_at(commit: str, into: Path) -> Path:
+    """runner's ``src/`` as it was at ``commit`` (``git archive``), unpacked into
+    the new folder ``into``; returns that ``src`` folder, to put on PYTHONPATH
+    and run the older code side by side with this one."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
+
+
 def need(program: str, package: str) -> str:
     """The path of a peer's program, or exit telling how to get it."""
     path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin:/sbin")

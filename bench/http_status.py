@@ -62,7 +62,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
-    ROOT,
     Trials,
     arguments,
     describe,
@@ -70,6 +69,7 @@ from harness import (
     machine,
     need,
     process,
+    source_at,
     tree_cpu,
     wait_for_port,
     write_results,
@@ -339,17 +339,6 @@ def _constants(**values: Any) -> str:
     return "".join(f"{name} = {value!r}\n" for name, value in values.items())
 
 
-def _source_at(commit: str, folder: Path) -> Path:
-    """runner's src/ as it was at commit, unpacked under folder."""
-    target = folder / f"runner-{commit}"
-    target.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target / "src"
-
-
 def certificates(folder: Path) -> tuple[Path, Path, Path]:
     """A throw-away CA and a certificate for 127.0.0.1 it signed: (ca, cert, key)."""
     openssl = need("openssl", "openssl")
@@ -413,7 +402,7 @@ def main() -> None:
             stack, "runner", _constants(URLS=urls) + RUNNER_WORKER, env=trust
         )
         if args.before:
-            src = _source_at(args.before, folder)
+            src = source_at(args.before, folder / f"runner-{args.before}")
             workers[f"runner@{args.before}"] = start_worker(
                 stack,
                 f"runner@{args.before}",

@@ -49,7 +49,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (
     BARE_ECHO_SERVER,
     PYTHON,
-    ROOT,
     Trials,
     arguments,
     descendants,
@@ -57,6 +56,7 @@ from harness import (
     free_port,
     machine,
     process,
+    source_at,
     wait_for_port,
     write_results,
 )
@@ -138,14 +138,7 @@ def main() -> None:
 
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-idle-")))
-        old = work / "before"
-        old.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.before, "src"],
-            capture_output=True,
-            check=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        old_src = source_at(args.before, work / "before")
 
         def runner(name: str, extra: list[str], env: dict[str, str]) -> Daemon:
             config = work / f"{name}.yaml"
@@ -156,7 +149,7 @@ def main() -> None:
         daemons = {
             "runner uvloop": runner("uvloop", ["--loop", "uvloop"], {}),
             "runner asyncio": runner("asyncio", ["--loop", "asyncio"], {}),
-            f"runner at {args.before}": runner("before", [], {"PYTHONPATH": str(old / "src")}),
+            f"runner at {args.before}": runner("before", [], {"PYTHONPATH": str(old_src)}),
         }
         pids = {name: stack.enter_context(d.run()) for name, d in daemons.items()}
         port = free_port()

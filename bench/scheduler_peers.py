@@ -31,7 +31,7 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 
@@ -57,10 +57,11 @@ class Starts:
             out.write(self.at[:kept].tobytes())
 
 
-def bare(jobs: int, starts: Starts, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+def recording_job(starts: Starts) -> Callable[[int], Coroutine[Any, Any, None]]:
+    """The job every peer runs: job ``i`` notes when it started in the
+    preallocated arrays, then yields once, as runner's ``sleep`` of 0 s does."""
     clock = time.time
     ids, ats, capacity = starts.job, starts.at, starts.capacity
-    tasks: set[asyncio.Task[None]] = set()
 
     async def run(i: int) -> None:
         n = starts.count
@@ -69,6 +70,13 @@ def bare(jobs: int, starts: Starts, loop: asyncio.AbstractEventLoop) -> Callable
             ats[n] = clock()
         starts.count = n + 1
         await asyncio.sleep(0)
+
+    return run
+
+
+def bare(jobs: int, starts: Starts, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    run = recording_job(starts)
+    tasks: set[asyncio.Task[None]] = set()
 
     def fire(i: int, due: float) -> None:
         task = loop.create_task(run(i))
@@ -90,16 +98,7 @@ def apscheduler(jobs: int, starts: Starts, loop: asyncio.AbstractEventLoop) -> C
     from apscheduler.triggers.interval import IntervalTrigger
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    clock = time.time
-    ids, ats, capacity = starts.job, starts.at, starts.capacity
-
-    async def run(i: int) -> None:
-        n = starts.count
-        if n < capacity:
-            ids[n] = i
-            ats[n] = clock()
-        starts.count = n + 1
-        await asyncio.sleep(0)
+    run = recording_job(starts)
 
     scheduler = AsyncIOScheduler(event_loop=loop)
     base = datetime.datetime.now(datetime.UTC)
