@@ -126,8 +126,11 @@ def alive(pids: set[int], name: str = "") -> set[int]:
     return out
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02
+) -> Any:
+    """Poll ``predicate`` every ``interval`` seconds until it returns something
+    truthy, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -135,7 +138,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 class RunnerProcess:

@@ -40,6 +40,8 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
+from helpers import wait_until
+
 SYSTEMD = Path("/lib/systemd/systemd")
 PROJECT = Path(__file__).resolve().parent.parent
 #: The checkout's systemd/ folder, as copied into the machine before it boots
@@ -291,15 +293,9 @@ class Machine:
     def wait_for(
         self, predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1
     ) -> Any:
-        """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(interval)
+        """Poll ``predicate`` until it returns something truthy; fail after ``timeout``
+        (each poll runs commands in the machine: every 0.1 s by default)."""
+        return wait_until(predicate, timeout, what, interval)
 
 
 @contextmanager
