@@ -3,15 +3,13 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import local_http_server
+from helpers import local_http_server, pip_install_alone
 from postgres import postgres_server, postgres_url  # noqa: F401
 
 TESTS = Path(__file__).parent
@@ -22,22 +20,7 @@ def _install(source_dir: Path, work: Path) -> Path:
     source = work / "src"
     shutil.copytree(source_dir, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     target = work / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        check=True,
-    )
+    pip_install_alone(source, target)
     return target
 
 

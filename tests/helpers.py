@@ -267,6 +267,29 @@ def run_cli(
     )
 
 
+def pip_install_alone(source: Path, site: Path) -> Path:
+    """pip install the distribution in ``source`` into the folder ``site``, without
+    its dependencies (runner-daemon and pytest are this environment's); returns
+    ``site``, to put on PYTHONPATH."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+    )
+    return site
+
+
 # --------------------------------------------------------------------------- benchmarks
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import pip_install_alone, run_cli
 
 PLUGINS = Path(__file__).parents[1] / "plugins"
 DISTRIBUTIONS = sorted(p.parent for p in PLUGINS.glob("*/pyproject.toml"))
@@ -36,22 +36,7 @@ def install_alone(source_dir: Path, work: Path) -> tuple[Path, Path]:
         ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache"),
     )
     site = work / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "--target",
-            str(site),
-            str(copy),
-        ],
-        check=True,
-    )
+    pip_install_alone(copy, site)
     return copy, site
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import pip_install_alone, run_cli
 
 GUIDE = Path(__file__).parents[1] / "docs" / "plugins.md"
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -71,22 +71,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
         (source / path).parent.mkdir(parents=True, exist_ok=True)
         (source / path).write_text(text)
     site = root / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",  # runner-daemon and pytest are this environment's
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "--target",
-            str(site),
-            str(source),
-        ],
-        check=True,
-    )
+    pip_install_alone(source, site)
     path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     return source, {"PYTHONPATH": path}
 
