@@ -15,14 +15,13 @@ deleted.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runner.history import default_path
 from runner.log import secret_masker
+from runner.paths import state_dir
 
 __all__ = ["artifacts_base", "job_folder", "new_stem", "prune", "write_bytes"]
 
@@ -33,8 +32,7 @@ def artifacts_base(configured: str | None = None) -> Path:
     """The folder under which each job's artifacts go."""
     if configured:
         return Path(configured).expanduser()
-    # The history's own default folder, whatever the config is called.
-    return default_path("runner", os.environ).parent / "artifacts"
+    return state_dir() / "artifacts"
 
 
 def job_folder(base: Path, job: str) -> Path:

@@ -6,9 +6,8 @@
   a file) or :class:`PostgresStore` (``history.url``, shared by several
   daemons). ``runner status`` and ``runner history`` read the same stores.
 
-Where the SQLite file is, unless ``history.path`` says: under systemd
-``$STATE_DIRECTORY`` (``StateDirectory=runner`` in the shipped units), else
-``$XDG_STATE_HOME/runner`` or ``~/.local/state/runner``; the file is named
+Where the SQLite file is, unless ``history.path`` says: in the state folder
+(:func:`runner.paths.state_dir`), named
 after the config (``site-checks.yaml`` -> ``site-checks.sqlite3``), so two
 daemons with different configs never share a file by accident. A relative
 ``history.path`` is relative to the config file's folder.
@@ -30,6 +29,7 @@ from runner.history.store import (
     JobSummary,
     SchemaTooNewError,
 )
+from runner.paths import default_history_path
 
 if TYPE_CHECKING:
     from runner.config import HistorySpec
@@ -42,22 +42,8 @@ __all__ = [
     "JobSummary",
     "SQLiteStore",
     "SchemaTooNewError",
-    "default_path",
     "open_store",
 ]
-
-
-def default_path(config_path: str | os.PathLike[str], environ: Mapping[str, str]) -> Path:
-    """Where a config's SQLite history goes when ``history.path`` is not set."""
-    state_directory = environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if state_directory:
-        base = Path(state_directory)
-    else:
-        xdg = environ.get("XDG_STATE_HOME", "")
-        # The XDG spec: a relative value is invalid and must be ignored.
-        home_state = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state"
-        base = home_state / "runner"
-    return base / f"{Path(config_path).stem}.sqlite3"
 
 
 def open_store(
@@ -75,4 +61,4 @@ def open_store(
         if not path.is_absolute():
             path = Path(config_path).resolve().parent / path
         return SQLiteStore(path)
-    return SQLiteStore(default_path(config_path, os.environ if environ is None else environ))
+    return SQLiteStore(default_history_path(config_path, environ))
