@@ -339,7 +339,7 @@ LAYERS = (
     ("+ yaml", "import yaml"),
     (
         "+ runner (cli, echo-listener, sleep)",
-        "import runner.cli, runner.builtins.echo_listener, runner.builtins.sleep",
+        "import runner.cli, runner.builtins.services.echo_listener, runner.builtins.sleep",
     ),
 )
 

@@ -42,7 +42,7 @@ from typing import Any
 
 from harness import free_port, wait_for_port  # bench/harness.py, beside this script
 
-from runner.builtins.http_status import HttpStatus
+from runner.builtins.http.status import HttpStatus
 from runner.execution import run_check_once
 from runner.plugin import Check, Status
 from runner.resources import Resources
@@ -126,14 +126,20 @@ def _body(size: int) -> bytes:
 
 
 def _load_before(commit: str) -> type[Check[Any]]:
-    """The HttpStatus class of ``src/runner/builtins/http_status.py`` at ``commit``."""
-    source = subprocess.run(
-        ["git", "show", f"{commit}:src/runner/builtins/http_status.py"],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    """The HttpStatus class at ``commit`` (``builtins/http/status.py``, or
+    ``builtins/http_status.py`` before the built-ins were grouped)."""
+    for path in ("src/runner/builtins/http/status.py", "src/runner/builtins/http_status.py"):
+        shown = subprocess.run(
+            ["git", "show", f"{commit}:{path}"],
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+        )
+        if shown.returncode == 0:
+            source = shown.stdout
+            break
+    else:
+        raise SystemExit(f"no http-status source at {commit}")
     spec = importlib.util.spec_from_loader("http_status_before", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)

@@ -119,7 +119,7 @@ asyncio.run(main())
 """
 
 RUNNER_WORKER = r"""
-from runner.builtins.http_status import HttpStatus
+from runner.builtins.http.status import HttpStatus
 try:
     from runner.execution import run_inline
 except ImportError:  # --before a commit older than run_inline

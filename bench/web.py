@@ -61,7 +61,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from runner import __version__
-from runner.builtins.page_title import CHROMIUM_ARGS, find_chromium
+from runner.builtins.browser.page_title import CHROMIUM_ARGS, find_chromium
 from runner.builtins.sleep import Sleep
 from runner.config import Config, load_config
 from runner.daemon import Daemon

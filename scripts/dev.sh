@@ -95,11 +95,11 @@ ensure_editor_tools() {
 ensure_browser() {
     # page-title needs a Chromium. Playwright's own download is tried last:
     # it fails on machines without general internet access.
-    if "$VENV/bin/python" -m runner.builtins.page_title --find-browser >/dev/null 2>&1; then
+    if "$VENV/bin/python" -m runner.builtins.browser.page_title --find-browser >/dev/null 2>&1; then
         return 0
     fi
     if apt_install chromium; then
-        "$VENV/bin/python" -m runner.builtins.page_title --find-browser >/dev/null && return 0
+        "$VENV/bin/python" -m runner.builtins.browser.page_title --find-browser >/dev/null && return 0
     fi
     say "trying Playwright's own browser download"
     if "$VENV/bin/python" -m playwright install chromium; then

@@ -81,7 +81,7 @@ def test_serve_of_an_echo_config_imports_no_http_browser_metrics_or_history(
     modules = imported_modules(runner.stderr)
     # The registry loads plugin modules with importlib.import_module, which
     # -X importtime does not log; the import statements inside them it does.
-    assert {"runner.cli", "runner.config", "runner.builtins._listen"} <= modules
+    assert {"runner.cli", "runner.config", "runner.builtins.services._listen"} <= modules
     unused = {
         "httpx": "http-status",
         "httpcore": "http-status",

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from runner.builtins.browser_steps import BrowserSteps, BrowserStepsOptions
+from runner.builtins.browser.steps import BrowserSteps, BrowserStepsOptions
 from runner.plugin import Status
 from runner.resources import Resources
 from runner.testing import run_check

@@ -21,7 +21,7 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from runner.builtins.echo_listener import EchoListener
+from runner.builtins.services.echo_listener import EchoListener
 from runner.testing import running_service
 
 HOST = "127.0.0.1"
@@ -229,7 +229,7 @@ LISTENER_PROCESS = textwrap.dedent(
 
     import structlog
 
-    from runner.builtins.echo_listener import EchoListener
+    from runner.builtins.services.echo_listener import EchoListener
     from runner.testing import running_service
 
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))

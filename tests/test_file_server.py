@@ -17,7 +17,7 @@ import pytest
 import structlog
 
 from helpers import RunnerProcess
-from runner.builtins.file_server import FileServer, FileServerOptions, _Server
+from runner.builtins.services.file_server import FileServer, FileServerOptions, _Server
 from runner.testing import running_service
 
 

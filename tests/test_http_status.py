@@ -22,8 +22,8 @@ from pydantic import ValidationError
 
 from helpers import closed_port, run_cli
 from hostile_http import HostileServer, SlowTlsServer
-from runner.builtins.http_probe import PHASES
-from runner.builtins.http_status import (
+from runner.builtins.http.probe import PHASES
+from runner.builtins.http.status import (
     MAX_HEADER_BYTES,
     MAX_REDIRECTS,
     HttpStatus,

@@ -23,8 +23,8 @@ import pytest
 from pydantic import ValidationError
 
 from helpers import RunnerProcess, descendants
-from runner.builtins import artifacts
-from runner.builtins.page_title import (
+from runner.builtins.browser import evidence as artifacts
+from runner.builtins.browser.page_title import (
     BrowserNotFoundError,
     PageTitle,
     PageTitleOptions,
@@ -703,7 +703,7 @@ def test_find_chromium_rejects_a_bad_runner_chromium(monkeypatch: pytest.MonkeyP
 
 def test_find_browser_command_finds_chromium_here() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "runner.builtins.page_title", "--find-browser"],
+        [sys.executable, "-m", "runner.builtins.browser.page_title", "--find-browser"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -716,7 +716,7 @@ def test_find_browser_command_says_what_to_do_when_there_is_none(tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if k != "RUNNER_CHROMIUM"}
     env.update(PATH=str(tmp_path), PLAYWRIGHT_BROWSERS_PATH=str(tmp_path))
     proc = subprocess.run(
-        [sys.executable, "-m", "runner.builtins.page_title", "--find-browser"],
+        [sys.executable, "-m", "runner.builtins.browser.page_title", "--find-browser"],
         capture_output=True,
         text=True,
         env=env,
@@ -733,7 +733,7 @@ def test_importing_the_plugin_does_not_import_playwright() -> None:
         [
             sys.executable,
             "-c",
-            "import runner.builtins.page_title, sys; print('playwright' in sys.modules)",
+            "import runner.builtins.browser.page_title, sys; print('playwright' in sys.modules)",
         ],
         capture_output=True,
         text=True,

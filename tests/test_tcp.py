@@ -21,7 +21,7 @@ import pytest
 from pydantic import ValidationError
 
 from helpers import closed_port, serve_until
-from runner.builtins.echo_listener import EchoListener
+from runner.builtins.services.echo_listener import EchoListener
 from runner.builtins.tcp import READ_LIMIT, Tcp, TcpOptions, decode_escapes
 from runner.plugin import Result, Status
 from runner.testing import run_check, running_service

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import RunnerProcess, closed_port, run_cli, wait_until
-from runner.builtins.page_title import CHROMIUM_ARGS, find_chromium
+from runner.builtins.browser.page_title import CHROMIUM_ARGS, find_chromium
 
 WriteConfig = Callable[..., Path]
 

@@ -1,7 +1,7 @@
 """The ``browser-steps`` check: a scripted flow in a real browser.
 
 "Can a user log in and see their dashboard": steps declared in YAML, run in a
-fresh context of the shared browser (:mod:`runner.builtins.browser`), each
+fresh context of the shared browser (:mod:`runner.builtins.browser.session`), each
 step's outcome and duration reported, the run stopped at the first step that
 does not pass, with a screenshot of the page at that step::
 
@@ -45,7 +45,7 @@ from pydantic import (
 )
 
 from runner.builtins._regex import check_regex
-from runner.builtins.browser import (
+from runner.builtins.browser.session import (
     BROWSER_PAGES,
     BrowserOptions,
     BrowserRun,

@@ -2,9 +2,9 @@
 
 The browser, the fresh context per run and everything a run reports besides
 the title (diagnostics, page metrics, screenshots on failure) come from
-:mod:`runner.builtins.browser`, shared with ``browser-steps``.
+:mod:`runner.builtins.browser.session`, shared with ``browser-steps``.
 
-Run ``python -m runner.builtins.page_title --find-browser`` to see which
+Run ``python -m runner.builtins.browser.page_title --find-browser`` to see which
 Chromium the check would use.
 """
 
@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from runner.builtins._regex import check_regex
-from runner.builtins.browser import (
+from runner.builtins.browser.session import (
     BROWSER_PAGES,
     CHROMIUM_ARGS,
     MAX_OPEN_PAGES,
@@ -207,7 +207,7 @@ def _normalized(text: str) -> str:
 def _main(argv: Sequence[str]) -> int:
     if list(argv) != ["--find-browser"]:
         print(
-            "usage: python -m runner.builtins.page_title --find-browser\n"
+            "usage: python -m runner.builtins.browser.page_title --find-browser\n"
             "  print the Chromium page-title would launch; exit 1 if there is none",
             file=sys.stderr,
         )

@@ -70,7 +70,7 @@ from pydantic import AnyHttpUrl, ConfigDict, Field, PrivateAttr, ValidationInfo,
 
 import runner
 from runner.builtins._regex import compile_regex
-from runner.builtins.http_assertions import (
+from runner.builtins.http.assertions import (
     ExpectBody,
     ExpectJson,
     body_failures,
@@ -78,8 +78,8 @@ from runner.builtins.http_assertions import (
     header_failures,
     json_failures,
 )
-from runner.builtins.http_body import DECODED_ENCODINGS, Body, BodyError, read_body, readable_text
-from runner.builtins.http_probe import PHASES, IpVersion, Probe, ProbingTransport
+from runner.builtins.http.body import DECODED_ENCODINGS, Body, BodyError, read_body, readable_text
+from runner.builtins.http.probe import PHASES, IpVersion, Probe, ProbingTransport
 from runner.durations import format_duration
 from runner.plugin import Check, Duration, Options, Result, RunContext
 

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from pydantic import Field, field_validator
 
-from runner.builtins._listen import listen_error
+from runner.builtins.services._listen import listen_error
 from runner.plugin import Options, Service, ServiceContext
 
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import Field
 
-from runner.builtins import artifacts
+from runner.builtins.browser import evidence as artifacts
 from runner.durations import Duration, format_duration
 from runner.plugin import Options, Result, RunContext, Slots, Status
 

@@ -1,0 +1,1 @@
+"""Browser checks: page-title and browser-steps on one shared Chromium (session.py), with evidence of failures (evidence.py)."""

@@ -1,0 +1,1 @@
+"""HTTP checks: http-status (status.py) on a probing transport (probe.py), its body reader (body.py) and assertions (assertions.py)."""

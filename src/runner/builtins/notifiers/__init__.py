@@ -1,0 +1,1 @@
+"""Alert notifiers: webhook, log and apprise."""
