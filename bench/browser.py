@@ -57,8 +57,8 @@ from importlib.metadata import version
 
 import harness  # bench/harness.py (the script's folder is on sys.path)
 
-from runner.builtins.browser.session import CHROMIUM_ARGS, find_chromium
 from runner.builtins.browser.page_title import PageTitle
+from runner.builtins.browser.session import CHROMIUM_ARGS, find_chromium
 from runner.execution import run_check_once
 from runner.plugin import Status
 from runner.resources import Resources

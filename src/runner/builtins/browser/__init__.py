@@ -1,1 +1,2 @@
-"""Browser checks: page-title and browser-steps on one shared Chromium (session.py), with evidence of failures (evidence.py)."""
+"""Browser checks: page-title and browser-steps on one shared Chromium
+(session.py), with the evidence of failures (evidence.py)."""

@@ -1,1 +1,2 @@
-"""HTTP checks: http-status (status.py) on a probing transport (probe.py), its body reader (body.py) and assertions (assertions.py)."""
+"""HTTP checks: http-status (status.py) on a probing transport (probe.py),
+with its body reader (body.py) and assertions (assertions.py)."""

@@ -1,1 +1,2 @@
-"""Services the daemon hosts: echo-listener and file-server, on one listening helper (_listen.py)."""
+"""Services the daemon hosts: echo-listener and file-server, on one
+listening helper (_listen.py)."""
