@@ -61,13 +61,14 @@ from typing import Any
 
 from runner import heap
 from runner.builtins.sleep import Sleep, SleepOptions
-from runner.config import Job
 from runner.history import HistorySink, HistoryStore, SQLiteStore
 from runner.history import sink as sink_module
+from runner.model import Job, JobState, RunRecord
 from runner.plugin import Status
 from runner.resources import Resources
-from runner.results import JobState, ResultHub, RunRecord
+from runner.results import ResultHub
 from runner.scheduler import Scheduler, first_run_offset
+from runner.schedules import Interval
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DAY = 86400.0
@@ -364,7 +365,9 @@ async def scheduler_run(
     lateness: list[float] = []
     names = [f"job-{i}" for i in range(n)]
     offsets = {
-        name: first_run_offset(Job(name, "sleep", Sleep, SleepOptions(seconds=0), 1.0, 10, 1))
+        name: first_run_offset(
+            Job(name, "sleep", Sleep, SleepOptions(seconds=0), Interval(1.0), 10, 1)
+        )
         for name in names
     }
     anchors: dict[str, float] = {}
@@ -376,7 +379,9 @@ async def scheduler_run(
             lateness.append(late - 1.0 if late > 0.5 else late)
             return await super().run(ctx)
 
-    jobs = [Job(name, "sleep", Timed, SleepOptions(seconds=0), 1.0, 10, 1) for name in names]
+    jobs = [
+        Job(name, "sleep", Timed, SleepOptions(seconds=0), Interval(1.0), 10, 1) for name in names
+    ]
     counter = Counter()
     sink: HistorySink | None = None
     times = WriteTimes(store) if store is not None else None

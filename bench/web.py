@@ -67,8 +67,8 @@ from runner.config import Config, load_config
 from runner.daemon import Daemon
 from runner.log import configure_logging
 from runner.metrics import DaemonCollector, JobCollector
+from runner.model import Health, JobState, RunRecord
 from runner.plugin import Result, RunContext, Status
-from runner.results import Health, JobState, RunRecord
 from runner.scheduler import JobHandle, first_run_offset
 
 #: The scrape client, run as a child process: COUNT GETs of URL spread over
@@ -154,7 +154,9 @@ class Lateness:
         self.values: list[float] = []
         #: The scheduler's handles (set once the daemon exists), for each job's anchor.
         self.handles: dict[str, JobHandle] = {}
-        self._due = {j.name: (first_run_offset(j), j.interval or 1.0) for j in config.jobs}
+        self._due = {
+            j.name: (first_run_offset(j), getattr(j.schedule, "every", 1.0)) for j in config.jobs
+        }
 
     def timed(self, config: Config) -> Config:
         """``config`` with each job's plugin swapped for the recording Sleep."""

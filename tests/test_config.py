@@ -11,6 +11,7 @@ from helpers import run_cli
 from runner.cli import main
 from runner.config import ConfigError, load_config
 from runner.durations import parse_duration
+from runner.schedules import Interval
 
 WriteConfig = Callable[..., Path]
 
@@ -365,9 +366,9 @@ def test_valid_config_resolves_defaults_and_plugins(write_config: WriteConfig) -
     )
     config = load_config(path)
     web, nap, echo = config.jobs
-    assert (web.interval, web.timeout, web.line) == (90.0, 3.0, 5)
-    assert (nap.interval, nap.timeout) == (120.0, 3.0)
-    assert echo.is_service and echo.interval is None
+    assert (web.schedule, web.timeout, web.line) == (Interval(90.0), 3.0, 5)
+    assert (nap.schedule, nap.timeout) == (Interval(120.0), 3.0)
+    assert echo.is_service and echo.schedule is None
     assert [j.name for j in config.checks] == ["web", "nap"]
     assert web.plugin.__name__ == "HttpStatus"
 

@@ -217,8 +217,9 @@ async def test_the_daemon_deletes_runs_past_keep_and_keep_runs_and_keeps_the_res
 ) -> None:
     from runner.history import SQLiteStore
     from runner.history import sink as history_sink
+    from runner.model import RunRecord
     from runner.plugin import Result
-    from runner.results import ResultHub, RunRecord
+    from runner.results import ResultHub
 
     db = tmp_path / "old.sqlite3"
     store = SQLiteStore(db)

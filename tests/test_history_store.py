@@ -19,7 +19,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from runner.alerts import Sent
 from runner.history import (
     SCHEMA_VERSION,
     HistoryError,
@@ -29,8 +28,9 @@ from runner.history import (
 )
 from runner.history.postgres import PostgresStore
 from runner.history.store import MIGRATIONS
+from runner.model import Health, RunRecord, Sent
 from runner.plugin import Result, Status
-from runner.results import Health, ResultHub, RunRecord
+from runner.results import ResultHub
 
 NOW = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
 MIN, HOUR, DAY = 60.0, 3600.0, 86400.0

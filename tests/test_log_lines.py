@@ -17,8 +17,9 @@ import structlog
 from structlog.testing import capture_logs
 
 from runner.log import _LineWriter, configure_logging, get_logger, log_result, secret_masker
+from runner.model import JobState, RunRecord
 from runner.plugin import Result
-from runner.results import JobState, LogSink, RunRecord
+from runner.results import LogSink
 
 
 def _lines(read_fd: int) -> list[str]:

@@ -12,8 +12,8 @@ from prometheus_client.registry import CollectorRegistry
 from runner.config import Config
 from runner.daemon import Daemon
 from runner.metrics import DaemonCollector, Exposition, JobCollector
+from runner.model import RunRecord
 from runner.plugin import Result
-from runner.results import RunRecord
 
 # Names that need escaping in label values, and one that does not.
 NAMES = ["plain", 'quote"d', "back\\slash", "new\nline", "ünïcode ✓", "<script>x</script>"]

@@ -7,8 +7,9 @@ from dataclasses import fields, replace
 
 from structlog.testing import capture_logs
 
+from runner.model import Health, JobState, RunRecord
 from runner.plugin import Result, Status
-from runner.results import Health, JobState, ResultHub, RunRecord
+from runner.results import ResultHub
 
 
 def record(job: str, result: Result, at: float, duration_ms: float = 10.0) -> RunRecord:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from helpers import run_cli
-from runner.execution import Retry
+from runner.model import Retry
 
 WriteConfig = Callable[..., Path]
 

@@ -12,12 +12,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from runner.builtins.sleep import Sleep, SleepOptions
-from runner.config import Job
 from runner.execution import run_inline
+from runner.model import Job, JobState, RunRecord
 from runner.plugin import Check, NoOptions, Result, RunContext, Status
 from runner.resources import Resources
-from runner.results import JobState, ResultHub, RunRecord, Sink
+from runner.results import ResultHub, Sink
 from runner.scheduler import Scheduler, first_run_offset
+from runner.schedules import Interval
 
 
 class Collect:
@@ -51,7 +52,7 @@ def sleep_job(name: str, *, interval: float = 3600, seconds: float = 0.0) -> Job
         plugin_name="sleep",
         plugin=Sleep,
         options=SleepOptions(seconds=seconds),
-        interval=interval,
+        schedule=Interval(interval),
         timeout=10,
         line=1,
     )
@@ -96,7 +97,7 @@ class ExplodingInit(Check[NoOptions]):
 async def test_a_plugin_that_cannot_be_created_reports_errors_each_run() -> None:
     sink = Collect()
     scheduler = scheduler_for([sink], spread_window=0.01)
-    job = Job("broken", "exploding", ExplodingInit, NoOptions(), 0.05, 1, 1)
+    job = Job("broken", "exploding", ExplodingInit, NoOptions(), Interval(0.05), 1, 1)
     scheduler.start(job)
     scheduler.start(sleep_job("fine", interval=0.05))
     try:

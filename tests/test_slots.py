@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers import RunnerProcess, run_cli
-from runner.config import Job
+from runner.model import Job
 from runner.scheduler import first_run_offset
+from runner.schedules import Interval
 
 WriteConfig = Callable[..., Path]
 
@@ -82,7 +83,7 @@ def test_first_runs_of_slot_jobs_are_spread_over_what_their_slots_need(
     from runner.scheduler import SLOT_RUN_ESTIMATE, JobHandle, Scheduler
 
     def job(name: str, plugin: type, options: object) -> Job:
-        return Job(name, "x", plugin, options, 300.0, 10.0, 1)  # type: ignore[arg-type]
+        return Job(name, "x", plugin, options, Interval(300.0), 10.0, 1)  # type: ignore[arg-type]
 
     scheduler = Scheduler(Resources(), ResultHub())
     pages = [job(f"page-{i}", OneAtATime, OneAtATimeOptions()) for i in range(100)]

@@ -25,30 +25,18 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from runner.config import Job, NotifierConfig
 from runner.log import get_logger
+from runner.model import Job, JobState, NotifierConfig, RunRecord, Sent
 from runner.notifier import Alert, AlertEvent, Notifier, NotifyContext
 from runner.resources import Resources
-from runner.results import JobState, RunRecord
 
 #: One send may take this long (the notifier's own retries included) before it is given up.
 SEND_TIMEOUT = 300.0
 #: Alerts waiting for one notifier; past this the oldest are dropped (and counted).
 MAX_QUEUE = 1000
-
-
-@dataclass(frozen=True)
-class Sent:
-    """The last alert a notifier delivered for a job: its event, the episode
-    (when the job went down) and when it was sent."""
-
-    event: str
-    episode: float | None
-    sent_at: float
 
 
 class AlertLedger(Protocol):

@@ -28,12 +28,13 @@ from pydantic_core import PydanticUndefined
 from runner import __version__, heap, loops, process, reaper
 from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
-from runner.durations import format_duration, parse_duration
+from runner.durations import parse_duration
 from runner.log import configure_logging, get_logger
+from runner.model import RunRecord
 from runner.offline import OfflineHint, offline_hint
 from runner.plugin import Status
 from runner.registry import NOTIFIERS, PLUGINS, PluginError, Registry, UnknownPluginError
-from runner.results import LogSink, RunRecord, Sink
+from runner.results import LogSink, Sink
 from runner.systemd import SystemdNotifier
 
 if TYPE_CHECKING:
@@ -233,8 +234,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"({count(len(config.checks), 'check')}, {count(len(config.services), 'service')})"
     )
     for job in config.jobs:
-        every = f"every {format_duration(job.interval)}" if job.interval else "service"
-        print(f"  {job.name}  [{job.plugin_name}]  {every}")
+        when = "service" if job.schedule is None else job.schedule.describe()
+        print(f"  {job.name}  [{job.plugin_name}]  {when}")
     return EXIT_OK
 
 

@@ -43,10 +43,11 @@ from pydantic import (
 
 from runner import yaml_source
 from runner.durations import DURATION_JSON_SCHEMA, DURATION_PATTERN, Duration, parse_duration
-from runner.execution import NO_RETRY, Retry
+from runner.model import NO_RETRY, Job, NotifierConfig, Retry
 from runner.notifier import Alert, Notifier, NotifyContext
 from runner.plugin import Check, Plugin, Result, RunContext
 from runner.registry import NOTIFIERS, PluginError, PluginLoadError, Registry
+from runner.schedules import Interval, Schedule
 
 PathTuple = tuple[str | int, ...]
 
@@ -240,61 +241,6 @@ class JobSpec(_Strict):
 
 
 # --------------------------------------------------------------------------- loaded config
-
-
-@dataclass(frozen=True)
-class Job:
-    """A validated job, ready to schedule."""
-
-    name: str
-    plugin_name: str
-    plugin: type[Plugin[Any]]
-    options: BaseModel
-    interval: float | None  # None for services
-    timeout: float | None  # None for services
-    line: int
-    #: Names of the config's notifiers told when this job goes down or recovers.
-    notify: tuple[str, ...] = ()
-    failure_threshold: int = 3
-    success_threshold: int = 2
-    retry: Retry = NO_RETRY
-
-    @property
-    def kind(self) -> str:
-        """``check`` or ``service``."""
-        kind: str = self.plugin.kind
-        return kind
-
-    @property
-    def is_service(self) -> bool:
-        return self.kind == "service"
-
-    def fingerprint(self) -> tuple[Any, ...]:
-        """What must be equal for a reload to leave the job untouched."""
-        return (
-            self.plugin_name,
-            self.plugin,
-            self.interval,
-            self.timeout,
-            self.options.model_dump_json(),
-            self.notify,
-            self.failure_threshold,
-            self.success_threshold,
-            self.retry,
-        )
-
-
-@dataclass(frozen=True)
-class NotifierConfig:
-    """A validated ``notifiers:`` entry."""
-
-    name: str
-    notifier_name: str
-    notifier: type[Plugin[Any]]
-    options: BaseModel
-    send_on_resolved: bool
-    repeat_every: float | None
-    line: int
 
 
 @dataclass(frozen=True)
@@ -833,10 +779,11 @@ class _Loader:
             plugin, options = loaded
             if options is None:
                 continue
+            schedule: Schedule | None
             if is_service:
-                interval = timeout = None
+                schedule, timeout = None, None
             else:
-                interval = spec.interval or defaults.interval
+                schedule = Interval(spec.interval or defaults.interval)
                 timeout = spec.timeout or defaults.timeout
             jobs.append(
                 Job(
@@ -844,7 +791,7 @@ class _Loader:
                     plugin_name=str(plugin_name),
                     plugin=plugin,
                     options=options,
-                    interval=interval,
+                    schedule=schedule,
                     timeout=timeout,
                     line=self.line_of(path) or 0,
                     notify=tuple(spec.notify),

@@ -30,14 +30,15 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from runner import __version__, heap
-from runner.config import Config, ConfigError, Job, load_config
+from runner.config import Config, ConfigError, load_config
 from runner.config_probe import ProbeFailed, probe
 from runner.execution import abandoned
 from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
 from runner.loops import loop_name
+from runner.model import Job, RunRecord
 from runner.resources import Resources
-from runner.results import LogSink, ResultHub, RunRecord, Sink
+from runner.results import LogSink, ResultHub, Sink
 from runner.scheduler import Scheduler
 from runner.systemd import SystemdNotifier
 

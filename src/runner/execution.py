@@ -11,47 +11,13 @@ import math
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from runner.log import get_logger
+from runner.model import NO_RETRY, Retry, RunRecord
 from runner.plugin import Check, Result, RunContext, Status
 from runner.resources import Resources
-from runner.results import RunRecord
-
-
-@dataclass(frozen=True)
-class Retry:
-    """How a failed attempt is tried again within the same run (``retries:``).
-
-    ``delay`` is the pause before each retry; ``exponential`` doubles it each
-    time, up to ``max_delay``. Every attempt and pause fits in the job's
-    timeout: a retry that could not start before it is not made.
-    """
-
-    retries: int = 0
-    delay: float = 1.0
-    exponential: bool = False
-    max_delay: float = 30.0
-
-    def pause_after(self, result: Result, attempt: int, time_left: float) -> float | None:
-        """The pause before another attempt after attempt number ``attempt`` got
-        ``result``; None when there is none: it passed, the retries are used
-        up, or the pause would not end before the deadline (``time_left``)."""
-        if result.status is Status.OK or attempt > self.retries:
-            return None
-        pause = self.pause_before(attempt + 1)
-        return None if pause >= time_left else pause
-
-    def pause_before(self, attempt: int) -> float:
-        """The pause before attempt number ``attempt`` (2 for the first retry)."""
-        if not self.exponential:
-            return self.delay
-        return min(self.delay * 2.0 ** (attempt - 2), self.max_delay)
-
-
-NO_RETRY = Retry()
-
 
 #: How long a cancelled run gets to end before it is abandoned.
 CANCEL_GRACE = 1.0

@@ -32,8 +32,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from runner import __version__
+from runner.model import Health, JobState
 from runner.plugin import Status
-from runner.results import Health, JobState
 
 if TYPE_CHECKING:
     from runner.daemon import Daemon

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from runner.model import RunRecord, format_time
 from runner.plugin import OptionsT, Plugin, _Context
 from runner.resources import Resources
-from runner.results import RunRecord, format_time
 
 __all__ = ["Alert", "AlertEvent", "Notifier", "NotifyContext"]
 

@@ -14,10 +14,9 @@ import re
 from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 
-from runner.config import Job
 from runner.log import get_logger
+from runner.model import Job, JobState, RunRecord
 from runner.plugin import Status
-from runner.results import JobState, RunRecord
 
 __all__ = ["HINT", "OfflineHint", "network_checks", "offline_hint"]
 

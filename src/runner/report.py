@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from runner.config import Config, Job
+from runner.config import Config
 from runner.history import JobSummary
 from runner.history.store import UPTIME_WINDOWS
+from runner.model import Health, Job, RunRecord, format_time
 from runner.plugin import Status
-from runner.results import Health, RunRecord, format_time
 
 _STYLE = {
     "ok": "green",

@@ -25,24 +25,14 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Protocol
 
 from runner.log import get_logger, log_result, secret_masker
-from runner.plugin import Result, Status
-from runner.safe_json import json_safe, text
+from runner.model import STATUS_CODES, Health, JobState, RunRecord
+from runner.plugin import Status
 
-__all__ = [
-    "Health",
-    "JobState",
-    "LogSink",
-    "ResultHub",
-    "RunRecord",
-    "Sink",
-    "format_time",
-]
+__all__ = ["LogSink", "ResultHub", "Sink"]
 
 _LEVELS = {
     Status.OK: "info",
@@ -50,165 +40,6 @@ _LEVELS = {
     Status.TIMEOUT: "warning",
     Status.ERROR: "error",
 }
-
-
-#: One letter per status, for :attr:`JobState.recent_codes`.
-STATUS_CODES = {Status.OK: "o", Status.FAIL: "f", Status.TIMEOUT: "t", Status.ERROR: "e"}
-_STATUS_OF_CODE = {code: status.value for status, code in STATUS_CODES.items()}
-
-
-def format_time(epoch: float) -> str:
-    """UTC wall-clock time as ISO 8601 with a ``Z``, the form every log line uses."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One finished run of a check, as logged, stored and reported.
-
-    Times are UTC wall-clock seconds since the epoch (``time.time()``);
-    ``duration_ms`` is measured on the monotonic clock, so it is exact even
-    when the wall clock jumps. ``attempts`` counts the tries of a run with
-    ``retries``; ``attempt_errors`` says what each try before the last got.
-    """
-
-    job: str
-    plugin: str
-    status: Status
-    message: str | None
-    fields: Mapping[str, Any]
-    started_at: float
-    finished_at: float
-    duration_ms: float
-    attempts: int = 1
-    attempt_errors: tuple[str, ...] = ()
-
-    @classmethod
-    def of(
-        cls,
-        job: str,
-        plugin: str,
-        result: Result,
-        *,
-        started_at: float,
-        duration_ms: float,
-        attempts: int = 1,
-    ) -> RunRecord:
-        """The record of ``result``, a run that began at ``started_at`` (wall clock)."""
-        return cls(
-            job=job,
-            plugin=plugin,
-            status=result.status,
-            # Whatever a plugin put in them, a record serialises (runner.safe_json).
-            message=None if result.message is None else text(result.message),
-            fields=json_safe(result.fields),
-            started_at=started_at,
-            finished_at=started_at + duration_ms / 1000,
-            duration_ms=duration_ms,
-            attempts=attempts,
-        )
-
-    @property
-    def result(self) -> Result:
-        """The plugin's result, without the daemon's timing."""
-        return Result(self.status, self.message, self.fields)
-
-    def as_logged(self) -> dict[str, Any]:
-        """The fields of the ``job.finished`` log event (without timestamp and level)."""
-        out: dict[str, Any] = {
-            "job": self.job,
-            "plugin": self.plugin,
-            "status": self.status.value,
-            "duration_ms": self.duration_ms,
-        }
-        if self.message is not None:
-            out["message"] = self.message
-        if self.attempts != 1:
-            out["attempts"] = self.attempts
-        if self.attempt_errors:
-            out["attempt_errors"] = list(self.attempt_errors)
-        out.update(self.fields)
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        """As logged, plus ``started_at``/``finished_at`` (ISO 8601 UTC) and ``attempts``:
-        the result object of ``runner status --json`` and ``runner history --json``."""
-        out = self.as_logged()
-        out["started_at"] = format_time(self.started_at)
-        out["finished_at"] = format_time(self.finished_at)
-        out["attempts"] = self.attempts
-        return out
-
-
-class Health(StrEnum):
-    """A job's current state: ``ok`` when its last result was ok, ``failing``
-    when it was not (fail, error or timeout), ``unknown`` before the first."""
-
-    OK = "ok"
-    FAILING = "failing"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class JobState:
-    """What is known about one job now. Immutable: the hub replaces it on every
-    change, so a consumer may keep the one it was given.
-
-    For a check, ``since`` is the ``finished_at`` of the first result of the
-    current streak (ok, or not ok); ``counts`` counts results by status since
-    the history began (or since start, without history). For a service,
-    ``ready`` tells whether it is up and ``last_error`` why it is not.
-
-    ``down`` is the alerting state: set after ``failure_threshold`` non-ok
-    results in a row (``down_since`` is then the first of them), cleared after
-    ``success_threshold`` ok results in a row. ``transition`` is ``down`` or
-    ``recovered`` on the one state where that happened, else None.
-    """
-
-    job: str
-    plugin: str
-    kind: str
-    state: Health = Health.UNKNOWN
-    since: float | None = None
-    consecutive_ok: int = 0
-    consecutive_not_ok: int = 0
-    last: RunRecord | None = None
-    counts: Mapping[str, int] = field(default_factory=dict)
-    skipped: int = 0
-    ready: bool = False
-    last_error: str | None = None
-    down: bool = False
-    down_since: float | None = None
-    transition: str | None = None
-    failure_threshold: int = 3
-    success_threshold: int = 2
-    #: Times the state went from ok to failing or back (since start).
-    state_changes: int = 0
-    #: The statuses of the last results, oldest first (since start), one
-    #: letter each (:data:`STATUS_CODES`): a hundred results of ten thousand
-    #: jobs in one short string each, not a tuple of names each.
-    recent_codes: str = ""
-
-    @property
-    def recent(self) -> tuple[str, ...]:
-        """The statuses of the last results, oldest first (``"ok"``, ``"fail"``, ...)."""
-        return tuple(_STATUS_OF_CODE[code] for code in self.recent_codes)
-
-    @property
-    def runs(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def failures(self) -> int:
-        """Results that were not ok."""
-        return self.runs - self.counts.get(Status.OK.value, 0)
-
-    @property
-    def is_failing(self) -> bool:
-        """A check whose last result was not ok, or a service that is not up."""
-        if self.kind == "service":
-            return not self.ready
-        return self.state is Health.FAILING
 
 
 class Sink(Protocol):

@@ -23,12 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runner.config import Job
 from runner.execution import CANCEL_GRACE, abandoned, run_check_once, run_inline
 from runner.log import get_logger
+from runner.model import Job, RunRecord
 from runner.plugin import Check, Result, Service, ServiceContext, Slots
 from runner.resources import Resources
-from runner.results import ResultHub, RunRecord
+from runner.results import ResultHub
 
 #: First runs are spread over at most this many seconds after a job starts.
 SPREAD_WINDOW = 1.0
@@ -41,9 +41,11 @@ RESTART_MAX_DELAY = 60.0
 
 
 def first_run_offset(job: Job, window: float = SPREAD_WINDOW) -> float:
-    """A stable offset in [0, min(interval, window)) for the job's first run."""
-    span = min(job.interval or window, window)
-    return (zlib.crc32(job.name.encode()) / 2**32) * span
+    """A stable offset in [0, min(spread, window)) for the job's first run,
+    where ``spread`` is how far its schedule lets first runs spread (one
+    interval; 0 for a schedule that runs at its own times)."""
+    spread = job.schedule.spread() if job.schedule is not None else 0.0
+    return (zlib.crc32(job.name.encode()) / 2**32) * min(spread, window)
 
 
 @dataclass(eq=False)
@@ -202,7 +204,7 @@ class Scheduler:
             reason=f"previous run still waiting for a {slots.name} slot"
             if slots is not None and job.name in self._waiting
             else "previous run still going",
-            interval_s=job.interval,
+            schedule=job.schedule.describe() if job.schedule is not None else None,
         )
 
     async def _run_and_publish(self, ticker: _Ticker) -> None:
@@ -370,7 +372,7 @@ class _Ticker:
     """
 
     def __init__(self, scheduler: Scheduler, job: Job, anchor: float) -> None:
-        assert job.interval is not None
+        assert job.schedule is not None, "a check has a schedule"
         self._scheduler = scheduler
         self.job = job
         self.check = _Lazy(job)
@@ -378,8 +380,12 @@ class _Ticker:
         self.loop = asyncio.get_running_loop()
         #: The run in flight, if any.
         self.current: asyncio.Task[None] | None = None
-        self._interval = job.interval
+        self.schedule = job.schedule
+        self._wall_clock = job.schedule.wall_clock
         self._task_name = f"run:{job.name}"
+        #: The next due time on the schedule's clock (the loop's, or the wall
+        #: clock for a calendar schedule) and on the loop's.
+        self._due = self._anchor = anchor
         self._next_due = anchor
         # One bound method and one context for all of the job's timers, not a
         # new bound method and a copy_context() per timer (per run).
@@ -391,14 +397,24 @@ class _Ticker:
         self._timer: asyncio.Handle = self.loop.call_soon(self._arm)
 
     def _arm(self) -> None:
-        self._next_due += first_run_offset(self.job, self._scheduler.first_run_window(self.job))
-        self._timer = self.loop.call_at(self._next_due, self._fire_callback, context=self._context)
+        schedule, loop = self.schedule, self.loop
+        spread = first_run_offset(self.job, self._scheduler.first_run_window(self.job))
+        start = time.time() - loop.time() + self._anchor if schedule.wall_clock else self._anchor
+        self._due = schedule.first_after(start) + spread
+        self._next_due = self._on_loop_clock(self._due)
+        self._timer = loop.call_at(self._next_due, self._fire_callback, context=self._context)
+
+    def _on_loop_clock(self, due: float) -> float:
+        if not self.schedule.wall_clock:
+            return due
+        # A calendar time: as far ahead on the loop's clock as on the wall's.
+        return self.loop.time() + (due - time.time())
 
     def stop(self) -> None:
         self._timer.cancel()
 
     def _fire(self) -> None:
-        loop, interval = self.loop, self._interval
+        loop, schedule = self.loop, self.schedule
         try:
             current = self.current
             if current is not None and not current.done() and current not in abandoned.tasks:
@@ -409,13 +425,16 @@ class _Ticker:
                 )
         except Exception as exc:  # a bug here must not stop the job's schedule
             self._scheduler._log.critical("job.crashed", job=self.job.name, exc_info=exc)
-        self._next_due += interval
-        late = loop.time() - self._next_due
-        if late > 0:
+        due = schedule.next_after(self._due)
+        next_due = self._on_loop_clock(due) if self._wall_clock else due
+        if next_due <= loop.time():
             # The loop was blocked or the machine suspended: drop the missed
-            # slots instead of firing them all at once.
-            self._next_due += (late // interval + 1) * interval
-        self._timer = loop.call_at(self._next_due, self._fire_callback, context=self._context)
+            # runs instead of firing them all at once.
+            now = time.time() if schedule.wall_clock else loop.time()
+            due = schedule.next_after(now)
+            next_due = self._on_loop_clock(due)
+        self._due, self._next_due = due, next_due
+        self._timer = loop.call_at(next_due, self._fire_callback, context=self._context)
 
 
 def _record_of(job: Job, result: Result, started_at: float, duration: float) -> RunRecord:

@@ -15,10 +15,10 @@ from typing import Any
 from runner.config import load_config
 from runner.daemon import Daemon
 from runner.execution import run_check_once
+from runner.model import JobState, RunRecord
 from runner.plugin import Check, Plugin, Result, Service, ServiceContext
 from runner.registry import Registry
 from runner.resources import Resources
-from runner.results import JobState, RunRecord
 
 __all__ = ["DaemonUnderTest", "run_check", "running_daemon", "running_service"]
 

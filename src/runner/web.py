@@ -32,7 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from runner.log import get_logger
 from runner.metrics import Exposition
-from runner.results import Health
+from runner.model import Health
 
 if TYPE_CHECKING:
     from runner.daemon import Daemon

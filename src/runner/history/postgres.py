@@ -32,7 +32,7 @@ from runner.history.store import (
     run_rows,
     state_rows,
 )
-from runner.results import JobState, RunRecord
+from runner.model import JobState, RunRecord
 
 if TYPE_CHECKING:
     import asyncpg

@@ -20,7 +20,7 @@ from typing import Any
 
 from runner.history.store import HistoryError, HistoryStore
 from runner.log import get_logger
-from runner.results import JobState, RunRecord
+from runner.model import JobState, RunRecord
 
 #: Records held while the store cannot take them; past this the oldest are dropped.
 MAX_QUEUE = 200_000

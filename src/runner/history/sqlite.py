@@ -35,7 +35,7 @@ from runner.history.store import (
     run_rows,
     state_rows,
 )
-from runner.results import JobState, RunRecord
+from runner.model import JobState, RunRecord
 
 T = TypeVar("T")
 

@@ -29,9 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runner.alerts import Sent
+from runner.model import Health, JobState, RunRecord, Sent
 from runner.plugin import Status
-from runner.results import Health, JobState, RunRecord
 
 #: The schema this code writes. Each migration takes the schema one version up;
 #: ``MIGRATIONS[0]`` creates version 1 from nothing, ``MIGRATIONS[1]`` takes 1 to 2, ...

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from runner.model import format_time
 from runner.notifier import Alert, Notifier, NotifyContext
 from runner.plugin import NoOptions
-from runner.results import format_time
 
 __all__ = ["LogNotifier"]
 

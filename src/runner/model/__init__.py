@@ -1,0 +1,28 @@
+"""The shared nouns: what the config, the engine, storage, alerts and the read
+side all speak of. The ground floor: these modules import nothing of the
+engine (only the public plugin API, durations and schedules), so anything may
+import them.
+
+* :mod:`runner.model.job`: :class:`Job`, :class:`NotifierConfig`, :class:`Retry`
+* :mod:`runner.model.record`: :class:`RunRecord` (one finished run), :func:`format_time`
+* :mod:`runner.model.state`: :class:`JobState` (one job now), :class:`Health`
+* :mod:`runner.model.alerts`: :class:`Sent` (the alert ledger's record)
+"""
+
+from runner.model.alerts import Sent
+from runner.model.job import NO_RETRY, Job, NotifierConfig, Retry
+from runner.model.record import RunRecord, format_time
+from runner.model.state import STATUS_CODES, Health, JobState
+
+__all__ = [
+    "NO_RETRY",
+    "STATUS_CODES",
+    "Health",
+    "Job",
+    "JobState",
+    "NotifierConfig",
+    "Retry",
+    "RunRecord",
+    "Sent",
+    "format_time",
+]

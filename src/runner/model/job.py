@@ -1,0 +1,103 @@
+"""A validated job and notifier, ready to run, and how a failed attempt is retried."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from runner.plugin import Plugin, Result, Status
+from runner.schedules import Schedule
+
+__all__ = ["NO_RETRY", "Job", "NotifierConfig", "Retry"]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a failed attempt is tried again within the same run (``retries:``).
+
+    ``delay`` is the pause before each retry; ``exponential`` doubles it each
+    time, up to ``max_delay``. Every attempt and pause fits in the job's
+    timeout: a retry that could not start before it is not made.
+    """
+
+    retries: int = 0
+    delay: float = 1.0
+    exponential: bool = False
+    max_delay: float = 30.0
+
+    def pause_after(self, result: Result, attempt: int, time_left: float) -> float | None:
+        """The pause before another attempt after attempt number ``attempt`` got
+        ``result``; None when there is none: it passed, the retries are used
+        up, or the pause would not end before the deadline (``time_left``)."""
+        if result.status is Status.OK or attempt > self.retries:
+            return None
+        pause = self.pause_before(attempt + 1)
+        return None if pause >= time_left else pause
+
+    def pause_before(self, attempt: int) -> float:
+        """The pause before attempt number ``attempt`` (2 for the first retry)."""
+        if not self.exponential:
+            return self.delay
+        return min(self.delay * 2.0 ** (attempt - 2), self.max_delay)
+
+
+NO_RETRY = Retry()
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated job, ready to schedule."""
+
+    name: str
+    plugin_name: str
+    plugin: type[Plugin[Any]]
+    options: BaseModel
+    #: When the check runs; None for services (they run continuously).
+    schedule: Schedule | None
+    timeout: float | None  # None for services
+    line: int
+    #: Names of the config's notifiers told when this job goes down or recovers.
+    notify: tuple[str, ...] = ()
+    failure_threshold: int = 3
+    success_threshold: int = 2
+    retry: Retry = NO_RETRY
+
+    @property
+    def kind(self) -> str:
+        """``check`` or ``service``."""
+        kind: str = self.plugin.kind
+        return kind
+
+    @property
+    def is_service(self) -> bool:
+        """Whether the job is a service: from its plugin's kind, nothing else."""
+        return self.kind == "service"
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What must be equal for a reload to leave the job untouched."""
+        return (
+            self.plugin_name,
+            self.plugin,
+            self.schedule,
+            self.timeout,
+            self.options.model_dump_json(),
+            self.notify,
+            self.failure_threshold,
+            self.success_threshold,
+            self.retry,
+        )
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    """A validated ``notifiers:`` entry."""
+
+    name: str
+    notifier_name: str
+    notifier: type[Plugin[Any]]
+    options: BaseModel
+    send_on_resolved: bool
+    repeat_every: float | None
+    line: int

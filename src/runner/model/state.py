@@ -1,0 +1,87 @@
+"""What is known about one job now (:class:`JobState`) and its :class:`Health`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from runner.model.record import RunRecord
+from runner.plugin import Status
+
+__all__ = ["STATUS_CODES", "Health", "JobState"]
+
+#: One letter per status, for :attr:`JobState.recent_codes`.
+STATUS_CODES = {Status.OK: "o", Status.FAIL: "f", Status.TIMEOUT: "t", Status.ERROR: "e"}
+_STATUS_OF_CODE = {code: status.value for status, code in STATUS_CODES.items()}
+
+
+class Health(StrEnum):
+    """A job's current state: ``ok`` when its last result was ok, ``failing``
+    when it was not (fail, error or timeout), ``unknown`` before the first."""
+
+    OK = "ok"
+    FAILING = "failing"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """What is known about one job now. Immutable: the hub replaces it on every
+    change, so a consumer may keep the one it was given.
+
+    For a check, ``since`` is the ``finished_at`` of the first result of the
+    current streak (ok, or not ok); ``counts`` counts results by status since
+    the history began (or since start, without history). For a service,
+    ``ready`` tells whether it is up and ``last_error`` why it is not.
+
+    ``down`` is the alerting state: set after ``failure_threshold`` non-ok
+    results in a row (``down_since`` is then the first of them), cleared after
+    ``success_threshold`` ok results in a row. ``transition`` is ``down`` or
+    ``recovered`` on the one state where that happened, else None.
+    """
+
+    job: str
+    plugin: str
+    kind: str
+    state: Health = Health.UNKNOWN
+    since: float | None = None
+    consecutive_ok: int = 0
+    consecutive_not_ok: int = 0
+    last: RunRecord | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    ready: bool = False
+    last_error: str | None = None
+    down: bool = False
+    down_since: float | None = None
+    transition: str | None = None
+    failure_threshold: int = 3
+    success_threshold: int = 2
+    #: Times the state went from ok to failing or back (since start).
+    state_changes: int = 0
+    #: The statuses of the last results, oldest first (since start), one
+    #: letter each (:data:`STATUS_CODES`): a hundred results of ten thousand
+    #: jobs in one short string each, not a tuple of names each.
+    recent_codes: str = ""
+
+    @property
+    def recent(self) -> tuple[str, ...]:
+        """The statuses of the last results, oldest first (``"ok"``, ``"fail"``, ...)."""
+        return tuple(_STATUS_OF_CODE[code] for code in self.recent_codes)
+
+    @property
+    def runs(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def failures(self) -> int:
+        """Results that were not ok."""
+        return self.runs - self.counts.get(Status.OK.value, 0)
+
+    @property
+    def is_failing(self) -> bool:
+        """A check whose last result was not ok, or a service that is not up."""
+        if self.kind == "service":
+            return not self.ready
+        return self.state is Health.FAILING

@@ -1,0 +1,36 @@
+"""The one question every schedule answers (:class:`Schedule`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+__all__ = ["Schedule"]
+
+
+class Schedule(ABC):
+    """When a check's runs are due. Immutable and comparable (a reload keeps a
+    job untouched when its schedule is equal)."""
+
+    #: True when due times are wall-clock (calendar) times; False when they
+    #: are the event loop's monotonic clock.
+    wall_clock: ClassVar[bool] = False
+
+    @abstractmethod
+    def next_after(self, t: float) -> float:
+        """The first due time strictly after ``t`` (on this schedule's clock)."""
+
+    def first_after(self, t: float) -> float:
+        """The first due time of a job started at ``t``. By default the next
+        due time; a fixed interval runs a new job at once."""
+        return self.next_after(t)
+
+    def spread(self) -> float:
+        """At most how far the first runs of jobs started together may be
+        spread after :meth:`first_after` (seconds); 0 when runs are due at
+        the schedule's own times."""
+        return 0.0
+
+    @abstractmethod
+    def describe(self) -> str:
+        """In words, for logs and the CLI (``every 30s``)."""
