@@ -99,7 +99,7 @@ def test_serve_of_an_echo_config_imports_no_http_browser_metrics_or_history(
         "runner.history": "history (off in this config)",
         "runner.schema": "runner schema",
         "runner.report": "the tables of status, history and run",
-        # structlog tries `import rich` (hidden from it: runner._structlog);
+        # structlog tries `import rich` (hidden from it: runner._compat);
         # a real import of rich would bring these.
         "rich.console": "the tables of status, history and run",
         "rich.pretty": "the tables of status, history and run",

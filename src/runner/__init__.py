@@ -8,8 +8,8 @@ from __future__ import annotations
 from email.parser import HeaderParser
 from importlib.metadata import PackageNotFoundError, distribution
 
-# First, before anything here imports structlog: structlog without rich.
-from runner import _structlog  # noqa: F401
+# First, before anything here imports structlog: structlog without rich (_compat).
+from runner import _compat  # noqa: F401
 from runner.plugin import (
     Check,
     NoOptions,

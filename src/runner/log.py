@@ -218,10 +218,11 @@ class _ResultLines:
     chose for JSON output, without structlog's dispatch around them (binding,
     copying the context, a call per processor): a third of a line's cost.
 
-    Used only while the configuration it was made from is in force; under
-    ``structlog.testing.capture_logs`` (which changes the processors in
-    place) or another configuration, :func:`log_result` says so and the
-    caller logs through structlog as usual.
+    Used only while the processors it was made from are the ones in force
+    (the same objects, in the same order, as ``structlog.get_config()``
+    reports them); under ``structlog.testing.capture_logs`` or another
+    configuration, :func:`log_result` says so and the caller logs through
+    structlog as usual.
     """
 
     def __init__(
@@ -232,15 +233,18 @@ class _ResultLines:
         out: _LineWriter,
         min_level: int,
     ) -> None:
-        self.processors = processors
+        #: The chain as configured: compared by value, not by the list's identity,
+        #: so that it holds whether structlog keeps the list it was given or a
+        #: copy, and whether capture_logs edits that list in place or replaces it.
+        self.processors = tuple(processors)
         self._stamper = stamper
         self._render = render
         self._out = out
         self._min_level = min_level
 
     def in_force(self) -> bool:
-        processors = structlog.get_config()["processors"]
-        return processors is self.processors and processors[-1] is self._render
+        # A tuple's == compares items by identity first: same objects, same order.
+        return tuple(structlog.get_config()["processors"]) == self.processors
 
     def write(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
         if _LEVEL_NUMBERS[level] < self._min_level:

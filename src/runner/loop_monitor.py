@@ -27,29 +27,38 @@ syscall``) and a lower bound of when that call began, known from the
 watcher's own looks and the thread's run count (``schedstat``). So a block
 is noticed within threshold + tick of the loop waking, as when it looked
 every tick; where none of this can be read, it looks every tick.
+
+The loops' private parts this reads (the selector, the timer heap, the
+backend descriptor, the syscall numbers, other threads' frames) are each a
+function of :mod:`runner._compat`, with the figure each buys and what
+happens without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
-import platform
 import select
-import selectors
-import sys
 import threading
 import time
 import traceback
 from types import FrameType
 
+from runner import _compat
 from runner.log import get_logger
 
 #: Default time the loop may be blocked before a warning.
 DEFAULT_THRESHOLD = 0.5
 
 #: Frame flags of coroutines and (async) generators: the frames a task runs in.
-_CO_ASYNC = 0x20 | 0x80 | 0x100 | 0x200
+_CO_ASYNC = (
+    inspect.CO_GENERATOR
+    | inspect.CO_COROUTINE
+    | inspect.CO_ITERABLE_COROUTINE
+    | inspect.CO_ASYNC_GENERATOR
+)
 
 
 class LoopMonitor:
@@ -86,7 +95,9 @@ class LoopMonitor:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._wake_r, self._wake_w = os.pipe()
-        sleeper = _Sleeper.for_loop(loop, self, _idle_frame(loop, sys._getframe(1)))
+        here = inspect.currentframe()
+        caller = here.f_back if here is not None else None
+        sleeper = _Sleeper.for_loop(loop, self, _idle_frame(loop, caller))
         self._thread = threading.Thread(
             target=self._watch,
             args=(loop, threading.get_ident(), sleeper),
@@ -128,7 +139,7 @@ class LoopMonitor:
                     blocked = self._answered_at - reported
                     self._log.info("loop.unblocked", blocked_ms=round(blocked * 1000))
                     reported = None
-                if sleeper.idle(sys._current_frames().get(loop_thread)):
+                if sleeper.idle(_compat.current_frames().get(loop_thread)):
                     continue
                 self._probe_sent = time.monotonic()
                 self.probes += 1
@@ -150,7 +161,7 @@ class LoopMonitor:
             if kind in ("run", "plugin", "job", "service"):
                 job = rest
         where = None
-        frame = sys._current_frames().get(loop_thread)
+        frame = _compat.current_frames().get(loop_thread)
         if frame is not None:
             summary = traceback.extract_stack(frame, limit=1)
             if summary:
@@ -183,20 +194,7 @@ def _idle_frame(loop: asyncio.AbstractEventLoop, frame: FrameType | None) -> Fra
     return frame
 
 
-def _waiting_in_selector(frame: FrameType | None) -> bool:
-    """Whether asyncio's loop thread is idle: blocked in the selector, not in a callback."""
-    return (
-        frame is not None
-        and frame.f_code.co_name == "select"
-        and frame.f_code.co_filename.endswith("selectors.py")
-    )
-
-
 # --------------------------------------------------------------------------- sleeping
-
-
-#: epoll_wait-family system calls whose 4th argument is a timeout in ms.
-_EPOLL_WAIT = {"x86_64": {232, 281}, "aarch64": {22}}.get(platform.machine(), set())
 
 
 class _Sleeper:
@@ -215,16 +213,18 @@ class _Sleeper:
         loop: asyncio.AbstractEventLoop, monitor: LoopMonitor, idle_frame: FrameType | None
     ) -> _Sleeper:
         if isinstance(loop, asyncio.BaseEventLoop):
-            selector = getattr(loop, "_selector", None)
-            if isinstance(selector, selectors.EpollSelector) and hasattr(loop, "_scheduled"):
-                return _AsyncioSleeper(monitor, loop, selector.fileno())
+            epoll_fd = _compat.asyncio_epoll_fd(loop)
+            if epoll_fd is not None and _compat.asyncio_next_wake(loop) is not None:
+                return _AsyncioSleeper(monitor, loop, epoll_fd)
             return _Sleeper(monitor)
-        backend = getattr(loop, "_get_backend_id", None)
         if idle_frame is None:
             return _NeverIdle(monitor)
-        if backend is not None and _EPOLL_WAIT and sys.platform == "linux":
+        if _compat.EPOLL_WAIT_SYSCALLS:
             with contextlib.suppress(OSError, ValueError):
-                return _UvloopSleeper(monitor, idle_frame, backend(), threading.get_native_id())
+                epoll_fd = _compat.uvloop_epoll_fd(loop)
+                if epoll_fd is not None:
+                    native_id = threading.get_native_id()
+                    return _UvloopSleeper(monitor, idle_frame, epoll_fd, native_id)
         return _FrameSleeper(monitor, idle_frame)
 
     def sleep(self) -> bool:
@@ -237,7 +237,7 @@ class _Sleeper:
 
     def idle(self, frame: FrameType | None) -> bool:
         """Whether the loop waits for I/O or a timer; if so, sleep until it can wake."""
-        return _waiting_in_selector(frame)
+        return _compat.asyncio_waits_in_selector(frame)
 
     def close(self) -> None:
         pass
@@ -307,23 +307,21 @@ class _EpollSleeper(_Sleeper):
 
 
 class _AsyncioSleeper(_EpollSleeper):
-    """asyncio's loop: its next timer is the head of ``loop._scheduled``."""
+    """asyncio's loop: its next timer is the head of its timer heap."""
 
     def __init__(self, monitor: LoopMonitor, loop: asyncio.BaseEventLoop, epoll_fd: int) -> None:
         super().__init__(monitor, epoll_fd)
         self.loop = loop
 
     def idle(self, frame: FrameType | None) -> bool:
-        if not _waiting_in_selector(frame):
+        if not _compat.asyncio_waits_in_selector(frame):
             return False
         # Racy reads of the loop's state, but the loop thread waits in select
         # without moving, and the watcher holds the GIL: no callback can run.
-        try:
-            ready = bool(self.loop._ready)  # type: ignore[attr-defined]
-            scheduled = self.loop._scheduled  # type: ignore[attr-defined]
-            when = scheduled[0].when() if scheduled else None
-        except (AttributeError, IndexError):
+        wake = _compat.asyncio_next_wake(self.loop)
+        if wake is None:
             return True  # look again after a tick
+        ready, when = wake
         if not ready:
             self.sleep_on_loop(None if when is None else when - self.loop.time())
         return True
@@ -376,7 +374,8 @@ class _UvloopSleeper(_EpollSleeper):
             self._since = max(self._since, self._read_at)
             self._runs = runs
         self._read_at = now
-        if len(call) < 5 or not call[0].isdigit() or int(call[0]) not in _EPOLL_WAIT:
+        waiting = len(call) >= 5 and call[0].isdigit()
+        if not waiting or int(call[0]) not in _compat.EPOLL_WAIT_SYSCALLS:
             return True  # running in C, or not in epoll_wait: look again after a tick
         timeout_ms = int(call[4], 16)
         if timeout_ms >= 2**31:  # -1 as an unsigned int: no timer, only I/O wakes it

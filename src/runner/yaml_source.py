@@ -69,10 +69,11 @@ MAX_NODES = 500_000
 MAX_ALIAS_NODES = 100_000
 
 # libyaml's parser when PyYAML was built with it: the same events and marks,
-# scanned about ten times faster than the pure-Python one.
+# scanned about ten times faster than the pure-Python one. CBaseLoader is its
+# public name (libyaml's CParser plus the base constructor and resolver, unused).
 _Parser: Any
 try:
-    from yaml._yaml import CParser as _Parser
+    from yaml import CBaseLoader as _Parser
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     _Parser = None
 
