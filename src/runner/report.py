@@ -206,14 +206,18 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} ms"
 
 
-def print_status(rows: Sequence[StatusRow], now: float, *, where: str) -> None:
+def print_status(
+    rows: Sequence[StatusRow], now: float, *, where: str, console: Console | None = None
+) -> None:
     """``runner status`` on a terminal: a table of ``rows``, then a line of counts.
 
     Args:
-        now: the time the rows were read at ("since ... (3h 12m ago)").
+        now: the time the rows were read at ("since ... (3h 12m)").
         where: the history they were read from, for the title.
+        console: where to print; default: stdout (at the terminal's width, or
+            200 columns off a terminal).
     """
-    console = _console()
+    console = console or _console()
     table = Table(title=f"history: {where}", title_justify="left", title_style="dim")
     for name in ("job", "state", "since", "last result"):
         table.add_column(name, overflow="fold")
@@ -257,9 +261,13 @@ def print_status(rows: Sequence[StatusRow], now: float, *, where: str) -> None:
 # --------------------------------------------------------------------------- runner history
 
 
-def print_history(job: str, runs: Sequence[RunRecord]) -> None:
-    """``runner history`` on a terminal: ``runs`` (newest first) as a table."""
-    console = _console()
+def print_history(job: str, runs: Sequence[RunRecord], *, console: Console | None = None) -> None:
+    """``runner history`` on a terminal: ``runs`` (newest first) as a table.
+
+    Args:
+        console: where to print; default: as :func:`print_status`.
+    """
+    console = console or _console()
     if not runs:
         console.print(f"no runs of {job} match")
         return
