@@ -505,6 +505,7 @@ class DaemonView:
 
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
+        self._log = get_logger()
 
     def states(self) -> Mapping[str, JobState]:
         return self._daemon.hub.states
@@ -520,7 +521,7 @@ class DaemonView:
             try:
                 stats = await history.store.stats([job.name for job in checks], time.time())
             except Exception as exc:
-                daemon._log.warning("history.read_failed", error=str(exc))
+                self._log.warning("history.read_failed", error=str(exc))
         return status_rows(checks, daemon.hub.states, stats)
 
     async def runs(
