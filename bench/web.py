@@ -399,9 +399,9 @@ def profile_scrape(daemon: Daemon, samples: int) -> None:
     """Where one generate_latest's time goes: GC, the collector, prometheus_client's text."""
     assert daemon.web is not None
     registry = CollectorRegistry(auto_describe=False)  # everything, without the cache
-    registry.register(JobCollector(daemon))
-    registry.register(DaemonCollector(daemon))
-    collector = JobCollector(daemon)
+    registry.register(JobCollector(daemon.view))
+    registry.register(DaemonCollector(daemon.view))
+    collector = JobCollector(daemon.view)
 
     def us(seconds: float) -> str:
         return f"{seconds * 1000:.0f} ms ({seconds / samples * 1e6:.2f} us/sample)"

@@ -324,10 +324,10 @@ async def test_load_states_is_the_state_after_the_last_run(store_factory: Backen
     assert again.counts["fail"] == 2
 
 
-# --------------------------------------------------------------------------- summaries
+# --------------------------------------------------------------------------- stats
 
 
-async def test_summaries_uptime_is_the_share_of_ok_runs_in_each_window(
+async def test_stats_uptime_is_the_share_of_ok_runs_in_each_window(
     store_factory: Backend,
 ) -> None:
     store = await store_factory()
@@ -351,21 +351,29 @@ async def test_summaries_uptime_is_the_share_of_ok_runs_in_each_window(
     hub.track("new", "sleep", "check")
     await store.write([], [hub.state("new")])
 
-    summaries = await store.summaries(["web", "old", "new", "ghost"], NOW)
-    assert set(summaries) == {"web", "old", "new"}
-    web = summaries["web"]
+    stats = await store.stats(["web", "old", "new", "ghost"], NOW)
+    assert set(stats) == {"web", "old", "new"}
     # 1h: 3 of 4; 24h: 3 of 8; 7d: 11 of 16; 30d: 11 of 32.
-    assert dict(web.uptime) == {"1h": 0.75, "24h": 0.375, "7d": 0.6875, "30d": 0.34375}
-    assert dict(web.state.counts) == {"ok": 75, "fail": 21}
-    assert web.state.state is Health.OK and web.state.consecutive_ok == 3
-    assert dict(summaries["old"].uptime) == NO_UPTIME
-    assert dict(summaries["old"].latency_ms) == NO_LATENCY
-    assert summaries["new"].state.state is Health.UNKNOWN
-    assert dict(summaries["new"].uptime) == NO_UPTIME
-    assert dict(summaries["new"].latency_ms) == NO_LATENCY
+    assert dict(stats["web"].uptime) == {"1h": 0.75, "24h": 0.375, "7d": 0.6875, "30d": 0.34375}
+    assert dict(stats["old"].uptime) == NO_UPTIME
+    assert dict(stats["old"].latency_ms) == NO_LATENCY
+    assert dict(stats["new"].uptime) == NO_UPTIME
+    assert dict(stats["new"].latency_ms) == NO_LATENCY
+    states = {s.job: s for s in await store.load_states(["web", "new"])}
+    assert dict(states["web"].counts) == {"ok": 75, "fail": 21}
+    assert states["web"].state is Health.OK and states["web"].consecutive_ok == 3
+    assert states["new"].state is Health.UNKNOWN
 
 
-async def test_summaries_latency_is_nearest_rank_p50_p95_of_ok_runs_in_24h(
+async def test_stats_see_jobs_another_process_wrote_since(store_factory: Backend) -> None:
+    # runner status opens its own store: the ids it knows can be older than the jobs.
+    writer, reader = await store_factory(), await store_factory()
+    assert await reader.stats(["web"], NOW) == {}
+    await write(writer, ResultHub(), [run("web", Result.ok(), NOW - MIN)])
+    assert (await reader.stats(["web"], NOW))["web"].uptime["1h"] == 1.0
+
+
+async def test_stats_latency_is_nearest_rank_p50_p95_of_ok_runs_in_24h(
     store_factory: Backend,
 ) -> None:
     store = await store_factory()
@@ -383,11 +391,11 @@ async def test_summaries_latency_is_nearest_rank_p50_p95_of_ok_runs_in_24h(
     records.sort(key=lambda r: r.finished_at)
     await write(store, hub, records)
 
-    summaries = await store.summaries(["web", "one", "down"], NOW)
-    assert dict(summaries["web"].latency_ms) == {"p50": 110.0, "p95": 200.0}
-    assert dict(summaries["one"].latency_ms) == {"p50": 42.5, "p95": 42.5}
-    assert dict(summaries["down"].latency_ms) == NO_LATENCY
-    assert summaries["down"].uptime["24h"] == 0.0
+    stats = await store.stats(["web", "one", "down"], NOW)
+    assert dict(stats["web"].latency_ms) == {"p50": 110.0, "p95": 200.0}
+    assert dict(stats["one"].latency_ms) == {"p50": 42.5, "p95": 42.5}
+    assert dict(stats["down"].latency_ms) == NO_LATENCY
+    assert stats["down"].uptime["24h"] == 0.0
 
 
 # --------------------------------------------------------------------------- runs()

@@ -28,8 +28,8 @@ def record(job: str, result: Result, attempts: int = 1) -> RunRecord:
 def whole(daemon: Daemon) -> bytes:
     """prometheus_client's text for every family at once, no cache."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(JobCollector(daemon))
-    registry.register(DaemonCollector(daemon))
+    registry.register(JobCollector(daemon.view))
+    registry.register(DaemonCollector(daemon.view))
     return generate_latest(registry)
 
 
@@ -46,7 +46,7 @@ def test_cached_exposition_is_byte_for_byte_prometheus_clients(tmp_path: Path) -
     hub.publish(record("back\\slash", Result.error("refused")))
     hub.publish(record("new\nline", Result.ok(status_code=204)))
     hub.publish(record("ünïcode ✓", Result.ok()))
-    exposition = Exposition(daemon)
+    exposition = Exposition(daemon.view)
 
     first = exposition.render()
     assert first == whole(daemon)

@@ -30,7 +30,7 @@ from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import parse_duration
 from runner.log import configure_logging, get_logger
-from runner.model import RunRecord
+from runner.model import Health, RunRecord
 from runner.offline import OfflineHint, offline_hint
 from runner.plugin import Status
 from runner.registry import NOTIFIERS, PLUGINS, PluginError, Registry, UnknownPluginError
@@ -40,7 +40,8 @@ from runner.systemd import SystemdNotifier
 if TYPE_CHECKING:
     # What only status, history and schema need is imported in their commands:
     # `runner serve` of a config without history pays nothing for it.
-    from runner.history import HistoryStore, JobSummary
+    from runner.history import HistoryStore
+    from runner.status import StatusRow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -313,29 +314,32 @@ def cmd_status(args: argparse.Namespace) -> int:
         return opened
     config, store = opened
     from runner.history import HistoryError
-    from runner.report import print_status, status_rows
+    from runner.report import print_status
+    from runner.status import status_rows
 
-    jobs = [j.name for j in config.checks]
+    checks = config.checks
+    jobs = [j.name for j in checks]
     now = time.time()
 
-    async def read() -> dict[str, JobSummary]:
+    async def read() -> list[StatusRow]:
         await store.open(create=False)
         try:
-            return await store.summaries(jobs, now)
+            # No daemon is asked: the states are history's (up to its flush behind).
+            states = {s.job: s for s in await store.load_states(jobs)}
+            return status_rows(checks, states, await store.stats(jobs, now))
         finally:
             await store.close()
 
     try:
-        summaries = asyncio.run(read())
+        rows = asyncio.run(read())
     except HistoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    rows = status_rows(config, summaries)
     if args.json or not sys.stdout.isatty():
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([row.to_json() for row in rows], indent=2))
     else:
         print_status(rows, now, where=store.where)
-    return EXIT_OK if all(row["state"] == "ok" for row in rows) else EXIT_FAILED
+    return EXIT_OK if all(row.state is Health.OK for row in rows) else EXIT_FAILED
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -36,10 +36,11 @@ from runner.execution import abandoned
 from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
 from runner.loops import loop_name
-from runner.model import Job, RunRecord
+from runner.model import Job, JobState, RunRecord
 from runner.resources import Resources
 from runner.results import LogSink, ResultHub, Sink
 from runner.scheduler import Scheduler
+from runner.status import HistoryCounts, RunStats, StatusRow, status_rows
 from runner.systemd import SystemdNotifier
 
 if TYPE_CHECKING:
@@ -124,11 +125,13 @@ class Daemon:
             all_sinks.append(self.alerts)
         self.hub = ResultHub(all_sinks)
         self.scheduler = Scheduler(self.resources, self.hub)
+        #: What the endpoint and the metrics see of the daemon (runner.status.StatusView).
+        self.view = DaemonView(self)
         self.web: WebEndpoint | None = None
         if config.http is not None:
             from runner.web import WebEndpoint
 
-            self.web = WebEndpoint(self)
+            self.web = WebEndpoint(self.view, config.http)
         self.systemd = systemd if systemd is not None else SystemdNotifier.from_environ({})
         self.loop_monitor = LoopMonitor(loop_lag_threshold)
         self.state = RunState.STOPPED
@@ -305,33 +308,6 @@ class Daemon:
         for job in jobs:
             if not job.is_service:
                 self.scheduler.start(job)
-
-    async def status_rows(self) -> list[dict[str, Any]]:
-        """``runner status --json``'s rows, with each job's state as the hub has it
-        now (history is up to ``flush_every`` behind) and uptime and latency from
-        history when it is on."""
-        from runner.history import JobSummary
-        from runner.history.store import UPTIME_WINDOWS
-        from runner.report import status_rows
-
-        stored: dict[str, JobSummary] = {}
-        if self.history is not None and self.history.opened:
-            names = [job.name for job in self.config.checks]
-            try:
-                stored = await self.history.store.summaries(names, time.time())
-            except Exception as exc:
-                self._log.warning("history.read_failed", error=str(exc))
-        live: dict[str, JobSummary] = {}
-        for name, state in self.hub.states.items():
-            if state.kind != "check" or state.last is None:
-                continue
-            known = stored.get(name)
-            live[name] = JobSummary(
-                state=state,
-                uptime=known.uptime if known else dict.fromkeys(UPTIME_WINDOWS),
-                latency_ms=known.latency_ms if known else {"p50": None, "p95": None},
-            )
-        return status_rows(self.config, live)
 
     def services_not_ready(self) -> list[str]:
         """Services that are not up now."""
@@ -519,6 +495,55 @@ class Daemon:
         record = await self.scheduler.run_once(job)
         self.hub.publish(record)  # as each finishes, not all at the end
         return record
+
+
+class DaemonView:
+    """What the HTTP endpoint and the metrics show of a :class:`Daemon`: a
+    :class:`runner.status.StatusView`, read from the daemon's hub, history,
+    alerts and loop monitor as they are at each call (a reload replaces the
+    config)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+        self._log = get_logger()
+
+    def states(self) -> Mapping[str, JobState]:
+        return self._daemon.hub.states
+
+    async def status_rows(self) -> list[StatusRow]:
+        """Each check's state as the hub has it now (history is up to ``flush_every``
+        behind), with uptime and latency from history when it is on."""
+        daemon = self._daemon
+        checks = daemon.config.checks
+        stats: Mapping[str, RunStats] = {}
+        history = daemon.history
+        if history is not None and history.opened:
+            try:
+                stats = await history.store.stats([job.name for job in checks], time.time())
+            except Exception as exc:
+                self._log.warning("history.read_failed", error=str(exc))
+        return status_rows(checks, daemon.hub.states, stats)
+
+    async def runs(
+        self, job: str, *, since: float | None, status: str | None, limit: int
+    ) -> list[RunRecord] | None:
+        history = self._daemon.history
+        if history is None:
+            return None
+        return await history.store.runs(job, since=since, status=status, limit=limit)
+
+    def loop_lag(self) -> float:
+        return self._daemon.loop_monitor.lag
+
+    def history_counts(self) -> HistoryCounts | None:
+        history = self._daemon.history
+        if history is None:
+            return None
+        return HistoryCounts(history.written, history.dropped, history.queued, history.lag)
+
+    def notifier_counts(self) -> Mapping[str, Mapping[str, int]] | None:
+        alerts = self._daemon.alerts
+        return None if alerts is None else alerts.stats()
 
 
 def _notifier_settings(config: Config) -> list[tuple[Any, ...]]:

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the daemon, computed from the hub's state at each scrape.
+"""Prometheus metrics of the daemon, computed from the jobs' states at each scrape
+(read through a :class:`runner.status.StatusView`, which the daemon provides).
 
 prometheus_client builds and formats every family (no hand-written exposition
 format). What is added here is a cache: the text of a job's samples is kept
@@ -20,7 +21,6 @@ everything; all changed, the same as it (about 0.5 s).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -34,9 +34,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from runner import __version__
 from runner.model import Health, JobState
 from runner.plugin import Status
-
-if TYPE_CHECKING:
-    from runner.daemon import Daemon
+from runner.status import StatusView
 
 __all__ = ["DaemonCollector", "Exposition", "JobCollector", "job_families"]
 
@@ -98,34 +96,35 @@ def job_families(states: Iterable[JobState]) -> list[Metric]:
 class JobCollector(Collector):
     """The per-job families of every tracked job."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, view: StatusView) -> None:
+        self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        yield from job_families(self.daemon.hub.states.values())
+        yield from job_families(self.view.states().values())
 
 
 class DaemonCollector(Collector):
     """The daemon-wide families: up, loop lag, job counts, notifiers, history, build."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, view: StatusView) -> None:
+        self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        daemon = self.daemon
-        states = list(daemon.hub.states.values())
+        view = self.view
+        states = list(view.states().values())
 
         yield GaugeMetricFamily("runner_up", "1 while the daemon runs", value=1.0)
         yield GaugeMetricFamily(
             "runner_loop_lag_seconds",
             "How long the event loop has kept the blocked-loop watcher's probe waiting",
-            value=daemon.loop_monitor.lag,
+            value=view.loop_lag(),
         )
         jobs = GaugeMetricFamily("runner_jobs", "Jobs in the config, by kind", labels=["kind"])
         for kind in ("check", "service"):
             jobs.add_metric([kind], float(sum(s.kind == kind for s in states)))
         yield jobs
-        if daemon.alerts is not None:
+        notifiers = view.notifier_counts()
+        if notifiers is not None:
             failures = CounterMetricFamily(
                 "runner_notifier_failures",
                 "Alerts a notifier could not deliver",
@@ -134,31 +133,32 @@ class DaemonCollector(Collector):
             sent = CounterMetricFamily(
                 "runner_notifier_sent", "Alerts a notifier delivered", labels=["notifier"]
             )
-            for name, stats in daemon.alerts.stats().items():
+            for name, stats in notifiers.items():
                 failures.add_metric([name], float(stats["failed"]))
                 sent.add_metric([name], float(stats["sent"]))
             yield failures
             yield sent
-        if daemon.history is not None:
+        history = view.history_counts()
+        if history is not None:
             yield CounterMetricFamily(
                 "runner_history_written",
                 "Results stored in the history",
-                value=float(daemon.history.written),
+                value=float(history.written),
             )
             yield CounterMetricFamily(
                 "runner_history_dropped",
                 "Results given up because the store could not take them",
-                value=float(daemon.history.dropped),
+                value=float(history.dropped),
             )
             yield GaugeMetricFamily(
                 "runner_history_queued",
                 "Results waiting to be written",
-                value=float(daemon.history.queued),
+                value=float(history.queued),
             )
             yield GaugeMetricFamily(
                 "runner_history_lag_seconds",
                 "Age of the oldest result waiting to be written",
-                value=daemon.history.lag,
+                value=history.lag,
             )
         yield InfoMetricFamily("runner_build", "runner's version", value={"version": __version__})
 
@@ -192,10 +192,10 @@ def _samples_only(block: str) -> str:
 class Exposition:
     """The /metrics text, formatted by prometheus_client, a changed job at a time."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, view: StatusView) -> None:
+        self.view = view
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(DaemonCollector(daemon))
+        self.registry.register(DaemonCollector(view))
         # Each family's "# HELP" and "# TYPE" lines, as prometheus_client writes them.
         self._headers = _by_family(generate_latest(_Families(job_families(()))).decode())
         self._cache: dict[str, tuple[JobState, tuple[str, ...]]] = {}
@@ -204,7 +204,7 @@ class Exposition:
 
     def render(self) -> bytes:
         """The whole exposition: every job's families, then the daemon's."""
-        states = list(self.daemon.hub.states.values())
+        states = list(self.view.states().values())
         seen, self._seen = self._seen, {st.job: st for st in states}
         changed = sum(1 for st in states if seen.get(st.job) is not st)
         if changed > len(states) // 2:

@@ -1,6 +1,6 @@
 """What the CLI shows a person: ``runner run``'s summary, ``runner status`` and
-``runner history`` as tables (rich, coloured on a terminal), and the rows of
-``runner status --json``.
+``runner history`` as tables (rich, coloured on a terminal). The status rows
+themselves are built in :mod:`runner.status`.
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from runner.config import Config
-from runner.history import JobSummary
-from runner.history.store import UPTIME_WINDOWS
-from runner.model import Health, Job, RunRecord, format_time
+from runner.model import Health, Job, RunRecord
 from runner.plugin import Status
+from runner.status import UPTIME_WINDOWS, StatusRow
 
 _STYLE = {
     "ok": "green",
@@ -196,47 +194,6 @@ def print_run_summary(
 # --------------------------------------------------------------------------- runner status
 
 
-def status_rows(config: Config, summaries: Mapping[str, JobSummary]) -> list[dict[str, Any]]:
-    """One JSON object per check of the config (``runner status --json``)."""
-    rows = []
-    for job in config.checks:
-        summary = summaries.get(job.name)
-        if summary is None:
-            rows.append(
-                {
-                    "job": job.name,
-                    "plugin": job.plugin_name,
-                    "state": Health.UNKNOWN.value,
-                    "since": None,
-                    "last": None,
-                    "uptime": dict.fromkeys(UPTIME_WINDOWS),
-                    "latency_ms": {"p50": None, "p95": None},
-                    "runs": 0,
-                    "failures": 0,
-                }
-            )
-            continue
-        state = summary.state
-        rows.append(
-            {
-                "job": job.name,
-                "plugin": job.plugin_name,
-                "state": state.state.value,
-                "since": format_time(state.since) if state.since is not None else None,
-                "last": state.last.to_json() if state.last is not None else None,
-                "uptime": {k: _round(v, 6) for k, v in summary.uptime.items()},
-                "latency_ms": {k: _round(v, 3) for k, v in summary.latency_ms.items()},
-                "runs": state.runs,
-                "failures": state.failures,
-            }
-        )
-    return rows
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
-
-
 def _percent(value: float | None) -> str:
     if value is None:
         return "—"
@@ -249,8 +206,18 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} ms"
 
 
-def print_status(rows: Sequence[Mapping[str, Any]], now: float, *, where: str) -> None:
-    console = _console()
+def print_status(
+    rows: Sequence[StatusRow], now: float, *, where: str, console: Console | None = None
+) -> None:
+    """``runner status`` on a terminal: a table of ``rows``, then a line of counts.
+
+    Args:
+        now: the time the rows were read at ("since ... (3h 12m)").
+        where: the history they were read from, for the title.
+        console: where to print; default: stdout (at the terminal's width, or
+            200 columns off a terminal).
+    """
+    console = console or _console()
     table = Table(title=f"history: {where}", title_justify="left", title_style="dim")
     for name in ("job", "state", "since", "last result"):
         table.add_column(name, overflow="fold")
@@ -262,31 +229,27 @@ def print_status(rows: Sequence[Mapping[str, Any]], now: float, *, where: str) -
     table.add_column("failures", justify="right", no_wrap=True)
     for row in rows:
         since = "—"
-        if row["since"] is not None:
-            from datetime import datetime
-
-            epoch = datetime.fromisoformat(row["since"].replace("Z", "+00:00")).timestamp()
-            since = f"{_short_time(epoch)} ({ago(now - epoch)})"
+        if row.since is not None:
+            since = f"{_short_time(row.since)} ({ago(now - row.since)})"
         last = Text("—")
-        if row["last"] is not None:
-            last = _label(row["last"]["status"])
-            message = row["last"].get("message")
-            if message:
-                last.append(f" {message[:80]}")
+        if row.last is not None:
+            last = _label(row.last.status.value)
+            if row.last.message:
+                last.append(f" {row.last.message[:80]}")
         table.add_row(
-            row["job"],
-            _label(row["state"]),
+            row.job,
+            _label(row.state.value),
             since,
             last,
-            *(_percent(row["uptime"][label]) for label in UPTIME_WINDOWS),
-            _ms(row["latency_ms"]["p50"]),
-            _ms(row["latency_ms"]["p95"]),
-            str(row["runs"]),
-            str(row["failures"]),
+            *(_percent(row.uptime[label]) for label in UPTIME_WINDOWS),
+            _ms(row.latency_ms["p50"]),
+            _ms(row.latency_ms["p95"]),
+            str(row.runs),
+            str(row.failures),
         )
     console.print(table)
-    failing = [r["job"] for r in rows if r["state"] == "failing"]
-    unknown = [r["job"] for r in rows if r["state"] == "unknown"]
+    failing = [r.job for r in rows if r.state is Health.FAILING]
+    unknown = [r.job for r in rows if r.state is Health.UNKNOWN]
     line = f"{len(rows)} jobs: {len(rows) - len(failing) - len(unknown)} ok"
     if failing:
         line += f", {len(failing)} failing ({', '.join(failing[:5])})"
@@ -298,8 +261,13 @@ def print_status(rows: Sequence[Mapping[str, Any]], now: float, *, where: str) -
 # --------------------------------------------------------------------------- runner history
 
 
-def print_history(job: str, runs: Sequence[RunRecord]) -> None:
-    console = _console()
+def print_history(job: str, runs: Sequence[RunRecord], *, console: Console | None = None) -> None:
+    """``runner history`` on a terminal: ``runs`` (newest first) as a table.
+
+    Args:
+        console: where to print; default: as :func:`print_status`.
+    """
+    console = console or _console()
     if not runs:
         console.print(f"no runs of {job} match")
         return

@@ -33,9 +33,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from runner.log import get_logger
 from runner.metrics import Exposition
 from runner.model import Health
+from runner.status import StatusView
 
 if TYPE_CHECKING:
-    from runner.daemon import Daemon
+    from runner.config import HttpSpec
 
 #: /healthz answers 503 while the event loop lags more than this.
 HEALTHY_LAG = 1.0
@@ -44,15 +45,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class WebEndpoint:
-    """Serves the daemon's state over HTTP; started into the daemon's lifetime."""
+    """Serves what ``view`` shows over HTTP, as ``spec`` (the config's ``http:``)
+    says; started into the daemon's lifetime."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        spec = daemon.config.http
-        assert spec is not None
-        self.daemon = daemon
+    def __init__(self, view: StatusView, spec: HttpSpec) -> None:
+        self.view = view
         self.host, self.port = spec.host_and_port()
         self.token = spec.auth.token if spec.auth is not None else None
-        self.exposition = Exposition(daemon)
+        self.exposition = Exposition(view)
         self._page = files("runner").joinpath("status_page.html").read_bytes()
         self._log = get_logger()
 
@@ -118,7 +118,7 @@ class WebEndpoint:
         return web.Response(body=self._page, content_type="text/html", charset="utf-8")
 
     async def healthz(self, request: web.Request) -> web.Response:
-        lag = self.daemon.loop_monitor.lag
+        lag = self.view.loop_lag()
         if lag > HEALTHY_LAG:
             return web.Response(status=503, text=f"event loop lagging {lag:.2f}s\n")
         return web.Response(text="ok\n")
@@ -132,15 +132,11 @@ class WebEndpoint:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def api_status(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.daemon.status_rows())
+        return web.json_response([row.to_json() for row in await self.view.status_rows()])
 
     async def api_recent(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {
-                name: list(s.recent)
-                for name, s in self.daemon.hub.states.items()
-                if s.kind == "check"
-            }
+            {name: list(s.recent) for name, s in self.view.states().items() if s.kind == "check"}
         )
 
     async def api_history(self, request: web.Request) -> web.Response:
@@ -151,13 +147,13 @@ class WebEndpoint:
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         status = request.query.get("status")
-        if self.daemon.history is None:
+        runs = await self.view.runs(name, since=since, status=status, limit=limit)
+        if runs is None:
             return web.json_response({"error": "history is off"}, status=404)
-        runs = await self.daemon.history.store.runs(name, since=since, status=status, limit=limit)
         return web.json_response([r.to_json() for r in runs])
 
     async def badge(self, request: web.Request) -> web.Response:
-        state = self.daemon.hub.states.get(request.match_info["name"])
+        state = self.view.states().get(request.match_info["name"])
         if state is None or state.kind != "check":
             return web.Response(status=404, text="no such job\n")
         label, color = {

@@ -26,7 +26,6 @@ from runner.history.store import (
     SCHEMA_VERSION,
     HistoryError,
     HistoryStore,
-    JobSummary,
     SchemaTooNewError,
 )
 from runner.paths import default_history_path
@@ -39,7 +38,6 @@ __all__ = [
     "HistoryError",
     "HistorySink",
     "HistoryStore",
-    "JobSummary",
     "SQLiteStore",
     "SchemaTooNewError",
     "open_store",

@@ -26,11 +26,11 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from runner.model import Health, JobState, RunRecord, Sent
 from runner.plugin import Status
+from runner.status import LATENCY_WINDOW, PERCENTILES, UPTIME_WINDOWS, RunStats
 
 #: The schema this code writes. Each migration takes the schema one version up;
 #: ``MIGRATIONS[0]`` creates version 1 from nothing, ``MIGRATIONS[1]`` takes 1 to 2, ...
@@ -96,11 +96,6 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
-#: Uptime is reported over these windows (seconds).
-UPTIME_WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
-#: Latency percentiles are over this window, of the runs that were ok.
-LATENCY_WINDOW = 86400
-
 #: 1 for a run that was ok, in SQL over runner_runs.
 OK_RUN = "CASE WHEN status = 'ok' THEN 1 ELSE 0 END"
 RUN_COLUMNS = "status, message, fields, started_at, finished_at, duration_ms, attempts"
@@ -138,17 +133,6 @@ class SchemaTooNewError(HistoryError):
             f"understands ({SCHEMA_VERSION}): it was written by a newer runner. Upgrade "
             f"runner, or point history.path / history.url somewhere else."
         )
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    """One row of ``runner status``: the stored state and what the runs say."""
-
-    state: JobState
-    #: Share of runs that were ok in each window of :data:`UPTIME_WINDOWS`; None without runs.
-    uptime: Mapping[str, float | None]
-    #: p50 and p95 of ``duration_ms`` of the ok runs in the last 24 h; None without any.
-    latency_ms: Mapping[str, float | None]
 
 
 #: One encoder for every run's fields: ``json.dumps`` with options builds a new one per call.
@@ -440,10 +424,15 @@ class HistoryStore(ABC):
             self.sql(UPSERT_ALERT), job, notifier, sent.event, sent.episode, sent.sent_at
         )
 
-    async def summaries(self, jobs: Sequence[str], now: float) -> dict[str, JobSummary]:
-        """State, uptime and latency of each of ``jobs`` that has history."""
-        states = {s.job: s for s in await self.load_states(jobs)}
-        ids = {name: self._job_ids[name] for name in states}
+    async def stats(self, jobs: Sequence[str], now: float) -> dict[str, RunStats]:
+        """Uptime over :data:`~runner.status.UPTIME_WINDOWS` and latency percentiles
+        of each of ``jobs`` that history knows, as of ``now``. The jobs' states
+        are :meth:`load_states`'; :func:`runner.status.status_rows` puts the two
+        together."""
+        known = self._job_ids
+        if any(name not in known for name in jobs):
+            known = await self.job_ids()  # written since, by another process
+        ids = {name: known[name] for name in jobs if name in known}
         if not ids:
             return {}
         by_id = {job_id: name for name, job_id in ids.items()}
@@ -491,8 +480,11 @@ class HistoryStore(ABC):
                 uptime[name][label] = ok / runs if runs else None
         # Nearest-rank percentiles: the smallest duration whose rank reaches p * n.
         latency_sql = (
-            "SELECT job_id, MIN(CASE WHEN rn >= 0.5 * n THEN duration_ms END), "
-            "MIN(CASE WHEN rn >= 0.95 * n THEN duration_ms END) FROM ("
+            "SELECT job_id, "
+            + ", ".join(
+                f"MIN(CASE WHEN rn >= {p} * n THEN duration_ms END)" for p in PERCENTILES.values()
+            )
+            + " FROM ("
             "SELECT job_id, duration_ms, "
             "ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY duration_ms) AS rn, "
             "COUNT(*) OVER (PARTITION BY job_id) AS n FROM runner_runs "
@@ -501,15 +493,14 @@ class HistoryStore(ABC):
         )
         latency: dict[str, dict[str, float | None]] = {}
         for row in await self._fetch(self.sql(latency_sql), now - LATENCY_WINDOW, *ids.values()):
-            latency[by_id[int(row[0])]] = {"p50": _num(row[1]), "p95": _num(row[2])}
+            latency[by_id[int(row[0])]] = {
+                label: _num(value) for label, value in zip(PERCENTILES, row[1:], strict=True)
+            }
         empty_uptime: dict[str, float | None] = dict.fromkeys(UPTIME_WINDOWS)
+        empty_latency: dict[str, float | None] = dict.fromkeys(PERCENTILES)
         return {
-            name: JobSummary(
-                state=state,
-                uptime=uptime.get(name, empty_uptime),
-                latency_ms=latency.get(name, {"p50": None, "p95": None}),
-            )
-            for name, state in states.items()
+            name: RunStats(uptime.get(name, empty_uptime), latency.get(name, empty_latency))
+            for name in ids
         }
 
     async def runs(

@@ -1,0 +1,195 @@
+"""The read side: what a person or a scraper is shown of the jobs, built once.
+
+A status row (:class:`StatusRow`) is one check's state (``ok``, ``failing``,
+``unknown``; since when; its last result; its counts) beside what its stored
+runs say (uptime over :data:`UPTIME_WINDOWS`, latency percentiles over
+:data:`LATENCY_WINDOW`: :class:`RunStats`, which history computes).
+:func:`status_rows` builds them, from whichever states are the freshest: the
+daemon's hub (``/api/status`` and the status page) or history's
+(``runner status``, which asks no daemon). ``runner status`` prints them
+(:mod:`runner.report`) or writes :meth:`StatusRow.to_json`, as ``/api/status``
+does.
+
+:class:`StatusView` is what the HTTP endpoint (:mod:`runner.web`) and the
+metrics (:mod:`runner.metrics`) are given instead of the daemon: the jobs'
+states, the status rows, loop lag, history's and the notifiers' counters.
+The daemon provides one (``Daemon.view``); a test can give its own.
+
+This module imports only the ground floor (:mod:`runner.model`), so history,
+the CLI, the endpoint and the daemon can all import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runner.model import Health, Job, JobState, RunRecord, format_time
+
+__all__ = [
+    "LATENCY_WINDOW",
+    "NO_STATS",
+    "PERCENTILES",
+    "UPTIME_WINDOWS",
+    "HistoryCounts",
+    "RunStats",
+    "StatusRow",
+    "StatusView",
+    "status_rows",
+]
+
+#: Uptime is reported over these windows (seconds), by label.
+UPTIME_WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
+#: Latency percentiles are over this window (seconds), of the runs that were ok.
+LATENCY_WINDOW = 86400
+#: The latency percentiles reported, by label.
+PERCENTILES = {"p50": 0.5, "p95": 0.95}
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """What a job's stored runs say (history's :meth:`HistoryStore.stats`)."""
+
+    #: Share of runs that were ok in each window of :data:`UPTIME_WINDOWS`; None without runs.
+    uptime: Mapping[str, float | None]
+    #: Each of :data:`PERCENTILES` of ``duration_ms`` of the ok runs in the
+    #: last :data:`LATENCY_WINDOW`; None without any.
+    latency_ms: Mapping[str, float | None]
+
+
+#: The stats of a job without stored runs (or without history).
+NO_STATS = RunStats(dict.fromkeys(UPTIME_WINDOWS), dict.fromkeys(PERCENTILES))
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """One check as ``runner status``, ``/api/status`` and the status page show it."""
+
+    job: str
+    plugin: str
+    state: Health
+    #: When the current streak (ok, or not ok) began; None before the first result.
+    since: float | None
+    last: RunRecord | None
+    uptime: Mapping[str, float | None]
+    latency_ms: Mapping[str, float | None]
+    runs: int
+    failures: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The object of ``runner status --json`` and ``/api/status``."""
+        return {
+            "job": self.job,
+            "plugin": self.plugin,
+            "state": self.state.value,
+            "since": format_time(self.since) if self.since is not None else None,
+            "last": self.last.to_json() if self.last is not None else None,
+            "uptime": {k: _round(v, 6) for k, v in self.uptime.items()},
+            "latency_ms": {k: _round(v, 3) for k, v in self.latency_ms.items()},
+            "runs": self.runs,
+            "failures": self.failures,
+        }
+
+
+def status_rows(
+    checks: Iterable[Job], states: Mapping[str, JobState], stats: Mapping[str, RunStats]
+) -> list[StatusRow]:
+    """One row per check, in the order of ``checks``.
+
+    Args:
+        checks: the checks of the config (services have no row).
+        states: each job's state, by name: the hub's in the daemon, history's
+            in ``runner status``. A check without one is ``unknown``.
+        stats: what each job's stored runs say, by name; a check without any
+            has None everywhere (:data:`NO_STATS`).
+    """
+    rows = []
+    for job in checks:
+        state = states.get(job.name)
+        summary = stats.get(job.name, NO_STATS)
+        if state is None or state.kind != "check":  # (a service's, before a reload)
+            rows.append(
+                StatusRow(
+                    job.name,
+                    job.plugin_name,
+                    Health.UNKNOWN,
+                    since=None,
+                    last=None,
+                    uptime=summary.uptime,
+                    latency_ms=summary.latency_ms,
+                    runs=0,
+                    failures=0,
+                )
+            )
+            continue
+        rows.append(
+            StatusRow(
+                job.name,
+                job.plugin_name,
+                state.state,
+                since=state.since,
+                last=state.last,
+                uptime=summary.uptime,
+                latency_ms=summary.latency_ms,
+                runs=state.runs,
+                failures=state.failures,
+            )
+        )
+    return rows
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# --------------------------------------------------------------------------- the view
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryCounts:
+    """History's writer, as ``/metrics`` reports it."""
+
+    #: Results stored since start.
+    written: int
+    #: Results given up because the store could not take them.
+    dropped: int
+    #: Results waiting to be written.
+    queued: int
+    #: Age (seconds) of the oldest result waiting to be written; 0 with none.
+    lag: float
+
+
+class StatusView(Protocol):
+    """What the HTTP endpoint and the metrics show of a running daemon.
+
+    Small on purpose: the endpoint and the metrics read through it, never the
+    daemon's hub, loop monitor, history or alerts themselves.
+    """
+
+    def states(self) -> Mapping[str, JobState]:
+        """Every tracked job's state now, by name (a snapshot: states are immutable
+        and the mapping is the caller's)."""
+        ...
+
+    async def status_rows(self) -> list[StatusRow]:
+        """The rows of ``/api/status``: each check's live state with its stored stats."""
+        ...
+
+    async def runs(
+        self, job: str, *, since: float | None, status: str | None, limit: int
+    ) -> list[RunRecord] | None:
+        """The stored runs of ``job``, newest first; None when history is off."""
+        ...
+
+    def loop_lag(self) -> float:
+        """How long (seconds) the event loop has kept the blocked-loop probe waiting."""
+        ...
+
+    def history_counts(self) -> HistoryCounts | None:
+        """History's writer counters; None when history is off."""
+        ...
+
+    def notifier_counts(self) -> Mapping[str, Mapping[str, int]] | None:
+        """Per notifier, alerts ``sent`` and ``failed``; None without notifiers."""
+        ...
