@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runner.durations import Duration
 from runner.resources import Resources
+from runner.secrets import SecretMasker, mask_secrets
 
 __all__ = [
     "RESERVED_FIELDS",
@@ -52,10 +53,12 @@ __all__ = [
     "Resources",
     "Result",
     "RunContext",
+    "SecretMasker",
     "Service",
     "ServiceContext",
     "Slots",
     "Status",
+    "mask_secrets",
 ]
 
 

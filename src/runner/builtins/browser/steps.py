@@ -53,8 +53,7 @@ from runner.builtins.browser.session import (
     short_error,
 )
 from runner.durations import Duration, format_duration
-from runner.log import SecretMasker
-from runner.plugin import Check, Result, RunContext, Status
+from runner.plugin import Check, Result, RunContext, SecretMasker, Status
 
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Page
