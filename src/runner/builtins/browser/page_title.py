@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from runner.builtins._regex import check_regex
+from runner.builtins._regex import Regex
 from runner.builtins.browser.session import (
     BROWSER_PAGES,
     CHROMIUM_ARGS,
@@ -51,7 +51,7 @@ class PageTitleOptions(BrowserOptions):
         description="The exact title the page must have. Give this or expect_title_regex, "
         "not both; with neither, any title passes.",
     )
-    expect_title_regex: str | None = Field(
+    expect_title_regex: Regex | None = Field(
         default=None,
         description="A Python regular expression the title must contain a match for "
         "(re.search; anchor it with ^...$ for a whole-title match).",
@@ -68,11 +68,6 @@ class PageTitleOptions(BrowserOptions):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
         return value
-
-    @field_validator("expect_title_regex")
-    @classmethod
-    def _compilable(cls, value: str | None) -> str | None:
-        return check_regex(value)
 
     @model_validator(mode="after")
     def _one_expectation(self) -> PageTitleOptions:

@@ -44,7 +44,7 @@ from pydantic import (
     model_validator,
 )
 
-from runner.builtins._regex import check_regex
+from runner.builtins._regex import Regex
 from runner.builtins.browser.session import (
     BROWSER_PAGES,
     BrowserOptions,
@@ -177,14 +177,9 @@ class ExpectTextSpec(_Spec):
     text: str | None = Field(
         default=None, description="Text the element must contain (whitespace collapsed)."
     )
-    regex: str | None = Field(
+    regex: Regex | None = Field(
         default=None, description="A Python regular expression the element's text must match."
     )
-
-    @field_validator("regex")
-    @classmethod
-    def _compilable(cls, value: str | None) -> str | None:
-        return check_regex(value)
 
     @model_validator(mode="after")
     def _valid(self) -> ExpectTextSpec:
@@ -199,15 +194,10 @@ class ExpectTextSpec(_Spec):
 
 
 class ExpectUrlSpec(_Spec):
-    regex: str | None = Field(
+    regex: Regex | None = Field(
         default=None, description="A Python regular expression the URL must contain a match for."
     )
     equals: str | None = Field(default=None, description="The exact URL.")
-
-    @field_validator("regex")
-    @classmethod
-    def _compilable(cls, value: str | None) -> str | None:
-        return check_regex(value)
 
     @model_validator(mode="after")
     def _one(self) -> ExpectUrlSpec:
