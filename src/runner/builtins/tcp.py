@@ -40,7 +40,7 @@ from pydantic import Field, field_validator, model_validator
 
 from runner.builtins._regex import Regex
 from runner.builtins._tls import earliest_expiry
-from runner.plugin import Check, Options, Result, RunContext
+from runner.plugin import UNRESOLVED_HOST, Check, Options, Result, RunContext
 
 __all__ = ["READ_LIMIT", "Tcp", "TcpOptions", "decode_escapes"]
 
@@ -150,6 +150,10 @@ class Tcp(Check[TcpOptions]):
 
     Options = TcpOptions
 
+    @classmethod
+    def target_host(cls, options: TcpOptions) -> str | None:
+        return options.host
+
     def __init__(self, options: TcpOptions) -> None:
         super().__init__(options)
         self._payload = decode_escapes(options.send) if options.send is not None else None
@@ -170,6 +174,7 @@ class Tcp(Check[TcpOptions]):
                 f"cannot resolve {opts.host!r}: {exc.strerror or exc}",
                 error_type=type(exc).__name__,
                 **fields,
+                **{UNRESOLVED_HOST: opts.host},
             )
         timings["dns"] = _ms(loop.time() - started)
 

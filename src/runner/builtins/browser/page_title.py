@@ -30,6 +30,7 @@ from runner.builtins.browser.session import (
     find_chromium,
     run_in_browser,
     short_error,
+    unresolved_fields,
 )
 from runner.plugin import Check, Result, RunContext, Status
 
@@ -83,6 +84,10 @@ class PageTitle(Check[PageTitleOptions]):
 
     slots = BROWSER_PAGES
 
+    @classmethod
+    def target_host(cls, options: PageTitleOptions) -> str | None:
+        return urlsplit(options.url).hostname
+
     def __init__(self, options: PageTitleOptions) -> None:
         super().__init__(options)
         regex = options.expect_title_regex
@@ -107,7 +112,9 @@ class PageTitle(Check[PageTitleOptions]):
                 Status.TIMEOUT, f"page did not reach {opts.wait_until!r} within {waited:.3g}s"
             )
         except PlaywrightError as exc:
-            return Result.error(short_error(exc), error_type="NavigationError")
+            return Result.error(
+                short_error(exc), error_type="NavigationError", **unresolved_fields(exc, opts.url)
+            )
         # A page that redirects with <meta http-equiv="refresh"> shows a
         # placeholder (or nothing) until it does: follow it, within the time left.
         pending: tuple[float, str] | None = None

@@ -77,6 +77,7 @@ class Probe:
         head: the first bytes the server sent on the current hop.
         response_head: ``(status, headers)`` of the current hop once they are in.
         cert_expiry: the earliest ``notAfter`` (epoch seconds) seen on any hop.
+        unresolved: the host name that did not resolve, if one did not.
     """
 
     def __init__(self, ip_version: IpVersion = "any") -> None:
@@ -86,6 +87,8 @@ class Probe:
         self.head = bytearray()
         self.response_head: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self.cert_expiry: float | None = None
+        #: The host name that did not resolve, if one did not.
+        self.unresolved: str | None = None
         self._mark = 0.0  # when the phase under way started
         self._headers_at: float | None = None
 
@@ -165,6 +168,7 @@ class Probe:
                 host, port, family=family, type=socket.SOCK_STREAM
             )
         except socket.gaierror as exc:
+            self.unresolved = host
             reason = exc.strerror or str(exc)
             if family != socket.AF_UNSPEC:
                 version = self.ip_version
