@@ -63,11 +63,6 @@ _FAMILIES: dict[IpVersion, socket.AddressFamily] = {
 
 _current: ContextVar[Probe | None] = ContextVar("runner_http_probe", default=None)
 
-SOCKET_OPTION = (
-    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
-)
-
-
 class Probe:
     """The timings and facts of one run, added up over its redirect hops.
 
