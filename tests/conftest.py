@@ -3,13 +3,17 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import ssl
+import subprocess
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers import local_http_server, pip_install_alone
+from hostile_http import HostileServer
 from postgres import postgres_server, postgres_url  # noqa: F401
 
 TESTS = Path(__file__).parent
@@ -79,3 +83,43 @@ def http_base() -> Iterator[str]:
     """Base URL of a local HTTP server with /ok, /error, /redirect and /slow/SECONDS."""
     with local_http_server() as url:
         yield url
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server TLS context with a self-signed certificate for 127.0.0.1."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    files = ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-nodes", "-days", "1", *subject, *new_key, *files],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.fixture
+async def start_hostile() -> AsyncIterator[Callable[..., Awaitable[HostileServer]]]:
+    """Starts hostile servers (tests/hostile_http.py) and stops them after the test."""
+    servers: list[HostileServer] = []
+
+    async def start(**kwargs: Any) -> HostileServer:
+        server = HostileServer(**kwargs)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def hostile(start_hostile: Callable[..., Awaitable[HostileServer]]) -> HostileServer:
+    return await start_hostile()

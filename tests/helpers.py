@@ -65,6 +65,68 @@ def local_http_server() -> Iterator[str]:
         server.server_close()
 
 
+class Peer:
+    """A local HTTP server: answers GET with ``status`` and records POSTs (an
+    alert receiver for webhooks).
+
+    ``mode`` for POSTs: ``ok`` (204), ``error`` (500) or ``hang`` (no answer
+    until the test ends); ``modes``, when not empty, gives the next POSTs'
+    one by one before ``mode`` does.
+    """
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.mode = "ok"
+        self.modes: list[str] = []
+        self.received: list[dict[str, Any]] = []
+        self.release = threading.Event()
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                body = b"target"
+                self.send_response(peer.status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                peer.received.append(
+                    {
+                        "at": time.time(),
+                        "headers": dict(self.headers),
+                        "raw": raw,
+                        **json.loads(raw),
+                    }
+                )
+                mode = peer.modes.pop(0) if peer.modes else peer.mode
+                if mode == "hang":
+                    peer.release.wait(60)
+                    return
+                self.send_response(204 if mode == "ok" else 500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.received if r.get("event") == kind]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def echo_roundtrip(port: int, payload: bytes) -> bytes:
     """Send ``payload`` to an echo server on 127.0.0.1 and read back as many bytes."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:

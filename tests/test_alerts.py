@@ -5,81 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from helpers import RunnerProcess, closed_port, run_cli, serve_until, wait_until
+from helpers import Peer, RunnerProcess, closed_port, run_cli, serve_until, wait_until
 from runner.testing import running_daemon
 
 WriteConfig = Callable[..., Path]
-
-
-class Peer:
-    """A local HTTP server: answers GET with ``status`` and records POSTs.
-
-    ``mode`` for POSTs: ``ok`` (204), ``error`` (500) or ``hang`` (no answer
-    until the test ends).
-    """
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.mode = "ok"
-        self.received: list[dict[str, Any]] = []
-        self.release = threading.Event()
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                body = b"target"
-                self.send_response(peer.status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                peer.received.append(
-                    {
-                        "at": time.time(),
-                        "headers": dict(self.headers),
-                        "raw": raw,
-                        **json.loads(raw),
-                    }
-                )
-                if peer.mode == "hang":
-                    peer.release.wait(60)
-                    return
-                self.send_response(204 if peer.mode == "ok" else 500)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self, kind: str) -> list[dict[str, Any]]:
-        return [r for r in self.received if r.get("event") == kind]
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

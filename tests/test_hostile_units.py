@@ -12,9 +12,10 @@ import pytest
 
 from runner import yaml_source
 from runner.durations import MAX_DURATION, parse_duration
-from runner.log import SecretMasker, _LineWriter
+from runner.log import _LineWriter
 from runner.safe_json import json_safe
 from runner.secret_forms import forms
+from runner.secrets import SecretMasker
 
 
 @pytest.mark.parametrize(

@@ -5,23 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import socket
 import ssl
-import subprocess
-import time
-import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from pydantic import ValidationError
 
 from helpers import closed_port, run_cli
-from hostile_http import HostileServer, SlowTlsServer
+from hostile_http import HostileServer
 from runner.builtins.http.probe import PHASES
 from runner.builtins.http.status import (
     MAX_HEADER_BYTES,
@@ -29,7 +24,7 @@ from runner.builtins.http.status import (
     HttpStatus,
     HttpStatusOptions,
 )
-from runner.plugin import Result, Status
+from runner.plugin import Status
 from runner.resources import Resources
 from runner.testing import run_check
 
@@ -169,25 +164,6 @@ async def resources() -> AsyncIterator[Resources]:
     res = Resources()
     yield res
     await res.aclose()
-
-
-@pytest.fixture
-def self_signed(tmp_path: Path) -> ssl.SSLContext:
-    """A server TLS context with a self-signed certificate for 127.0.0.1."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
-    files = ["-keyout", str(key), "-out", str(cert)]
-    subprocess.run(
-        ["openssl", "req", "-x509", "-nodes", "-days", "1", *subject, *new_key, *files],
-        check=True,
-        capture_output=True,
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    return context
 
 
 async def test_200_is_ok(target: HttpTarget) -> None:
@@ -421,27 +397,7 @@ def test_method_is_case_insensitive() -> None:
 
 
 # ------------------------------------------------------------------ hostile answers
-
-
-@pytest.fixture
-async def start_hostile() -> AsyncIterator[Callable[..., Awaitable[HostileServer]]]:
-    """Starts hostile servers (tests/hostile_http.py) and stops them after the test."""
-    servers: list[HostileServer] = []
-
-    async def start(**kwargs: Any) -> HostileServer:
-        server = HostileServer(**kwargs)
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.stop()
-
-
-@pytest.fixture
-async def hostile(start_hostile: Callable[..., Awaitable[HostileServer]]) -> HostileServer:
-    return await start_hostile()
+# (hostile and start_hostile: conftest.py; the body's own tests: test_http_body.py)
 
 
 @pytest.mark.parametrize(
@@ -513,24 +469,6 @@ async def test_broken_answers_say_what_broke(
     assert "bytearray" not in repr(result)
 
 
-@pytest.mark.parametrize(
-    ("path", "error_type"),
-    [("/short", "RemoteProtocolError"), ("/reset", "ReadError"), ("/bad-gzip", "DecodingError")],
-)
-async def test_broken_body_error_keeps_status_and_type(
-    hostile: HostileServer, path: str, error_type: str
-) -> None:
-    result = await run_check(HttpStatus, {"url": hostile.url(path)})
-    assert result.fields["status_code"] == 200
-    assert result.fields["error_type"] == error_type
-
-
-async def test_time_until_a_body_breaks_is_transfer(hostile: HostileServer) -> None:
-    result = await run_check(HttpStatus, {"url": hostile.url("/reset")})
-    assert result.status is Status.ERROR
-    assert result.fields["timings_ms"]["transfer"] >= 30  # the server waits 50 ms to reset
-
-
 async def test_broken_body_is_ok_when_the_body_is_not_read(hostile: HostileServer) -> None:
     result = await run_check(HttpStatus, {"url": hostile.url("/reset"), "max_body_bytes": 0})
     assert result.status is Status.OK
@@ -549,71 +487,6 @@ async def test_body_trickling_at_one_byte_a_second_times_out(hostile: HostileSer
     result = await run_check(HttpStatus, {"url": hostile.url("/trickle")}, timeout=1)
     assert result.status is Status.TIMEOUT
     assert result.message == "no result within the job's timeout of 1s"
-
-
-@pytest.mark.parametrize(
-    "options",
-    [pytest.param({}, id="discarded"), pytest.param({"expect_body": {"contains": "x"}}, id="kept")],
-)
-async def test_5gb_body_reads_one_window_with_flat_memory(
-    hostile: HostileServer, options: dict[str, Any]
-) -> None:
-    tracemalloc.start()
-    try:
-        result = await run_check(HttpStatus, {"url": hostile.url("/huge"), **options})
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert result.status is Status.OK, result.message
-    assert result.fields["body_bytes"] == MIB
-    assert result.fields["body_complete"] is False
-    # One window and what is in flight, not gigabytes; the server stopped early.
-    assert peak < 8 * MIB
-    assert hostile.sent < 16 * MIB
-
-
-async def test_gzip_bomb_stops_at_the_window(hostile: HostileServer) -> None:
-    tracemalloc.start()
-    try:
-        result = await run_check(
-            HttpStatus, {"url": hostile.url("/gzip-bomb"), "expect_body": {"not_contains": "x"}}
-        )
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert result.status is Status.OK, result.message
-    assert result.fields["body_bytes"] == MIB
-    assert result.fields["body_complete"] is False
-    assert peak < 8 * MIB
-    assert hostile.sent < 16 * MIB  # what the socket buffers took, not 5 GB
-
-
-async def test_gzip_body_is_decoded(hostile: HostileServer) -> None:
-    options = {"url": hostile.url("/gzip"), "expect_body": {"contains": "hello from a gzip body"}}
-    result = await run_check(HttpStatus, options)
-    assert result.status is Status.OK, result.message
-    assert result.fields["body_bytes"] == len(b"hello from a gzip body ") * 100
-    assert result.fields["body_complete"] is True
-
-
-async def test_raw_deflate_body_is_decoded(hostile: HostileServer) -> None:
-    options = {"url": hostile.url("/deflate"), "expect_body": {"contains": "raw deflate"}}
-    result = await run_check(HttpStatus, options)
-    assert result.status is Status.OK, result.message
-
-
-async def test_body_in_an_encoding_runner_does_not_decode(hostile: HostileServer) -> None:
-    url = hostile.url("/brotli")
-    read = await run_check(HttpStatus, {"url": url})
-    assert read.status is Status.OK  # the transfer is checked all the same
-    assert read.fields["body_bytes"] == 9
-
-    checked = await run_check(HttpStatus, {"url": url, "expect_body": {"contains": "hello"}})
-    assert checked.status is Status.ERROR
-    assert checked.message == (
-        "cannot check the body: it is encoded with 'br', and runner decodes one layer of "
-        "gzip or deflate; drop Accept-Encoding from headers"
-    )
 
 
 async def test_failure_on_the_second_hop_names_the_hop(hostile: HostileServer) -> None:
@@ -651,174 +524,7 @@ async def test_tls_alert_says_use_https(hostile: HostileServer) -> None:
     assert result.message == "not an HTTP response: the server answered in TLS; use https://"
 
 
-# ------------------------------------------------------------------ assertions
-
-
-def _json_test(test: str, value: object, path: str = "status") -> dict[str, Any]:
-    return {"expect_json": [{"path": path, test: value}]}
-
-
-@pytest.mark.parametrize(
-    ("path", "options", "message"),
-    [
-        pytest.param("/page", {"expect_body": {"contains": "Welcome"}}, None, id="contains-ok"),
-        pytest.param(
-            "/page",
-            {"expect_body": {"contains": "Goodbye"}},
-            "body: expected to contain 'Goodbye', got '<html><title>Welcome</title><body>All "
-            "systems operational</body></html>'",
-            id="contains-fail",
-        ),
-        pytest.param(
-            "/page", {"expect_body": {"not_contains": "error"}}, None, id="not-contains-ok"
-        ),
-        pytest.param(
-            "/page",
-            {"expect_body": {"not_contains": "systems"}},
-            "body: expected not to contain 'systems', found at character 38: "
-            "'me</title><body>All systems operational</body><'",
-            id="not-contains-fail",
-        ),
-        pytest.param("/page", {"expect_body": {"regex": r"All \w+ operational"}}, None, id="re-ok"),
-        pytest.param(
-            "/ok",
-            {"expect_body": {"regex": "^up$"}},
-            "body: expected to match /^up$/, got 'ok'",
-            id="regex-fail",
-        ),
-        pytest.param("/json", _json_test("equals", "UP"), None, id="json-equals-ok"),
-        pytest.param(
-            "/json",
-            _json_test("equals", "DOWN"),
-            "JSON status: expected 'DOWN', got 'UP'",
-            id="json-equals-fail",
-        ),
-        pytest.param(
-            "/json",
-            _json_test("equals", True, "checks[0].ok"),
-            None,
-            id="json-equals-bool-ok",
-        ),
-        pytest.param(
-            "/json",
-            _json_test("equals", 1, "checks[0].ok"),
-            "JSON checks[0].ok: expected 1, got true",
-            id="json-equals-true-is-not-1",
-        ),
-        pytest.param("/json", _json_test("contains", "prod", "tags"), None, id="json-in-array"),
-        pytest.param("/json", _json_test("contains", "2.1", "version"), None, id="json-in-str"),
-        pytest.param(
-            "/json",
-            _json_test("contains", "us", "tags"),
-            """JSON tags: expected an array containing 'us', got ["prod", "eu"]""",
-            id="json-contains-fail",
-        ),
-        pytest.param("/json", _json_test("exists", True, "checks[0].name"), None, id="exists-ok"),
-        pytest.param(
-            "/json",
-            _json_test("exists", True, "uptime"),
-            "JSON uptime: expected a value, got nothing",
-            id="exists-fail",
-        ),
-        pytest.param("/json", _json_test("exists", False, "nothing"), None, id="not-exists-ok"),
-        pytest.param(
-            "/json",
-            _json_test("exists", False, "latency_ms"),
-            "JSON latency_ms: expected nothing, got 42",
-            id="not-exists-fail",
-        ),
-        pytest.param("/json", _json_test("regex", r"^2\.", "version"), None, id="json-regex-ok"),
-        pytest.param(
-            "/json",
-            _json_test("regex", r"^3\.", "version"),
-            r"JSON version: expected to match /^3\./, got '2.1.0'",
-            id="json-regex-fail",
-        ),
-        pytest.param("/json", _json_test("less_than", 100, "latency_ms"), None, id="lt-ok"),
-        pytest.param(
-            "/json",
-            _json_test("less_than", 10, "latency_ms"),
-            "JSON latency_ms: expected less than 10, got 42",
-            id="lt-fail",
-        ),
-        pytest.param(
-            "/json",
-            _json_test("less_than", 10),
-            "JSON status: expected a number less than 10, got 'UP'",
-            id="lt-not-a-number",
-        ),
-        pytest.param("/json", _json_test("greater_than", 0, "latency_ms"), None, id="gt-ok"),
-        pytest.param(
-            "/json",
-            _json_test("greater_than", 50.5, "latency_ms"),
-            "JSON latency_ms: expected greater than 50.5, got 42",
-            id="gt-fail",
-        ),
-        pytest.param(
-            "/page",
-            _json_test("equals", "UP"),
-            "body: expected JSON, got '<html><title>Welcome</title><body>All systems "
-            "operational</body></html>' (Expecting value)",
-            id="not-json",
-        ),
-        pytest.param(
-            "/json",
-            {**_json_test("equals", "UP"), "max_body_bytes": 10},
-            "body: expected JSON within max_body_bytes (10 bytes), but the body is longer; "
-            "raise max_body_bytes",
-            id="json-past-window",
-        ),
-        pytest.param(
-            "/headers", {"expect_headers": {"content-type": "^application/json"}}, None, id="hdr-ok"
-        ),
-        pytest.param(
-            "/headers",
-            {"expect_headers": {"X-Ready": "^no$"}},
-            "header X-Ready: expected to match /^no$/, got 'yes'",
-            id="hdr-fail",
-        ),
-        pytest.param(
-            "/headers",
-            {"expect_headers": {"X-Version": "."}},
-            "header X-Version: expected to match /./, got none",
-            id="hdr-missing",
-        ),
-        pytest.param(
-            "/headers",
-            {"expect_headers": {"Set-Cookie": "^token="}},
-            "header Set-Cookie: expected to match /^token=/, got a value not shown",
-            id="hdr-cookie-hidden",
-        ),
-        pytest.param("/ok", {"max_response_time": "5s"}, None, id="time-ok"),
-        pytest.param(
-            "/ok",
-            {"expect_status": [204], "expect_body": {"contains": "fine"}},
-            "status 200, expected 204; body: expected to contain 'fine', got 'ok'",
-            id="all-failures-reported",
-        ),
-    ],
-)
-async def test_assertions(
-    hostile: HostileServer, path: str, options: dict[str, Any], message: str | None
-) -> None:
-    result = await run_check(HttpStatus, {"url": hostile.url(path), **options})
-    if message is None:
-        assert result.status is Status.OK, result.message
-        assert result.message == "status 200"
-    else:
-        assert result.status is Status.FAIL
-        assert result.message == message
-        assert result.fields["status_code"] == 200
-
-
-async def test_long_body_is_cut_short_in_the_message(hostile: HostileServer) -> None:
-    result = await run_check(
-        HttpStatus, {"url": hostile.url("/huge"), "expect_body": {"contains": "needle"}}
-    )
-    assert result.status is Status.FAIL
-    assert result.message == (
-        f"body: expected to contain 'needle', got '{'x' * 80}…' (only the first bytes were read)"
-    )
+# ---------------------------------------- time and certificate (the body: test_http_assertions.py)
 
 
 async def test_max_response_time_names_the_slow_phase(hostile: HostileServer) -> None:
@@ -862,116 +568,7 @@ async def test_min_cert_days_without_tls_fails(hostile: HostileServer) -> None:
     assert "cert_expires_in_days" not in result.fields
 
 
-async def test_ip_version_picks_the_address_family(hostile: HostileServer) -> None:
-    url = hostile.url("/ok", host="localhost")
-    v4 = await run_check(HttpStatus, {"url": url, "ip_version": 4})
-    assert v4.status is Status.OK
-    assert v4.fields["ip"] == "127.0.0.1"
-
-    literal = await run_check(HttpStatus, {"url": hostile.url("/ok"), "ip_version": 6})
-    assert literal.status is Status.ERROR
-    assert literal.message == "cannot connect: 127.0.0.1 is an IPv4 address, but ip_version is 6"
-
-
-async def test_ip_version_6(start_hostile: Callable[..., Awaitable[HostileServer]]) -> None:
-    try:
-        server = await start_hostile(host="::1")
-    except OSError:
-        pytest.skip("no IPv6 loopback on this machine")
-    result = await run_check(HttpStatus, {"url": server.url("/ok"), "ip_version": "6"})
-    assert result.status is Status.OK, result.message
-    assert result.fields["ip"] == "::1"
-
-
-# ------------------------------------------------------------------ timings
-
-
-async def _timed(options: dict[str, Any]) -> tuple[Result, float]:
-    started = time.perf_counter()
-    result = await run_check(HttpStatus, options)
-    return result, (time.perf_counter() - started) * 1000
-
-
-async def test_timings_are_present_and_add_up_to_no_more_than_the_run(
-    hostile: HostileServer,
-) -> None:
-    result, duration_ms = await _timed({"url": hostile.url("/page", host="localhost")})
-    assert result.status is Status.OK
-    timings = result.fields["timings_ms"]
-    assert list(timings) == ["dns", "connect", "tls", "request", "ttfb", "transfer"]
-    assert all(value >= 0 for value in timings.values())
-    assert sum(timings.values()) <= duration_ms
-    assert timings["dns"] > 0  # "localhost" was looked up
-    assert timings["tls"] == 0
-    assert result.fields["ip"] in ("127.0.0.1", "::1")
-
-
-async def test_errors_carry_timings_too(hostile: HostileServer) -> None:
-    result = await run_check(HttpStatus, {"url": hostile.url("/short")})
-    assert result.status is Status.ERROR
-    assert set(result.fields["timings_ms"]) == set(PHASES)
-    assert result.fields["ip"] == "127.0.0.1"
-
-
-async def test_slow_first_byte_shows_in_ttfb(hostile: HostileServer) -> None:
-    result, duration_ms = await _timed({"url": hostile.url("/slow?delay=0.3")})
-    timings = result.fields["timings_ms"]
-    assert timings["ttfb"] >= 300
-    assert timings["connect"] < 250 and timings["request"] < 250 and timings["transfer"] < 250
-    assert sum(timings.values()) <= duration_ms
-
-
-async def test_redirect_hops_add_up(hostile: HostileServer) -> None:
-    url = hostile.url(f"/slow?{urlencode({'delay': '0.2', 'to': '/slow?delay=0.2'})}")
-    result = await run_check(HttpStatus, {"url": url})
-    assert result.status is Status.OK
-    assert result.fields["redirects"] == 1
-    assert result.fields["timings_ms"]["ttfb"] >= 400
-
-
-async def test_slow_tls_handshake_shows_in_tls(self_signed: ssl.SSLContext) -> None:
-    with SlowTlsServer(self_signed, delay=0.3) as server:
-        result, duration_ms = await _timed({"url": server.url("/ok"), "verify_tls": False})
-    assert result.status is Status.OK, result.message
-    timings = result.fields["timings_ms"]
-    assert timings["tls"] >= 250  # the server waited 300 ms from accepting
-    assert timings["connect"] < 250 and timings["ttfb"] < 250
-    assert sum(timings.values()) <= duration_ms
-
-
-async def test_name_stays_in_host_header_and_sni(
-    start_hostile: Callable[..., Awaitable[HostileServer]], self_signed: ssl.SSLContext
-) -> None:
-    server = await start_hostile(ssl_context=self_signed)
-    url = server.url("/host", host="localhost")
-    options = {"url": url, "verify_tls": False, "ip_version": 4}
-    result = await run_check(
-        HttpStatus, {**options, "expect_body": {"contains": f"host=localhost:{server.port}"}}
-    )
-    assert result.status is Status.OK, result.message
-    assert result.fields["ip"] == "127.0.0.1"
-    assert result.fields["url"] == url
-    assert server.server_names == ["localhost"]
-
-
-async def test_certificate_name_is_checked_against_the_url_not_the_address(
-    start_hostile: Callable[..., Awaitable[HostileServer]],
-    self_signed: ssl.SSLContext,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Trust the test certificate (made for IP 127.0.0.1 only) as the CA store.
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
-    server = await start_hostile(ssl_context=self_signed)
-
-    by_address = await run_check(HttpStatus, {"url": server.url("/ok")})
-    assert by_address.status is Status.OK, by_address.message
-
-    # Reached as "localhost", the same address: the name does not match.
-    by_name = await run_check(HttpStatus, {"url": server.url("/ok", host="localhost")})
-    assert by_name.status is Status.ERROR
-    assert by_name.message is not None
-    assert by_name.message.startswith("cannot connect: TLS certificate not trusted: Hostname")
+# ------------------------------------------------------------------ through the CLI
 
 
 async def test_runner_run_logs_the_new_fields(

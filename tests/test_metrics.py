@@ -5,15 +5,18 @@ once, whatever changed in between."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from runner.config import Config
 from runner.daemon import Daemon
 from runner.metrics import DaemonCollector, Exposition, JobCollector
 from runner.model import RunRecord
-from runner.plugin import Result
+from runner.plugin import Result, ResultMetric
 
 # Names that need escaping in label values, and one that does not.
 NAMES = ["plain", 'quote"d', "back\\slash", "new\nline", "ünïcode ✓", "<script>x</script>"]
@@ -62,3 +65,65 @@ def test_cached_exposition_is_byte_for_byte_prometheus_clients(tmp_path: Path) -
     assert b'name="back\\\\slash"' in first and b"back\\\\slash" not in second
     # Nothing changed: the same text again, from the cache.
     assert exposition.render() == second
+
+
+def families_of(text: bytes) -> dict[str, Any]:
+    return {f.name: f for f in text_string_to_metric_families(text.decode())}
+
+
+def test_plugins_declare_the_result_fields_exported_as_metrics(
+    tmp_path: Path, testplugins: Path
+) -> None:
+    daemon = Daemon(Config(path=tmp_path / "c.yaml", jobs=()), sinks=[], history=False)
+    hub = daemon.hub
+    hub.track("web", "http-status", "check")
+    hub.track("db", "reach", "check")  # a third-party check: result_metrics = port
+    hub.track("nap", "sleep", "check")
+    hub.publish(record("web", Result.fail("status 503", status_code=503)))
+    hub.publish(RunRecord.of("db", "reach", Result.ok(port=5432), started_at=1.7e9, duration_ms=1))
+    # sleep declares nothing: a status_code field of its own is not a metric.
+    hub.publish(
+        RunRecord.of("nap", "sleep", Result.ok(status_code=1), started_at=1.7e9, duration_ms=1)
+    )
+    exposition = Exposition(daemon.view)
+
+    text = exposition.render()
+    assert text == whole(daemon)
+    families = families_of(text)
+    http = families["runner_http_status_code"]
+    assert (http.type, http.documentation) == (
+        "gauge",
+        "Status code of the last answer (http-status checks)",
+    )
+    assert [(s.labels, s.value) for s in http.samples] == [
+        ({"name": "web", "plugin": "http-status"}, 503.0)
+    ]
+    reach = families["runner_reach_port"]
+    assert reach.documentation == "The port the check connected to"
+    assert [(s.labels, s.value) for s in reach.samples] == [
+        ({"name": "db", "plugin": "reach"}, 5432.0)
+    ]
+
+    # The reach job goes: its family goes with it, and the cache follows.
+    hub.forget("db")
+    second = exposition.render()
+    assert second == whole(daemon)
+    assert "runner_reach_port" not in families_of(second)
+    assert "runner_http_status_code" in families_of(second)
+
+
+def test_a_plugin_cannot_declare_a_metric_of_the_daemon(tmp_path: Path) -> None:
+    daemon = Daemon(Config(path=tmp_path / "c.yaml", jobs=()), sinks=[], history=False)
+    daemon.hub.track("nap", "sleep", "check")
+    daemon.hub.publish(RunRecord.of("nap", "sleep", Result.ok(), started_at=1.7e9, duration_ms=1))
+    names = {name.removeprefix("runner_") for name in families_of(whole(daemon))}
+    assert {"up", "job_up", "build_info"} <= names
+    names |= {"build", "notifier_sent", "history_written"}
+    for name in names:
+        with pytest.raises(ValueError, match="is the daemon's own"):
+            ResultMetric("value", name, "help")
+    for name in ("Upper", "1st", "with-dash", ""):
+        with pytest.raises(ValueError, match="lower case letters"):
+            ResultMetric("value", name, "help")
+    with pytest.raises(ValueError, match="leave out runner_"):
+        ResultMetric("value", "runner_http_status_code", "help")

@@ -12,9 +12,19 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from helpers import run_cli, serve_until
-from runner.offline import HINT
+import pytest
+
+from helpers import closed_port, run_cli, serve_until
+from runner.builtins.browser.page_title import PageTitle
+from runner.builtins.browser.steps import BrowserSteps
+from runner.builtins.http.status import HttpStatus
+from runner.builtins.tcp import Tcp
+from runner.config import load_config
+from runner.offline import HINT, network_checks
+from runner.plugin import UNRESOLVED_HOST, Check, Status
+from runner.testing import run_check
 
 WriteConfig = Callable[[str], Path]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -74,3 +84,89 @@ def test_no_hint_for_a_single_unresolvable_host(write_config: WriteConfig) -> No
     result = run_cli("run", str(config), "--log-format", "console")
     assert result.returncode == 1
     assert "offline" not in result.stdout
+
+
+# --- what the plugins declare -------------------------------------------------
+
+
+def test_the_checks_that_reach_a_host_are_those_that_declare_one(
+    write_config: WriteConfig, testplugins: Path
+) -> None:
+    config = load_config(
+        write_config(
+            """
+            jobs:
+              - {name: web, plugin: http-status, options: {url: "http://web.example:8080/x"}}
+              - {name: port, plugin: tcp, options: {host: db.example, port: 5432}}
+              - {name: title, plugin: page-title, options: {url: "https://title.example/"}}
+              - name: steps
+                plugin: browser-steps
+                options: {steps: [{expect_title: x}, {goto: "https://steps.example/"}]}
+              - {name: reach, plugin: reach, options: {endpoint: "api.example:443"}}
+              - {name: lookup, plugin: dns, options: {name: example.com, server: 192.0.2.1}}
+              - {name: nap, plugin: sleep, options: {seconds: 0}}
+              - {name: echo, plugin: echo-listener}
+            """
+        )
+    )
+    targets = {job.name: job.plugin.target_host(job.options) for job in config.checks}
+    assert targets == {
+        "web": "web.example",
+        "port": "db.example",
+        "title": "title.example",
+        "steps": "steps.example",
+        "reach": "api.example",
+        # A DNS check asks a server by its address: no name of its own to resolve.
+        "lookup": None,
+        "nap": None,
+    }
+    assert network_checks(config.jobs) == ["web", "port", "title", "steps", "reach"]
+
+
+@pytest.mark.parametrize(
+    ("plugin", "options"),
+    [
+        pytest.param(HttpStatus, {"url": "http://web.runner-test.invalid/"}, id="http-status"),
+        pytest.param(Tcp, {"host": "web.runner-test.invalid", "port": 80}, id="tcp"),
+        pytest.param(PageTitle, {"url": "http://web.runner-test.invalid/"}, id="page-title"),
+        pytest.param(
+            BrowserSteps,
+            {"steps": [{"goto": "http://web.runner-test.invalid/"}]},
+            id="browser-steps",
+        ),
+    ],
+)
+async def test_each_network_check_says_when_its_host_did_not_resolve(
+    plugin: type[Check[Any]], options: dict[str, Any]
+) -> None:
+    result = await run_check(plugin, options, timeout=30)
+    assert result.status is Status.ERROR, result.message
+    assert result.fields[UNRESOLVED_HOST] == "web.runner-test.invalid", result.fields
+
+
+async def test_a_refused_connection_is_not_a_name_that_did_not_resolve() -> None:
+    result = await run_check(Tcp, {"host": "127.0.0.1", "port": closed_port()})
+    assert result.status is Status.ERROR
+    assert UNRESOLVED_HOST not in result.fields
+
+
+def test_a_third_party_check_with_an_endpoint_option_gets_the_hint(
+    write_config: WriteConfig, testplugins: Path
+) -> None:
+    config = write_config(
+        """
+        defaults: {interval: 1h}
+        jobs:
+          - {name: db, plugin: reach, options: {endpoint: "db.runner-test.invalid:5432"}}
+          - {name: mq, plugin: reach, options: {endpoint: "mq.runner-test.invalid:5672"}}
+          - {name: nap, plugin: sleep, options: {seconds: 0}}
+        """
+    )
+    runner = serve_until(config, event="network.offline")
+    (event,) = runner.find(event="network.offline")
+    assert event["checks"] == 2
+    failed = runner.find(event="job.finished", status="error")
+    assert {(e["job"], e["unresolved_host"]) for e in failed} == {
+        ("db", "db.runner-test.invalid"),
+        ("mq", "mq.runner-test.invalid"),
+    }

@@ -603,7 +603,7 @@ def test_artifacts_keep_the_newest_and_drop_the_old(tmp_path: Path) -> None:
 
 
 def test_artifact_folder_names_hold_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    from runner.log import secret_masker
+    from runner.secrets import secret_masker
 
     secret_masker.set(["hunter2-secret"])
     try:

@@ -62,6 +62,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
         "pyproject.toml",
         "src/runner_demo/__init__.py",
         "src/runner_demo/file_age.py",
+        "src/runner_demo/port_open.py",
         "src/runner_demo/clock.py",
         "src/runner_demo/desk_bell.py",
         "tests/test_demo.py",
@@ -88,7 +89,7 @@ def test_the_guide_distribution_passes_its_own_tests(demo: tuple[Path, dict[str,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[-1].startswith("4 passed")
+    assert result.stdout.splitlines()[-1].startswith("6 passed")
 
 
 def test_the_guide_config_is_valid_and_its_plugins_are_listed(
@@ -102,6 +103,7 @@ def test_the_guide_config_is_valid_and_its_plugins_are_listed(
     assert listing.returncode == 0, listing.stdout
     for line in (
         "file-age  (runner-demo 0.1.0)  check",
+        "port-open  (runner-demo 0.1.0)  check",
         "clock  (runner-demo 0.1.0)  service",
         "desk-bell  (runner-demo 0.1.0)  notifier",
     ):

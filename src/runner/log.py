@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO, Literal, TextIO, cast
 
 import orjson
@@ -20,7 +20,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from runner.safe_json import json_safe, text
-from runner.secret_forms import forms
+from runner.secrets import secret_masker as secret_masker  # the engine imports it from here
 
 LogFormat = Literal["auto", "json", "journal", "console"]
 
@@ -35,54 +35,6 @@ def _order_fields(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     ordered = {key: event.pop(key) for key in _FIRST if key in event}
     ordered.update(event)
     return ordered
-
-
-class SecretMasker:
-    """Replaces values that came from ``${ENV}`` substitution, in any encoding, with ``***``.
-
-    A safety net: plugins should not log secrets in the first place, but a
-    token pasted into a URL or an exception message must not reach the log.
-    """
-
-    MIN_LENGTH = 4  # masking "1" or "on" everywhere would garble every line
-
-    def __init__(self) -> None:
-        self._secrets: tuple[str, ...] = ()
-
-    def set(self, secrets: Iterable[str]) -> None:
-        """Mask these values, and every encoding of them the daemon may write
-        (URL-quoted, JSON-, repr- and HTML-escaped: :mod:`runner.secret_forms`)."""
-        every = {form for s in secrets if len(s) >= self.MIN_LENGTH for form in forms(s)}
-        self._secrets = tuple(sorted(every, key=len, reverse=True))
-
-    @property
-    def active(self) -> bool:
-        """Whether there is anything to mask."""
-        return bool(self._secrets)
-
-    def mask(self, value: Any) -> Any:
-        """``value`` (a string, or lists and dicts of them) with every secret as ``***``."""
-        return self._mask(value) if self._secrets else value
-
-    def _mask(self, value: Any) -> Any:
-        if isinstance(value, str):
-            for secret in self._secrets:
-                if secret in value:
-                    value = value.replace(secret, "***")
-            return value
-        if isinstance(value, dict):
-            return {k: self._mask(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._mask(v) for v in value]
-        return value
-
-    def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> EventDict:
-        if not self._secrets:
-            return event
-        return {key: self._mask(value) for key, value in event.items()}
-
-
-secret_masker = SecretMasker()
 
 
 def configure_logging(

@@ -20,7 +20,8 @@ everything; all changed, the same as it (about 0.5 s).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -33,14 +34,78 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from runner import __version__
 from runner.model import Health, JobState
-from runner.plugin import Status
+from runner.plugin import ResultMetric, Status
+from runner.registry import PluginError, Registry
 from runner.status import StatusView
 
-__all__ = ["DaemonCollector", "Exposition", "JobCollector", "job_families"]
+__all__ = [
+    "DaemonCollector",
+    "Declared",
+    "Exposition",
+    "JobCollector",
+    "PluginMetrics",
+    "job_families",
+]
 
 
-def job_families(states: Iterable[JobState]) -> list[Metric]:
-    """The per-job families, in order, with a sample for each of ``states``."""
+@dataclass(frozen=True)
+class Declared:
+    """The result metrics that some plugins declare (``Check.result_metrics``).
+
+    Attributes:
+        families: ``(name, help)`` of each family, sorted by name; the first
+            plugin (by name) that declares a name gives its help.
+        fields: by plugin name, ``(result field, index in families)`` pairs.
+    """
+
+    families: tuple[tuple[str, str], ...] = ()
+    fields: Mapping[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, by_plugin: Mapping[str, Iterable[ResultMetric]]) -> Declared:
+        """What ``by_plugin`` (plugin name -> its declarations) adds up to."""
+        helps: dict[str, str] = {}
+        for plugin in sorted(by_plugin):
+            for metric in by_plugin[plugin]:
+                helps.setdefault(metric.full_name, metric.help)
+        families = tuple(sorted(helps.items()))
+        index = {name: i for i, (name, _) in enumerate(families)}
+        fields = {
+            plugin: tuple((m.field, index[m.full_name]) for m in metrics)
+            for plugin, metrics in by_plugin.items()
+        }
+        return cls(families, {plugin: pairs for plugin, pairs in fields.items() if pairs})
+
+
+class PluginMetrics:
+    """The result metrics each plugin declares, by plugin name: read from its
+    class (through the registry, as the daemon loads it) once per name."""
+
+    def __init__(self) -> None:
+        self._registry: Registry | None = None
+        self._known: dict[str, tuple[ResultMetric, ...]] = {}
+
+    def declared(self, plugins: Iterable[str]) -> Declared:
+        """The metrics declared by the plugins named in ``plugins``."""
+        return Declared.of({plugin: self._of(plugin) for plugin in set(plugins)})
+
+    def _of(self, plugin: str) -> tuple[ResultMetric, ...]:
+        known = self._known.get(plugin)
+        if known is None:
+            if self._registry is None:
+                self._registry = Registry.discover()
+            try:
+                declared = getattr(self._registry.load(plugin), "result_metrics", ())
+            except PluginError:  # its jobs say why; it has no metrics
+                declared = ()
+            known = self._known[plugin] = tuple(declared)
+        return known
+
+
+def job_families(states: Iterable[JobState], declared: Declared | None = None) -> list[Metric]:
+    """The per-job families, in order, with a sample for each of ``states``: the
+    daemon's, then those the plugins declare (see :class:`Declared`)."""
+    declared = declared or Declared()
     labels = ["name", "plugin"]
     up = GaugeMetricFamily(
         "runner_job_up",
@@ -68,11 +133,9 @@ def job_families(states: Iterable[JobState]) -> list[Metric]:
         "Attempts the job's last run took (with retries)",
         labels=labels,
     )
-    http_status = GaugeMetricFamily(
-        "runner_http_status_code",
-        "Status code of the last answer (http-status checks)",
-        labels=labels,
-    )
+    results = [
+        GaugeMetricFamily(name, help_text, labels=labels) for name, help_text in declared.families
+    ]
     for state in states:
         values = [state.job, state.plugin]
         if state.kind == "service":
@@ -87,10 +150,12 @@ def job_families(states: Iterable[JobState]) -> list[Metric]:
         if state.last is not None:
             duration.add_metric(values, state.last.duration_ms / 1000)
             attempts.add_metric(values, float(state.last.attempts))
-            code = state.last.fields.get("status_code")
-            if isinstance(code, int):
-                http_status.add_metric(values, float(code))
-    return [up, down, duration, attempts, runs, changes, http_status]
+            fields = state.last.fields
+            for name, index in declared.fields.get(state.plugin, ()):
+                value = fields.get(name)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    results[index].add_metric(values, float(value))
+    return [up, down, duration, attempts, runs, changes, *results]
 
 
 class JobCollector(Collector):
@@ -98,9 +163,12 @@ class JobCollector(Collector):
 
     def __init__(self, view: StatusView) -> None:
         self.view = view
+        self.plugin_metrics = PluginMetrics()
 
     def collect(self) -> Iterator[Metric]:
-        yield from job_families(self.view.states().values())
+        states = list(self.view.states().values())
+        declared = self.plugin_metrics.declared(state.plugin for state in states)
+        yield from job_families(states, declared)
 
 
 class DaemonCollector(Collector):
@@ -178,8 +246,6 @@ def _by_family(text: str) -> list[str]:
     for line in text.splitlines(keepends=True):
         if line.startswith("# HELP "):
             blocks.append([line])
-        elif line.startswith("# TYPE "):
-            blocks[-1].append(line)
         else:
             blocks[-1].append(line)
     return ["".join(block) for block in blocks]
@@ -196,27 +262,40 @@ class Exposition:
         self.view = view
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(DaemonCollector(view))
+        self.plugin_metrics = PluginMetrics()
+        #: The plugins' metrics the headers and the cache were made for.
+        self._declared = Declared()
         # Each family's "# HELP" and "# TYPE" lines, as prometheus_client writes them.
-        self._headers = _by_family(generate_latest(_Families(job_families(()))).decode())
+        self._headers = self._family_headers(self._declared)
         self._cache: dict[str, tuple[JobState, tuple[str, ...]]] = {}
         #: Each job's state at the previous scrape: how many changed since.
         self._seen: dict[str, JobState] = {}
 
+    @staticmethod
+    def _family_headers(declared: Declared) -> list[str]:
+        return _by_family(generate_latest(_Families(job_families((), declared))).decode())
+
     def render(self) -> bytes:
         """The whole exposition: every job's families, then the daemon's."""
         states = list(self.view.states().values())
+        declared = self.plugin_metrics.declared(st.plugin for st in states)
+        if declared != self._declared:
+            # A plugin with metrics of its own came or went: other families, other columns.
+            self._declared, self._headers = declared, self._family_headers(declared)
+            self._cache = {}
         seen, self._seen = self._seen, {st.job: st for st in states}
         changed = sum(1 for st in states if seen.get(st.job) is not st)
         if changed > len(states) // 2:
             # Most jobs changed (short intervals): one pass over all of them is
             # cheaper than one per job. The cache is kept for when they settle.
-            return generate_latest(_Families(job_families(states))) + generate_latest(self.registry)
+            families = job_families(states, declared)
+            return generate_latest(_Families(families)) + generate_latest(self.registry)
         columns: list[list[str]] = [[header] for header in self._headers]
         fresh: dict[str, tuple[JobState, tuple[str, ...]]] = {}
         for state in states:
             known = self._cache.get(state.job)
             if known is None or known[0] is not state:
-                text = generate_latest(_Families(job_families((state,)))).decode()
+                text = generate_latest(_Families(job_families((state,), declared))).decode()
                 known = (state, tuple(_samples_only(b) for b in _by_family(text)))
             fresh[state.job] = known
             for column, samples in zip(columns, known[1], strict=True):

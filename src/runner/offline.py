@@ -6,17 +6,21 @@ The Quick start's first config checks public sites; on a machine without a
 network every one of those checks fails with a name-resolution error, and a
 new user reads that as runner being broken. One line tells them what
 happened and which config works without a network.
+
+Plugins say both halves; the core reads neither options nor messages: a
+check's ``target_host(options)`` names the host a job reaches (checks that
+reach none are left out), and its result's ``unresolved_host`` field says
+that the name did not resolve.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 
 from runner.log import get_logger
 from runner.model import Job, JobState, RunRecord
-from runner.plugin import Status
+from runner.plugin import UNRESOLVED_HOST, Check, Status
 
 __all__ = ["HINT", "OfflineHint", "network_checks", "offline_hint"]
 
@@ -26,32 +30,28 @@ HINT = (
     "a network: runner serve configs/local.yaml"
 )
 
-#: What resolvers, httpx and Chromium say when a host name does not resolve.
-_NAME_NOT_RESOLVED = re.compile(
-    r"name or service not known|temporary failure in name resolution|nodename nor servname"
-    r"|no address associated with hostname|getaddrinfo failed|err_name_not_resolved"
-    r"|cannot resolve host|could not resolve host",
-    re.IGNORECASE,
-)
-
-#: Options that name a host on the network; a check with none (sleep) is left out.
-_TARGET_OPTIONS = ("url", "host", "hostname")
-
 #: Fewer checks than this prove nothing: one failing name is more likely a typo.
 _MIN_CHECKS = 2
 
 
 def network_checks(jobs: Iterable[Job]) -> list[str]:
-    """The checks among ``jobs`` whose options name a host (``url``, ``host``)."""
-    return [
-        job.name
-        for job in jobs
-        if not job.is_service and any(getattr(job.options, key, None) for key in _TARGET_OPTIONS)
-    ]
+    """The checks among ``jobs`` that reach a host, as their plugins declare
+    (:meth:`runner.plugin.Check.target_host`)."""
+    return [job.name for job in jobs if _target_host(job) is not None]
+
+
+def _target_host(job: Job) -> str | None:
+    if not issubclass(job.plugin, Check):
+        return None
+    try:
+        return job.plugin.target_host(job.options)
+    except Exception:  # a plugin's bug must not stop the daemon for a hint
+        return None
 
 
 def _name_not_resolved(record: RunRecord) -> bool:
-    return record.status is not Status.OK and bool(_NAME_NOT_RESOLVED.search(record.message or ""))
+    """Whether the run says, as its plugin declares, that its host's name did not resolve."""
+    return record.status is not Status.OK and bool(record.fields.get(UNRESOLVED_HOST))
 
 
 def offline_hint(jobs: Iterable[Job], records: Sequence[RunRecord]) -> str | None:

@@ -30,6 +30,7 @@ A minimal check::
 from __future__ import annotations
 
 import enum
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -41,9 +42,11 @@ from pydantic import BaseModel, ConfigDict
 
 from runner.durations import Duration
 from runner.resources import Resources
+from runner.secrets import SecretMasker, mask_secrets
 
 __all__ = [
     "RESERVED_FIELDS",
+    "UNRESOLVED_HOST",
     "Check",
     "Duration",
     "NoOptions",
@@ -51,11 +54,14 @@ __all__ = [
     "Plugin",
     "Resources",
     "Result",
+    "ResultMetric",
     "RunContext",
+    "SecretMasker",
     "Service",
     "ServiceContext",
     "Slots",
     "Status",
+    "mask_secrets",
 ]
 
 
@@ -81,13 +87,21 @@ RESERVED_FIELDS = frozenset(
 )
 
 
+#: The result field by which a check says that a host name did not resolve;
+#: its value is that name: ``Result.error("cannot resolve db.lan", unresolved_host="db.lan")``.
+#: The offline hint reads it (see :meth:`Check.target_host`).
+UNRESOLVED_HOST = "unresolved_host"
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """The outcome of one run of a check.
 
     Prefer the constructors :meth:`ok`, :meth:`fail` and :meth:`error`. Extra
     keyword fields (``status_code=200``) are logged with the result; keep them
-    JSON-serialisable and never put secrets in them.
+    JSON-serialisable and never put secrets in them. One field means
+    something to the daemon: ``unresolved_host`` (:data:`UNRESOLVED_HOST`),
+    set when the name of the host to reach did not resolve.
     """
 
     status: Status
@@ -115,6 +129,59 @@ class Result:
     def error(cls, message: str, **fields: Any) -> Result:
         """The target could not be checked."""
         return cls(Status.ERROR, message, fields)
+
+
+#: A metric name as Prometheus spells one, lower case (``runner_`` is added).
+_METRIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: Names of the daemon's own families (``runner_up``, ``runner_job_up``, ...),
+#: whole or as a prefix: a plugin's metric may not take them.
+_DAEMON_METRICS = frozenset({"up", "jobs", "build", "build_info"})
+_DAEMON_METRIC_PREFIXES = ("job_", "loop_", "notifier_", "history_")
+
+
+@dataclass(frozen=True, slots=True)
+class ResultMetric:
+    """A numeric result field that a check wants exported on ``/metrics``.
+
+    List it in the check's :attr:`Check.result_metrics`. The daemon exports
+    the field's value in each job's last result as a gauge named
+    ``runner_<name>``, labelled ``name`` (the job) and ``plugin``; a last
+    result without the field, or whose value is not a number, gives no
+    sample. Checks that declare the same ``name`` share the family.
+
+    Attributes:
+        field: the result field (``status_code``).
+        name: the metric's name without the ``runner_`` prefix
+            (``http_status_code``): lower case letters, digits and ``_``
+            (not starting with ``runner_``);
+            the daemon's own names (``up``, ``jobs``, ``build_info``, and
+            ``job_...``, ``loop_...``, ``notifier_...``, ``history_...``)
+            are refused.
+        help: one line saying what the value is, for ``# HELP``.
+
+    Raises:
+        ValueError: ``name`` is not a valid metric name or is the daemon's.
+    """
+
+    field: str
+    name: str
+    help: str
+
+    def __post_init__(self) -> None:
+        if not _METRIC_NAME.fullmatch(self.name):
+            raise ValueError(
+                f"metric name {self.name!r}: use lower case letters, digits and _, "
+                "starting with a letter (runner_ is added)"
+            )
+        if self.name.startswith("runner_"):
+            raise ValueError(f"metric name {self.name!r}: leave out runner_, the daemon adds it")
+        if self.name in _DAEMON_METRICS or self.name.startswith(_DAEMON_METRIC_PREFIXES):
+            raise ValueError(f"metric name {self.name!r} is the daemon's own; choose another")
+
+    @property
+    def full_name(self) -> str:
+        """The name on ``/metrics``: ``runner_<name>``."""
+        return f"runner_{self.name}"
 
 
 class Options(BaseModel):
@@ -262,6 +329,21 @@ class Check(Plugin[OptionsT]):
     kind: ClassVar[str] = "check"
     #: A limited resource the runs need, given before the run's clock starts.
     slots: ClassVar[Slots | None] = None
+    #: Numeric result fields exported as metrics on ``/metrics`` (see :class:`ResultMetric`).
+    result_metrics: ClassVar[tuple[ResultMetric, ...]] = ()
+
+    @classmethod
+    def target_host(cls, options: Any) -> str | None:
+        """The host on the network that a job of this check reaches, or None.
+
+        ``options`` is the job's validated options (an instance of
+        ``cls.Options``). The default, None, is for checks that reach no host
+        (a file's age, a sleep). The daemon's offline hint counts the checks
+        that name one: when the first result of every one of them says
+        ``unresolved_host`` (:data:`UNRESOLVED_HOST`), the machine is more
+        likely offline than every site down, and the daemon says so once.
+        """
+        return None
 
     @abstractmethod
     async def run(self, ctx: RunContext) -> Result:

@@ -48,8 +48,6 @@ class Group:
 
 #: Checks and services: ``[project.entry-points."runner.plugins"]``.
 PLUGINS = Group("runner.plugins", (Check, Service), "plugin")
-#: The entry point group name of :data:`PLUGINS` (kept for plugin tests that use it).
-GROUP = PLUGINS.name
 #: Alert notifiers: ``[project.entry-points."runner.notifiers"]``.
 NOTIFIERS = Group("runner.notifiers", (Notifier,), "notifier")
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 from pydantic import ValidationError
 
-from runner.plugin import Status
+from runner.plugin import UNRESOLVED_HOST, Status
 from runner.testing import run_check
 from runner_tls_cert import TlsCert
 
@@ -200,6 +200,18 @@ async def test_closed_port_is_an_error() -> None:
     assert result.fields["error_type"] == "ConnectionRefusedError"
     assert "days_left" not in result.fields
     assert (result.fields["host"], result.fields["port"]) == ("127.0.0.1", port)
+
+
+async def test_a_name_that_does_not_resolve_says_so_for_the_offline_hint() -> None:
+    # .invalid never resolves (RFC 6761), with or without a network.
+    options = {"host": "cert.runner-test.invalid"}
+    assert TlsCert.target_host(TlsCert.Options.model_validate(options)) == options["host"]
+
+    result = await run_check(TlsCert, options)
+
+    assert result.status is Status.ERROR
+    assert result.message is not None and result.message.startswith("cannot resolve host: ")
+    assert result.fields[UNRESOLVED_HOST] == "cert.runner-test.invalid"
 
 
 async def test_a_port_without_tls_is_an_error() -> None:

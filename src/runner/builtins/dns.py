@@ -47,7 +47,7 @@ import dns.reversename
 import dns.rrset
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from runner.builtins._regex import check_regex
+from runner.builtins._regex import Regex
 from runner.plugin import Check, Options, Result, RunContext
 
 __all__ = ["Dns", "DnsOptions"]
@@ -109,7 +109,7 @@ class DnsOptions(Options):
         "written as in a zone file: 192.0.2.1, '10 mail.example.com', a TXT's text unquoted. "
         "One answer or a list.",
     )
-    expect_regex: str | None = Field(
+    expect_regex: Regex | None = Field(
         None,
         description="A regular expression at least one answer must match (searched anywhere "
         "in the answer as shown in the result).",
@@ -153,11 +153,6 @@ class DnsOptions(Options):
         for text in [value] if isinstance(value, str) else value:
             _expected_record(rdtype, text)
         return value
-
-    @field_validator("expect_regex")
-    @classmethod
-    def _check_regex(cls, value: str | None) -> str | None:
-        return check_regex(value)
 
     @model_validator(mode="after")
     def _expect_needs_answers(self) -> DnsOptions:

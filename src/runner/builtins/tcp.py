@@ -38,9 +38,9 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from runner.builtins._regex import check_regex
+from runner.builtins._regex import Regex
 from runner.builtins._tls import earliest_expiry
-from runner.plugin import Check, Options, Result, RunContext
+from runner.plugin import UNRESOLVED_HOST, Check, Options, Result, RunContext
 
 __all__ = ["READ_LIMIT", "Tcp", "TcpOptions", "decode_escapes"]
 
@@ -123,7 +123,7 @@ class TcpOptions(Options):
         description="Text to send once connected; \\n, \\r, \\t, \\0, \\\\ and \\xHH are "
         "decoded, and it is sent as UTF-8.",
     )
-    expect: str | None = Field(
+    expect: Regex | None = Field(
         None,
         description=f"A regular expression the reply must match (searched anywhere in it); "
         f"at most {READ_LIMIT // 1024} KiB of the reply are read.",
@@ -135,11 +135,6 @@ class TcpOptions(Options):
         if value is not None:
             decode_escapes(value)
         return value
-
-    @field_validator("expect")
-    @classmethod
-    def _check_expect(cls, value: str | None) -> str | None:
-        return check_regex(value)
 
     @model_validator(mode="after")
     def _tls_options_need_tls(self) -> TcpOptions:
@@ -154,6 +149,10 @@ class Tcp(Check[TcpOptions]):
     """Connects to host:port (optionally with TLS), optionally sends and checks the reply."""
 
     Options = TcpOptions
+
+    @classmethod
+    def target_host(cls, options: TcpOptions) -> str | None:
+        return options.host
 
     def __init__(self, options: TcpOptions) -> None:
         super().__init__(options)
@@ -175,6 +174,7 @@ class Tcp(Check[TcpOptions]):
                 f"cannot resolve {opts.host!r}: {exc.strerror or exc}",
                 error_type=type(exc).__name__,
                 **fields,
+                **{UNRESOLVED_HOST: opts.host},
             )
         timings["dns"] = _ms(loop.time() - started)
 

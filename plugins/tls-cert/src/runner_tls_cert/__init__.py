@@ -21,7 +21,7 @@ from typing import Any
 from cryptography import x509
 from pydantic import Field, FilePath
 
-from runner.plugin import Check, Options, Result, RunContext
+from runner.plugin import UNRESOLVED_HOST, Check, Options, Result, RunContext
 
 __all__ = ["TlsCert", "TlsCertOptions"]
 
@@ -62,6 +62,10 @@ class TlsCert(Check[TlsCertOptions]):
 
     Options = TlsCertOptions
 
+    @classmethod
+    def target_host(cls, options: TlsCertOptions) -> str | None:
+        return options.host
+
     async def run(self, ctx: RunContext) -> Result:
         opts = self.options
         server_name = opts.server_name or opts.host
@@ -90,6 +94,8 @@ class TlsCert(Check[TlsCertOptions]):
                     **where,
                 )
         except OSError as exc:
+            if isinstance(exc, socket.gaierror):  # the offline hint counts these
+                where[UNRESOLVED_HOST] = opts.host
             return Result.error(_describe(exc), error_type=type(exc).__name__, **where)
 
         try:

@@ -20,8 +20,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runner.log import secret_masker
 from runner.paths import state_dir
+from runner.plugin import mask_secrets
 
 __all__ = ["artifacts_base", "job_folder", "new_stem", "prune", "write_bytes"]
 
@@ -37,7 +37,7 @@ def artifacts_base(configured: str | None = None) -> Path:
 
 def job_folder(base: Path, job: str) -> Path:
     """``base/JOB`` with the job's name made safe for a path and free of secrets."""
-    name = _UNSAFE.sub("_", str(secret_masker.mask(job)).replace("***", "_")).strip(".")
+    name = _UNSAFE.sub("_", str(mask_secrets(job)).replace("***", "_")).strip(".")
     return base / (name or "_")
 
 

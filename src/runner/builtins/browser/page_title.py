@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from runner.builtins._regex import check_regex
+from runner.builtins._regex import Regex
 from runner.builtins.browser.session import (
     BROWSER_PAGES,
     CHROMIUM_ARGS,
@@ -30,6 +30,7 @@ from runner.builtins.browser.session import (
     find_chromium,
     run_in_browser,
     short_error,
+    unresolved_fields,
 )
 from runner.plugin import Check, Result, RunContext, Status
 
@@ -51,7 +52,7 @@ class PageTitleOptions(BrowserOptions):
         description="The exact title the page must have. Give this or expect_title_regex, "
         "not both; with neither, any title passes.",
     )
-    expect_title_regex: str | None = Field(
+    expect_title_regex: Regex | None = Field(
         default=None,
         description="A Python regular expression the title must contain a match for "
         "(re.search; anchor it with ^...$ for a whole-title match).",
@@ -69,11 +70,6 @@ class PageTitleOptions(BrowserOptions):
             raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
         return value
 
-    @field_validator("expect_title_regex")
-    @classmethod
-    def _compilable(cls, value: str | None) -> str | None:
-        return check_regex(value)
-
     @model_validator(mode="after")
     def _one_expectation(self) -> PageTitleOptions:
         if self.expect_title is not None and self.expect_title_regex is not None:
@@ -87,6 +83,10 @@ class PageTitle(Check[PageTitleOptions]):
     Options = PageTitleOptions
 
     slots = BROWSER_PAGES
+
+    @classmethod
+    def target_host(cls, options: PageTitleOptions) -> str | None:
+        return urlsplit(options.url).hostname
 
     def __init__(self, options: PageTitleOptions) -> None:
         super().__init__(options)
@@ -112,7 +112,9 @@ class PageTitle(Check[PageTitleOptions]):
                 Status.TIMEOUT, f"page did not reach {opts.wait_until!r} within {waited:.3g}s"
             )
         except PlaywrightError as exc:
-            return Result.error(short_error(exc), error_type="NavigationError")
+            return Result.error(
+                short_error(exc), error_type="NavigationError", **unresolved_fields(exc, opts.url)
+            )
         # A page that redirects with <meta http-equiv="refresh"> shows a
         # placeholder (or nothing) until it does: follow it, within the time left.
         pending: tuple[float, str] | None = None

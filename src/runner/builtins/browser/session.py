@@ -37,12 +37,13 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from runner.builtins.browser import evidence as artifacts
 from runner.durations import Duration, format_duration
-from runner.plugin import Options, Result, RunContext, Slots, Status
+from runner.plugin import UNRESOLVED_HOST, Options, Result, RunContext, Slots, Status
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page
@@ -60,6 +61,7 @@ __all__ = [
     "evidence_reserve",
     "find_chromium",
     "run_in_browser",
+    "unresolved_fields",
 ]
 
 #: Pages open at once in the shared browser. On 2 cores a third concurrent
@@ -759,3 +761,22 @@ _METRICS_JS = """async () => {
     requests: (nav ? 1 : 0) + resources.length,
   };
 }"""
+
+
+#: Chromium's net errors for a navigation whose host name did not resolve. With
+#: no network at all its resolver says the internet is disconnected instead.
+#: Playwright raises one Error type for every net error, so its code is read.
+_NAME_NOT_RESOLVED = (
+    "net::ERR_NAME_NOT_RESOLVED",
+    "net::ERR_NAME_RESOLUTION_FAILED",
+    "net::ERR_INTERNET_DISCONNECTED",
+)
+
+
+def unresolved_fields(exc: BaseException, url: str) -> dict[str, str]:
+    """The result fields for a navigation to ``url`` that failed with ``exc``:
+    ``unresolved_host`` when its host's name did not resolve, else none."""
+    host = urlsplit(url).hostname
+    if host and any(code in str(exc) for code in _NAME_NOT_RESOLVED):
+        return {UNRESOLVED_HOST: host}
+    return {}

@@ -44,17 +44,17 @@ from pydantic import (
     model_validator,
 )
 
-from runner.builtins._regex import check_regex
+from runner.builtins._regex import Regex
 from runner.builtins.browser.session import (
     BROWSER_PAGES,
     BrowserOptions,
     BrowserRun,
     run_in_browser,
     short_error,
+    unresolved_fields,
 )
 from runner.durations import Duration, format_duration
-from runner.log import SecretMasker
-from runner.plugin import Check, Result, RunContext, Status
+from runner.plugin import Check, Result, RunContext, SecretMasker, Status
 
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Page
@@ -178,14 +178,9 @@ class ExpectTextSpec(_Spec):
     text: str | None = Field(
         default=None, description="Text the element must contain (whitespace collapsed)."
     )
-    regex: str | None = Field(
+    regex: Regex | None = Field(
         default=None, description="A Python regular expression the element's text must match."
     )
-
-    @field_validator("regex")
-    @classmethod
-    def _compilable(cls, value: str | None) -> str | None:
-        return check_regex(value)
 
     @model_validator(mode="after")
     def _valid(self) -> ExpectTextSpec:
@@ -200,15 +195,10 @@ class ExpectTextSpec(_Spec):
 
 
 class ExpectUrlSpec(_Spec):
-    regex: str | None = Field(
+    regex: Regex | None = Field(
         default=None, description="A Python regular expression the URL must contain a match for."
     )
     equals: str | None = Field(default=None, description="The exact URL.")
-
-    @field_validator("regex")
-    @classmethod
-    def _compilable(cls, value: str | None) -> str | None:
-        return check_regex(value)
 
     @model_validator(mode="after")
     def _one(self) -> ExpectUrlSpec:
@@ -495,6 +485,12 @@ class BrowserSteps(Check[BrowserStepsOptions]):
 
     slots = BROWSER_PAGES
 
+    @classmethod
+    def target_host(cls, options: BrowserStepsOptions) -> str | None:
+        """The host of the first page the steps load."""
+        gotos = (s.goto for s in options.steps if isinstance(s, GotoStep))
+        return next((urlsplit(url).hostname for url in gotos), None)
+
     def __init__(self, options: BrowserStepsOptions) -> None:
         super().__init__(options)
         # Typed values never leave the run, ${ENV} or not (four characters or
@@ -517,6 +513,7 @@ class BrowserSteps(Check[BrowserStepsOptions]):
         loop = asyncio.get_running_loop()
         steps: list[dict[str, Any]] = []
         outcome: Result | None = None
+        unresolved: dict[str, str] = {}  # a goto whose host's name did not resolve
         for number, step in enumerate(self.options.steps, 1):
             label = step.label()
             if outcome is not None:
@@ -536,6 +533,8 @@ class BrowserSteps(Check[BrowserStepsOptions]):
                 status, problem = _timed_out(step, timeout, cut_short)
             except PlaywrightError as exc:
                 status, problem = _browser_error(step, exc)
+                if isinstance(step, GotoStep):
+                    unresolved = unresolved_fields(exc, step.goto)
             steps.append(
                 {
                     "step": number,
@@ -548,7 +547,7 @@ class BrowserSteps(Check[BrowserStepsOptions]):
                 outcome = Result(status, f"step {number} {label}: {problem}")
         if outcome is None:
             return Result.ok(f"{len(steps)} steps passed", steps=steps, title=await _title(run))
-        return Result(outcome.status, outcome.message, {"steps": steps})
+        return Result(outcome.status, outcome.message, {"steps": steps, **unresolved})
 
 
 def _timed_out(step: _Step, timeout: float, cut_short: bool) -> tuple[Status, str]:

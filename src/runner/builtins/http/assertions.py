@@ -24,7 +24,7 @@ import jmespath
 import jmespath.exceptions
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from runner.builtins._regex import check_regex, compile_regex
+from runner.builtins._regex import Regex, compile_regex
 from runner.plugin import Options
 
 __all__ = [
@@ -65,16 +65,11 @@ class ExpectBody(Options):
     not_contains: str | list[str] | None = Field(
         None, description="Text the body must not contain (one string or a list)."
     )
-    regex: str | None = Field(
+    regex: Regex | None = Field(
         None, description="A regular expression (Python syntax) the body must match somewhere."
     )
 
     _regex: re.Pattern[str] | None = PrivateAttr(None)
-
-    @field_validator("regex")
-    @classmethod
-    def _check_regex(cls, value: str | None) -> str | None:
-        return check_regex(value)
 
     @model_validator(mode="after")
     def _compile(self) -> ExpectBody:
@@ -97,7 +92,7 @@ class ExpectJson(Options):
     exists: bool | None = Field(
         None, description="true: the path must give a non-null value; false: null or nothing."
     )
-    regex: str | None = Field(
+    regex: Regex | None = Field(
         None, description="The value (a string, or other values as JSON text) must match."
     )
     less_than: float | None = Field(
@@ -119,11 +114,6 @@ class ExpectJson(Options):
             reason = str(exc).splitlines()[0].removeprefix("Invalid jmespath expression: ")
             raise ValueError(f"{value!r} is not a valid JMESPath expression: {reason}") from None
         return value
-
-    @field_validator("regex")
-    @classmethod
-    def _check_regex(cls, value: str | None) -> str | None:
-        return check_regex(value)
 
     @model_validator(mode="after")
     def _one_test(self) -> ExpectJson:

@@ -63,10 +63,6 @@ _FAMILIES: dict[IpVersion, socket.AddressFamily] = {
 
 _current: ContextVar[Probe | None] = ContextVar("runner_http_probe", default=None)
 
-SOCKET_OPTION = (
-    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
-)
-
 
 class Probe:
     """The timings and facts of one run, added up over its redirect hops.
@@ -77,6 +73,7 @@ class Probe:
         head: the first bytes the server sent on the current hop.
         response_head: ``(status, headers)`` of the current hop once they are in.
         cert_expiry: the earliest ``notAfter`` (epoch seconds) seen on any hop.
+        unresolved: the host name that did not resolve, if one did not.
     """
 
     def __init__(self, ip_version: IpVersion = "any") -> None:
@@ -86,6 +83,8 @@ class Probe:
         self.head = bytearray()
         self.response_head: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self.cert_expiry: float | None = None
+        #: The host name that did not resolve, if one did not.
+        self.unresolved: str | None = None
         self._mark = 0.0  # when the phase under way started
         self._headers_at: float | None = None
 
@@ -165,6 +164,7 @@ class Probe:
                 host, port, family=family, type=socket.SOCK_STREAM
             )
         except socket.gaierror as exc:
+            self.unresolved = host
             reason = exc.strerror or str(exc)
             if family != socket.AF_UNSPEC:
                 version = self.ip_version

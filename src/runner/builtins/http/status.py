@@ -81,7 +81,15 @@ from runner.builtins.http.assertions import (
 from runner.builtins.http.body import DECODED_ENCODINGS, Body, BodyError, read_body, readable_text
 from runner.builtins.http.probe import PHASES, IpVersion, Probe, ProbingTransport
 from runner.durations import format_duration
-from runner.plugin import Check, Duration, Options, Result, RunContext
+from runner.plugin import (
+    UNRESOLVED_HOST,
+    Check,
+    Duration,
+    Options,
+    Result,
+    ResultMetric,
+    RunContext,
+)
 
 __all__ = ["HttpStatus", "HttpStatusOptions"]
 
@@ -226,6 +234,15 @@ class HttpStatus(Check[HttpStatusOptions]):
     """Requests a URL and checks the answer: status, body, headers, time and certificate."""
 
     Options = HttpStatusOptions
+    result_metrics = (
+        ResultMetric(
+            "status_code", "http_status_code", "Status code of the last answer (http-status checks)"
+        ),
+    )
+
+    @classmethod
+    def target_host(cls, options: HttpStatusOptions) -> str | None:
+        return options.url.host
 
     def __init__(self, options: HttpStatusOptions) -> None:
         super().__init__(options)
@@ -385,6 +402,8 @@ def _fields(status: int | None, url: httpx.URL, redirects: int, probe: Probe) ->
     fields["timings_ms"] = probe.timings_ms()
     if probe.cert_expiry is not None:
         fields["cert_expires_in_days"] = round((probe.cert_expiry - time.time()) / 86400, 1)
+    if probe.unresolved is not None:
+        fields[UNRESOLVED_HOST] = probe.unresolved
     return fields
 
 
