@@ -1,23 +1,4 @@
-"""The YAML config: loading, validation and error messages.
-
-The shape is a public contract::
-
-    defaults:            # optional
-      interval: 30s
-      timeout: 10s
-    jobs:
-      - name: webcode-status
-        plugin: http-status
-        interval: 1m
-        timeout: 5s
-        options: {url: "http://webcode.me"}
-
-Every problem found is reported, not just the first, each naming the file,
-the line, the job and the field. ``${VAR}`` in string values is replaced by
-the environment variable's value (``${VAR:-default}`` gives a default,
-``$${`` a literal ``${``); substituted values are never echoed in errors and
-are masked in logs.
-"""
+"""Loading a config file: every step from the YAML text to a :class:`Config`."""
 
 from __future__ import annotations
 

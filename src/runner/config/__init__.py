@@ -1,0 +1,50 @@
+"""The YAML config: loading, validation and error messages.
+
+The shape is a public contract::
+
+    defaults:            # optional
+      interval: 30s
+      timeout: 10s
+    jobs:
+      - name: webcode-status
+        plugin: http-status
+        interval: 1m
+        timeout: 5s
+        options: {url: "http://webcode.me"}
+
+Every problem found is reported, not just the first, each naming the file,
+the line, the job and the field. ``${VAR}`` in string values is replaced by
+the environment variable's value (``${VAR:-default}`` gives a default,
+``$${`` a literal ``${``); substituted values are never echoed in errors and
+are masked in logs.
+"""
+
+from runner.config.loader import (
+    _CHECK_ONLY,
+    AuthSpec,
+    Config,
+    ConfigError,
+    Defaults,
+    HistorySpec,
+    HttpSpec,
+    JobSpec,
+    NotifierSpec,
+    Problem,
+    RetryDelay,
+    load_config,
+)
+
+__all__ = [
+    "_CHECK_ONLY",
+    "AuthSpec",
+    "Config",
+    "ConfigError",
+    "Defaults",
+    "HistorySpec",
+    "HttpSpec",
+    "JobSpec",
+    "NotifierSpec",
+    "Problem",
+    "RetryDelay",
+    "load_config",
+]
