@@ -19,23 +19,20 @@ the environment variable's value (``${VAR:-default}`` gives a default,
 are masked in logs.
 """
 
-from runner.config.loader import (
-    _CHECK_ONLY,
+from runner.config.loader import Config, ConfigError, Problem, load_config
+from runner.config.specs import (
+    CHECK_ONLY,
     AuthSpec,
-    Config,
-    ConfigError,
     Defaults,
     HistorySpec,
     HttpSpec,
     JobSpec,
     NotifierSpec,
-    Problem,
     RetryDelay,
-    load_config,
 )
 
 __all__ = [
-    "_CHECK_ONLY",
+    "CHECK_ONLY",
     "AuthSpec",
     "Config",
     "ConfigError",

@@ -8,22 +8,21 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from runner import yaml_source
-from runner.durations import DURATION_JSON_SCHEMA, DURATION_PATTERN, Duration, parse_duration
+from runner.config.specs import (
+    CHECK_ONLY,
+    TOP_LEVEL,
+    Defaults,
+    HistorySpec,
+    HttpSpec,
+    JobSpec,
+    NotifierSpec,
+)
 from runner.model import NO_RETRY, Job, NotifierConfig, Retry
 from runner.notifier import Alert, Notifier, NotifyContext
 from runner.plugin import Check, Plugin, Result, RunContext
@@ -33,192 +32,6 @@ from runner.schedules import Interval, Schedule
 PathTuple = tuple[str | int, ...]
 
 # --------------------------------------------------------------------------- file models
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _StrictOptional(_Strict):
-    """A section many configs leave out: its validator is built the first time a
-    config has one (``runner schema`` builds them all), not at every start."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-
-def _retry_delay(value: object) -> float | str:
-    if value == "exponential":
-        return "exponential"
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise ValueError(f"{exc}, or 'exponential'") from None
-
-
-#: A pause between attempts: a duration, or ``exponential`` (1s, 2s, 4s, ... up to
-#: ``retry_delay_max``).
-RetryDelay = Annotated[
-    float | str,
-    BeforeValidator(_retry_delay),
-    WithJsonSchema(
-        {
-            **DURATION_JSON_SCHEMA,
-            "pattern": f"^exponential$|{DURATION_PATTERN}",
-            "patternErrorMessage": "Expected a duration above zero (1s, 500ms) or exponential.",
-            "description": "A duration (fixed pause), or exponential: 1s, 2s, 4s, ...",
-        }
-    ),
-]
-
-
-class Defaults(_Strict):
-    interval: Duration = Field(30.0, description="How often each check runs.")
-    timeout: Duration = Field(10.0, description="How long a run may take before it is cancelled.")
-    retries: int = Field(
-        0, ge=0, le=10, description="Attempts after a failed one, within the same run."
-    )
-    retry_delay: RetryDelay = Field(1.0, description="Pause before each retry.")
-    retry_delay_max: Duration = Field(30.0, description="Cap of an exponential retry_delay.")
-    failure_threshold: int = Field(
-        3, ge=1, description="A job is down after this many non-ok results in a row."
-    )
-    success_threshold: int = Field(
-        2, ge=1, description="A down job has recovered after this many ok results in a row."
-    )
-
-
-class NotifierSpec(_StrictOptional):
-    """One entry of ``notifiers:``: who is told, and how."""
-
-    name: str = Field(min_length=1, description="Unique name; jobs list it in notify:.")
-    notifier: str = Field(min_length=1, description="Entry point name in group runner.notifiers.")
-    send_on_resolved: bool = Field(True, description="Also say when the job has recovered.")
-    repeat_every: Duration | None = Field(
-        None, description="Remind this often while the job stays down (off by default)."
-    )
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="Validated by the notifier's own options model."
-    )
-
-
-class HistorySpec(_Strict):
-    """Where finished runs are stored, and for how long (``history:``)."""
-
-    enabled: bool = Field(True, description="Store every finished run (on by default).")
-    path: str | None = Field(
-        None,
-        description="SQLite file. Default: $STATE_DIRECTORY/<config name>.sqlite3 under "
-        "systemd, else ~/.local/state/runner/<config name>.sqlite3.",
-    )
-    url: str | None = Field(
-        None,
-        description="postgresql://user@host/db: store in PostgreSQL instead of SQLite "
-        "(needs the runner-daemon[postgresql] extra).",
-    )
-    keep: Duration = Field(30 * 86400.0, description="Delete runs older than this.")
-    keep_runs: int | None = Field(
-        100_000,
-        ge=1,
-        le=2**63 - 1,  # SQLite's largest integer
-        description="Keep at most this many runs per job (null: no limit).",
-    )
-    flush_every: Duration = Field(
-        1.0, description="Results are written in batches at least this often."
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _postgresql_url(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(("postgresql://", "postgres://")):
-            raise ValueError(
-                "expected a PostgreSQL URL such as postgresql://runner@db.example/runner; "
-                "for SQLite use path:"
-            )
-        return url
-
-    @model_validator(mode="after")
-    def _one_place(self) -> HistorySpec:
-        if self.path is not None and self.url is not None:
-            raise ValueError("give path (SQLite) or url (PostgreSQL), not both")
-        return self
-
-
-class AuthSpec(_StrictOptional):
-    token: str = Field(
-        min_length=16,
-        description="Bearer token (or basic-auth password) for every path but /healthz: "
-        '"${RUNNER_TOKEN}".',
-    )
-
-
-class HttpSpec(_StrictOptional):
-    """The HTTP endpoint (``http:``): metrics, the status page, the JSON API."""
-
-    listen: str = Field(
-        "127.0.0.1:9150", description="host:port to serve on; port 0 picks a free one."
-    )
-    auth: AuthSpec | None = Field(None, description="Require a token.")
-    public: bool = Field(
-        False, description="Serve a non-loopback listen address without auth, on purpose."
-    )
-    external_url: str | None = Field(
-        None,
-        description="Where people reach the status page (https://status.example/); alerts "
-        "link to it.",
-    )
-
-    def host_and_port(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, listen: str) -> str:
-        host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError("expected host:port, such as 127.0.0.1:9150 or [::1]:9150")
-        return listen
-
-    @model_validator(mode="after")
-    def _safe_by_default(self) -> HttpSpec:
-        host = self.host_and_port()[0]
-        loopback = host in ("localhost", "::1") or host.startswith("127.")
-        if not loopback and self.auth is None and not self.public:
-            raise ValueError(
-                f"listen {self.listen} is reachable from other machines: set "
-                "auth: {token: ${RUNNER_TOKEN}}, or public: true to serve it without one"
-            )
-        return self
-
-
-def _no_options() -> dict[str, Any]:
-    return {}
-
-
-def _no_notifiers() -> list[str]:
-    return []
-
-
-# JobSpec's factories are functions rather than ``dict`` and ``list``: pydantic
-# reads a default_factory's signature, and a builtin's is parsed from its text
-# with tokenize, whose first use compiles a regular expression that costs 3 ms
-# of every start.
-class JobSpec(_Strict):
-    name: str = Field(min_length=1, description="Unique name of the job.")
-    plugin: str = Field(min_length=1, description="Entry point name in group runner.plugins.")
-    interval: Duration | None = Field(None, description="Overrides defaults.interval.")
-    timeout: Duration | None = Field(None, description="Overrides defaults.timeout.")
-    options: dict[str, Any] = Field(
-        default_factory=_no_options, description="Validated by the plugin's own options model."
-    )
-    notify: list[str] = Field(
-        default_factory=_no_notifiers, description="Names of notifiers told when the job goes down."
-    )
-    failure_threshold: int | None = Field(None, ge=1, description="Overrides the default.")
-    success_threshold: int | None = Field(None, ge=1, description="Overrides the default.")
-    retries: int | None = Field(None, ge=0, le=10, description="Overrides defaults.retries.")
-    retry_delay: RetryDelay | None = Field(None, description="Overrides defaults.retry_delay.")
-    retry_delay_max: Duration | None = Field(None, description="Overrides the default.")
 
 
 # --------------------------------------------------------------------------- loaded config
@@ -279,17 +92,6 @@ class ConfigError(ValueError):
 #: Top-level lists whose items are named (problems say ``jobs[2] 'api'``).
 _LISTS = ("jobs", "notifiers")
 _LIST_PREFIXES = tuple((section,) for section in _LISTS)
-#: Job keys that mean nothing for a service (it runs continuously, with no results).
-_CHECK_ONLY = (
-    "interval",
-    "timeout",
-    "notify",
-    "failure_threshold",
-    "success_threshold",
-    "retries",
-    "retry_delay",
-    "retry_delay_max",
-)
 
 # --------------------------------------------------------------------------- YAML with lines
 
@@ -552,7 +354,7 @@ class _Loader:
                 data=data,
             )
 
-        top_level = ["defaults", "history", "http", "jobs", "notifiers"]
+        top_level = TOP_LEVEL
         for key in data:
             if key not in top_level:
                 hint = difflib.get_close_matches(str(key), top_level, n=1)
@@ -741,7 +543,7 @@ class _Loader:
             plugin_name = raw.get("plugin")
             is_service = loaded is not None and loaded[0].kind == "service"
             if is_service:
-                for key in _CHECK_ONLY:
+                for key in CHECK_ONLY:
                     if key in raw:
                         self.add(
                             (*path, key),
@@ -751,7 +553,7 @@ class _Loader:
                         )
             if spec_error is not None:
                 # A service's check-only keys were reported above, once.
-                skip = _CHECK_ONLY if is_service else ()
+                skip = CHECK_ONLY if is_service else ()
                 self.add_validation_error(spec_error, path, data, JobSpec.model_fields, skip)
             if not is_service:
                 self.check_notify(raw, path, data)
