@@ -221,12 +221,12 @@ class _Loader:
 
     def notifiers(self, data: dict[Any, Any]) -> list[NotifierConfig]:
         items = data.get("notifiers")
-        self.notifier_names = [n.get("name") for n in items or [] if isinstance(n, dict)]
         if items is None:
             return []
         if not isinstance(items, list):
             self.problems.add(("notifiers",), "expected a list", field_from=0)
             return []
+        self.notifier_names = [n.get("name") for n in items if isinstance(n, dict)]
         first_line: dict[str, int | None] = {}
         loaded = (self.notifier(("notifiers", i), raw, first_line) for i, raw in enumerate(items))
         return [n for n in loaded if n is not None]
