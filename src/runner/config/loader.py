@@ -21,11 +21,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from runner import yaml_source
-from runner.config import source
 from runner.config.env import expand_env
 from runner.config.plugins import Resolver
 from runner.config.problems import ConfigError, Problem, Problems
-from runner.config.source import Document, PathTuple
+from runner.config.source import Document, PathTuple, read_document
 from runner.config.specs import (
     CHECK_ONLY,
     TOP_LEVEL,
@@ -118,7 +117,7 @@ def retry_of(spec: JobSpec, defaults: Defaults) -> Retry:
 def _read(path: Path) -> Document:
     """The parsed file; a file that cannot be read or parsed is a ConfigError."""
     try:
-        return source.read(path)
+        return read_document(path)
     except OSError as exc:
         raise ConfigError(path, [Problem(None, "", "", f"cannot read: {exc.strerror}")]) from exc
     except yaml_source.SourceError as exc:

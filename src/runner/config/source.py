@@ -10,7 +10,7 @@ import yaml
 
 from runner import yaml_source
 
-__all__ = ["Document", "PathTuple", "parse", "read"]
+__all__ = ["Document", "PathTuple", "parse_document", "read_document"]
 
 #: A place in a document: the keys and list indexes from its root,
 #: such as ``("jobs", 2, "options", "url")``.
@@ -36,17 +36,17 @@ class Document:
         return None
 
 
-def read(path: Path) -> Document:
+def read_document(path: Path) -> Document:
     """Read and parse a config file.
 
     Raises:
         OSError: the file cannot be read.
         SourceError: the YAML is invalid or crosses a bound of :mod:`runner.yaml_source`.
     """
-    return parse(yaml_source.read_source(path))
+    return parse_document(yaml_source.read_source(path))
 
 
-def parse(text: str) -> Document:
+def parse_document(text: str) -> Document:
     """Parse safely, and map each path in the document to its 1-based line.
 
     Raises:
