@@ -28,7 +28,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runner.config import _CHECK_ONLY, Defaults, HistorySpec, HttpSpec, JobSpec, NotifierSpec
+from runner.config.specs import (
+    CHECK_ONLY,
+    Defaults,
+    HistorySpec,
+    HttpSpec,
+    JobSpec,
+    NotifierSpec,
+)
 from runner.plugin import Plugin, Service
 from runner.registry import NOTIFIERS, PLUGINS, Group, PluginError, Registry
 
@@ -132,7 +139,7 @@ def _selected_by(
             # A service runs continuously: the keys that schedule or judge a
             # check's results mean nothing for it ("Property interval is not
             # allowed.", on that key's line).
-            then["properties"].update({k: True for k in fields if k not in _CHECK_ONLY})
+            then["properties"].update({k: True for k in fields if k not in CHECK_ONLY})
             then["properties"][key] = True
             then["additionalProperties"] = False
         conditions.append(

@@ -1,0 +1,369 @@
+"""Loading a config file: every step from the YAML text to a :class:`Config`.
+
+Read the file with the line of every value (:mod:`~runner.config.source`),
+expand ``${VAR}`` (:mod:`~runner.config.env`), validate each section with its
+spec (:mod:`~runner.config.specs`), resolve each job's plugin and each
+notifier through the registry (:mod:`~runner.config.plugins`), and build the
+ground floor's :class:`~runner.model.Job` and
+:class:`~runner.model.NotifierConfig`. Every problem met on the way is
+collected (:mod:`~runner.config.problems`) and raised at the end, together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from runner import yaml_source
+from runner.config.env import expand_env
+from runner.config.plugins import Resolver
+from runner.config.problems import ConfigError, Problem, Problems
+from runner.config.source import Document, PathTuple, read_document
+from runner.config.specs import (
+    CHECK_ONLY,
+    TOP_LEVEL,
+    Defaults,
+    HistorySpec,
+    HttpSpec,
+    JobSpec,
+    NotifierSpec,
+)
+from runner.model import NO_RETRY, Job, NotifierConfig, Retry
+from runner.plugin import Plugin
+from runner.registry import Registry
+from runner.schedules import Interval, Schedule
+
+__all__ = ["Config", "load_config", "retry_of", "schedule_of"]
+
+_Spec = TypeVar("_Spec", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded config: its jobs and notifiers resolved, ready to run."""
+
+    path: Path
+    jobs: tuple[Job, ...]
+    #: Values substituted from the environment; logs mask them.
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    #: (job, reason) for jobs whose plugin is installed but cannot be loaded;
+    #: only with ``keep_unloadable=True``, otherwise those are errors.
+    unloadable: tuple[tuple[str, str], ...] = ()
+    history: HistorySpec = field(default_factory=HistorySpec)
+    notifiers: tuple[NotifierConfig, ...] = ()
+    http: HttpSpec | None = None
+
+    @property
+    def checks(self) -> tuple[Job, ...]:
+        return tuple(j for j in self.jobs if not j.is_service)
+
+    @property
+    def services(self) -> tuple[Job, ...]:
+        return tuple(j for j in self.jobs if j.is_service)
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    registry: Registry | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    keep_unloadable: bool = False,
+) -> Config:
+    """Read, validate and resolve a config file.
+
+    Args:
+        keep_unloadable: a job whose plugin is installed but fails to load
+            (import error, missing module) is kept as a job whose every run
+            is an ``error`` result, instead of being a config error. The
+            daemon uses this so one broken plugin cannot stop the others;
+            ``runner check`` does not. An unknown plugin name is always an error.
+
+    Raises:
+        ConfigError: listing every problem found, each with file, line, job and field.
+    """
+    registry = registry if registry is not None else Registry.discover()
+    document = _read(Path(path))
+    return _Loader(
+        Path(path),
+        document,
+        registry,
+        os.environ if environ is None else environ,
+        keep_unloadable,
+    ).load()
+
+
+def schedule_of(spec: JobSpec, defaults: Defaults) -> Schedule:
+    """When a check runs: its own interval, else the default one."""
+    return Interval(spec.interval or defaults.interval)
+
+
+def retry_of(spec: JobSpec, defaults: Defaults) -> Retry:
+    """How a check's failed attempt is tried again: its own keys, else the defaults."""
+    retries = spec.retries if spec.retries is not None else defaults.retries
+    delay = spec.retry_delay if spec.retry_delay is not None else defaults.retry_delay
+    cap = spec.retry_delay_max or defaults.retry_delay_max
+    if delay == "exponential":
+        return Retry(retries, 1.0, exponential=True, max_delay=cap)
+    assert isinstance(delay, float)
+    return Retry(retries, delay)
+
+
+def _read(path: Path) -> Document:
+    """The parsed file; a file that cannot be read or parsed is a ConfigError."""
+    try:
+        return read_document(path)
+    except OSError as exc:
+        raise ConfigError(path, [Problem(None, "", "", f"cannot read: {exc.strerror}")]) from exc
+    except yaml_source.SourceError as exc:
+        raise ConfigError(path, [Problem(exc.line, "", "", exc.message, exc.column)]) from None
+
+
+def _validate(spec: type[_Spec], raw: Any) -> tuple[_Spec | None, ValidationError | None]:
+    try:
+        return spec.model_validate(raw), None
+    except ValidationError as exc:
+        return None, exc
+
+
+class _Loader:
+    """Turns one parsed document into a :class:`Config`, collecting every problem."""
+
+    def __init__(
+        self,
+        path: Path,
+        document: Document,
+        registry: Registry,
+        environ: Mapping[str, str],
+        keep_unloadable: bool,
+    ) -> None:
+        self.path = path
+        self.document = document
+        self.environ = environ
+        self.problems = Problems(document)
+        self.resolver = Resolver(registry, self.problems, keep_unloadable)
+        #: What ``notifiers:`` names, for the jobs' ``notify:``.
+        self.notifier_names: list[Any] = []
+
+    def load(self) -> Config:
+        self.problems.add_duplicate_keys()
+        data = self.top_mapping()
+        expansion = expand_env(data, self.environ)
+        data = expansion.data
+        self.problems.expanded(data, expansion.secret_paths)
+        for path, name in expansion.missing:
+            self.problems.add(
+                path,
+                f"environment variable {name} is not set (use ${{{name}:-default}} for a default)",
+            )
+        self.check_top_level_keys(data)
+        defaults = self.section(data, "defaults", Defaults)
+        history = self.section(data, "history", HistorySpec)
+        http = self.section(data, "http", HttpSpec)
+        notifiers = self.notifiers(data)
+        jobs = self.jobs(data, defaults if defaults is not None else Defaults())
+        self.raise_problems()
+        return Config(
+            self.path,
+            tuple(jobs),
+            expansion.secrets,
+            tuple(self.resolver.unloadable),
+            history if history is not None else HistorySpec(),
+            tuple(notifiers),
+            http,
+        )
+
+    def raise_problems(self) -> None:
+        if self.problems.found:
+            raise ConfigError(self.path, self.problems.found)
+
+    def top_mapping(self) -> dict[Any, Any]:
+        """The document, which must be a mapping: anything else ends the loading."""
+        data = self.document.data
+        if isinstance(data, dict):
+            return data
+        if data is None:
+            self.problems.add_unplaced(None, "the file is empty; it needs a 'jobs:' list")
+        else:
+            self.problems.add_unplaced(
+                1, f"expected a mapping with a 'jobs:' list, got a {type(data).__name__}"
+            )
+        raise ConfigError(self.path, self.problems.found)
+
+    def check_top_level_keys(self, data: dict[Any, Any]) -> None:
+        for key in data:
+            if key not in TOP_LEVEL:
+                hint = difflib.get_close_matches(str(key), TOP_LEVEL, n=1)
+                self.problems.add(
+                    (str(key),),
+                    "unknown top-level key"
+                    + (f"; did you mean {hint[0]!r}?" if hint else "")
+                    + f" (allowed: {', '.join(TOP_LEVEL)})",
+                    field_from=0,
+                )
+
+    def section(self, data: dict[Any, Any], key: str, spec: type[_Spec]) -> _Spec | None:
+        """The top-level section ``key`` validated by ``spec``; None when absent or invalid."""
+        if data.get(key) is None:
+            return None
+        model, error = _validate(spec, data[key])
+        if error is not None:
+            self.problems.add_validation_error(error, (key,), spec.model_fields)
+        return model
+
+    # -- notifiers:
+
+    def notifiers(self, data: dict[Any, Any]) -> list[NotifierConfig]:
+        items = data.get("notifiers")
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            self.problems.add(("notifiers",), "expected a list", field_from=0)
+            return []
+        self.notifier_names = [n.get("name") for n in items if isinstance(n, dict)]
+        first_line: dict[str, int | None] = {}
+        loaded = (self.notifier(("notifiers", i), raw, first_line) for i, raw in enumerate(items))
+        return [n for n in loaded if n is not None]
+
+    def notifier(
+        self, path: PathTuple, raw: Any, first_line: dict[str, int | None]
+    ) -> NotifierConfig | None:
+        if not isinstance(raw, dict):
+            self.problems.add(path, "expected a mapping with name, notifier and options")
+            return None
+        spec, error = _validate(NotifierSpec, raw)
+        if error is not None:
+            self.problems.add_validation_error(error, path, NotifierSpec.model_fields)
+        self.check_unique_name(raw, path, first_line, "notifier")
+        # A broken notifier: its deliveries fail with the reason, checks go on.
+        loaded = self.resolver.notifier(raw, path, spec)
+        if loaded is None or spec is None:
+            return None
+        notifier, options = loaded
+        if options is None:
+            return None
+        return NotifierConfig(
+            name=spec.name,
+            notifier_name=raw["notifier"],
+            notifier=notifier,
+            options=options,
+            send_on_resolved=spec.send_on_resolved,
+            repeat_every=spec.repeat_every,
+            line=self.document.line_of(path) or 0,
+        )
+
+    # -- jobs:
+
+    def jobs(self, data: dict[Any, Any], defaults: Defaults) -> list[Job]:
+        items = data.get("jobs")
+        if "jobs" not in data:
+            self.problems.add((), "no 'jobs:' list; add at least one job")
+        elif not isinstance(items, list):
+            self.problems.add(("jobs",), "expected a list with at least one job", field_from=0)
+        elif not items:
+            self.problems.add(("jobs",), "the list is empty; add at least one job", field_from=0)
+        else:
+            first_line: dict[str, int | None] = {}
+            loaded = (
+                self.job(("jobs", i), raw, defaults, first_line) for i, raw in enumerate(items)
+            )
+            return [job for job in loaded if job is not None]
+        return []
+
+    def job(
+        self, path: PathTuple, raw: Any, defaults: Defaults, first_line: dict[str, int | None]
+    ) -> Job | None:
+        """The job ``raw``, or None with its problems added. Every problem of a
+        job is reported in one run: the spec's, the plugin's options', and what
+        depends on the plugin's kind."""
+        if not isinstance(raw, dict):
+            self.problems.add(path, "expected a mapping with name, plugin and options")
+            return None
+        spec, error = _validate(JobSpec, raw)
+        self.check_unique_name(raw, path, first_line, "job")
+        loaded = self.resolver.plugin(raw, path, spec)
+        is_service = loaded is not None and loaded[0].kind == "service"
+        if is_service:
+            self.check_no_check_keys(raw, path)
+        if error is not None:
+            # A service's check-only keys were reported above, once.
+            skip = CHECK_ONLY if is_service else ()
+            self.problems.add_validation_error(error, path, JobSpec.model_fields, skip)
+        if not is_service:
+            self.check_notify(raw, path)
+        if loaded is None or spec is None:
+            return None
+        plugin, options = loaded
+        if options is None:
+            return None
+        return self.build_job(path, spec, plugin, options, defaults)
+
+    def build_job(
+        self,
+        path: PathTuple,
+        spec: JobSpec,
+        plugin: type[Plugin[Any]],
+        options: BaseModel,
+        defaults: Defaults,
+    ) -> Job:
+        is_service = plugin.kind == "service"
+        return Job(
+            name=spec.name,
+            plugin_name=spec.plugin,
+            plugin=plugin,
+            options=options,
+            schedule=None if is_service else schedule_of(spec, defaults),
+            timeout=None if is_service else spec.timeout or defaults.timeout,
+            line=self.document.line_of(path) or 0,
+            notify=tuple(spec.notify),
+            failure_threshold=spec.failure_threshold or defaults.failure_threshold,
+            success_threshold=spec.success_threshold or defaults.success_threshold,
+            retry=retry_of(spec, defaults) if plugin.kind == "check" else NO_RETRY,
+        )
+
+    def check_unique_name(
+        self, raw: dict[str, Any], path: PathTuple, first_line: dict[str, int | None], noun: str
+    ) -> None:
+        name = raw.get("name")
+        if not isinstance(name, str):
+            return
+        if name in first_line:
+            self.problems.add(
+                (*path, "name"),
+                f"duplicate {noun} name {name!r} (first used on line {first_line[name]})",
+            )
+        else:
+            first_line[name] = self.document.line_of((*path, "name"))
+
+    def check_no_check_keys(self, raw: dict[str, Any], path: PathTuple) -> None:
+        """A service runs continuously: the keys of a check's runs mean nothing for it."""
+        for key in CHECK_ONLY:
+            if key in raw:
+                self.problems.add(
+                    (*path, key),
+                    f"{raw['plugin']} is a service: it runs continuously, so it takes no {key}",
+                )
+
+    def check_notify(self, raw: dict[str, Any], path: PathTuple) -> None:
+        """Each name in the job's ``notify:`` names a notifier of the config
+        (read from the raw job, so this is checked even when other fields are not valid)."""
+        known = [n for n in self.notifier_names if isinstance(n, str)]
+        notify = raw.get("notify")
+        for i, name in enumerate(notify if isinstance(notify, list) else []):
+            if not isinstance(name, str) or name in known:
+                continue  # not a string: the spec's validation says so
+            hint = difflib.get_close_matches(name, known, n=1)
+            message = f"unknown notifier {name!r}"
+            if hint:
+                message += f"; did you mean {hint[0]!r}?"
+            message += (
+                f" (notifiers in this config: {', '.join(known)})"
+                if known
+                else "; add it under notifiers: at the top level"
+            )
+            self.problems.add((*path, "notify", i), message)

@@ -1,0 +1,236 @@
+"""The YAML shape of a config, as pydantic models: what each key may hold.
+
+These models are the one description of the shape: the loader validates with
+them (:mod:`runner.config.loader`) and ``runner schema`` turns them into a JSON
+Schema (:mod:`runner.schema`). They hold what was written; the loader resolves
+plugins and defaults into :class:`runner.model.Job` and friends.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from runner.durations import DURATION_JSON_SCHEMA, DURATION_PATTERN, Duration, parse_duration
+
+__all__ = [
+    "CHECK_ONLY",
+    "TOP_LEVEL",
+    "AuthSpec",
+    "Defaults",
+    "HistorySpec",
+    "HttpSpec",
+    "JobSpec",
+    "NotifierSpec",
+    "RetryDelay",
+]
+
+#: The keys a config file may have at its top level.
+TOP_LEVEL = ("defaults", "history", "http", "jobs", "notifiers")
+
+#: Job keys that mean nothing for a service (it runs continuously, with no results).
+CHECK_ONLY = (
+    "interval",
+    "timeout",
+    "notify",
+    "failure_threshold",
+    "success_threshold",
+    "retries",
+    "retry_delay",
+    "retry_delay_max",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _StrictOptional(_Strict):
+    """A section many configs leave out: its validator is built the first time a
+    config has one (``runner schema`` builds them all), not at every start."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+def _retry_delay(value: object) -> float | str:
+    if value == "exponential":
+        return "exponential"
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or 'exponential'") from None
+
+
+#: A pause between attempts: a duration, or ``exponential`` (1s, 2s, 4s, ... up to
+#: ``retry_delay_max``).
+RetryDelay = Annotated[
+    float | str,
+    BeforeValidator(_retry_delay),
+    WithJsonSchema(
+        {
+            **DURATION_JSON_SCHEMA,
+            "pattern": f"^exponential$|{DURATION_PATTERN}",
+            "patternErrorMessage": "Expected a duration above zero (1s, 500ms) or exponential.",
+            "description": "A duration (fixed pause), or exponential: 1s, 2s, 4s, ...",
+        }
+    ),
+]
+
+
+class Defaults(_Strict):
+    interval: Duration = Field(30.0, description="How often each check runs.")
+    timeout: Duration = Field(10.0, description="How long a run may take before it is cancelled.")
+    retries: int = Field(
+        0, ge=0, le=10, description="Attempts after a failed one, within the same run."
+    )
+    retry_delay: RetryDelay = Field(1.0, description="Pause before each retry.")
+    retry_delay_max: Duration = Field(30.0, description="Cap of an exponential retry_delay.")
+    failure_threshold: int = Field(
+        3, ge=1, description="A job is down after this many non-ok results in a row."
+    )
+    success_threshold: int = Field(
+        2, ge=1, description="A down job has recovered after this many ok results in a row."
+    )
+
+
+class NotifierSpec(_StrictOptional):
+    """One entry of ``notifiers:``: who is told, and how."""
+
+    name: str = Field(min_length=1, description="Unique name; jobs list it in notify:.")
+    notifier: str = Field(min_length=1, description="Entry point name in group runner.notifiers.")
+    send_on_resolved: bool = Field(True, description="Also say when the job has recovered.")
+    repeat_every: Duration | None = Field(
+        None, description="Remind this often while the job stays down (off by default)."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Validated by the notifier's own options model."
+    )
+
+
+class HistorySpec(_Strict):
+    """Where finished runs are stored, and for how long (``history:``)."""
+
+    enabled: bool = Field(True, description="Store every finished run (on by default).")
+    path: str | None = Field(
+        None,
+        description="SQLite file. Default: $STATE_DIRECTORY/<config name>.sqlite3 under "
+        "systemd, else ~/.local/state/runner/<config name>.sqlite3.",
+    )
+    url: str | None = Field(
+        None,
+        description="postgresql://user@host/db: store in PostgreSQL instead of SQLite "
+        "(needs the runner-daemon[postgresql] extra).",
+    )
+    keep: Duration = Field(30 * 86400.0, description="Delete runs older than this.")
+    keep_runs: int | None = Field(
+        100_000,
+        ge=1,
+        le=2**63 - 1,  # SQLite's largest integer
+        description="Keep at most this many runs per job (null: no limit).",
+    )
+    flush_every: Duration = Field(
+        1.0, description="Results are written in batches at least this often."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "expected a PostgreSQL URL such as postgresql://runner@db.example/runner; "
+                "for SQLite use path:"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _one_place(self) -> HistorySpec:
+        if self.path is not None and self.url is not None:
+            raise ValueError("give path (SQLite) or url (PostgreSQL), not both")
+        return self
+
+
+class AuthSpec(_StrictOptional):
+    token: str = Field(
+        min_length=16,
+        description="Bearer token (or basic-auth password) for every path but /healthz: "
+        '"${RUNNER_TOKEN}".',
+    )
+
+
+class HttpSpec(_StrictOptional):
+    """The HTTP endpoint (``http:``): metrics, the status page, the JSON API."""
+
+    listen: str = Field(
+        "127.0.0.1:9150", description="host:port to serve on; port 0 picks a free one."
+    )
+    auth: AuthSpec | None = Field(None, description="Require a token.")
+    public: bool = Field(
+        False, description="Serve a non-loopback listen address without auth, on purpose."
+    )
+    external_url: str | None = Field(
+        None,
+        description="Where people reach the status page (https://status.example/); alerts "
+        "link to it.",
+    )
+
+    def host_and_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("expected host:port, such as 127.0.0.1:9150 or [::1]:9150")
+        return listen
+
+    @model_validator(mode="after")
+    def _safe_by_default(self) -> HttpSpec:
+        host = self.host_and_port()[0]
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        if not loopback and self.auth is None and not self.public:
+            raise ValueError(
+                f"listen {self.listen} is reachable from other machines: set "
+                "auth: {token: ${RUNNER_TOKEN}}, or public: true to serve it without one"
+            )
+        return self
+
+
+def _no_options() -> dict[str, Any]:
+    return {}
+
+
+def _no_notifiers() -> list[str]:
+    return []
+
+
+# JobSpec's factories are functions rather than ``dict`` and ``list``: pydantic
+# reads a default_factory's signature, and a builtin's is parsed from its text
+# with tokenize, whose first use compiles a regular expression that costs 3 ms
+# of every start.
+class JobSpec(_Strict):
+    name: str = Field(min_length=1, description="Unique name of the job.")
+    plugin: str = Field(min_length=1, description="Entry point name in group runner.plugins.")
+    interval: Duration | None = Field(None, description="Overrides defaults.interval.")
+    timeout: Duration | None = Field(None, description="Overrides defaults.timeout.")
+    options: dict[str, Any] = Field(
+        default_factory=_no_options, description="Validated by the plugin's own options model."
+    )
+    notify: list[str] = Field(
+        default_factory=_no_notifiers, description="Names of notifiers told when the job goes down."
+    )
+    failure_threshold: int | None = Field(None, ge=1, description="Overrides the default.")
+    success_threshold: int | None = Field(None, ge=1, description="Overrides the default.")
+    retries: int | None = Field(None, ge=0, le=10, description="Overrides defaults.retries.")
+    retry_delay: RetryDelay | None = Field(None, description="Overrides defaults.retry_delay.")
+    retry_delay_max: Duration | None = Field(None, description="Overrides the default.")
