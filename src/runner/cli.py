@@ -235,7 +235,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"({count(len(config.checks), 'check')}, {count(len(config.services), 'service')})"
     )
     for job in config.jobs:
-        when = "service" if job.schedule is None else job.schedule.describe()
+        when = job.schedule.describe() if job.schedule is not None else "service"
         print(f"  {job.name}  [{job.plugin_name}]  {when}")
     return EXIT_OK
 
