@@ -47,6 +47,7 @@ import dns.reversename
 import dns.rrset
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from runner.builtins._net import format_address
 from runner.builtins._regex import check_regex
 from runner.plugin import Check, Options, Result, RunContext
 
@@ -194,7 +195,7 @@ class Dns(Check[DnsOptions]):
         qname = self._qname.to_text()
         fields: dict[str, Any] = {"name": qname, "type": opts.type}
         if self._server is not None:
-            fields["server"] = _format_server(*self._server)
+            fields["server"] = format_address(*self._server)
         try:
             resolver = self._resolver()
         except dns.resolver.NoResolverConfiguration as exc:
@@ -226,7 +227,7 @@ class Dns(Check[DnsOptions]):
             if not answered:
                 return Result.error(_no_answer(errors), error_type="NoNameservers", **fields)
             server, _, port, _, response = answered[-1]
-            fields["server"] = _format_server(_address(server), port)
+            fields["server"] = format_address(_address(server), port)
             rcode = dns.rcode.to_text(response.rcode())
         except dns.exception.DNSException as exc:
             fields["query_time_ms"] = _ms(loop.time() - started)
@@ -235,7 +236,7 @@ class Dns(Check[DnsOptions]):
             rcode = "NOERROR"
             rrset = answer.rrset
             if answer.nameserver is not None and answer.port is not None:
-                fields["server"] = _format_server(answer.nameserver, answer.port)
+                fields["server"] = format_address(answer.nameserver, answer.port)
             if answer.canonical_name != self._qname:
                 fields["canonical_name"] = answer.canonical_name.to_text()
         fields["query_time_ms"] = _ms(loop.time() - started)
@@ -338,10 +339,6 @@ def _address(nameserver: str) -> str:
     return match.group(1) if match else nameserver
 
 
-def _format_server(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def _expected_record(rdtype: str, text: str) -> dns.rdata.Rdata:
     """An ``expect`` entry as a record of ``rdtype``; raises ValueError naming it."""
     if rdtype == "TXT":
@@ -383,7 +380,7 @@ def _no_answer(errors: list[Any]) -> str:
             reason = "answer truncated over UDP"
         elif isinstance(exc, dns.exception.FormError):
             reason = f"malformed response: {exc}"
-        parts.append(f"{_format_server(_address(server), port)}{transport}: {reason}")
+        parts.append(f"{format_address(_address(server), port)}{transport}: {reason}")
     if not parts:
         return "no DNS server answered"
     return "no answer from " + "; ".join(dict.fromkeys(parts))

@@ -38,6 +38,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from runner.builtins._net import format_address
 from runner.builtins._regex import check_regex
 from runner.builtins._tls import earliest_expiry
 from runner.plugin import Check, Options, Result, RunContext
@@ -165,7 +166,7 @@ class Tcp(Check[TcpOptions]):
         loop = asyncio.get_running_loop()
         timings: dict[str, float] = {}
         fields: dict[str, Any] = {"host": opts.host, "port": opts.port, "timings_ms": timings}
-        where = _format_address(opts.host, opts.port)
+        where = format_address(opts.host, opts.port)
 
         started = loop.time()
         try:
@@ -386,10 +387,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno).lower()
     return str(exc).strip() or type(exc).__name__
-
-
-def _format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _ms(seconds: float) -> float:
