@@ -40,6 +40,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict
 
 from runner.durations import Duration
+from runner.errors import describe_error
 from runner.resources import Resources
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "ServiceContext",
     "Slots",
     "Status",
+    "describe_error",
 ]
 
 

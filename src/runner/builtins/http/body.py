@@ -10,7 +10,6 @@ neither the bytes received nor the bytes decoded pass ``max_body_bytes``
 
 from __future__ import annotations
 
-import os
 import re
 import zlib
 from collections.abc import AsyncGenerator
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from typing import cast
 
 import httpx
+
+from runner.plugin import describe_error
 
 __all__ = ["DECODED_ENCODINGS", "Body", "BodyError", "read_body", "readable_text"]
 
@@ -150,19 +151,7 @@ def _transfer_error(exc: httpx.HTTPError, received: int) -> str:
         )
     if "chunk" in text:
         return f"bad chunked encoding after {received} bytes: {text}"
-    return f"body broken after {received} bytes: {_os_reason(exc) or text or type(exc).__name__}"
-
-
-def _os_reason(exc: BaseException) -> str | None:
-    """The operating system's words for the first errno in ``exc``'s causes."""
-    cause: BaseException | None = exc
-    seen = 0
-    while cause is not None and seen < 10:
-        if isinstance(cause, OSError) and cause.errno:
-            return os.strerror(cause.errno)
-        cause = cause.__cause__ or cause.__context__
-        seen += 1
-    return None
+    return f"body broken after {received} bytes: {readable_text(describe_error(exc))}"
 
 
 def _zlib_reason(exc: zlib.error) -> str:

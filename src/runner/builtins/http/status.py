@@ -57,9 +57,7 @@ Choices, and why:
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
-import socket
 import ssl
 import time
 from typing import Annotated, Any, Literal
@@ -81,7 +79,7 @@ from runner.builtins.http.assertions import (
 from runner.builtins.http.body import DECODED_ENCODINGS, Body, BodyError, read_body, readable_text
 from runner.builtins.http.probe import PHASES, IpVersion, Probe, ProbingTransport
 from runner.durations import format_duration
-from runner.plugin import Check, Duration, Options, Result, RunContext
+from runner.plugin import Check, Duration, Options, Result, RunContext, describe_error
 
 __all__ = ["HttpStatus", "HttpStatusOptions"]
 
@@ -533,18 +531,7 @@ def _describe(exc: httpx.HTTPError, probe: Probe) -> str:
     if isinstance(exc, httpx.RemoteProtocolError):
         return _protocol_error(exc, bytes(probe.head))
     what = "cannot connect" if isinstance(exc, httpx.ConnectError) else "request failed"
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"{what}: TLS certificate not trusted: {cause.verify_message}"
-        if isinstance(cause, ssl.SSLError):
-            return f"{what}: TLS error: {cause.reason or cause}"
-        if isinstance(cause, socket.gaierror):
-            return f"{what}: cannot resolve host: {cause.strerror or cause}"
-        if isinstance(cause, OSError) and cause.errno:
-            return f"{what}: {os.strerror(cause.errno)}"
-        cause = cause.__cause__ or cause.__context__
-    return f"{what}: {readable_text(str(exc)).strip() or type(exc).__name__}"
+    return f"{what}: {readable_text(describe_error(exc))}"
 
 
 def _protocol_error(exc: httpx.RemoteProtocolError, head: bytes) -> str:
