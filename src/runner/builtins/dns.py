@@ -49,7 +49,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from runner.builtins._net import format_address
 from runner.builtins._regex import check_regex
-from runner.plugin import Check, Options, Result, RunContext
+from runner.plugin import Check, Options, Result, RunContext, describe_error
 
 __all__ = ["Dns", "DnsOptions"]
 
@@ -372,10 +372,10 @@ def _no_answer(errors: list[Any]) -> str:
     for server, tcp, port, exc, _ in errors:
         transport = " over TCP" if tcp else ""
         reason = exc
-        if isinstance(exc, ConnectionRefusedError):
+        if isinstance(exc, ConnectionRefusedError):  # said for DNS: which server is missing
             reason = "connection refused (no DNS server on that port?)"
-        elif isinstance(exc, OSError) and exc.strerror:
-            reason = exc.strerror.lower()
+        elif isinstance(exc, OSError):
+            reason = describe_error(exc)
         elif isinstance(exc, dns.message.Truncated):
             reason = "answer truncated over UDP"
         elif isinstance(exc, dns.exception.FormError):
