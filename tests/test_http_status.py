@@ -621,7 +621,10 @@ async def test_failure_on_the_second_hop_names_the_hop(hostile: HostileServer) -
     url = hostile.url(f"/redirect?{urlencode({'to': second})}")
     result = await run_check(HttpStatus, {"url": url})
     assert result.status is Status.ERROR
-    assert result.message == f"after 1 redirect, {second}: cannot connect: connection refused (nothing listens on that port?)"
+    assert result.message == (
+        f"after 1 redirect, {second}: cannot connect: connection refused "
+        "(nothing listens on that port?)"
+    )
     assert result.fields["url"] == second
     assert result.fields["redirects"] == 1
 
