@@ -75,7 +75,7 @@ class Probe:
         phases: seconds spent in each of :data:`PHASES`, summed over hops.
         ip: the address of the last connection made (or tried).
         head: the first bytes the server sent on the current hop.
-        response_head: ``(status, headers)`` of the current hop once they are in.
+        received: how many bytes the server sent on the current hop.
         cert_expiry: the earliest ``notAfter`` (epoch seconds) seen on any hop.
     """
 
@@ -84,7 +84,7 @@ class Probe:
         self.phases = dict.fromkeys(PHASES, 0.0)
         self.ip: str | None = None
         self.head = bytearray()
-        self.response_head: tuple[int, list[tuple[bytes, bytes]]] | None = None
+        self.received = 0
         self.cert_expiry: float | None = None
         self._mark = 0.0  # when the phase under way started
         self._headers_at: float | None = None
@@ -101,7 +101,7 @@ class Probe:
     def new_hop(self) -> None:
         """Forget the previous hop's answer; its timings stay in the totals."""
         self.head.clear()
-        self.response_head = None
+        self.received = 0
         self._headers_at = None
 
     def end_transfer(self) -> None:
@@ -136,8 +136,6 @@ class Probe:
         elif event == "http11.receive_response_headers.complete":
             phases["ttfb"] += now - self._mark
             self._headers_at = now
-            _, status, _, headers = info["return_value"]
-            self.response_head = (status, headers)
         elif event in ("connection.start_tls.complete", "connection.start_tls.failed"):
             phases["tls"] += now - self._mark
         elif event in ("http11.send_request_headers.failed", "http11.send_request_body.failed"):
@@ -204,8 +202,10 @@ class _Stream(httpcore.AsyncNetworkStream):
         except (OSError, ssl.SSLError) as exc:  # ssl.SSLError is an OSError; said for clarity
             raise httpcore.ReadError(exc) from exc
         probe = self._probe
-        if probe is not None and len(probe.head) < HEAD_BYTES:
-            probe.head += data[: HEAD_BYTES - len(probe.head)]
+        if probe is not None:
+            probe.received += len(data)
+            if len(probe.head) < HEAD_BYTES:
+                probe.head += data[: HEAD_BYTES - len(probe.head)]
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
