@@ -264,7 +264,8 @@ async def test_tls_verify_failure_is_an_error(
     result = await check(port, tls=True)
     assert result.status is Status.ERROR
     assert result.message == (
-        f"TLS certificate of 127.0.0.1:{port} not trusted: self-signed certificate"
+        f"TLS handshake with 127.0.0.1:{port} failed: TLS certificate not trusted: "
+        "self-signed certificate"
     )
     assert result.fields["error_type"] == "SSLCertVerificationError"
 

@@ -41,6 +41,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict
 
 from runner.durations import Duration
+from runner.errors import describe_error
 from runner.resources import Resources
 from runner.secrets import SecretMasker, mask_secrets
 
@@ -61,6 +62,7 @@ __all__ = [
     "ServiceContext",
     "Slots",
     "Status",
+    "describe_error",
     "mask_secrets",
 ]
 

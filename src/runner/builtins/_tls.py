@@ -6,6 +6,8 @@ import ssl
 import typing
 from typing import Any
 
+from runner.builtins._compat import verified_chain_info
+
 __all__ = ["earliest_expiry"]
 
 
@@ -19,19 +21,7 @@ def earliest_expiry(ssl_object: ssl.SSLObject | None) -> float | None:
     """
     if ssl_object is None:
         return None
-    # Public from Python 3.13; the same methods exist privately since 3.10.
-    target: Any = ssl_object if hasattr(ssl_object, "get_verified_chain") else ssl_object._sslobj  # type: ignore[attr-defined]
-    chain: list[Any] = []
-    for getter in ("get_verified_chain", "get_unverified_chain"):
-        method = getattr(target, getter, None)
-        if method is not None:
-            try:
-                chain = list(method() or ())
-            except (ssl.SSLError, ValueError):
-                chain = []
-        if chain:
-            break
-    dates = [_not_after(cert.get_info()) for cert in chain]
+    dates = [_not_after(info) for info in verified_chain_info(ssl_object)]
     if not dates:
         dates = [_not_after(typing.cast(dict[str, Any], ssl_object.getpeercert() or {}))]
     known = [date for date in dates if date is not None]

@@ -47,8 +47,10 @@ import dns.reversename
 import dns.rrset
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from runner.builtins._compat import NameserverError, nameserver_errors
+from runner.builtins._net import format_address
 from runner.builtins._regex import Regex
-from runner.plugin import Check, Options, Result, RunContext
+from runner.plugin import Check, Options, Result, RunContext, describe_error
 
 __all__ = ["Dns", "DnsOptions"]
 
@@ -189,7 +191,7 @@ class Dns(Check[DnsOptions]):
         qname = self._qname.to_text()
         fields: dict[str, Any] = {"name": qname, "type": opts.type}
         if self._server is not None:
-            fields["server"] = _format_server(*self._server)
+            fields["server"] = format_address(*self._server)
         try:
             resolver = self._resolver()
         except dns.resolver.NoResolverConfiguration as exc:
@@ -215,14 +217,14 @@ class Dns(Check[DnsOptions]):
         except dns.resolver.YXDOMAIN:
             rcode = "YXDOMAIN"
         except dns.resolver.NoNameservers as exc:
-            errors = exc.kwargs.get("errors") or []
+            errors = nameserver_errors(exc)
             fields["query_time_ms"] = _ms(loop.time() - started)
-            answered = [err for err in errors if err[4] is not None]
+            answered = [err for err in errors if err.answer is not None]
             if not answered:
                 return Result.error(_no_answer(errors), error_type="NoNameservers", **fields)
-            server, _, port, _, response = answered[-1]
-            fields["server"] = _format_server(_address(server), port)
-            rcode = dns.rcode.to_text(response.rcode())
+            last = answered[-1]
+            fields["server"] = format_address(last.address, last.port)
+            rcode = dns.rcode.to_text(last.answer.rcode())
         except dns.exception.DNSException as exc:
             fields["query_time_ms"] = _ms(loop.time() - started)
             return Result.error(f"DNS query failed: {exc}", error_type=type(exc).__name__, **fields)
@@ -230,7 +232,7 @@ class Dns(Check[DnsOptions]):
             rcode = "NOERROR"
             rrset = answer.rrset
             if answer.nameserver is not None and answer.port is not None:
-                fields["server"] = _format_server(answer.nameserver, answer.port)
+                fields["server"] = format_address(answer.nameserver, answer.port)
             if answer.canonical_name != self._qname:
                 fields["canonical_name"] = answer.canonical_name.to_text()
         fields["query_time_ms"] = _ms(loop.time() - started)
@@ -327,16 +329,6 @@ def _parse_server(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _address(nameserver: str) -> str:
-    """The address in dnspython's text for a nameserver in its errors (``Do53:ip@port``)."""
-    match = re.fullmatch(r"Do53:(.+)@\d+", nameserver)
-    return match.group(1) if match else nameserver
-
-
-def _format_server(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def _expected_record(rdtype: str, text: str) -> dns.rdata.Rdata:
     """An ``expect`` entry as a record of ``rdtype``; raises ValueError naming it."""
     if rdtype == "TXT":
@@ -364,21 +356,21 @@ def _listing(shown: list[str]) -> str:
     return head if len(shown) <= 5 else f"{head} and {len(shown) - 5} more"
 
 
-def _no_answer(errors: list[Any]) -> str:
+def _no_answer(errors: list[NameserverError]) -> str:
     """The message when no server gave any answer."""
     parts = []
-    for server, tcp, port, exc, _ in errors:
+    for address, tcp, port, exc, _ in errors:
         transport = " over TCP" if tcp else ""
-        reason = exc
-        if isinstance(exc, ConnectionRefusedError):
+        reason: object = exc
+        if isinstance(exc, ConnectionRefusedError):  # said for DNS: which server is missing
             reason = "connection refused (no DNS server on that port?)"
-        elif isinstance(exc, OSError) and exc.strerror:
-            reason = exc.strerror.lower()
+        elif isinstance(exc, OSError):
+            reason = describe_error(exc)
         elif isinstance(exc, dns.message.Truncated):
             reason = "answer truncated over UDP"
         elif isinstance(exc, dns.exception.FormError):
             reason = f"malformed response: {exc}"
-        parts.append(f"{_format_server(_address(server), port)}{transport}: {reason}")
+        parts.append(f"{format_address(address, port)}{transport}: {reason}")
     if not parts:
         return "no DNS server answered"
     return "no answer from " + "; ".join(dict.fromkeys(parts))

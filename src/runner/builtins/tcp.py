@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import socket
 import ssl
@@ -38,9 +37,10 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from runner.builtins._net import format_address
 from runner.builtins._regex import Regex
 from runner.builtins._tls import earliest_expiry
-from runner.plugin import UNRESOLVED_HOST, Check, Options, Result, RunContext
+from runner.plugin import UNRESOLVED_HOST, Check, Options, Result, RunContext, describe_error
 
 __all__ = ["READ_LIMIT", "Tcp", "TcpOptions", "decode_escapes"]
 
@@ -56,19 +56,6 @@ CLOSE_TIMEOUT = 1.0
 
 #: The reply shown in a message or result, in characters.
 SHOWN_REPLY = 200
-
-# What OpenSSL says when the other end does not speak TLS (a plain server
-# answering, echoing the ClientHello, or closing on it).
-_NOT_TLS = frozenset(
-    {
-        "WRONG_VERSION_NUMBER",
-        "UNEXPECTED_MESSAGE",
-        "RECORD_LAYER_FAILURE",
-        "PACKET_LENGTH_TOO_LONG",
-        "UNEXPECTED_EOF_WHILE_READING",
-        "HTTP_REQUEST",
-    }
-)
 
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)", re.DOTALL)
 _SIMPLE_ESCAPES = {"n": b"\n", "r": b"\r", "t": b"\t", "0": b"\0", "\\": b"\\"}
@@ -164,7 +151,7 @@ class Tcp(Check[TcpOptions]):
         loop = asyncio.get_running_loop()
         timings: dict[str, float] = {}
         fields: dict[str, Any] = {"host": opts.host, "port": opts.port, "timings_ms": timings}
-        where = _format_address(opts.host, opts.port)
+        where = format_address(opts.host, opts.port)
 
         started = loop.time()
         try:
@@ -183,7 +170,7 @@ class Tcp(Check[TcpOptions]):
             sock = await _connect(loop, addresses)
         except OSError as exc:
             return Result.error(
-                f"cannot connect to {where}: {_reason(exc)}",
+                f"cannot connect to {where}: {describe_error(exc)}",
                 error_type=type(exc).__name__,
                 **fields,
             )
@@ -202,17 +189,10 @@ class Tcp(Check[TcpOptions]):
                 ssl_handshake_timeout=max(ctx.deadline - loop.time(), 0) + 1 if context else None,
                 ssl_shutdown_timeout=CLOSE_TIMEOUT if context else None,
             )
-        except ssl.SSLCertVerificationError as exc:
+        except OSError as exc:  # ssl.SSLError included
             sock.close()
             return Result.error(
-                f"TLS certificate of {where} not trusted: {exc.verify_message or exc}",
-                error_type=type(exc).__name__,
-                **fields,
-            )
-        except (ssl.SSLError, OSError) as exc:
-            sock.close()
-            return Result.error(
-                f"TLS handshake with {where} failed: {_reason(exc)}",
+                f"TLS handshake with {where} failed: {describe_error(exc)}",
                 error_type=type(exc).__name__,
                 **fields,
             )
@@ -255,7 +235,7 @@ class Tcp(Check[TcpOptions]):
                 await writer.drain()
             except OSError as exc:
                 return Result.error(
-                    f"connected to {where}, but sending failed: {_reason(exc)}",
+                    f"connected to {where}, but sending failed: {describe_error(exc)}",
                     error_type=type(exc).__name__,
                     **fields,
                 )
@@ -290,7 +270,7 @@ class Tcp(Check[TcpOptions]):
             if not reply:
                 return Result.error(
                     f"connected to {where}, but the connection broke before any reply: "
-                    f"{_reason(exc)}",
+                    f"{describe_error(exc)}",
                     error_type=type(exc).__name__,
                     **fields,
                 )
@@ -370,26 +350,6 @@ async def _close(writer: asyncio.StreamWriter) -> None:
             await writer.wait_closed()
     except (OSError, TimeoutError):
         writer.transport.abort()
-
-
-def _reason(exc: BaseException) -> str:
-    """What went wrong, in words a person can act on."""
-    if isinstance(exc, ssl.SSLError):
-        reason = exc.reason or str(exc)
-        if reason in _NOT_TLS:
-            return f"{reason} (does this port speak TLS?)"
-        return reason
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (nothing listens on that port?)"
-    if isinstance(exc, ConnectionResetError | BrokenPipeError):
-        return "connection reset by the server"
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno).lower()
-    return str(exc).strip() or type(exc).__name__
-
-
-def _format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _ms(seconds: float) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import ssl
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from typing import Any
 from cryptography import x509
 from pydantic import Field, FilePath
 
-from runner.plugin import UNRESOLVED_HOST, Check, Options, Result, RunContext
+from runner.plugin import UNRESOLVED_HOST, Check, Options, Result, RunContext, describe_error
 
 __all__ = ["TlsCert", "TlsCertOptions"]
 
@@ -90,13 +89,15 @@ class TlsCert(Check[TlsCertOptions]):
             except OSError as again:
                 return Result.fail(
                     f"certificate verification failed: {_reason(exc)}; "
-                    f"reading it without verification failed too: {_describe(again)}",
+                    f"reading it without verification failed too: {describe_error(again)}",
                     **where,
                 )
         except OSError as exc:
             if isinstance(exc, socket.gaierror):  # the offline hint counts these
                 where[UNRESOLVED_HOST] = opts.host
-            return Result.error(_describe(exc), error_type=type(exc).__name__, **where)
+            return Result.error(
+                f"cannot connect: {describe_error(exc)}", error_type=type(exc).__name__, **where
+            )
 
         try:
             cert = x509.load_der_x509_certificate(der)
@@ -200,18 +201,3 @@ def _iso(moment: datetime) -> str:
 
 def _reason(exc: ssl.SSLCertVerificationError) -> str:
     return exc.verify_message or str(exc)
-
-
-def _describe(exc: OSError) -> str:
-    """A short message for a connection or handshake that failed."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate verification failed: {_reason(exc)}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed: {exc.reason or exc}"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host: {exc.strerror or exc}"
-    if isinstance(exc, ConnectionResetError | BrokenPipeError):
-        return "connection closed by the server (not TLS on this port?)"
-    if exc.errno:
-        return f"cannot connect: {os.strerror(exc.errno)}"
-    return f"cannot connect: {str(exc).strip() or type(exc).__name__}"

@@ -27,20 +27,17 @@ no screenshot.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import platform
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from importlib.util import find_spec
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
+from runner.builtins._compat import playwright_chromium
 from runner.builtins.browser import evidence as artifacts
 from runner.durations import Duration, format_duration
 from runner.plugin import UNRESOLVED_HOST, Options, Result, RunContext, Slots, Status
@@ -98,20 +95,6 @@ EXAMPLES = 3
 #: closing the context; never more than a quarter of the job's timeout.
 EVIDENCE_RESERVE_MAX = 2.0
 
-# Where `playwright install` puts its Chromium builds on Linux, relative to the
-# browser's directory (mirrors EXECUTABLE_PATHS in Playwright's registry). The
-# headless shell comes first because it is what Playwright itself uses headless.
-_PLAYWRIGHT_CHROMIUM_BUILDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "x86_64": (
-        ("chromium-headless-shell", "chrome-headless-shell-linux64/chrome-headless-shell"),
-        ("chromium", "chrome-linux64/chrome"),
-    ),
-    "aarch64": (
-        ("chromium-headless-shell", "chrome-headless-shell-linux-arm64/chrome-headless-shell"),
-        ("chromium", "chrome-linux-arm64/chrome"),
-    ),
-}
-
 _HOW_TO_FIX = (
     "install one (Debian/Ubuntu: apt-get install chromium), "
     "or set RUNNER_CHROMIUM or the job's executable_path option to a Chromium binary"
@@ -156,7 +139,7 @@ def find_chromium(executable_path: str | None = None) -> str:
             if _is_executable(explicit):
                 return explicit
             raise BrowserNotFoundError(f"{source}={explicit!r} is not an executable file")
-    found = _playwright_chromium()
+    found = playwright_chromium()
     if found is not None:
         return found
     for name in CHROMIUM_NAMES:
@@ -176,36 +159,6 @@ def find_chromium(executable_path: str | None = None) -> str:
 
 def _is_executable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
-
-
-def _playwright_chromium() -> str | None:
-    """Playwright's downloaded Chromium for this Playwright version, if installed."""
-    builds = _PLAYWRIGHT_CHROMIUM_BUILDS.get(platform.machine())
-    # find_spec locates a top-level package without importing it.
-    spec = find_spec("playwright")
-    if builds is None or spec is None or not spec.submodule_search_locations:
-        return None
-    package = Path(next(iter(spec.submodule_search_locations))) / "driver" / "package"
-    try:
-        listed = json.loads((package / "browsers.json").read_text())["browsers"]
-        revisions = {b["name"]: str(b["revision"]) for b in listed}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    # The same lookup as Playwright's registryDirectory.
-    configured = os.environ.get("PLAYWRIGHT_BROWSERS_PATH")
-    if configured == "0":
-        registry = package / ".local-browsers"
-    elif configured:
-        registry = Path(configured).absolute()
-    else:
-        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        registry = Path(cache) / "ms-playwright"
-    for name, relative in builds:
-        if name in revisions:
-            candidate = registry / f"{name.replace('-', '_')}-{revisions[name]}" / relative
-            if _is_executable(str(candidate)):
-                return str(candidate)
-    return None
 
 
 class BrowserOptions(Options):

@@ -10,7 +10,6 @@ neither the bytes received nor the bytes decoded pass ``max_body_bytes``
 
 from __future__ import annotations
 
-import os
 import re
 import zlib
 from collections.abc import AsyncGenerator
@@ -20,13 +19,15 @@ from typing import cast
 
 import httpx
 
+from runner.builtins._compat import incomplete_chunked_read
+from runner.plugin import describe_error
+
 __all__ = ["DECODED_ENCODINGS", "Body", "BodyError", "read_body", "readable_text"]
 
 #: Content encodings decoded here; the shared client asks for these only.
 DECODED_ENCODINGS = ("gzip", "deflate")
 
 _BYTEARRAY_REPR = re.compile(r"bytearray\(b(['\"])(.*?)\1\)")
-_SHORT_BODY = re.compile(r"received (\d+) bytes, expected (\d+)")
 
 
 class BodyError(Exception):
@@ -126,7 +127,7 @@ async def read_body(response: httpx.Response, limit: int, *, keep: bool) -> Body
                 if size > limit or received > limit:
                     return Body(min(size, limit), False, _bytes(kept), undecoded)
     except httpx.HTTPError as exc:
-        raise BodyError(_transfer_error(exc, received), type(exc).__name__) from exc
+        raise BodyError(_transfer_error(exc, response, received), type(exc).__name__) from exc
     if inflater is not None:
         inflater.finish()
     return Body(size, True, _bytes(kept), undecoded)
@@ -136,33 +137,22 @@ def _bytes(kept: bytearray | None) -> bytes | None:
     return None if kept is None else bytes(kept)
 
 
-def _transfer_error(exc: httpx.HTTPError, received: int) -> str:
+def _transfer_error(exc: httpx.HTTPError, response: httpx.Response, received: int) -> str:
     """What broke in the transfer of a body, in words."""
-    text = readable_text(str(exc))
-    if short := _SHORT_BODY.search(text):
-        return (
-            f"body shorter than its Content-Length: the connection closed after "
-            f"{short.group(1)} of {short.group(2)} bytes"
-        )
-    if "incomplete chunked read" in text:
-        return (
-            f"chunked body cut short: the connection closed inside a chunk, after {received} bytes"
-        )
-    if "chunk" in text:
-        return f"bad chunked encoding after {received} bytes: {text}"
-    return f"body broken after {received} bytes: {_os_reason(exc) or text or type(exc).__name__}"
-
-
-def _os_reason(exc: BaseException) -> str | None:
-    """The operating system's words for the first errno in ``exc``'s causes."""
-    cause: BaseException | None = exc
-    seen = 0
-    while cause is not None and seen < 10:
-        if isinstance(cause, OSError) and cause.errno:
-            return os.strerror(cause.errno)
-        cause = cause.__cause__ or cause.__context__
-        seen += 1
-    return None
+    if isinstance(exc, httpx.RemoteProtocolError):
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and "transfer-encoding" not in response.headers:
+            return (
+                f"body shorter than its Content-Length: the connection closed after "
+                f"{received} of {length} bytes"
+            )
+        if incomplete_chunked_read(exc):
+            return (
+                f"chunked body cut short: the connection closed inside a chunk, "
+                f"after {received} bytes"
+            )
+        return f"bad chunked encoding after {received} bytes: {readable_text(str(exc))}"
+    return f"body broken after {received} bytes: {readable_text(describe_error(exc))}"
 
 
 def _zlib_reason(exc: zlib.error) -> str:

@@ -71,7 +71,7 @@ class Probe:
         phases: seconds spent in each of :data:`PHASES`, summed over hops.
         ip: the address of the last connection made (or tried).
         head: the first bytes the server sent on the current hop.
-        response_head: ``(status, headers)`` of the current hop once they are in.
+        received: how many bytes the server sent on the current hop.
         cert_expiry: the earliest ``notAfter`` (epoch seconds) seen on any hop.
         unresolved: the host name that did not resolve, if one did not.
     """
@@ -81,7 +81,7 @@ class Probe:
         self.phases = dict.fromkeys(PHASES, 0.0)
         self.ip: str | None = None
         self.head = bytearray()
-        self.response_head: tuple[int, list[tuple[bytes, bytes]]] | None = None
+        self.received = 0
         self.cert_expiry: float | None = None
         #: The host name that did not resolve, if one did not.
         self.unresolved: str | None = None
@@ -100,7 +100,7 @@ class Probe:
     def new_hop(self) -> None:
         """Forget the previous hop's answer; its timings stay in the totals."""
         self.head.clear()
-        self.response_head = None
+        self.received = 0
         self._headers_at = None
 
     def end_transfer(self) -> None:
@@ -135,8 +135,6 @@ class Probe:
         elif event == "http11.receive_response_headers.complete":
             phases["ttfb"] += now - self._mark
             self._headers_at = now
-            _, status, _, headers = info["return_value"]
-            self.response_head = (status, headers)
         elif event in ("connection.start_tls.complete", "connection.start_tls.failed"):
             phases["tls"] += now - self._mark
         elif event in ("http11.send_request_headers.failed", "http11.send_request_body.failed"):
@@ -204,8 +202,10 @@ class _Stream(httpcore.AsyncNetworkStream):
         except (OSError, ssl.SSLError) as exc:  # ssl.SSLError is an OSError; said for clarity
             raise httpcore.ReadError(exc) from exc
         probe = self._probe
-        if probe is not None and len(probe.head) < HEAD_BYTES:
-            probe.head += data[: HEAD_BYTES - len(probe.head)]
+        if probe is not None:
+            probe.received += len(data)
+            if len(probe.head) < HEAD_BYTES:
+                probe.head += data[: HEAD_BYTES - len(probe.head)]
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -398,19 +398,91 @@ class FreshConnections(httpcore.AsyncConnectionInterface):
         await self.aclose()
 
 
-class ProbingTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport on :class:`FreshConnections` instead of httpcore's pool.
+class ProbingTransport(httpx.AsyncBaseTransport):
+    """An httpx transport on :class:`FreshConnections`: no pool, a fresh connection per request.
 
-    No connection is kept alive and the number open is not capped: every
-    run dials, and a queued run would be timed as a slow target (the
-    scheduler bounds concurrency).
+    What ``httpx.AsyncHTTPTransport`` does around its pool, on httpx's public
+    transport API: the request handed to httpcore, httpcore's errors raised
+    as httpx's (the same mapping), the answer's body streamed. No connection
+    is kept alive and the number open is not capped: every run dials, and a
+    queued run would be timed as a slow target (the scheduler bounds
+    concurrency).
     """
 
     def __init__(self, ssl_context: ssl.SSLContext) -> None:
-        super().__init__(verify=ssl_context, trust_env=False)
-        # httpx takes no connection pool, so its pool is replaced. ``_pool``
-        # has been the attribute's name since httpx 0.18; fail loudly at
-        # start-up if that ever changes.
-        if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
-            raise RuntimeError("this httpx version has no AsyncHTTPTransport._pool to replace")
-        self._pool = FreshConnections(ssl_context)  # type: ignore[assignment]
+        self._connections = FreshConnections(ssl_context)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,  # an async stream: an async client sent it
+            extensions=request.extensions,
+        )
+        try:
+            response = await self._connections.handle_async_request(core_request)
+        except _HTTPCORE_ERRORS as exc:
+            raise _httpx_error(exc) from exc
+        assert isinstance(response.stream, AsyncIterable)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(response.stream),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._connections.aclose()
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    """An answer's body for httpx, with httpcore's errors raised as httpx's."""
+
+    def __init__(self, stream: AsyncIterable[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except _HTTPCORE_ERRORS as exc:
+            raise _httpx_error(exc) from exc
+
+    async def aclose(self) -> None:
+        if hasattr(self._stream, "aclose"):
+            await self._stream.aclose()
+
+
+#: httpcore's errors and the httpx errors they are raised as (httpx's own mapping).
+_HTTPX_ERRORS: dict[type[Exception], type[httpx.HTTPError]] = {
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.ProxyError: httpx.ProxyError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+    httpcore.ProtocolError: httpx.ProtocolError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+}
+
+
+_HTTPCORE_ERRORS = tuple(_HTTPX_ERRORS)
+
+
+def _httpx_error(exc: Exception) -> httpx.HTTPError:
+    """httpcore's ``exc`` as the httpx error ``httpx.AsyncHTTPTransport`` raises for it."""
+    for kind in type(exc).__mro__:
+        mapped = _HTTPX_ERRORS.get(kind)
+        if mapped is not None:
+            return mapped(str(exc))
+    return httpx.TransportError(str(exc))

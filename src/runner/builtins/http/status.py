@@ -57,18 +57,16 @@ Choices, and why:
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
-import socket
 import ssl
 import time
 from typing import Annotated, Any, Literal
 
-import httpcore
 import httpx
 from pydantic import AnyHttpUrl, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 import runner
+from runner.builtins._compat import MAX_HEADER_BYTES, build_redirect_request
 from runner.builtins._regex import compile_regex
 from runner.builtins.http.assertions import (
     ExpectBody,
@@ -89,6 +87,7 @@ from runner.plugin import (
     Result,
     ResultMetric,
     RunContext,
+    describe_error,
 )
 
 __all__ = ["HttpStatus", "HttpStatusOptions"]
@@ -99,8 +98,8 @@ MAX_REDIRECTS = 20
 #: Bytes of a body read by default (``max_body_bytes``).
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
-#: The largest status line plus headers httpcore accepts (h11's receive buffer).
-MAX_HEADER_BYTES: int = httpcore.AsyncHTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE
+#: An HTTP/1.x status line as h11 accepts it (RFC 9112 4; the reason phrase optional).
+_STATUS_LINE = re.compile(rb"HTTP/[0-9]\.[0-9] [0-9]{3}(?: [\t\x20-\x7e\x80-\xff]*)?")
 
 #: Statuses whose answer must say where to go (RFC 9110 15.4).
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -411,17 +410,11 @@ def _send_failed(
     exc: httpx.HTTPError, request: httpx.Request, redirects: int, probe: Probe
 ) -> Result:
     """The result for a request that got no usable answer (status line and headers)."""
-    status = probe.response_head[0] if probe.response_head else None
-    fields = _fields(status, request.url, redirects, probe)
-    if (
-        isinstance(exc, httpx.RemoteProtocolError)
-        and probe.response_head is not None
-        and str(exc).startswith("Invalid URL in location header")
-    ):
-        location = _header(probe.response_head[1], b"location")
-        reason = _bad_url_reason(location, exc)
-        message = f"redirect to an invalid URL: {reason}: {clip(location)}"
+    if isinstance(exc, _BadLocation):
+        fields = _fields(exc.status, request.url, redirects, probe)
+        message = f"redirect to an invalid URL: {exc.reason}: {clip(exc.location)}"
         return Result.fail(_on_hop(message, request.url, redirects), **fields)
+    fields = _fields(None, request.url, redirects, probe)
     return Result.error(
         _on_hop(_describe(exc, probe), request.url, redirects),
         error_type=type(exc).__name__,
@@ -437,15 +430,25 @@ def _on_hop(message: str, url: httpx.URL, redirects: int) -> str:
     return f"after {hops}, {_public_url(url)}: {message}"
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
-    return next((v.decode("latin-1") for k, v in headers if k.lower() == name), "")
+class _BadLocation(httpx.RemoteProtocolError):
+    """A redirect whose Location is not a URL httpx can follow."""
+
+    def __init__(self, response: httpx.Response, cause: httpx.HTTPError) -> None:
+        super().__init__(str(cause))
+        self.status = response.status_code
+        self.location = response.headers.get("location", "")
+        self.reason = _bad_url_reason(self.location, cause)
 
 
 def _bad_url_reason(location: str, exc: Exception) -> str:
     authority = location.split("://", 1)[-1].split("/", 1)[0]
     if "[" in authority and "]" not in authority:
         return "missing ']' after the IPv6 address"
-    return str(exc).removeprefix("Invalid URL in location header: ").rstrip(".")
+    try:
+        httpx.URL(location)
+    except httpx.InvalidURL as invalid:  # httpx's own words for what is wrong with it
+        return str(invalid).rstrip(".")
+    return str(exc).rstrip(".")
 
 
 class _NoCookies(httpx.Cookies):
@@ -478,10 +481,6 @@ class _Client(httpx.AsyncClient):
         super().__init__(transport=transport, **kwargs)
         self._hop_transport = transport
         self._no_cookies = _NoCookies()
-        # httpx's own redirect rules (method, headers dropped across origins,
-        # body) are a private method; fail at start-up if it ever goes away.
-        if not callable(getattr(self, "_build_redirect_request", None)):
-            raise RuntimeError("this httpx version has no AsyncClient._build_redirect_request")
 
     def merged_headers(self, headers: dict[str, str]) -> httpx.Headers:
         """The client's default headers updated with ``headers``."""
@@ -494,7 +493,7 @@ class _Client(httpx.AsyncClient):
         answer's ``next_request`` is set (the redirect is not followed).
 
         Raises:
-            httpx.HTTPError: no answer, or (``RemoteProtocolError``) a redirect to
+            httpx.HTTPError: no answer, or (:class:`_BadLocation`) a redirect to
                 an invalid URL.
         """
         url = request.url
@@ -504,7 +503,10 @@ class _Client(httpx.AsyncClient):
         response.request = request
         if response.has_redirect_location:
             try:
-                response.next_request = self._build_redirect_request(request, response)
+                response.next_request = build_redirect_request(self, request, response)
+            except httpx.HTTPError as exc:
+                await response.aclose()
+                raise _BadLocation(response, exc) from exc
             except BaseException:
                 await response.aclose()
                 raise
@@ -550,26 +552,15 @@ def _seconds(value: float) -> str:
 def _describe(exc: httpx.HTTPError, probe: Probe) -> str:
     """A short message for a failed request, from the root cause when there is one."""
     if isinstance(exc, httpx.RemoteProtocolError):
-        return _protocol_error(exc, bytes(probe.head))
+        return _protocol_error(exc, probe)
     what = "cannot connect" if isinstance(exc, httpx.ConnectError) else "request failed"
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"{what}: TLS certificate not trusted: {cause.verify_message}"
-        if isinstance(cause, ssl.SSLError):
-            return f"{what}: TLS error: {cause.reason or cause}"
-        if isinstance(cause, socket.gaierror):
-            return f"{what}: cannot resolve host: {cause.strerror or cause}"
-        if isinstance(cause, OSError) and cause.errno:
-            return f"{what}: {os.strerror(cause.errno)}"
-        cause = cause.__cause__ or cause.__context__
-    return f"{what}: {readable_text(str(exc)).strip() or type(exc).__name__}"
+    return f"{what}: {readable_text(describe_error(exc))}"
 
 
-def _protocol_error(exc: httpx.RemoteProtocolError, head: bytes) -> str:
+def _protocol_error(exc: httpx.RemoteProtocolError, probe: Probe) -> str:
     """What was wrong with an answer that broke HTTP before its headers were in."""
-    text = str(exc)
-    if text == "Receive buffer too long":
+    head = bytes(probe.head)
+    if MAX_HEADER_BYTES is not None and probe.received >= MAX_HEADER_BYTES:
         return f"response headers larger than {MAX_HEADER_BYTES // 1024} KiB"
     if not head:
         return "the server closed the connection without answering"
@@ -578,7 +569,8 @@ def _protocol_error(exc: httpx.RemoteProtocolError, head: bytes) -> str:
             return "not an HTTP response: the server answered in TLS; use https://"
         shown = clip(head.decode("utf-8", errors="replace"))
         return f"not an HTTP response: {shown} (an HTTP/0.9 reply, or another protocol)"
-    first_line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
-    if "status line" in text:
-        return f"invalid status line: {clip(first_line)}"
-    return f"invalid HTTP response: {readable_text(text)}"
+    first_line, complete = head.split(b"\n", 1)[0], b"\n" in head
+    first_line = first_line.removesuffix(b"\r")
+    if complete and not _STATUS_LINE.fullmatch(first_line):
+        return f"invalid status line: {clip(first_line.decode('utf-8', errors='replace'))}"
+    return f"invalid HTTP response: {readable_text(str(exc))}"

@@ -5,16 +5,15 @@ from __future__ import annotations
 import errno
 import os
 
+from runner.builtins._net import format_address
+
+__all__ = ["listen_error"]
+
 _HINTS = {
     "EADDRINUSE": " (another process is listening there; stop it or choose another port)",
     "EACCES": " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
     "EADDRNOTAVAIL": " (no interface of this machine has that address)",
 }
-
-
-def format_address(host: str, port: int) -> str:
-    """``127.0.0.1:8001``, ``[::1]:8001``."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def listen_error(host: str, port: int, exc: OSError) -> OSError:

@@ -16,7 +16,8 @@ from typing import Any, cast
 import structlog
 from pydantic import Field
 
-from runner.builtins.services._listen import format_address, listen_error
+from runner.builtins._net import format_address
+from runner.builtins.services._listen import listen_error
 from runner.durations import MAX_DURATION
 from runner.plugin import Options, Service, ServiceContext
 
