@@ -90,7 +90,7 @@ from harness import (
 )
 
 #: Libraries a config of echo and sleep jobs does not need; `runner serve`
-#: should not import them (tests/test_bench_footprint.py asserts the first four).
+#: should not import them (tests/bench/test_bench_footprint.py asserts the first four).
 HEAVY = (
     "httpx",
     "aiohttp",

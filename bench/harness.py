@@ -6,7 +6,7 @@ A benchmark script is plain Python run with the project's virtualenv::
     .venv/bin/python bench/NAME.py [--trials 5] [--smoke] [--json PATH]
 
 ``--smoke`` shrinks every size so the script finishes in seconds; the tests
-run each script that way (tests/test_bench.py) so none of them can rot.
+run each script that way (tests/bench/) so none of them can rot.
 
 Measuring a peer the same way as runner is the point: each side runs as its
 own process tree, started by the benchmark, and its CPU is read from

@@ -124,7 +124,7 @@ ensure_postgresql() {
 }
 
 ensure_bench_peers() {
-    # tests/test_bench_*.py run each benchmark at tiny sizes against its real
+    # tests/bench/ run each benchmark at tiny sizes against its real
     # peers (nginx, blackbox_exporter, socat), so that none of them can rot.
     local missing=() pair
     for pair in nginx:nginx-light prometheus-blackbox-exporter:prometheus-blackbox-exporter socat:socat; do

@@ -1,7 +1,7 @@
 """Hostile configs: `runner check` answers each with exit 2 and a place, never a
 traceback (issue 12, section 1).
 
-The corpus is tests/data/hostile/ (written by its generate.py); expected.json
+The corpus is tests/hostile/data/ (written by its generate.py); expected.json
 gives each file's exit code, place (LINE or LINE:COLUMN after the file name)
 and a piece of the message. Each file is checked by a real `runner check`
 subprocess with a deadline, several at once.
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-CORPUS = Path(__file__).parent / "data" / "hostile"
+CORPUS = Path(__file__).parent / "data"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((CORPUS / "expected.json").read_text())
 #: A hang guard, not a benchmark: answers take well under 2 s on an idle machine
 #: (bench/README.md); this one is shared.

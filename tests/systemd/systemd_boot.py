@@ -43,7 +43,7 @@ from packaging.requirements import Requirement
 from helpers import wait_until
 
 SYSTEMD = Path("/lib/systemd/systemd")
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 #: The checkout's systemd/ folder, as copied into the machine before it boots
 #: (the checkout itself may be under /tmp, which the machine mounts a tmpfs over).
 UNITS = "/opt/runner/checkout-systemd"

@@ -1,7 +1,7 @@
 """The shipped units under a real systemd 252, booted once for this module.
 
 systemd runs as PID 1 of throwaway namespaces over an overlay of ``/``
-(tests/systemd_boot.py); runner is installed into it as systemd/README.md
+(tests/systemd/systemd_boot.py); runner is installed into it as systemd/README.md
 says, and everything below is asked of that systemd with ``systemctl`` and
 ``journalctl``, as an operator would. Two things differ from a host, both
 said where they matter: the dependencies are this environment's (linked, not

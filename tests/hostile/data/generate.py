@@ -4,10 +4,10 @@ Each case is a config that someone might write at 3 a.m. or an attacker
 might plant: bad bytes, alias bombs, deep nesting, absurd numbers, broken
 structure. expected.json says, for each file, what ``runner check`` must
 answer: the exit code, the place (``LINE`` or ``LINE:COLUMN``, as printed
-after the file name) and a piece of the message. tests/test_hostile_configs.py
+after the file name) and a piece of the message. tests/hostile/test_hostile_configs.py
 runs every one as a subprocess with a deadline.
 
-Run ``python tests/data/hostile/generate.py`` after changing a case; review
+Run ``python tests/hostile/data/generate.py`` after changing a case; review
 the diff of the files and of expected.json.
 """
 
