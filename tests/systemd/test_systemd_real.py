@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from systemd_boot import PROJECT, UNITS, VENV, Machine, booted_systemd, missing_prerequisites
 
 pytestmark = pytest.mark.systemd

@@ -210,7 +210,9 @@ async def test_a_name_that_does_not_resolve_says_so_for_the_offline_hint() -> No
     result = await run_check(TlsCert, options)
 
     assert result.status is Status.ERROR
-    assert result.message is not None and result.message.startswith("cannot connect: cannot resolve host: ")
+    assert result.message is not None and result.message.startswith(
+        "cannot connect: cannot resolve host: "
+    )
     assert result.fields[UNRESOLVED_HOST] == "cert.runner-test.invalid"
 
 
