@@ -15,11 +15,7 @@ daemons with different configs never share a file by accident. A relative
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING
-
+from runner.history.opening import open_store
 from runner.history.sink import HistorySink
 from runner.history.sqlite import SQLiteStore
 from runner.history.store import (
@@ -28,10 +24,6 @@ from runner.history.store import (
     HistoryStore,
     SchemaTooNewError,
 )
-from runner.paths import default_history_path
-
-if TYPE_CHECKING:
-    from runner.config import HistorySpec
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -42,21 +34,3 @@ __all__ = [
     "SchemaTooNewError",
     "open_store",
 ]
-
-
-def open_store(
-    spec: HistorySpec,
-    config_path: str | os.PathLike[str],
-    environ: Mapping[str, str] | None = None,
-) -> HistoryStore:
-    """The store a config's ``history:`` names (not yet opened)."""
-    if spec.url is not None:
-        from runner.history.postgres import PostgresStore
-
-        return PostgresStore(spec.url)
-    if spec.path is not None:
-        path = Path(spec.path).expanduser()
-        if not path.is_absolute():
-            path = Path(config_path).resolve().parent / path
-        return SQLiteStore(path)
-    return SQLiteStore(default_history_path(config_path, environ))

@@ -18,6 +18,7 @@ from collections import deque
 from contextlib import AsyncExitStack, suppress
 from typing import Any
 
+from runner.history.opening import open_store
 from runner.history.store import HistoryError, HistoryStore
 from runner.log import get_logger
 from runner.model import JobState, RunRecord
@@ -87,8 +88,6 @@ class HistorySink:
     @classmethod
     def from_config(cls, config: Any) -> HistorySink | None:
         """The sink a config asks for, or None with ``history: {enabled: false}``."""
-        from runner.history import open_store
-
         spec = config.history
         if not spec.enabled:
             return None
