@@ -25,6 +25,9 @@ def test_an_interval_runs_a_new_job_at_once_then_every_interval() -> None:
     assert every.first_after(100.0) == 100.0
     assert every.next_after(100.0) == 130.0
     assert every.spread() == 30.0
+    # Woken at 175 after 130 was due: 130 and 160 are dropped, the phase kept.
+    assert every.catch_up(130.0, 175.0) == 190.0
+    assert every.catch_up(130.0, 130.5) == 160.0
     assert every.describe() == "every 30s"
     assert every == Interval(30.0) and every != Interval(60.0)  # a reload compares them
 

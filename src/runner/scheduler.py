@@ -431,7 +431,7 @@ class _Ticker:
             # The loop was blocked or the machine suspended: drop the missed
             # runs instead of firing them all at once.
             now = time.time() if schedule.wall_clock else loop.time()
-            due = schedule.next_after(now)
+            due = schedule.catch_up(due, now)
             next_due = self._on_loop_clock(due)
         self._due, self._next_due = due, next_due
         self._timer = loop.call_at(next_due, self._fire_callback, context=self._context)

@@ -25,6 +25,13 @@ class Schedule(ABC):
         due time; a fixed interval runs a new job at once."""
         return self.next_after(t)
 
+    def catch_up(self, missed: float, now: float) -> float:
+        """The next due time when the loop woke at ``now``, after the due time
+        ``missed`` had already passed (a blocked loop, a suspended machine):
+        the runs in between are dropped, not fired at once. By default the
+        next due time after ``now``."""
+        return self.next_after(now)
+
     def spread(self) -> float:
         """At most how far the first runs of jobs started together may be
         spread after :meth:`first_after` (seconds); 0 when runs are due at

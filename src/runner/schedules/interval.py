@@ -23,6 +23,11 @@ class Interval(Schedule):
     def first_after(self, t: float) -> float:
         return t
 
+    def catch_up(self, missed: float, now: float) -> float:
+        # Keep the phase: jobs spread over the first second stay spread after
+        # a block, instead of all resuming one interval after it.
+        return missed + ((now - missed) // self.every + 1) * self.every
+
     def spread(self) -> float:
         return self.every
 
