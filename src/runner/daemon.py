@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from runner import __version__, heap
 from runner.config import Config, ConfigError, load_config
 from runner.config_probe import ProbeFailed, probe
-from runner.execution import abandoned
 from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
 from runner.loops import loop_name
@@ -230,8 +229,8 @@ class Daemon:
         totals = dict(self.hub.totals())
         if self.scheduler.service_failures:
             totals["service_failures"] = self.scheduler.service_failures
-        if abandoned.count:
-            totals["abandoned"] = abandoned.count
+        if self.scheduler.abandoned.count:
+            totals["abandoned"] = self.scheduler.abandoned.count
         self._log.info("daemon.stopped", **totals)
         self.systemd.close()
 
@@ -489,7 +488,8 @@ class Daemon:
         """Start the services, run each check in ``jobs`` once (concurrently), stop.
 
         Used by ``runner run``. Returns the records in the order of ``jobs``;
-        they are published to the hub (and so to the sinks) as each finishes.
+        the scheduler publishes them to the hub (and so to the sinks) as each
+        finishes.
         Services that did not start are in :meth:`services_not_ready` and
         the hub's state.
         """
@@ -503,7 +503,7 @@ class Daemon:
                 error = self.hub.state(name).last_error
                 self._log.error("service.not_ready", job=name, error=error)
             self.state = RunState.RUNNING
-            runs = asyncio.gather(*(self._run_and_publish(job) for job in jobs))
+            runs = asyncio.gather(*(self.scheduler.run_once(job) for job in jobs))
             stop = asyncio.ensure_future(self._stop.wait())
             waiters: list[asyncio.Future[Any]] = [runs, stop]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -514,11 +514,6 @@ class Daemon:
             stop.cancel()
             self._stop_reason = "finished"
             return list(runs.result())
-
-    async def _run_and_publish(self, job: Job) -> RunRecord:
-        record = await self.scheduler.run_once(job)
-        self.hub.publish(record)  # as each finishes, not all at the end
-        return record
 
 
 def _notifier_settings(config: Config) -> list[tuple[Any, ...]]:
