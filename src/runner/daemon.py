@@ -40,6 +40,7 @@ from runner.resources import Resources
 from runner.results import LogSink, ResultHub, Sink
 from runner.scheduler import Scheduler
 from runner.systemd import SystemdNotifier
+from runner.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     # Imported where a config uses them (notifiers, history, http), not at
@@ -206,9 +207,7 @@ class Daemon:
                 self._log.info("daemon.stopping", reason=self._stop_reason or "error")
 
     async def _stop_jobs(self) -> None:
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await cancel_and_wait(list(self._background))
         stopping = asyncio.create_task(self.scheduler.stop_all(grace=STOP_GRACE))
         forced = asyncio.create_task(self._force.wait())
         await asyncio.wait([stopping, forced], return_when=asyncio.FIRST_COMPLETED)
