@@ -154,8 +154,8 @@ class Scheduler:
 
     async def stop(self, names: Iterable[str], grace: float = 5.0) -> None:
         """Stop the named jobs: no more runs; the runs in flight are cancelled and
-        get :data:`~runner.execution.CANCEL_GRACE` to end (then they are abandoned); services are
-        cancelled and waited for up to ``grace`` seconds."""
+        get :data:`~runner.execution.CANCEL_GRACE` to end (then they are
+        abandoned); services are cancelled and waited for up to ``grace`` seconds."""
         handles = [self.handles.pop(n) for n in list(names) if n in self.handles]
         services = [h.task for h in handles if h.task is not None]
         runs: dict[asyncio.Task[Any], tuple[str, str]] = {}
