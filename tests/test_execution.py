@@ -271,37 +271,51 @@ async def test_an_attempt_past_the_deadline_makes_the_run_a_timeout(runs: Runs) 
 
 
 class Deaf:
-    """Checks that catch CancelledError and go on until ``release()``."""
+    """Checks that catch CancelledError and go on until released."""
 
     def __init__(self) -> None:
         self.released = False
+        self.running = 0
         self.late = 0
 
     def behaviour(self) -> Behaviour:
         async def deaf(n: int) -> Result:
-            while not self.released:
-                try:
-                    await asyncio.sleep(0.01)
-                except asyncio.CancelledError:
-                    continue
+            self.running += 1
+            try:
+                while not self.released:
+                    try:
+                        await asyncio.sleep(0.01)
+                    except asyncio.CancelledError:
+                        continue
+            finally:
+                self.running -= 1
             self.late += 1
             return Result.ok("too late")
 
         return deaf
 
-    async def release(self, abandoned: AbandonedRuns) -> None:
-        """Let the abandoned runs end, and wait until they have."""
+    async def release(self) -> None:
+        """Let the runs end, and wait until they have."""
         self.released = True
         async with asyncio.timeout(5):
-            while abandoned.tasks:  # noqa: ASYNC110
+            while self.running:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # their tasks' last steps
+
+
+@pytest.fixture
+async def deaf() -> AsyncIterator[Deaf]:
+    deaf = Deaf()
+    try:
+        yield deaf
+    finally:
+        await deaf.release()  # else the test's loop would wait for them forever
 
 
 @pytest.mark.usefixtures("short_grace")
 async def test_a_run_that_ignores_cancellation_is_abandoned_and_its_timeout_comes_once(
-    runs: Runs,
+    runs: Runs, deaf: Deaf
 ) -> None:
-    deaf = Deaf()
     started = time.monotonic()
     with capture_logs() as logs:
         record = await runs.once(scripted(deaf.behaviour(), name="deaf"), timeout=0.05)
@@ -312,7 +326,7 @@ async def test_a_run_that_ignores_cancellation_is_abandoned_and_its_timeout_come
     (logged,) = [e for e in logs if e["event"] == "run.abandoned"]
     assert (logged["job"], logged["plugin"], logged["log_level"]) == ("job", "deaf", "error")
     # When the plugin lets go at last, its late result goes nowhere.
-    await deaf.release(runs.abandoned)
+    await deaf.release()
     assert deaf.late == 1
     await asyncio.sleep(0.05)
     if runs.path != "testing":
@@ -320,9 +334,10 @@ async def test_a_run_that_ignores_cancellation_is_abandoned_and_its_timeout_come
 
 
 @pytest.mark.usefixtures("short_grace")
-async def test_abandoned_runs_are_counted_logged_once_per_plugin_and_the_job_goes_on() -> None:
+async def test_abandoned_runs_are_counted_logged_once_per_plugin_and_the_job_goes_on(
+    deaf: Deaf,
+) -> None:
     runs = Runs("serve")
-    deaf = Deaf()
     plugin = scripted(deaf.behaviour(), name="deaf")
     with capture_logs() as logs:
         for name in ("a", "b"):
@@ -336,7 +351,7 @@ async def test_abandoned_runs_are_counted_logged_once_per_plugin_and_the_job_goe
     assert runs.scheduler.abandoned.count >= 6
     assert [e["plugin"] for e in logs if e["event"] == "run.abandoned"] == ["deaf"]
     assert not [e for e in logs if e["event"] == "job.skipped"]  # each next run came
-    await deaf.release(runs.scheduler.abandoned)
+    await deaf.release()
 
 
 @pytest.mark.usefixtures("short_grace")
@@ -354,12 +369,10 @@ async def test_a_plugin_that_swallows_the_cancellation_and_returns_is_still_a_ti
 
 
 @pytest.mark.usefixtures("short_grace")
-@pytest.mark.parametrize("path", ["run", "testing"])
-async def test_a_cancelled_caller_cancels_the_run_and_abandons_it_if_it_will_not_end(
-    path: str,
+async def test_a_cancelled_caller_of_run_in_task_cancels_the_run_and_abandons_it(
+    deaf: Deaf,
 ) -> None:
-    runs = Runs(path)
-    deaf = Deaf()
+    runs = Runs("testing")
     waiting = asyncio.create_task(runs.once(scripted(deaf.behaviour(), name="deaf"), timeout=30))
     await asyncio.sleep(0.05)
     waiting.cancel()
@@ -367,5 +380,24 @@ async def test_a_cancelled_caller_cancels_the_run_and_abandons_it_if_it_will_not
         with pytest.raises(asyncio.CancelledError):
             await waiting
     assert runs.abandoned.count == 1
-    assert runs.published.records == []  # a cancelled run has no record
-    await deaf.release(runs.abandoned)
+    await deaf.release()
+
+
+@pytest.mark.usefixtures("short_grace")
+async def test_the_runs_of_run_once_are_the_schedulers_and_stop_with_it(deaf: Deaf) -> None:
+    runs = Runs("run")
+    fine = Deaf()
+    fine.released = True
+    stuck = runs.scheduler.run_once(
+        job_of(scripted(deaf.behaviour(), name="deaf"), timeout=30, name="stuck")
+    )
+    done = await runs.scheduler.run_once(
+        job_of(scripted(fine.behaviour(), name="fine"), timeout=30, name="done")
+    )
+    assert done.status is Status.OK
+    async with asyncio.timeout(5):
+        await runs.scheduler.stop_all()
+    assert runs.abandoned.count == 1
+    await deaf.release()
+    assert stuck.cancelled()  # it ended without a record: none will come
+    assert [r.job for r in runs.published.records] == ["done"]

@@ -507,8 +507,7 @@ class Daemon:
             waiters: list[asyncio.Future[Any]] = [runs, stop]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if not runs.done():
-                runs.cancel()
-                await asyncio.gather(runs, return_exceptions=True)
+                runs.cancel()  # the runs themselves stop with the jobs (_stop_jobs)
                 raise asyncio.CancelledError(self._stop_reason)
             stop.cancel()
             self._stop_reason = "finished"

@@ -104,7 +104,8 @@ async def run_attempts(
     plugin raised itself. With retries, the record says how many ``attempts``
     it took and, in ``attempt_errors``, what each earlier attempt got; the
     pauses between attempts are inside the timeout. Cancellation of the
-    caller's task by someone else (a stop) propagates, and delivers nothing.
+    caller's task by someone else (a stop) propagates and delivers nothing,
+    even when the plugin swallows it.
 
     One timer does the work of two: at the deadline it cancels the caller's
     task (as ``asyncio.timeout`` would), and if the run has still not ended
@@ -152,6 +153,9 @@ async def run_attempts(
             # The plugin swallowed the deadline's cancellation and returned anyway.
             task.uncancel()
             result = _too_late(timeout)
+        if task.cancelling() > cancelling:
+            # And a stop's: a stopped run has no record (it may be abandoned already).
+            raise asyncio.CancelledError
     finally:
         deadline.cancel()
     if not deadline.abandoned:  # else its timeout record is out already
@@ -185,10 +189,10 @@ async def run_in_task(
         abandoned=abandoned,
     )
     task = loop.create_task(run, name=f"run:{job}")
-    return await wait_for_record(record, task, abandoned, job=job, plugin=plugin)
+    return await _wait_for_record(record, task, abandoned, job=job, plugin=plugin)
 
 
-async def wait_for_record(
+async def _wait_for_record(
     record: asyncio.Future[RunRecord],
     task: asyncio.Task[Any],
     abandoned: AbandonedRuns,
