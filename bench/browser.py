@@ -13,7 +13,7 @@ CPU is not counted) and reads its title. The ways:
             for every check (new page, goto, title, close the browser). It
             starts Playwright's driver once, not per check, which flatters it.
   context   runner's page-title (the default, ``isolation: context``) through
-            ``run_check_once`` with one shared ``Resources``, as the daemon runs
+            ``run_in_task`` with one shared ``Resources``, as the daemon runs
             it: one browser, a fresh context per check.
   page      the same with ``isolation: page``: a fresh page per check in a
             context kept per job, created on the job's first run in the trial
@@ -59,7 +59,7 @@ import harness  # bench/harness.py (the script's folder is on sys.path)
 
 from runner.builtins.browser.page_title import PageTitle
 from runner.builtins.browser.session import CHROMIUM_ARGS, find_chromium
-from runner.execution import run_check_once
+from runner.execution import AbandonedRuns, run_in_task
 from runner.plugin import Status
 from runner.resources import Resources
 
@@ -231,25 +231,32 @@ class Bench:
 
     async def runner(self, concurrency: int, isolation: str) -> tuple[float, float, int]:
         resources = Resources()
+        abandoned = AbandonedRuns()
         self.trial_no += 1
         options = {"url": self.url, "expect_title": TITLE, "isolation": isolation}
         check = PageTitle(PageTitle.Options.model_validate(options))
 
         async def one(i: int) -> bool:
-            record = await run_check_once(
+            record = await run_in_task(
                 check,
                 job=f"t{self.trial_no}-job{i % self.jobs}",
                 plugin="page-title",
                 timeout=30,
                 resources=resources,
+                abandoned=abandoned,
             )
             return record.result.status is Status.OK
 
         try:
             # The daemon launches its browser once: not part of the checks.
             warm = PageTitle(PageTitle.Options.model_validate({"url": self.url}))
-            await run_check_once(
-                warm, job="warm-up", plugin="page-title", timeout=30, resources=resources
+            await run_in_task(
+                warm,
+                job="warm-up",
+                plugin="page-title",
+                timeout=30,
+                resources=resources,
+                abandoned=abandoned,
             )
             return await self._drive(concurrency, one)
         finally:

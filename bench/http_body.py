@@ -9,7 +9,7 @@ The target is nginx (Debian's ``nginx-light``: ``apt-get install nginx-light``)
 started here on a free port of 127.0.0.1 with a throw-away config, serving
 one static file; without nginx, an aiohttp server in a child process (so its
 CPU is not the checker's). The checks run one at a time through
-``run_check_once`` with one shared ``Resources``, as the daemon runs them:
+``run_in_task`` with one shared ``Resources``, as the daemon runs them:
 one client, a fresh connection per check. The variants run in alternating
 rounds in one process, so the machine's noise hits them alike; CPU is this
 process's (``time.process_time``), the server's is not in it.
@@ -43,7 +43,7 @@ from typing import Any
 from harness import free_port, wait_for_port  # bench/harness.py, beside this script
 
 from runner.builtins.http.status import HttpStatus
-from runner.execution import run_check_once
+from runner.execution import AbandonedRuns, run_in_task
 from runner.plugin import Check, Status
 from runner.resources import Resources
 
@@ -158,10 +158,16 @@ async def _round(
 ) -> float:
     """CPU seconds for ``checks`` checks one after another."""
     check = plugin(plugin.Options.model_validate({"url": url, **options}))
+    abandoned = AbandonedRuns()
     started = time.process_time()
     for _ in range(checks):
-        record = await run_check_once(
-            check, job="bench", plugin="http-status", timeout=10, resources=resources
+        record = await run_in_task(
+            check,
+            job="bench",
+            plugin="http-status",
+            timeout=10,
+            resources=resources,
+            abandoned=abandoned,
         )
         if record.result.status is not Status.OK:
             raise RuntimeError(f"check failed: {record.result}")

@@ -15,8 +15,8 @@ concurrency c per trial; the CPU of a trial is the difference of
 
 ``runner``
     The http-status plugin as the daemon runs it: a worker process calling
-    ``runner.execution.run_inline`` (the scheduler's call; at commits before
-    it, ``run_check_once(..., isolated=False)``) with one shared
+    ``runner.execution.run_attempts`` (the scheduler's call; at commits before
+    it, ``run_inline``, before that ``run_check_once(..., isolated=False)``) with one shared
     ``Resources``, N checks of one job with default options, c at a time.
     The scheduler's own cost per run (timer, result line) is measured by
     bench/scheduler.py, not here; ``runner run`` of a config with N jobs was
@@ -121,12 +121,22 @@ asyncio.run(main())
 RUNNER_WORKER = r"""
 from runner.builtins.http.status import HttpStatus
 try:
-    from runner.execution import run_inline
-except ImportError:  # --before a commit older than run_inline
-    from runner.execution import run_check_once
+    from runner.execution import AbandonedRuns, run_attempts
+except ImportError:  # --before a commit older than run_attempts
+    try:
+        from runner.execution import run_inline
+    except ImportError:  # older than run_inline
+        from runner.execution import run_check_once
+
+        async def run_inline(check, *, on_abandon, **kwargs):
+            return await run_check_once(check, isolated=False, **kwargs)
+else:
+    abandoned = AbandonedRuns()
 
     async def run_inline(check, *, on_abandon, **kwargs):
-        return await run_check_once(check, isolated=False, **kwargs)
+        records = []
+        await run_attempts(check, deliver=records.append, abandoned=abandoned, **kwargs)
+        return records[0]
 from runner.plugin import Status
 from runner.resources import Resources
 

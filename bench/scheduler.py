@@ -1,6 +1,7 @@
 """runner's scheduler against APScheduler 3 and a bare asyncio loop, each a process of its own.
 
     .venv/bin/python bench/scheduler.py [--jobs 1000,10000] [--seconds 20] [--trials 5]
+        [--before COMMIT] [--variants runner,runner@COMMIT]
 
 N jobs named ``job-0`` ... run every 1 s, each run an async no-op
 (``asyncio.sleep(0)``), their phases spread over the second the way runner
@@ -13,6 +14,9 @@ stopped with SIGTERM after the window:
 - ``runner+sqlite``: the same with SQLite history on (a fresh file).
 - ``runner+uvloop``: the same as ``runner`` with ``--loop uvloop``; present
   only when ``runner serve --help`` lists ``--loop``.
+- ``runner@COMMIT``: with ``--before COMMIT``, ``runner`` as it was at COMMIT
+  (its ``src`` from ``git archive``, harness.source_at, on PYTHONPATH), side
+  by side; the ratios are then against it.
 - ``bare``: ``loop.call_at`` + ``create_task`` per run (bench/scheduler_peers.py),
   the floor for any asyncio scheduler.
 - ``apscheduler``: APScheduler 3's ``AsyncIOScheduler``, one
@@ -80,6 +84,7 @@ from harness import (
     machine,
     percentile,
     process,
+    source_at,
     tree_cpu,
     tree_rss,
     write_results,
@@ -120,6 +125,8 @@ class Variant:
     ready: bytes
     #: (stdout file, work dir) -> (job numbers, start times, bytes to take off RSS)
     starts: Callable[[Path, Path], tuple[Sequence[int], Sequence[float], int]]
+    #: added to the environment (runner@COMMIT: its PYTHONPATH)
+    env: Mapping[str, str] | None = None
 
 
 def scratch_dir() -> str | None:
@@ -178,14 +185,20 @@ def _wall(value: str | float) -> float:
     return datetime.datetime.fromisoformat(value).timestamp()
 
 
-def runner_variant(name: str, *, history: str | None = None, loop: str | None = None) -> Variant:
+def runner_variant(
+    name: str, *, history: str | None = None, loop: str | None = None, src: Path | None = None
+) -> Variant:
+    """runner serve; with ``src``, that older ``src`` folder's runner instead."""
+
     def argv(jobs: int, folder: Path, _: float) -> list[str]:
-        command = [RUNNER, "serve", "--log-format", "json"]
+        program = [PYTHON, "-m", "runner"] if src is not None else [RUNNER]
+        command = [*program, "serve", "--log-format", "json"]
         if loop:
             command += ["--loop", loop]
         return [*command, str(runner_config(jobs, folder, history))]
 
-    return Variant(name, argv, b'"daemon.started"', runner_starts)
+    env = {"PYTHONPATH": str(src)} if src is not None else None
+    return Variant(name, argv, b'"daemon.started"', runner_starts, env)
 
 
 def peer_starts(_: Path, folder: Path) -> tuple[array.array[int], array.array[float], int]:
@@ -212,12 +225,16 @@ def base_loop() -> str | None:
     return "asyncio" if runner_loops() else None
 
 
-def variants() -> list[Variant]:
+def variants(before: tuple[str, Path] | None = None) -> list[Variant]:
+    """Every variant; ``before``: (commit, its src folder) adds ``runner@COMMIT``."""
     loop = base_loop()
     found = [
         runner_variant("runner", loop=loop),
         runner_variant("runner+sqlite", history="sqlite", loop=loop),
     ]
+    if before is not None:
+        commit, src = before
+        found.append(runner_variant(f"runner@{commit}", loop=loop, src=src))
     found += [runner_variant(f"runner+{loop}", loop=loop) for loop in runner_loops()]
     found += [peer_variant("bare"), peer_variant("apscheduler")]
     return found
@@ -235,7 +252,9 @@ def measure(variant: Variant, jobs: int, seconds: float, warmup: float) -> dict[
         with (
             out_path.open("wb") as out,
             err_path.open("wb") as err,
-            process(variant.argv(jobs, folder, capacity), stdout=out, stderr=err) as child,
+            process(
+                variant.argv(jobs, folder, capacity), env=variant.env, stdout=out, stderr=err
+            ) as child,
         ):
             _wait_ready(child, out_path, err_path, variant, timeout=30 + 2 * jobs / 1000)
             time.sleep(warmup)
@@ -358,6 +377,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=sizes, default=[1000, 10000], help="sizes, comma separated")
     parser.add_argument("--seconds", type=float, default=20.0, help="the measured window")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds after ready")
+    parser.add_argument(
+        "--before", metavar="COMMIT", help="also run runner as it was at COMMIT (the baseline)"
+    )
+    parser.add_argument(
+        "--variants", help="only these, comma separated (e.g. runner,runner@COMMIT)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.jobs, args.seconds, args.warmup = [200], 3.0, 1.2
@@ -367,9 +392,15 @@ def main() -> None:
     print(describe(info), flush=True)
     tables: dict[str, str] = {}
     summaries: dict[str, Any] = {}
+    work = tempfile.TemporaryDirectory(prefix="bench-sched-src-")
+    before = None
+    if args.before:
+        before = (args.before, source_at(args.before, Path(work.name) / "before"))
+    baseline = f"runner@{args.before}" if args.before else "apscheduler"
+    wanted = set(args.variants.split(",")) if args.variants else None
     for jobs in args.jobs:
         trials = Trials(args.trials)
-        chosen = variants()
+        chosen = [v for v in variants(before) if wanted is None or v.name in wanted]
         print(f"{jobs} jobs x 1 s, {args.seconds:g} s windows, {args.trials} rounds", flush=True)
         runs = {
             v.name: functools.partial(measure, v, jobs, args.seconds, args.warmup) for v in chosen
@@ -379,10 +410,11 @@ def main() -> None:
         else:
             trials.run(runs)
         tables[str(jobs)] = trials.table(
-            f"{jobs:,} jobs x 1 s", MEASURES, baseline="apscheduler", ratio_of=RATIOS
+            f"{jobs:,} jobs x 1 s", MEASURES, baseline=baseline, ratio_of=RATIOS
         )
         summaries[str(jobs)] = {"summary": trials.summary(), "samples": trials.samples}
     write_results("scheduler", args, info, {"sizes": summaries, "tables": tables})
+    work.cleanup()
 
 
 def side_by_side(trials: Trials, runs: Mapping[str, Callable[[], dict[str, float]]]) -> None:

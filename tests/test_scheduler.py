@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from runner.builtins.sleep import Sleep, SleepOptions
-from runner.execution import run_inline
+from runner.execution import AbandonedRuns, run_in_task
 from runner.model import Job, JobState, RunRecord
 from runner.plugin import Check, NoOptions, Result, RunContext, Status
 from runner.resources import Resources
@@ -161,8 +161,13 @@ def test_a_timeout_is_met_within_its_bucket_and_the_loop_is_not_kept_alive() -> 
     # registry must let a finished loop go (tests and `runner run` make many).
     async def slow_run() -> RunRecord:
         check = Sleep(SleepOptions(seconds=5))
-        return await run_inline(
-            check, job="slow", plugin="sleep", timeout=0.05, resources=Resources(), on_abandon=print
+        return await run_in_task(
+            check,
+            job="slow",
+            plugin="sleep",
+            timeout=0.05,
+            resources=Resources(),
+            abandoned=AbandonedRuns(),
         )
 
     loop = asyncio.new_event_loop()

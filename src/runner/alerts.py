@@ -24,7 +24,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -32,6 +32,7 @@ from runner.log import get_logger
 from runner.model import Job, JobState, NotifierConfig, RunRecord, Sent
 from runner.notifier import Alert, AlertEvent, Notifier, NotifyContext
 from runner.resources import Resources
+from runner.tasks import cancel_and_wait
 
 #: One send may take this long (the notifier's own retries included) before it is given up.
 SEND_TIMEOUT = 300.0
@@ -177,11 +178,7 @@ class AlertSink:
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     def stats(self) -> Mapping[str, Mapping[str, int]]:

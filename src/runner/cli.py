@@ -221,7 +221,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Said once when every check fails to resolve its host: no network.
     sinks: list[Sink] = [LogSink(), OfflineHint(config.checks)]
     daemon = Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True)
-    return process.run(daemon.serve(), loop_factory=new_loop)
+    return process.run(daemon.serve(), loop_factory=new_loop, abandoned=daemon.scheduler.abandoned)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -262,7 +262,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # On a terminal the summary below is the output; only problems are logged.
     configure_logging(args.log_format, "warning" if human else args.log_level, own_stdout=True)
     daemon = Daemon(config, sinks=[] if human else [LogSink(), OfflineHint(jobs)])
-    records = process.run(daemon.run_once(jobs), loop_factory=new_loop)
+    records = process.run(
+        daemon.run_once(jobs), loop_factory=new_loop, abandoned=daemon.scheduler.abandoned
+    )
     errors = {
         name: daemon.hub.state(name).last_error or "not ready"
         for name in daemon.services_not_ready()

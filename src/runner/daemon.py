@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from runner import __version__, heap
 from runner.config import Config, ConfigError, load_config
 from runner.config_probe import ProbeFailed, probe
-from runner.execution import abandoned
 from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
 from runner.loops import loop_name
@@ -42,6 +41,7 @@ from runner.results import LogSink, ResultHub, Sink
 from runner.scheduler import Scheduler
 from runner.status import HistoryCounts, RunStats, StatusRow, status_rows
 from runner.systemd import SystemdNotifier
+from runner.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     # Imported where a config uses them (notifiers, history, http), not at
@@ -210,9 +210,7 @@ class Daemon:
                 self._log.info("daemon.stopping", reason=self._stop_reason or "error")
 
     async def _stop_jobs(self) -> None:
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await cancel_and_wait(list(self._background))
         stopping = asyncio.create_task(self.scheduler.stop_all(grace=STOP_GRACE))
         forced = asyncio.create_task(self._force.wait())
         await asyncio.wait([stopping, forced], return_when=asyncio.FIRST_COMPLETED)
@@ -233,8 +231,8 @@ class Daemon:
         totals = dict(self.hub.totals())
         if self.scheduler.service_failures:
             totals["service_failures"] = self.scheduler.service_failures
-        if abandoned.count:
-            totals["abandoned"] = abandoned.count
+        if self.scheduler.abandoned.count:
+            totals["abandoned"] = self.scheduler.abandoned.count
         self._log.info("daemon.stopped", **totals)
         self.systemd.close()
 
@@ -465,7 +463,8 @@ class Daemon:
         """Start the services, run each check in ``jobs`` once (concurrently), stop.
 
         Used by ``runner run``. Returns the records in the order of ``jobs``;
-        they are published to the hub (and so to the sinks) as each finishes.
+        the scheduler publishes them to the hub (and so to the sinks) as each
+        finishes.
         Services that did not start are in :meth:`services_not_ready` and
         the hub's state.
         """
@@ -479,22 +478,16 @@ class Daemon:
                 error = self.hub.state(name).last_error
                 self._log.error("service.not_ready", job=name, error=error)
             self.state = RunState.RUNNING
-            runs = asyncio.gather(*(self._run_and_publish(job) for job in jobs))
+            runs = asyncio.gather(*(self.scheduler.run_once(job) for job in jobs))
             stop = asyncio.ensure_future(self._stop.wait())
             waiters: list[asyncio.Future[Any]] = [runs, stop]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if not runs.done():
-                runs.cancel()
-                await asyncio.gather(runs, return_exceptions=True)
+                runs.cancel()  # the runs themselves stop with the jobs (_stop_jobs)
                 raise asyncio.CancelledError(self._stop_reason)
             stop.cancel()
             self._stop_reason = "finished"
             return list(runs.result())
-
-    async def _run_and_publish(self, job: Job) -> RunRecord:
-        record = await self.scheduler.run_once(job)
-        self.hub.publish(record)  # as each finishes, not all at the end
-        return record
 
 
 class DaemonView:

@@ -1,7 +1,11 @@
-"""Running one check once: timeout, exceptions and timing in one place.
+"""Running one check: its attempts, timeout, retries and abandonment, in one function.
 
-The scheduler, ``runner run`` and the testing helpers all go through
-:func:`run_check_once`, so a result means the same thing everywhere.
+:func:`run_attempts` is the one run of a check, for ``runner serve`` (the
+scheduler's ticker runs it in each run's task), ``runner run`` (the same
+run, through :meth:`runner.scheduler.Scheduler.run_once`) and
+:func:`runner.testing.run_check` (through :func:`run_in_task`), so a result
+means the same thing everywhere. A run's record leaves it through one call,
+its ``deliver``, made once: when the run ends, or when it is abandoned.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import asyncio
 import math
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -22,20 +26,26 @@ from runner.resources import Resources
 #: How long a cancelled run gets to end before it is abandoned.
 CANCEL_GRACE = 1.0
 
+#: Where a run's record goes (once: at the run's end or at its abandonment).
+Deliver = Callable[[RunRecord], object]
+
 
 class AbandonedRuns:
     """Runs whose plugin ignored cancellation: left to die, counted, logged once per plugin.
 
     Their tasks are kept here (a task nobody references may be collected
-    mid-flight) until they end, if they ever do; nothing waits for them.
+    mid-flight) until they end, if they ever do; nothing waits for them. The
+    scheduler owns one (``Scheduler.abandoned``) and passes it to each run.
     """
 
     def __init__(self) -> None:
+        #: Runs abandoned so far.
         self.count = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self._logged: set[str] = set()
 
-    def add(self, task: asyncio.Task[Any], *, job: str, plugin: str, grace: float) -> None:
+    def add(self, task: asyncio.Task[Any], *, job: str, plugin: str) -> None:
+        """Leave ``task`` behind: count it, keep it referenced, log the first of ``plugin``."""
         self.count += 1
         self.tasks.add(task)
         task.add_done_callback(self._ended)
@@ -45,15 +55,22 @@ class AbandonedRuns:
                 "run.abandoned",
                 job=job,
                 plugin=plugin,
-                grace_s=grace,
+                grace_s=CANCEL_GRACE,
                 hint=f"plugin {plugin!r} ignores cancellation: its run was left behind and "
                 "the job goes on; later abandoned runs of this plugin are counted, not logged",
             )
 
-    @property
-    def running(self) -> int:
-        """Abandoned runs that have not ended yet."""
-        return sum(not t.done() for t in self.tasks)
+    async def cancel(self, runs: Mapping[asyncio.Task[Any], tuple[str, str]]) -> None:
+        """Cancel ``runs`` (task -> its job and plugin), give them :data:`CANCEL_GRACE`
+        to end, and abandon the ones that do not."""
+        if not runs:
+            return
+        for task in runs:
+            task.cancel()
+        _, left = await asyncio.wait(runs, timeout=CANCEL_GRACE)
+        for task in left:  # ignores cancellation: never wait for it
+            job, plugin = runs[task]
+            self.add(task, job=job, plugin=plugin)
 
     def _ended(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
@@ -61,15 +78,11 @@ class AbandonedRuns:
             task.exception()  # retrieved: never "exception was never retrieved"
 
 
-#: Every run abandoned in this process.
-abandoned = AbandonedRuns()
-
-
 def _too_late(timeout: float) -> Result:
     return Result(Status.TIMEOUT, f"no result within the job's timeout of {timeout:g}s")
 
 
-async def run_check_once(
+async def run_attempts(
     check: Check[Any],
     *,
     job: str,
@@ -77,74 +90,32 @@ async def run_check_once(
     timeout: float,
     resources: Resources,
     retry: Retry = NO_RETRY,
-) -> RunRecord:
-    """Run ``check`` within ``timeout`` seconds (retried as ``retry`` says) and never
-    raise for its failures.
-
-    A run past the timeout is cancelled and becomes a ``timeout`` result. An
-    exception, ``SystemExit`` and ``KeyboardInterrupt`` included, becomes an
-    ``error`` result naming its type, and so does a ``CancelledError`` the
-    plugin raised itself. With retries, the record says how many ``attempts``
-    it took and, in the ``attempt_errors`` field, what each earlier attempt
-    got. Cancellation of the caller (daemon shutdown) still propagates.
-
-    Each attempt runs in a task of its own, and one that does not end within
-    :data:`CANCEL_GRACE` of its cancellation is abandoned (see
-    :class:`AbandonedRuns`), so this returns whatever the plugin does. The
-    scheduler uses the cheaper :func:`run_inline` instead.
-    """
-    loop = asyncio.get_running_loop()
-    started_at = time.time()
-    started = time.perf_counter()
-    deadline_at = loop.time() + timeout
-    ctx = RunContext(
-        job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=deadline_at
-    )
-    earlier: list[str] = []
-    attempt = 0
-    while True:
-        attempt += 1
-        task = asyncio.create_task(_attempt(check, ctx), name=f"plugin:{job}")
-        try:
-            done, _ = await asyncio.wait({task}, timeout=deadline_at - loop.time())
-        except asyncio.CancelledError:
-            await _end(task, job, plugin)
-            raise
-        if not done:
-            await _end(task, job, plugin)
-            result = _too_late(timeout)
-            break
-        result = task.result()
-        pause = retry.pause_after(result, attempt, deadline_at - loop.time())
-        if pause is None:
-            break
-        earlier.append(_summary(result))
-        await asyncio.sleep(pause)
-    return _record(job, plugin, result, started_at, started, attempt, earlier)
-
-
-async def run_inline(
-    check: Check[Any],
-    *,
-    job: str,
-    plugin: str,
-    timeout: float,
-    resources: Resources,
-    retry: Retry = NO_RETRY,
-    on_abandon: Callable[[RunRecord], object],
+    deliver: Deliver,
+    abandoned: AbandonedRuns,
     task: asyncio.Task[Any] | None = None,
-) -> RunRecord:
-    """:func:`run_check_once`, with the attempts run in the caller's task.
+) -> None:
+    """Run ``check`` within ``timeout`` seconds, retried as ``retry`` says, in the
+    caller's task, and hand its record to ``deliver``, once. Never raises for the
+    plugin's failures.
 
-    A third cheaper per run than a task per attempt, and one timer does the
-    work of two: at the deadline it cancels the caller's task (as
-    ``asyncio.timeout`` would), and if the run has still not ended
-    :data:`CANCEL_GRACE` later, the task is abandoned (see
-    :class:`AbandonedRuns`) and ``on_abandon`` gets the run's ``timeout``
-    record. The caller publishes that record instead of waiting; this
-    coroutine then returns whenever the plugin lets it, and the caller must
-    drop what it returns (``task in abandoned.tasks``). ``task`` is the
-    caller's task, when it has it at hand.
+    A run past the timeout is cancelled and becomes a ``timeout`` record. An
+    exception, ``SystemExit`` and ``KeyboardInterrupt`` included, becomes an
+    ``error`` record naming its type, and so does a ``CancelledError`` the
+    plugin raised itself. With retries, the record says how many ``attempts``
+    it took and, in ``attempt_errors``, what each earlier attempt got; the
+    pauses between attempts are inside the timeout. Cancellation of the
+    caller's task by someone else (a stop) propagates and delivers nothing,
+    even when the plugin swallows it.
+
+    One timer does the work of two: at the deadline it cancels the caller's
+    task (as ``asyncio.timeout`` would), and if the run has still not ended
+    :data:`CANCEL_GRACE` later, the task is added to ``abandoned`` and
+    ``deliver`` gets the run's ``timeout`` record then; whatever the plugin
+    does later is dropped. So the caller must not wait for this coroutine to
+    learn the outcome: ``deliver`` tells it (see :func:`run_in_task`).
+    ``task`` is the caller's task, when it has it at hand.
+
+    In the caller's task, not a task per attempt: a third cheaper per run.
     """
     if task is None:
         task = asyncio.current_task()
@@ -158,7 +129,7 @@ async def run_inline(
     ctx = RunContext(
         job=job, plugin=plugin, resources=resources, timeout=timeout, deadline=deadline_at
     )
-    deadline = _Deadline(task, deadline_at, job, plugin, timeout, started_at, on_abandon)
+    deadline = _Deadline(task, deadline_at, job, plugin, timeout, started_at, deliver, abandoned)
     cancelling = task.cancelling()
     earlier: list[str] = []
     attempt = 0
@@ -182,21 +153,80 @@ async def run_inline(
             # The plugin swallowed the deadline's cancellation and returned anyway.
             task.uncancel()
             result = _too_late(timeout)
+        if task.cancelling() > cancelling:
+            # And a stop's: a stopped run has no record (it may be abandoned already).
+            raise asyncio.CancelledError
     finally:
         deadline.cancel()
-    return _record(job, plugin, result, started_at, started, attempt, earlier)
+    if not deadline.abandoned:  # else its timeout record is out already
+        deliver(_record(job, plugin, result, started_at, started, attempt, earlier))
+
+
+async def run_in_task(
+    check: Check[Any],
+    *,
+    job: str,
+    plugin: str,
+    timeout: float,
+    resources: Resources,
+    abandoned: AbandonedRuns,
+    retry: Retry = NO_RETRY,
+) -> RunRecord:
+    """:func:`run_attempts` in a task of its own (``run:JOB``); returns its record
+    once it is out, within ``timeout`` + :data:`CANCEL_GRACE` whatever the
+    plugin does. For callers that want the record back: ``runner.testing``,
+    the benchmarks."""
+    loop = asyncio.get_running_loop()
+    record: asyncio.Future[RunRecord] = loop.create_future()
+    run = run_attempts(
+        check,
+        job=job,
+        plugin=plugin,
+        timeout=timeout,
+        resources=resources,
+        retry=retry,
+        deliver=record.set_result,
+        abandoned=abandoned,
+    )
+    task = loop.create_task(run, name=f"run:{job}")
+    return await _wait_for_record(record, task, abandoned, job=job, plugin=plugin)
+
+
+async def _wait_for_record(
+    record: asyncio.Future[RunRecord],
+    task: asyncio.Task[Any],
+    abandoned: AbandonedRuns,
+    *,
+    job: str,
+    plugin: str,
+) -> RunRecord:
+    """The record a run in ``task`` delivers into ``record`` (at its end or its
+    abandonment). If our caller is cancelled, so is the run (given
+    :data:`CANCEL_GRACE`, then abandoned); a run that ends without a record (a
+    stop, a bug) raises what ended it."""
+    try:
+        await asyncio.wait((record, task), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        # Shielded from a second cancellation of our caller: the wait is short.
+        await asyncio.shield(abandoned.cancel({task: (job, plugin)}))
+        raise
+    if record.done():
+        return record.result()
+    task.result()  # the CancelledError or the exception that ended it
+    raise RuntimeError(f"the run of {job!r} ended without a record")
 
 
 class _Deadline:
-    """The deadline of a :func:`run_inline` run, then its abandonment
+    """The deadline of a :func:`run_attempts` run, then its abandonment
     :data:`CANCEL_GRACE` later."""
 
-    __slots__ = ("_args", "_bucket", "_deadlines", "_task", "expired")
+    __slots__ = ("_args", "_bucket", "_deadlines", "_task", "abandoned", "expired")
 
     def __init__(self, task: asyncio.Task[Any], when: float, *args: Any) -> None:
         self._task = task
         self._args = args
         self.expired = False
+        self.abandoned = False
         self._deadlines = _Deadlines.of(task.get_loop())
         self._bucket = self._deadlines.add(self, when)
 
@@ -208,10 +238,11 @@ class _Deadline:
     def _abandon(self) -> None:
         if self._task.done():
             return
-        job, plugin, timeout, started_at, on_abandon = self._args
-        abandoned.add(self._task, job=job, plugin=plugin, grace=CANCEL_GRACE)
+        job, plugin, timeout, started_at, deliver, abandoned = self._args
+        self.abandoned = True
+        abandoned.add(self._task, job=job, plugin=plugin)
         duration_ms = round((time.time() - started_at) * 1000, 3)
-        on_abandon(
+        deliver(
             RunRecord.of(
                 job, plugin, _too_late(timeout), started_at=started_at, duration_ms=duration_ms
             )
@@ -291,26 +322,15 @@ def _record(
     return replace(record, attempt_errors=tuple(earlier)) if earlier else record
 
 
-async def _end(task: asyncio.Task[Result], job: str, plugin: str) -> None:
-    """Cancel a plugin's run and give it :data:`CANCEL_GRACE` to end; else abandon it."""
-    task.cancel()
-    # Shielded from a second cancellation of our own caller: the wait is short.
-    done, _ = await asyncio.shield(asyncio.wait({task}, timeout=CANCEL_GRACE))
-    if not done:
-        abandoned.add(task, job=job, plugin=plugin, grace=CANCEL_GRACE)
-    elif not task.cancelled():
-        task.exception()  # a result or an error after the deadline: too late either way
-
-
 async def _attempt(check: Check[Any], ctx: RunContext) -> Result:
-    """One call of ``check.run`` in its own task; whatever it does becomes a result,
-    except the daemon's cancellation of this task."""
+    """One call of ``check.run``; whatever it does becomes a result, except the
+    cancellation of the run's task (its deadline, or a stop)."""
     try:
         result = await check.run(ctx)
     except TimeoutError as exc:
         # A TimeoutError of the plugin's own (a library's shorter timeout):
         # still a target that did not answer in time. The job's timeout
-        # cancels this task instead.
+        # cancels the run's task instead.
         return Result(Status.TIMEOUT, _describe(exc), {"error_type": type(exc).__name__})
     except asyncio.CancelledError as exc:
         task = asyncio.current_task()

@@ -6,8 +6,8 @@ until it returns. A watcher thread looks at the loop; when the loop is in
 the middle of something (not waiting for I/O or a timer), it sends a probe
 (``call_soon_threadsafe``) and waits for the loop to answer it. A probe
 unanswered for longer than the threshold logs ``loop.blocked`` while the
-loop is still stuck, with the task running on it (``run:JOB`` or
-``plugin:JOB`` names the job) and the line it is executing.
+loop is still stuck, with the task running on it (``run:JOB`` names the
+job) and the line it is executing.
 ``loop.unblocked`` follows with the total time once the loop moves again.
 
 A look is whether the loop thread's top Python frame is the loop's idle

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from runner.execution import abandoned
+from runner.execution import AbandonedRuns
 from runner.log import get_logger
 
 #: How long tasks and threads left at the end get to finish.
@@ -35,11 +35,13 @@ def run(
     *,
     grace: float = LEFTOVER_GRACE,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    abandoned: AbandonedRuns | None = None,
 ) -> T:
     """Run ``main`` to completion on a new event loop (made by ``loop_factory``:
     asyncio's or uvloop's, see :mod:`runner.loops`) and return its result;
     the clean-up afterwards takes at most about ``grace`` seconds. Call
-    :func:`exit_if_stuck` once the result has been used."""
+    :func:`exit_if_stuck` once the result has been used. ``abandoned``: the
+    runs ``main`` left behind, counted in the log if the clean-up is stuck."""
     global _stuck
     loop = loop_factory()
     asyncio.set_event_loop(loop)
@@ -48,7 +50,7 @@ def run(
         code = loop.run_until_complete(main)
     finally:
         try:
-            clean = loop.run_until_complete(_clean_up(loop, grace))
+            clean = loop.run_until_complete(_clean_up(loop, grace, abandoned))
         finally:
             asyncio.set_event_loop(None)
             if clean:
@@ -70,7 +72,9 @@ def exit_if_stuck(code: int) -> None:
         os._exit(code)
 
 
-async def _clean_up(loop: asyncio.AbstractEventLoop, grace: float) -> bool:
+async def _clean_up(
+    loop: asyncio.AbstractEventLoop, grace: float, abandoned: AbandonedRuns | None
+) -> bool:
     """Cancel what is left, wait up to ``grace``; True if everything ended."""
     me = asyncio.current_task()
     left = [t for t in asyncio.all_tasks(loop) if t is not me and not t.done()]
@@ -84,7 +88,7 @@ async def _clean_up(loop: asyncio.AbstractEventLoop, grace: float) -> bool:
             get_logger().warning(
                 "daemon.left_running",
                 tasks=sorted(t.get_name() for t in pending),
-                abandoned_runs=abandoned.count,
+                abandoned_runs=abandoned.count if abandoned is not None else 0,
                 hint="plugins that ignore cancellation; the process exits without them",
             )
     for step in (loop.shutdown_asyncgens(), loop.shutdown_default_executor()):

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runner.execution import CANCEL_GRACE, abandoned, run_check_once, run_inline
+from runner.execution import AbandonedRuns, run_attempts
 from runner.log import get_logger
 from runner.model import Job, RunRecord
 from runner.plugin import Check, Result, Service, ServiceContext, Slots
@@ -80,8 +80,10 @@ _ALWAYS_SET.set()
 class Scheduler:
     """Owns every job task; the daemon tells it which jobs to start and stop.
 
-    Every finished run goes to ``hub.publish``; skipped runs and services
-    going up or down are told to the hub too.
+    Every finished run goes to ``hub.publish``, from one place
+    (:meth:`_run`); skipped runs and services going up or down are told to
+    the hub too. Runs whose plugin ignores cancellation are left behind in
+    :attr:`abandoned`.
     """
 
     def __init__(
@@ -97,6 +99,10 @@ class Scheduler:
         self.handles: dict[str, JobHandle] = {}
         #: Services that failed (raised or returned), since start.
         self.service_failures = 0
+        #: Runs left behind because their plugin ignored cancellation.
+        self.abandoned = AbandonedRuns()
+        #: Runs of :meth:`run_once` still going: their job and plugin.
+        self._once: dict[asyncio.Task[None], tuple[str, str]] = {}
         #: The limited resources of ``Check.slots``, by name.
         self._slots: dict[str, asyncio.Semaphore] = {}
         #: Jobs whose current run is waiting in line for a slot.
@@ -150,24 +156,20 @@ class Scheduler:
 
     async def stop(self, names: Iterable[str], grace: float = 5.0) -> None:
         """Stop the named jobs: no more runs; the runs in flight are cancelled and
-        get :data:`CANCEL_GRACE` to end (then they are abandoned); services are
-        cancelled and waited for up to ``grace`` seconds."""
+        get :data:`~runner.execution.CANCEL_GRACE` to end (then they are
+        abandoned); services are cancelled and waited for up to ``grace`` seconds."""
         handles = [self.handles.pop(n) for n in list(names) if n in self.handles]
         services = [h.task for h in handles if h.task is not None]
-        runs: dict[asyncio.Task[None], Job] = {}
+        runs: dict[asyncio.Task[Any], tuple[str, str]] = {}
         for handle in handles:
             if handle.ticker is not None:
                 handle.ticker.stop()
-                run = handle.ticker.current
-                if run is not None and not run.done() and run not in abandoned.tasks:
-                    runs[run] = handle.job
-        for task in [*services, *runs]:
+                run = handle.ticker.current  # None once a run is abandoned
+                if run is not None and not run.done():
+                    runs[run] = (handle.job.name, handle.job.plugin_name)
+        for task in services:
             task.cancel()
-        if runs:
-            _, left = await asyncio.wait(runs, timeout=CANCEL_GRACE)
-            for run in left:  # ignores cancellation: never wait for it
-                job = runs[run]
-                abandoned.add(run, job=job.name, plugin=job.plugin_name, grace=CANCEL_GRACE)
+        await self.abandoned.cancel(runs)
         if not services:
             return
         _, still_running = await asyncio.wait(services, timeout=grace)
@@ -180,7 +182,9 @@ class Scheduler:
             )
 
     async def stop_all(self, grace: float = 5.0) -> None:
-        await self.stop(list(self.handles), grace)
+        """Stop every job, and the runs of :meth:`run_once` still going."""
+        once, self._once = self._once, {}
+        await asyncio.gather(self.abandoned.cancel(once), self.stop(list(self.handles), grace))
 
     def _on_job_task_done(self, task: asyncio.Task[None]) -> None:
         # Services' tasks end only by cancellation. Anything else is a bug in the
@@ -207,75 +211,77 @@ class Scheduler:
             schedule=job.schedule.describe() if job.schedule is not None else None,
         )
 
-    async def _run_and_publish(self, ticker: _Ticker) -> None:
-        """One scheduled run of ``ticker``'s check, in its own task; its record
-        goes to the hub."""
-        job = ticker.job
-        task = asyncio.current_task(ticker.loop)  # not get_running_loop(): a getpid() each
+    async def _run(self, runs: _Runs) -> None:
+        """One run of a check job, in a task of its own (``run:NAME``): the same for
+        the schedule and ``runner run``. Its record goes to the hub from here."""
+        job = runs.job
+        task = asyncio.current_task(runs.loop)  # not get_running_loop(): a getpid() each
         slot = _NO_SLOT
 
-        def abandon(record: RunRecord) -> None:
-            slot.release()  # a run left behind must not keep its slot from the others
-            self.hub.publish(slot.stamp(record))
+        def publish(record: RunRecord) -> None:
+            # The run's one way out, at its end or at its abandonment: a run
+            # left behind keeps neither its slot nor its job from the next run.
+            slot.release()
+            if runs.current is task:
+                # Not kept once done: ten thousand hourly jobs would hold their
+                # finished runs' tasks and coroutines for an hour.
+                runs.current = None
+            record = slot.stamp(record)
+            self.hub.publish(record)
+            if runs.record is not None and not runs.record.done():
+                runs.record.set_result(record)
 
         try:
             # A run that needs a slot (Check.slots) waits for one in line, keeping
             # its place; the clock of its timeout starts once it has one.
-            if ticker.needs_slot:
+            if runs.needs_slot:
                 slot = await self._take_slot(job)
-            instance = ticker.check.get()
+            instance = runs.check.get()
             if isinstance(instance, Result):  # the plugin could not be created
-                record = _record_of(job, instance, time.time(), 0.0)
+                publish(_record_of(job, instance, time.time(), 0.0))
             else:
                 assert job.timeout is not None
-                # Inline in this task: a task per attempt costs a third more per run.
-                record = await run_inline(
+                await run_attempts(
                     instance,
                     job=job.name,
                     plugin=job.plugin_name,
                     timeout=job.timeout,
                     resources=self.resources,
                     retry=job.retry,
-                    on_abandon=abandon,
+                    deliver=publish,
+                    abandoned=self.abandoned,
                     task=task,
                 )
-        finally:
+        finally:  # and when it was cancelled (a stop), with no record
             slot.release()
-            if ticker.current is task:
-                # Not kept once done: ten thousand hourly jobs would hold their
-                # finished runs' tasks and coroutines for an hour.
-                ticker.current = None
-        if task not in abandoned.tasks:  # else its timeout is out already
-            self.hub.publish(slot.stamp(record))
+            if runs.current is task:
+                runs.current = None
+            if runs.record is not None and not runs.record.done():
+                runs.record.cancel()  # run_once's caller: no record will come
 
-    async def run_once(self, job: Job) -> RunRecord:
-        """Run a check job once, as the schedule would, and return its record
-        (without publishing it), each attempt in a task of its own (see
-        :func:`run_check_once`).
+    def run_once(self, job: Job) -> asyncio.Future[RunRecord]:
+        """Start one run of a check job, the same run as the schedule's (its
+        record published to the hub); the future returned gets its record, at
+        the run's end or its abandonment (cancelled if the run is stopped).
 
-        A run that needs a slot (``Check.slots``) waits for one in line: every
-        run is made (``runner run``), each with its full timeout.
+        The run is the scheduler's: :meth:`stop_all` cancels it if it is still
+        going, and cancelling the future does not. A run that needs a slot
+        (``Check.slots``) waits for one in line: every run is made (``runner
+        run``), each with its full timeout.
         """
-        assert job.timeout is not None
-        slot = await self._take_slot(job)
-        try:
-            started_at, started = time.time(), time.perf_counter()
-            instance = _Lazy(job).get()
-            if isinstance(instance, Result):
-                duration = time.perf_counter() - started
-                record = _record_of(job, instance, started_at, duration)
-            else:
-                record = await run_check_once(
-                    instance,
-                    job=job.name,
-                    plugin=job.plugin_name,
-                    timeout=job.timeout,
-                    resources=self.resources,
-                    retry=job.retry,
-                )
-        finally:
-            slot.release()
-        return slot.stamp(record)
+        # A future, not a coroutine waiting for the record: runner run starts
+        # every check at once, and a waiting coroutine per run (with its task
+        # and asyncio.wait's waiter) cost runner run of 10,000 checks 12 % more
+        # CPU, all of it in the garbage collector's walks.
+        runs = _Runs(job, asyncio.get_running_loop())
+        record = runs.record = runs.loop.create_future()
+        task = runs.current = runs.loop.create_task(self._run(runs), name=f"run:{job.name}")
+        self._once[task] = (job.name, job.plugin_name)
+        task.add_done_callback(self._once_done)
+        return record
+
+    def _once_done(self, task: asyncio.Task[None]) -> None:
+        self._once.pop(task, None)
 
     def first_run_window(self, job: Job) -> float:
         """Over how many seconds the job's first run is spread.
@@ -363,7 +369,22 @@ class Scheduler:
             delay = min(delay * 2, RESTART_MAX_DELAY)
 
 
-class _Ticker:
+class _Runs:
+    """What a check job's runs share (:meth:`Scheduler._run`): its plugin
+    instance, made on first use; whether it needs a slot; the run in flight."""
+
+    def __init__(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
+        self.job = job
+        self.check = _Lazy(job)
+        self.needs_slot = _slots_of(job) is not None
+        self.loop = loop
+        #: The run in flight, if any (not once it is abandoned).
+        self.current: asyncio.Task[None] | None = None
+        #: Where the record of a run goes besides the hub (``run_once``).
+        self.record: asyncio.Future[RunRecord] | None = None
+
+
+class _Ticker(_Runs):
     """Starts a check's runs on its schedule: one timer per run, no task of its own.
 
     A timer callback rather than a loop in the job's task sleeping between
@@ -373,13 +394,8 @@ class _Ticker:
 
     def __init__(self, scheduler: Scheduler, job: Job, anchor: float) -> None:
         assert job.schedule is not None, "a check has a schedule"
+        super().__init__(job, asyncio.get_running_loop())
         self._scheduler = scheduler
-        self.job = job
-        self.check = _Lazy(job)
-        self.needs_slot = _slots_of(job) is not None
-        self.loop = asyncio.get_running_loop()
-        #: The run in flight, if any.
-        self.current: asyncio.Task[None] | None = None
         self.schedule = job.schedule
         self._wall_clock = job.schedule.wall_clock
         self._task_name = f"run:{job.name}"
@@ -417,12 +433,10 @@ class _Ticker:
         loop, schedule = self.loop, self.schedule
         try:
             current = self.current
-            if current is not None and not current.done() and current not in abandoned.tasks:
+            if current is not None and not current.done():
                 self._scheduler._skip(self.job)
             else:
-                self.current = loop.create_task(
-                    self._scheduler._run_and_publish(self), name=self._task_name
-                )
+                self.current = loop.create_task(self._scheduler._run(self), name=self._task_name)
         except Exception as exc:  # a bug here must not stop the job's schedule
             self._scheduler._log.critical("job.crashed", job=self.job.name, exc_info=exc)
         due = schedule.next_after(self._due)

@@ -14,13 +14,17 @@ from typing import Any
 
 from runner.config import load_config
 from runner.daemon import Daemon
-from runner.execution import run_check_once
+from runner.execution import AbandonedRuns, run_in_task
 from runner.model import JobState, RunRecord
 from runner.plugin import Check, Plugin, Result, Service, ServiceContext
 from runner.registry import Registry
 from runner.resources import Resources
 
 __all__ = ["DaemonUnderTest", "run_check", "running_daemon", "running_service"]
+
+#: Runs of :func:`run_check` whose plugin ignored cancellation, kept
+#: referenced until they end (as the daemon's scheduler keeps its own).
+_abandoned = AbandonedRuns()
 
 
 async def run_check(
@@ -35,14 +39,21 @@ async def run_check(
 
     Pass your own ``resources`` to share them across calls (and close them
     yourself with ``await resources.aclose()``); otherwise they are closed
-    before this returns.
+    before this returns. The run is the daemon's (``runner.execution``), in a
+    task of its own: a plugin that ignores cancellation is left behind and
+    this returns a ``timeout`` result within ``timeout`` + 1 s.
     """
     check = plugin(plugin.Options.model_validate(dict(options or {})))
     own = resources is None
     res = resources if resources is not None else Resources()
     try:
-        record = await run_check_once(
-            check, job=job, plugin=_entry_point_name(plugin), timeout=timeout, resources=res
+        record = await run_in_task(
+            check,
+            job=job,
+            plugin=_entry_point_name(plugin),
+            timeout=timeout,
+            resources=res,
+            abandoned=_abandoned,
         )
     finally:
         if own:

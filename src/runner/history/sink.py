@@ -22,6 +22,7 @@ from runner.history.opening import open_store
 from runner.history.store import HistoryError, HistoryStore
 from runner.log import get_logger
 from runner.model import JobState, RunRecord
+from runner.tasks import cancel_and_wait
 
 #: Records held while the store cannot take them; past this the oldest are dropped.
 MAX_QUEUE = 200_000
@@ -136,11 +137,7 @@ class HistorySink:
 
     async def close(self) -> None:
         """Stop the tasks, write everything still queued (bounded), close the store."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         try:
             async with asyncio.timeout(FINAL_FLUSH_TIMEOUT):
