@@ -69,9 +69,10 @@ class Peer:
     """A local HTTP server: answers GET with ``status`` and records POSTs (an
     alert receiver for webhooks).
 
-    ``mode`` for POSTs: ``ok`` (204), ``error`` (500) or ``hang`` (no answer
-    until the test ends); ``modes``, when not empty, gives the next POSTs'
-    one by one before ``mode`` does.
+    ``mode`` for POSTs: ``ok`` (204), ``error`` (500), ``slow`` (204 once
+    ``release`` is set: the POST is recorded while its sender still waits)
+    or ``hang`` (no answer until the test ends); ``modes``, when not empty,
+    gives the next POSTs' one by one before ``mode`` does.
     """
 
     def __init__(self) -> None:
@@ -103,10 +104,11 @@ class Peer:
                     }
                 )
                 mode = peer.modes.pop(0) if peer.modes else peer.mode
-                if mode == "hang":
+                if mode in ("hang", "slow"):
                     peer.release.wait(60)
+                if mode == "hang":
                     return
-                self.send_response(204 if mode == "ok" else 500)
+                self.send_response(500 if mode == "error" else 204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

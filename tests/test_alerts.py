@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -97,6 +98,28 @@ def test_one_down_one_recovered_per_episode_and_none_again_after_a_restart(
         wait_until(lambda: len(peer.events("recovered")) == 2, 10, "the second recovery")
         assert again.stop() == 0
     assert [r["event"] for r in peer.received] == ["down", "recovered", "down", "recovered"]
+
+
+def test_an_alert_being_sent_at_stop_is_finished_and_not_sent_again_after_a_restart(
+    write_config: WriteConfig, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    peer.status = 500
+    peer.modes = ["slow"]  # the down alert arrives, and its answer waits
+    config = alert_config(write_config, peer, peer)
+    with RunnerProcess("serve", str(config)) as runner:
+        wait_until(lambda: peer.events("down"), 10, "the down alert on its way")
+        runner.proc.send_signal(signal.SIGTERM)
+        runner.wait_for(event="daemon.stopping")
+        # The receiver answers only once the daemon is stopping: the alert in
+        # flight is finished, and the ledger says it was sent.
+        peer.release.set()
+        assert runner.stop() == 0
+        assert runner.find(event="alert.sent", alert="down")
+    with RunnerProcess("serve", str(config)) as again:
+        again.wait_for(event="job.finished", status="fail", count=5)
+        assert again.stop() == 0
+    assert [r["event"] for r in peer.received] == ["down"]
 
 
 def test_a_down_alert_that_was_never_delivered_is_sent_after_a_restart(

@@ -36,6 +36,10 @@ from runner.tasks import cancel_and_wait
 
 #: One send may take this long (the notifier's own retries included) before it is given up.
 SEND_TIMEOUT = 300.0
+#: At stop, how long an alert already being sent gets to finish, so that the
+#: receiver and the ledger agree (a restart then neither pages again for it
+#: nor forgets it). Alerts still queued wait for the next start's reconcile.
+CLOSE_GRACE = 5.0
 #: Alerts waiting for one notifier; past this the oldest are dropped (and counted).
 MAX_QUEUE = 1000
 
@@ -81,6 +85,7 @@ class Delivery:
         self.failed = 0
         self.dropped = 0
         self._failing = False
+        self._stopping = False
         self._log = get_logger().bind(notifier=config.name)
 
     def put(self, alert: Alert) -> None:
@@ -90,11 +95,17 @@ class Delivery:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             if not self.queue:
                 self._wake.clear()
                 await self._wake.wait()
+                continue
             await self.deliver(self.queue.popleft())
+
+    def stop_after_current(self) -> None:
+        """End :meth:`run` once the alert it is sending (if any) is sent."""
+        self._stopping = True
+        self._wake.set()
 
     async def deliver(self, alert: Alert) -> bool:
         """Send one alert now; True if it was delivered."""
@@ -178,6 +189,10 @@ class AlertSink:
         ]
 
     async def close(self) -> None:
+        for delivery in self.deliveries.values():
+            delivery.stop_after_current()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=CLOSE_GRACE)
         await cancel_and_wait(self._tasks)
         self._tasks = []
 
