@@ -25,7 +25,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["FIVE_GB", "JSON_BODY", "PATHS", "HostileServer", "Request", "SlowTlsServer"]
+__all__ = [
+    "FIVE_GB",
+    "JSON_BODY",
+    "PATHS",
+    "HostileServer",
+    "Request",
+    "SlowTlsServer",
+    "read_request_head",
+]
 
 #: The size of the /huge body, and the decoded size of the /gzip-bomb body.
 FIVE_GB = 5 * 1000**3
@@ -330,17 +338,29 @@ class HostileServer:
 
     @staticmethod
     async def _read_request(reader: asyncio.StreamReader) -> Request | None:
-        line = await reader.readline()
-        if not line:
+        head = await read_request_head(reader)
+        if head is None:
             return None
-        method, target, _ = line.decode("latin-1").split(" ", 2)
-        headers = {}
-        while (header := await reader.readline()) not in (b"\r\n", b""):
-            name, value = header.decode("latin-1").split(":", 1)
-            headers[name.strip().lower()] = value.strip()
+        method, target, headers = head
         parts = urlsplit(target)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         return Request(method, parts.path, query, headers)
+
+
+async def read_request_head(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, dict[str, str]] | None:
+    """The method, target and headers (names in lower case) of the next
+    request on ``reader``; None when the client closed instead."""
+    line = await reader.readline()
+    if not line:
+        return None
+    method, target, _ = line.decode("latin-1").split(" ", 2)
+    headers = {}
+    while (header := await reader.readline()) not in (b"\r\n", b""):
+        name, value = header.decode("latin-1").split(":", 1)
+        headers[name.strip().lower()] = value.strip()
+    return method, target, headers
 
 
 class SlowTlsServer:

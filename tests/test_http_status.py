@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from helpers import closed_port, run_cli
-from hostile_http import HostileServer
+from hostile_http import HostileServer, read_request_head
 from runner.builtins.http.probe import PHASES
 from runner.builtins.http.status import (
     MAX_HEADER_BYTES,
@@ -92,15 +92,8 @@ class HttpTarget:
 
     @staticmethod
     async def _read_request(reader: asyncio.StreamReader) -> Request | None:
-        line = await reader.readline()
-        if not line:
-            return None
-        method, path, _ = line.decode("ascii").split(" ", 2)
-        headers = {}
-        while (header := await reader.readline()) not in (b"\r\n", b""):
-            name, value = header.decode("ascii").split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-        return Request(method, path, headers)
+        head = await read_request_head(reader)
+        return None if head is None else Request(*head)
 
     async def _respond(self, request: Request, writer: asyncio.StreamWriter) -> None:
         def answer(status: int, *headers: str, body: bytes = b"") -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from runner.errors import describe_error
 from runner.log import get_logger
 from runner.model import NO_RETRY, Retry, RunRecord
 from runner.plugin import Check, Result, RunContext, Status
@@ -365,10 +366,6 @@ def _summary(result: Result) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    try:
-        text = str(exc).strip()
-    except Exception:  # an exception whose __str__ raises
-        text = ""
     if isinstance(exc, SystemExit):
-        return f"the plugin called sys.exit({text})" if text else "the plugin called sys.exit()"
-    return text or type(exc).__name__
+        return f"the plugin called sys.exit({'' if exc.code is None else exc.code})"
+    return describe_error(exc)  # never raises, even when __str__ does
