@@ -119,7 +119,10 @@ asyncio.run(main())
 """
 
 RUNNER_WORKER = r"""
-from runner.builtins.http.status import HttpStatus
+try:
+    from runner.builtins.http.status import HttpStatus
+except ImportError:  # --before the built-ins were grouped (issue 19)
+    from runner.builtins.http_status import HttpStatus
 try:
     from runner.execution import AbandonedRuns, run_attempts
 except ImportError:  # --before a commit older than run_attempts
