@@ -1,7 +1,9 @@
 """The result path: one record per finished run, one hub that owns per-job state.
 
-Every finished run of a check becomes one immutable :class:`RunRecord`. The
-scheduler hands it to the :class:`ResultHub`, which
+Every finished run of a check becomes one immutable
+:class:`~runner.model.RunRecord`. The scheduler hands it to the
+:class:`ResultHub` (one call, :meth:`ResultHub.publish`, whether the run
+ended or was abandoned), which
 
 1. updates that job's :class:`JobState` (current state and since when,
    consecutive ok / not-ok counts, counts by status, the last result, the
@@ -9,9 +11,10 @@ scheduler hands it to the :class:`ResultHub`, which
 2. passes the record and the new state to each sink, one call each.
 
 Everything that reports on jobs reads the hub's state or receives those
-records: the log line, history, systemd's STATUS line, ``runner run``'s
-summary, and later metrics, the status page and alert notifiers. Nobody else
-keeps counters of their own.
+records: the log line, history, alerts, the offline hint, systemd's STATUS
+line, ``runner run``'s summary, and through :mod:`runner.status` the CLI's
+tables, ``/api/status``, the status page and ``/metrics``. Nobody else keeps
+counters of their own.
 
 A sink's :meth:`Sink.submit` is called on the event loop for every result and
 must return at once: a sink that does slow work (a database) queues the record
@@ -43,7 +46,7 @@ _LEVELS = {
 
 
 class Sink(Protocol):
-    """Where finished runs go (the log, history; later metrics and alerts)."""
+    """Where finished runs go: the log, history, alerts, the offline hint."""
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
         """Open what the sink needs and push its cleanup onto ``exit_stack``.
