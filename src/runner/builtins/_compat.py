@@ -49,9 +49,9 @@ __all__ = [
 # and event-hook generators, a timer and a log line.
 # Figure: bench/README.md, http_status.py: each hop straight to the transport
 # took a check from 0.49 to 0.36 CPU ms (with the header merge done once).
-# Re-measured for issue 19 ("the built-ins' private names"): 0.92x (0.85-1.04)
-# in a harness too coarse to see 0.1 ms; kept until http_status.py shows the
-# public path within 5 %.
+# Re-measured for issue 19 with http_status.py on a quiet machine: the public
+# call costs 1.14x CPU per check at 16 at once, 1.03x one at a time
+# (bench/README.md, "_build_redirect_request against the public send").
 # Missing: the first http-status run of the daemon raises RuntimeError naming
 # httpx's version (no check can run); tests/test_builtins_compat.py fails first.
 def build_redirect_request(
