@@ -804,9 +804,6 @@ def test_a_hundred_page_checks_in_one_runner_run_all_get_their_page(
     assert max(r["queued_ms"] for r in results) > 10_000
     assert all(r["duration_ms"] < 10_000 for r in results)
 
-    assert max(r["queued_ms"] for r in results) > 3000
-    assert all(r["duration_ms"] < 3000 for r in results)
-
 
 # --- isolation: context (default) and page ----------------------------------
 
