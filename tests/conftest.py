@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import local_http_server, pip_install_alone
+from helpers import Peer, local_http_server, pip_install_alone
 from hostile_http import HostileServer
 from postgres import postgres_server, postgres_url  # noqa: F401
 
@@ -123,3 +123,13 @@ async def start_hostile() -> AsyncIterator[Callable[..., Awaitable[HostileServer
 @pytest.fixture
 async def hostile(start_hostile: Callable[..., Awaitable[HostileServer]]) -> HostileServer:
     return await start_hostile()
+
+
+@pytest.fixture
+def peer() -> Iterator[Peer]:
+    """A local HTTP server (helpers.Peer): a target for checks and a receiver for alerts."""
+    p = Peer()
+    try:
+        yield p
+    finally:
+        p.close()

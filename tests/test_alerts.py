@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -19,15 +19,6 @@ from helpers import Peer, RunnerProcess, closed_port, run_cli, serve_until, wait
 from runner.testing import running_daemon
 
 WriteConfig = Callable[..., Path]
-
-
-@pytest.fixture
-def peer() -> Iterator[Peer]:
-    p = Peer()
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def epoch(iso: str) -> float:

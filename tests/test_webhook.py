@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -42,12 +42,9 @@ ALERT = Alert(
 
 
 @pytest.fixture
-def receiver() -> Iterator[Peer]:
-    peer = Peer()
-    try:
-        yield peer
-    finally:
-        peer.close()
+def receiver(peer: Peer) -> Peer:
+    """The alert receiver: conftest's ``peer``."""
+    return peer
 
 
 @pytest.fixture
