@@ -22,7 +22,8 @@ from runner.builtins.browser.steps import BrowserSteps
 from runner.builtins.http.status import HttpStatus
 from runner.builtins.tcp import Tcp
 from runner.config import load_config
-from runner.offline import HINT, network_checks
+from runner.model import RunRecord
+from runner.offline import HINT, network_checks, offline_hint
 from runner.plugin import UNRESOLVED_HOST, Check, Status
 from runner.testing import run_check
 
@@ -55,22 +56,57 @@ def test_run_summary_ends_with_the_hint(write_config: WriteConfig) -> None:
     assert f"note: {HINT}" in text
 
 
-def test_no_hint_when_a_check_reaches_its_host(write_config: WriteConfig, http_base: str) -> None:
+def test_a_check_to_an_address_or_localhost_counts_neither_way(
+    write_config: WriteConfig, http_base: str
+) -> None:
+    """It passes offline too, so it proves nothing about the network: the hint
+    still comes when every check that needs a name server failed to resolve
+    (configs/site-checks.yaml has such a check, and offline got no hint)."""
+    assert http_base.startswith("http://127.0.0.1:")
     config = write_config(
         f"""
         jobs:
           - {{name: one, plugin: http-status, options: {{url: "http://one.runner-test.invalid/"}}}}
           - {{name: two, plugin: http-status, options: {{url: "http://two.runner-test.invalid/"}}}}
           - {{name: local, plugin: http-status, options: {{url: "{http_base}/ok"}}}}
+          - {{name: named, plugin: tcp, options: {{host: localhost, port: 1}}}}
+          - {{name: v6, plugin: http-status, options: {{url: "http://[::1]:1/"}}}}
         """
     )
+    assert network_checks(load_config(config).jobs) == ["one", "two"]
     result = run_cli("run", str(config))
     assert result.returncode == 1
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [e["job"] for e in events if e["event"] == "job.finished" and e["status"] == "ok"] == [
-        "local"
+    ok = [e["job"] for e in events if e["event"] == "job.finished" and e["status"] == "ok"]
+    assert ok == ["local"]
+    (hint,) = [e for e in events if e["event"] == "network.offline"]
+    assert hint["checks"] == 2
+
+
+def test_no_hint_when_a_check_reaches_its_host_by_name(write_config: WriteConfig) -> None:
+    """A name that resolved (here: a run that got an answer, not a resolution
+    error) shows the network works. Built from records: no test may depend on
+    a name server, and every name that resolves offline is local."""
+    config = load_config(
+        write_config(
+            """
+            jobs:
+              - {name: one, plugin: http-status, options: {url: "http://one.runner-test.invalid/"}}
+              - {name: two, plugin: http-status, options: {url: "http://two.runner-test.invalid/"}}
+              - {name: web, plugin: http-status, options: {url: "http://web.example/"}}
+            """
+        )
+    )
+
+    def record(job: str, status: Status, **fields: Any) -> RunRecord:
+        return RunRecord(job, "http-status", status, "x", fields, 0.0, 0.0, 1.0)
+
+    unresolved = [
+        record("one", Status.ERROR, **{UNRESOLVED_HOST: "one.runner-test.invalid"}),
+        record("two", Status.ERROR, **{UNRESOLVED_HOST: "two.runner-test.invalid"}),
     ]
-    assert not [e for e in events if e["event"] == "network.offline"]
+    assert offline_hint(config.jobs, unresolved) == HINT
+    assert offline_hint(config.jobs, [*unresolved, record("web", Status.FAIL)]) is None
 
 
 def test_no_hint_for_a_single_unresolvable_host(write_config: WriteConfig) -> None:

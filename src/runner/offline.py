@@ -11,10 +11,16 @@ Plugins say both halves; the core reads neither options nor messages: a
 check's ``target_host(options)`` names the host a job reaches (checks that
 reach none are left out), and its result's ``unresolved_host`` field says
 that the name did not resolve.
+
+A check whose host needs no name resolution (an address such as 127.0.0.1,
+or ``localhost``) counts neither way: it passes on a machine without a
+network, so it proves nothing about the network. (configs/site-checks.yaml
+has one, and before this rule its users offline never got the hint.)
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 
@@ -35,9 +41,23 @@ _MIN_CHECKS = 2
 
 
 def network_checks(jobs: Iterable[Job]) -> list[str]:
-    """The checks among ``jobs`` that reach a host, as their plugins declare
-    (:meth:`runner.plugin.Check.target_host`)."""
-    return [job.name for job in jobs if _target_host(job) is not None]
+    """The checks among ``jobs`` that reach a host by its name, as their plugins
+    declare (:meth:`runner.plugin.Check.target_host`)."""
+    return [job.name for job in jobs if _needs_a_name_server(_target_host(job))]
+
+
+def _needs_a_name_server(host: str | None) -> bool:
+    """Whether reaching ``host`` needs its name resolved (not an address, not localhost)."""
+    if host is None:
+        return False
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return False  # RFC 6761: answered locally, network or not
+    try:
+        ipaddress.ip_address(host.partition("%")[0])  # an IPv6 zone (fe80::1%eth0) too
+    except ValueError:
+        return True
+    return False
 
 
 def _target_host(job: Job) -> str | None:
