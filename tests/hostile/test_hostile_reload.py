@@ -88,8 +88,12 @@ def test_hostile_reloads_are_refused_and_the_schedule_holds(write_config: WriteC
 async def test_the_probe_is_bounded_in_time_and_memory(write_config: WriteConfig) -> None:
     config = write_config(GOOD)
     assert await probe(config, 30) == []
-    with pytest.raises(ProbeFailed, match=r"longer than 0\.01s"):
+    with pytest.raises(ProbeFailed, match=r"longer than 0\.03s"):  # 3x in wall clock
         await probe(config, 0.01)
+    # The dense file costs about 2.5 s of CPU to refuse for its size.
+    dense = write_config("x: [" + "1," * 600_000 + "1]\n" + GOOD, name="dense.yaml")
+    with pytest.raises(ProbeFailed, match=r"longer than 1s of CPU time"):
+        await probe(dense, 1, wall_clock=120)
     with pytest.raises(ProbeFailed, match="more than 20 MiB"):
         await probe(config, 30, memory=20 * 1024 * 1024)
     config.write_text(GOOD + "  - {name: other, plugin: sleep, interval: .inf}\n")
