@@ -328,7 +328,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         try:
             # No daemon is asked: the states are history's (up to its flush behind).
             states = {s.job: s for s in await store.load_states(jobs)}
-            return status_rows(checks, states, await store.stats(jobs, now))
+            stats = await store.stats(jobs, now)
+            return status_rows(checks, states, stats, config.maintenance, now)
         finally:
             await store.close()
 
@@ -340,8 +341,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json or not sys.stdout.isatty():
         print(json.dumps([row.to_json() for row in rows], indent=2))
     else:
-        print_status(rows, now, where=store.where)
-    return EXIT_OK if all(row.state is Health.OK for row in rows) else EXIT_FAILED
+        print_status(rows, now, where=store.where, maintenance=config.maintenance)
+    # A job in a maintenance window may fail: that fails no `runner status`.
+    ok = all(row.state is Health.OK or row.maintenance is not None for row in rows)
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def cmd_history(args: argparse.Namespace) -> int:
