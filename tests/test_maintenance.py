@@ -478,3 +478,23 @@ def test_runner_status_table_shows_maintenance_and_lists_the_windows() -> None:
         "next maintenance: nightly (*): 2026-12-08 02:00:00Z to 04:00:00Z, starts in 13h 30m"
         in text
     )
+
+
+def test_runner_schema_knows_windows_and_their_two_forms() -> None:
+    import jsonschema
+
+    from runner.schema import build_schema
+
+    schema, _ = build_schema()
+    job = {"name": "web", "plugin": "sleep"}
+
+    def valid(window: dict[str, Any]) -> bool:
+        config = {"maintenance": [window], "jobs": [job]}
+        return jsonschema.Draft202012Validator(schema).is_valid(config)
+
+    assert valid({"name": "n", "cron": "0 3 * * *", "duration": "2h", "jobs": ["db-*"]})
+    assert valid({"name": "o", "start": "2026-12-24T22:00:00Z", "end": "2026-12-25T02:00:00Z"})
+    assert not valid({"name": "n", "cron": "0 3 * * *"})  # no duration
+    assert not valid({"name": "o", "start": "2026-12-24T22:00:00Z"})  # no end
+    assert not valid({"name": "b", "cron": "0 3 * * *", "duration": "1h", "start": "x", "end": "y"})
+    assert not valid({"name": "x", "cron": "0 3 * * *", "duration": "1h", "every": "day"})
