@@ -498,3 +498,8 @@ def test_runner_schema_knows_windows_and_their_two_forms() -> None:
     assert not valid({"name": "o", "start": "2026-12-24T22:00:00Z"})  # no end
     assert not valid({"name": "b", "cron": "0 3 * * *", "duration": "1h", "start": "x", "end": "y"})
     assert not valid({"name": "x", "cron": "0 3 * * *", "duration": "1h", "every": "day"})
+
+
+def test_a_plugin_cannot_set_the_maintenance_field_itself() -> None:
+    with pytest.raises(ValueError, match="reserved for the daemon"):
+        Result.ok(maintenance="mine")
