@@ -65,7 +65,10 @@ def _short_time(epoch: float) -> str:
 
 
 def _extra(record: RunRecord) -> str:
-    return " ".join(f"{k}={v}" for k, v in record.fields.items())
+    extra = " ".join(f"{k}={v}" for k, v in record.fields.items())
+    if record.maintenance is not None:
+        extra = f"maintenance={record.maintenance} {extra}".rstrip()
+    return extra
 
 
 # --------------------------------------------------------------------------- runner run
