@@ -171,6 +171,12 @@ def test_windows_load_with_their_jobs_and_zones(write_config: WriteConfig) -> No
     )
     assert [w.name for w in config.maintenance.covering("db-main")] == ["nightly", "move"]
     assert [w.name for w in config.maintenance.covering("web")] == ["move"]
+    checked = run_cli("check", str(config.path))
+    assert checked.returncode == 0
+    assert checked.stdout.splitlines()[-2:] == [
+        '  maintenance nightly: cron "0 3 * * SUN" for 2h (Europe/Berlin), jobs db-*',
+        "  maintenance move: once 2026-12-24T21:00:00Z to 2026-12-25T01:00:00Z, jobs *",
+    ]
 
 
 @pytest.mark.parametrize(

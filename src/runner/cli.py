@@ -30,7 +30,7 @@ from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import parse_duration
 from runner.log import configure_logging, get_logger
-from runner.model import Health, RunRecord
+from runner.model import Health, RunRecord, format_time
 from runner.offline import OfflineHint, offline_hint
 from runner.plugin import Status
 from runner.registry import NOTIFIERS, PLUGINS, PluginError, Registry, UnknownPluginError
@@ -237,6 +237,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     for job in config.jobs:
         when = job.schedule.describe() if job.schedule is not None else "service"
         print(f"  {job.name}  [{job.plugin_name}]  {when}")
+    for window in config.maintenance.windows:  # maintenance windows
+        when = window.describe()
+        if window.start is not None and window.end is not None:
+            when += f" {format_time(window.start)} to {format_time(window.end)}"
+        print(f"  maintenance {window.name}: {when}, jobs {', '.join(window.jobs)}")
     return EXIT_OK
 
 
