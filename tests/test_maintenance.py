@@ -448,6 +448,17 @@ def test_a_reload_applies_window_changes_and_the_api_shows_them(
         latest = runner.wait_for(event="job.finished", job="api", count=seen + 2)[-1]
         assert "maintenance" not in latest
         assert get_json(f"{base}/api/maintenance") == {"active": [], "next": None}
+
+        # A bad window is refused on reload, naming its line and field; nothing changes.
+        bad = f'maintenance:\n  - {{name: oops, start: "{iso(soon)}", end: "{iso(soon - 1)}"}}'
+        alerting_config(write_config, peer, http + bad)
+        runner.proc.send_signal(signal.SIGHUP)
+        (refused,) = runner.wait_for(event="reload.refused")
+        assert any(
+            f"{config}:7: maintenance[0] 'oops': end: end" in problem
+            for problem in refused["problems"]
+        ), refused["problems"]
+        assert get_json(f"{base}/api/maintenance") == {"active": [], "next": None}
         assert runner.stop() == 0
 
 
