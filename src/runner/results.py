@@ -10,6 +10,10 @@ ended or was abandoned), which
    last durations), and
 2. passes the record and the new state to each sink, one call each.
 
+A run that started in a maintenance window (:attr:`ResultHub.maintenance`)
+is named so on its record here, once, and its down/recovered transition is
+held: every sink sees the same answer.
+
 Everything that reports on jobs reads the hub's state or receives those
 records: the log line, history, alerts, the offline hint, systemd's STATUS
 line, ``runner run``'s summary, and through :mod:`runner.status` the CLI's
