@@ -114,6 +114,50 @@ class Backend:
         finally:
             await conn.close()
 
+    async def create_version_3(self) -> None:
+        """A history as schema 3 left it (before maintenance windows): one job, two runs."""
+        job = "INSERT INTO runner_jobs (name, plugin, state, since, count_ok, count_fail) VALUES "
+        job += "('web', 'http-status', 'ok', 200.0, 1, 1)"
+        runs = [
+            "INSERT INTO runner_runs (job_id, status, message, fields, started_at, finished_at, "
+            f"duration_ms) VALUES (1, '{status}', '{status} run', NULL, {at - 0.1}, {at}, 100.0)"
+            for status, at in (("fail", 100.0), ("ok", 200.0))
+        ]
+        hours = "INSERT INTO runner_hours (job_id, hour, runs, ok) VALUES (1, 0, 2, 1)"
+        if self.name == "sqlite":
+            with closing(sqlite3.connect(self.location)) as conn:
+                for step in MIGRATIONS[:3]:
+                    for statement in step:
+                        conn.execute(
+                            statement.format(
+                                serial="INTEGER",
+                                bigserial="INTEGER",
+                                hour="CAST(finished_at / 3600 AS INTEGER)",
+                            )
+                        )
+                for statement in (job, *runs, hours):
+                    conn.execute(statement)
+                conn.execute("PRAGMA user_version = 3")
+                conn.commit()
+            return
+        conn = await asyncpg.connect(self.location)
+        try:
+            await conn.execute("CREATE TABLE runner_schema (version INTEGER NOT NULL)")
+            await conn.execute("INSERT INTO runner_schema VALUES (3)")
+            for step in MIGRATIONS[:3]:
+                for statement in step:
+                    await conn.execute(
+                        statement.format(
+                            serial="SERIAL",
+                            bigserial="BIGSERIAL",
+                            hour="CAST(floor(finished_at / 3600) AS BIGINT)",
+                        )
+                    )
+            for statement in (job, *runs, hours):
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
     async def has_anything(self) -> bool:
         """Whether a file or any table exists at the location."""
         if self.name == "sqlite":
@@ -365,6 +409,31 @@ async def test_stats_uptime_is_the_share_of_ok_runs_in_each_window(
     assert states["new"].state is Health.UNKNOWN
 
 
+async def test_runs_in_a_maintenance_window_are_stored_with_its_name_and_not_in_uptime(
+    store_factory: Backend,
+) -> None:
+    store = await store_factory()
+    # Each hour's window (1h) and each day's (7d, 30d: counted by hour) alike:
+    # 2 ok and 1 failed outside a window, 5 failed inside one.
+    records = []
+    for at in (NOW - 10 * MIN, NOW - 3 * DAY):
+        records += [run("web", Result.ok(), at - i) for i in range(2)]
+        records.append(run("web", Result.fail("status 500"), at - 2))
+        records += [
+            replace(run("web", Result.fail("deploying"), at - 10 - i), maintenance="deploy")
+            for i in range(5)
+        ]
+    records.sort(key=lambda r: r.finished_at)
+    await store.write(records, [])
+
+    stats = (await store.stats(["web"], NOW))["web"]
+    assert dict(stats.uptime) == {"1h": 2 / 3, "24h": 2 / 3, "7d": 2 / 3, "30d": 2 / 3}
+    stored = await store.runs("web", limit=100)
+    assert len(stored) == 16
+    assert {r.maintenance for r in stored} == {"deploy", None}
+    assert {r.message for r in stored if r.maintenance == "deploy"} == {"deploying"}
+
+
 async def test_stats_see_jobs_another_process_wrote_since(store_factory: Backend) -> None:
     # runner status opens its own store: the ids it knows can be older than the jobs.
     writer, reader = await store_factory(), await store_factory()
@@ -537,6 +606,30 @@ async def test_a_version_1_history_is_migrated_and_keeps_what_it_held(
     await store.record_alert("web", "ops", Sent("down", 100.0, 101.0))
     await store.record_alert("web", "ops", Sent("recovered", None, 102.0))
     assert await store.load_alerts() == {("web", "ops"): Sent("recovered", None, 102.0)}
+
+
+async def test_a_version_3_history_is_migrated_keeping_its_runs_and_stores_maintenance(
+    store_factory: Backend,
+) -> None:
+    await store_factory.create_version_3()
+    store = await store_factory()
+    assert await store_factory.schema_versions() == [SCHEMA_VERSION] == [4]
+    kept = await store.runs("web")
+    assert [(r.status, r.message, r.maintenance) for r in kept] == [
+        (Status.OK, "ok run", None),
+        (Status.FAIL, "fail run", None),
+    ]
+    (web,) = await store.load_states()
+    assert (web.state, dict(web.counts), web.last and web.last.message) == (
+        Health.OK,
+        {"ok": 1, "fail": 1},
+        "ok run",
+    )
+    # The new column takes the window's name.
+    await store.write([replace(run("web", Result.fail("planned"), NOW), maintenance="deploy")], [])
+    (newest, *_) = await store.runs("web")
+    assert (newest.message, newest.maintenance) == ("planned", "deploy")
+    assert newest.to_json()["maintenance"] == "deploy"
 
 
 async def test_a_schema_newer_than_this_runner_is_refused_naming_the_version(

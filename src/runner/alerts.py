@@ -206,7 +206,9 @@ class AlertSink:
 
     def submit(self, record: RunRecord, state: JobState) -> None:
         names = self._notify.get(record.job)
-        if not names:
+        if not names or record.maintenance is not None:
+            # In a maintenance window nothing is sent: the hub holds transitions,
+            # and reminders and the after-restart reconciling wait for its end.
             return
         first = record.job not in self._reconciled
         self._reconciled.add(record.job)

@@ -30,7 +30,7 @@ from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
 from runner.durations import parse_duration
 from runner.log import configure_logging, get_logger
-from runner.model import Health, RunRecord
+from runner.model import Health, RunRecord, format_time
 from runner.offline import OfflineHint, offline_hint
 from runner.plugin import Status
 from runner.registry import NOTIFIERS, PLUGINS, PluginError, Registry, UnknownPluginError
@@ -237,6 +237,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     for job in config.jobs:
         when = job.schedule.describe() if job.schedule is not None else "service"
         print(f"  {job.name}  [{job.plugin_name}]  {when}")
+    for window in config.maintenance.windows:  # maintenance windows
+        when = window.describe()
+        if window.start is not None and window.end is not None:
+            when += f" {format_time(window.start)} to {format_time(window.end)}"
+        print(f"  maintenance {window.name}: {when}, jobs {', '.join(window.jobs)}")
     return EXIT_OK
 
 
@@ -328,7 +333,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         try:
             # No daemon is asked: the states are history's (up to its flush behind).
             states = {s.job: s for s in await store.load_states(jobs)}
-            return status_rows(checks, states, await store.stats(jobs, now))
+            stats = await store.stats(jobs, now)
+            return status_rows(checks, states, stats, config.maintenance, now)
         finally:
             await store.close()
 
@@ -340,8 +346,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json or not sys.stdout.isatty():
         print(json.dumps([row.to_json() for row in rows], indent=2))
     else:
-        print_status(rows, now, where=store.where)
-    return EXIT_OK if all(row.state is Health.OK for row in rows) else EXIT_FAILED
+        print_status(rows, now, where=store.where, maintenance=config.maintenance)
+    # A job in a maintenance window may fail: that fails no `runner status`.
+    ok = all(row.state is Health.OK or row.maintenance is not None for row in rows)
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def cmd_history(args: argparse.Namespace) -> int:

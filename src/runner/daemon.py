@@ -35,7 +35,7 @@ from runner.config_probe import ProbeFailed, probe
 from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
 from runner.loops import loop_name
-from runner.model import Job, JobState, RunRecord
+from runner.model import Job, JobState, Maintenance, RunRecord
 from runner.resources import Resources
 from runner.results import LogSink, ResultHub, Sink
 from runner.scheduler import Scheduler
@@ -124,6 +124,7 @@ class Daemon:
             )
             all_sinks.append(self.alerts)
         self.hub = ResultHub(all_sinks)
+        self.hub.maintenance = config.maintenance
         self.scheduler = Scheduler(self.resources, self.hub)
         #: What the endpoint and the metrics see of the daemon (runner.status.StatusView).
         self.view = DaemonView(self)
@@ -444,6 +445,7 @@ class Daemon:
             self.alerts.update_jobs(new.jobs)
         secret_masker.set(self.config.secrets | new.secrets)
         self.config = new
+        self.hub.maintenance = new.maintenance
         for job, reason in new.unloadable:
             if job in added or job in changed:
                 self._log.error("plugin.load_failed", job=job, error=reason)
@@ -455,6 +457,7 @@ class Daemon:
             removed=removed,
             changed=changed,
             kept=kept,
+            maintenance=[w.name for w in new.maintenance.windows],
         )
 
     # ------------------------------------------------------------------ run once
@@ -510,12 +513,13 @@ class DaemonView:
         checks = daemon.config.checks
         stats: Mapping[str, RunStats] = {}
         history = daemon.history
+        now = time.time()
         if history is not None and history.opened:
             try:
-                stats = await history.store.stats([job.name for job in checks], time.time())
+                stats = await history.store.stats([job.name for job in checks], now)
             except Exception as exc:
                 self._log.warning("history.read_failed", error=str(exc))
-        return status_rows(checks, daemon.hub.states, stats)
+        return status_rows(checks, daemon.hub.states, stats, daemon.hub.maintenance, now)
 
     async def runs(
         self, job: str, *, since: float | None, status: str | None, limit: int
@@ -527,6 +531,9 @@ class DaemonView:
 
     def loop_lag(self) -> float:
         return self._daemon.loop_monitor.lag
+
+    def maintenance(self) -> Maintenance:
+        return self._daemon.hub.maintenance
 
     def history_counts(self) -> HistoryCounts | None:
         history = self._daemon.history

@@ -86,6 +86,8 @@ RESERVED_FIELDS = frozenset(
     {"timestamp", "level", "event", "job", "plugin", "status", "duration_ms", "message"}
     # History's result objects (runner status --json, runner history --json) add these.
     | {"started_at", "finished_at", "attempts", "attempt_errors"}
+    # The maintenance window a run started in (runner.model.maintenance).
+    | {"maintenance"}
 )
 
 

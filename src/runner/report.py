@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from runner.config import Config
-from runner.model import Health, Job, RunRecord
+from runner.model import Health, Job, Maintenance, Occurrence, RunRecord
 from runner.plugin import Status
 from runner.status import UPTIME_WINDOWS, StatusRow
 
@@ -27,6 +27,7 @@ _STYLE = {
     "timeout": "yellow",
     "failing": "red",
     "unknown": "dim",
+    "maintenance": "blue",
 }
 
 
@@ -64,7 +65,10 @@ def _short_time(epoch: float) -> str:
 
 
 def _extra(record: RunRecord) -> str:
-    return " ".join(f"{k}={v}" for k, v in record.fields.items())
+    extra = " ".join(f"{k}={v}" for k, v in record.fields.items())
+    if record.maintenance is not None:
+        extra = f"maintenance={record.maintenance} {extra}".rstrip()
+    return extra
 
 
 # --------------------------------------------------------------------------- runner run
@@ -207,15 +211,22 @@ def _ms(value: float | None) -> str:
 
 
 def print_status(
-    rows: Sequence[StatusRow], now: float, *, where: str, console: Console | None = None
+    rows: Sequence[StatusRow],
+    now: float,
+    *,
+    where: str,
+    console: Console | None = None,
+    maintenance: Maintenance | None = None,
 ) -> None:
-    """``runner status`` on a terminal: a table of ``rows``, then a line of counts.
+    """``runner status`` on a terminal: a table of ``rows``, then a line of counts,
+    then the maintenance windows on now and the next one.
 
     Args:
         now: the time the rows were read at ("since ... (3h 12m)").
         where: the history they were read from, for the title.
         console: where to print; default: stdout (at the terminal's width, or
             200 columns off a terminal).
+        maintenance: the config's windows.
     """
     console = console or _console()
     table = Table(title=f"history: {where}", title_justify="left", title_style="dim")
@@ -238,7 +249,7 @@ def print_status(
                 last.append(f" {row.last.message[:80]}")
         table.add_row(
             row.job,
-            _label(row.state.value),
+            _label(row.shown_state),
             since,
             last,
             *(_percent(row.uptime[label]) for label in UPTIME_WINDOWS),
@@ -248,14 +259,36 @@ def print_status(
             str(row.failures),
         )
     console.print(table)
-    failing = [r.job for r in rows if r.state is Health.FAILING]
-    unknown = [r.job for r in rows if r.state is Health.UNKNOWN]
-    line = f"{len(rows)} jobs: {len(rows) - len(failing) - len(unknown)} ok"
+    held = [r.job for r in rows if r.maintenance is not None]
+    shown = [r for r in rows if r.maintenance is None]
+    failing = [r.job for r in shown if r.state is Health.FAILING]
+    unknown = [r.job for r in shown if r.state is Health.UNKNOWN]
+    line = f"{len(rows)} jobs: {len(shown) - len(failing) - len(unknown)} ok"
     if failing:
         line += f", {len(failing)} failing ({', '.join(failing[:5])})"
     if unknown:
         line += f", {len(unknown)} without a result yet"
+    if held:
+        line += f", {len(held)} in maintenance"
     console.print(line)
+    if maintenance:
+        for occurrence in maintenance.current(now):
+            console.print(Text(f"maintenance now: {_occurrence(occurrence, now)}", style="blue"))
+        upcoming = maintenance.next(now)
+        if upcoming is not None:
+            console.print(f"next maintenance: {_occurrence(upcoming, now)}")
+
+
+def _occurrence(occurrence: Occurrence, now: float) -> str:
+    """``nightly (db-*): 2026-12-08 02:00:00Z to 04:00:00Z, ends in 1h 12m``."""
+    window = occurrence.window
+    start, end = _short_time(occurrence.start), _short_time(occurrence.end)
+    if start[:10] == end[:10]:
+        end = end[11:]
+    text = f"{window.name} ({', '.join(window.jobs)}): {start} to {end}"
+    if occurrence.start <= now:
+        return f"{text}, ends in {ago(occurrence.end - now)}"
+    return f"{text}, starts in {ago(occurrence.start - now)}"
 
 
 # --------------------------------------------------------------------------- runner history

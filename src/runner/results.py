@@ -10,6 +10,10 @@ ended or was abandoned), which
    last durations), and
 2. passes the record and the new state to each sink, one call each.
 
+A run that started in a maintenance window (:attr:`ResultHub.maintenance`)
+is named so on its record here, once, and its down/recovered transition is
+held: every sink sees the same answer.
+
 Everything that reports on jobs reads the hub's state or receives those
 records: the log line, history, alerts, the offline hint, systemd's STATUS
 line, ``runner run``'s summary, and through :mod:`runner.status` the CLI's
@@ -32,7 +36,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from runner.log import get_logger, log_result, secret_masker
-from runner.model import STATUS_CODES, Health, JobState, RunRecord
+from runner.model import STATUS_CODES, Health, JobState, Maintenance, RunRecord
 from runner.plugin import Status
 
 __all__ = ["LogSink", "ResultHub", "Sink"]
@@ -80,6 +84,8 @@ class ResultHub:
         self._states: dict[str, JobState] = {}
         #: States read from history at start, applied when the job is tracked.
         self._seeded: dict[str, JobState] = {}
+        #: The config's maintenance windows (the daemon sets them, again on reload).
+        self.maintenance = Maintenance()
         self._log = get_logger()
 
     # ------------------------------------------------------------------ reading
@@ -160,6 +166,12 @@ class ResultHub:
                 fields=secret_masker.mask(dict(record.fields)),
                 attempt_errors=tuple(secret_masker.mask(list(record.attempt_errors))),
             )
+        # Maintenance: a run that started in a window carries the window's name,
+        # and its down/recovered transition is held (below).
+        window = self.maintenance.active(record.job, record.started_at)
+        held = window is not None
+        if window is not None:
+            record = replace(record, maintenance=window.name)
         state = self._states.get(record.job)
         if state is None:  # `runner run --job`, tests: a job nobody tracked
             state = self.track(record.job, record.plugin, "check")
@@ -182,6 +194,11 @@ class ResultHub:
         changed = int(streak_starts and state.state is not Health.UNKNOWN)
         if not ok and not down and consecutive_not_ok >= state.failure_threshold:
             down, down_since, transition = True, since, "down"
+        if held and transition is not None:
+            # In a maintenance window: no transition (so no alert). The streaks
+            # above kept counting, so the first result after the window applies
+            # the rule at once: still failing then is down then.
+            down, down_since, transition = state.down, state.down_since, None
         # Built field by field rather than with dataclasses.replace: this runs
         # for every result, and replace() looks every field up by name first.
         state = JobState(

@@ -34,6 +34,7 @@ from runner.config.specs import (
     HistorySpec,
     HttpSpec,
     JobSpec,
+    MaintenanceSpec,
     NotifierSpec,
 )
 from runner.plugin import Plugin, Service
@@ -191,6 +192,7 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
             "http": _inline(HttpSpec, "http.", defs),
             "notifiers": {"type": "array", "items": notifier},
             "jobs": {"type": "array", "minItems": 1, "items": job},
+            "maintenance": {"type": "array", "items": MaintenanceSpec.model_json_schema()},
         },
         "required": ["jobs"],
         "additionalProperties": False,

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runner.model import Health, Job, JobState, RunRecord, format_time
+from runner.model import Health, Job, JobState, Maintenance, Occurrence, RunRecord, format_time
 
 __all__ = [
     "LATENCY_WINDOW",
@@ -36,6 +36,7 @@ __all__ = [
     "RunStats",
     "StatusRow",
     "StatusView",
+    "maintenance_json",
     "status_rows",
 ]
 
@@ -76,13 +77,21 @@ class StatusRow:
     latency_ms: Mapping[str, float | None]
     runs: int
     failures: int
+    #: The maintenance window covering the job now, if any: its state is then
+    #: shown as ``maintenance`` (``state`` keeps whether its last result was ok).
+    maintenance: str | None = None
+
+    @property
+    def shown_state(self) -> str:
+        """``maintenance`` while a window covers the job, else ``state``."""
+        return "maintenance" if self.maintenance is not None else self.state.value
 
     def to_json(self) -> dict[str, Any]:
         """The object of ``runner status --json`` and ``/api/status``."""
-        return {
+        out: dict[str, Any] = {
             "job": self.job,
             "plugin": self.plugin,
-            "state": self.state.value,
+            "state": self.shown_state,
             "since": format_time(self.since) if self.since is not None else None,
             "last": self.last.to_json() if self.last is not None else None,
             "uptime": {k: _round(v, 6) for k, v in self.uptime.items()},
@@ -90,10 +99,17 @@ class StatusRow:
             "runs": self.runs,
             "failures": self.failures,
         }
+        if self.maintenance is not None:
+            out["maintenance"] = self.maintenance
+        return out
 
 
 def status_rows(
-    checks: Iterable[Job], states: Mapping[str, JobState], stats: Mapping[str, RunStats]
+    checks: Iterable[Job],
+    states: Mapping[str, JobState],
+    stats: Mapping[str, RunStats],
+    maintenance: Maintenance | None = None,
+    now: float | None = None,
 ) -> list[StatusRow]:
     """One row per check, in the order of ``checks``.
 
@@ -103,11 +119,17 @@ def status_rows(
             in ``runner status``. A check without one is ``unknown``.
         stats: what each job's stored runs say, by name; a check without any
             has None everywhere (:data:`NO_STATS`).
+        maintenance: the config's windows; a check a window covers at ``now``
+            is shown in ``maintenance``.
     """
     rows = []
     for job in checks:
         state = states.get(job.name)
         summary = stats.get(job.name, NO_STATS)
+        window = None
+        if maintenance and now is not None:
+            window = maintenance.active(job.name, now)
+        in_window = window.name if window is not None else None
         if state is None or state.kind != "check":  # (a service's, before a reload)
             rows.append(
                 StatusRow(
@@ -120,6 +142,7 @@ def status_rows(
                     latency_ms=summary.latency_ms,
                     runs=0,
                     failures=0,
+                    maintenance=in_window,
                 )
             )
             continue
@@ -134,9 +157,19 @@ def status_rows(
                 latency_ms=summary.latency_ms,
                 runs=state.runs,
                 failures=state.failures,
+                maintenance=in_window,
             )
         )
     return rows
+
+
+def maintenance_json(maintenance: Maintenance, now: float) -> dict[str, Any]:
+    """The windows on at ``now`` and the next to start: ``/api/maintenance``."""
+    upcoming: Occurrence | None = maintenance.next(now)
+    return {
+        "active": [o.to_json() for o in maintenance.current(now)],
+        "next": upcoming.to_json() if upcoming is not None else None,
+    }
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -184,6 +217,10 @@ class StatusView(Protocol):
 
     def loop_lag(self) -> float:
         """How long (seconds) the event loop has kept the blocked-loop probe waiting."""
+        ...
+
+    def maintenance(self) -> Maintenance:
+        """The maintenance windows of the config the daemon runs now."""
         ...
 
     def history_counts(self) -> HistoryCounts | None:

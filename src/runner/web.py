@@ -3,7 +3,8 @@
 ``GET /metrics`` (Prometheus text format), ``/healthz``, ``/api/status`` and
 ``/api/jobs/{name}/history`` (the JSON of ``runner status --json`` and
 ``runner history --json``), ``/api/recent`` (each job's last results, for the
-page), ``/`` (a self-contained status page) and ``/badge/{job}.svg``.
+page), ``/api/maintenance`` (the maintenance windows on now and the next one),
+``/`` (a self-contained status page) and ``/badge/{job}.svg``.
 
 aiohttp serves it and prometheus_client writes the exposition format: no
 hand-written HTTP parsing or metric format. Metrics are computed from the
@@ -33,7 +34,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from runner.log import get_logger
 from runner.metrics import Exposition
 from runner.model import Health
-from runner.status import StatusView
+from runner.status import StatusView, maintenance_json
 
 if TYPE_CHECKING:
     from runner.config import HttpSpec
@@ -65,6 +66,7 @@ class WebEndpoint:
                 web.get("/metrics", self.metrics),
                 web.get("/api/status", self.api_status),
                 web.get("/api/recent", self.api_recent),
+                web.get("/api/maintenance", self.api_maintenance),
                 web.get("/api/jobs/{name:.+}/history", self.api_history),
                 web.get("/badge/{name:.+}.svg", self.badge),
             ]
@@ -139,6 +141,9 @@ class WebEndpoint:
             {name: list(s.recent) for name, s in self.view.states().items() if s.kind == "check"}
         )
 
+    async def api_maintenance(self, request: web.Request) -> web.Response:
+        return web.json_response(maintenance_json(self.view.maintenance(), time.time()))
+
     async def api_history(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         try:
@@ -161,6 +166,8 @@ class WebEndpoint:
             Health.FAILING: ("down" if state.down else "failing", "#c62828"),
             Health.UNKNOWN: ("unknown", "#6e7781"),
         }[state.state]
+        if self.view.maintenance().active(state.job, time.time()) is not None:
+            label, color = "maintenance", "#0969da"
         return web.Response(
             text=_badge_svg(state.job, label, color),
             content_type="image/svg+xml",

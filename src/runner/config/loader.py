@@ -15,6 +15,7 @@ import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,9 +33,10 @@ from runner.config.specs import (
     HistorySpec,
     HttpSpec,
     JobSpec,
+    MaintenanceSpec,
     NotifierSpec,
 )
-from runner.model import NO_RETRY, Job, NotifierConfig, Retry
+from runner.model import NO_RETRY, Job, Maintenance, NotifierConfig, Retry, Window
 from runner.plugin import Plugin
 from runner.registry import Registry
 from runner.schedules import Interval, Schedule
@@ -58,6 +60,8 @@ class Config:
     history: HistorySpec = field(default_factory=HistorySpec)
     notifiers: tuple[NotifierConfig, ...] = ()
     http: HttpSpec | None = None
+    #: The maintenance windows (``maintenance:``), matched to the jobs.
+    maintenance: Maintenance = field(default_factory=Maintenance)
 
     @property
     def checks(self) -> tuple[Job, ...]:
@@ -167,6 +171,13 @@ class _Loader:
         http = self.section(data, "http", HttpSpec)
         notifiers = self.notifiers(data)
         jobs = self.jobs(data, defaults if defaults is not None else Defaults())
+        raw_jobs = data.get("jobs")
+        names = [
+            item["name"]
+            for item in (raw_jobs if isinstance(raw_jobs, list) else [])
+            if isinstance(item, dict) and isinstance(item.get("name"), str)
+        ]
+        windows = self.maintenance(data, names)
         self.raise_problems()
         return Config(
             self.path,
@@ -176,6 +187,7 @@ class _Loader:
             history if history is not None else HistorySpec(),
             tuple(notifiers),
             http,
+            Maintenance(windows, [job.name for job in jobs]),
         )
 
     def raise_problems(self) -> None:
@@ -254,6 +266,77 @@ class _Loader:
             options=options,
             send_on_resolved=spec.send_on_resolved,
             repeat_every=spec.repeat_every,
+            line=self.document.line_of(path) or 0,
+        )
+
+    # -- maintenance:
+
+    def maintenance(self, data: dict[Any, Any], job_names: list[str]) -> list[Window]:
+        items = data.get("maintenance")
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            self.problems.add(("maintenance",), "expected a list of windows", field_from=0)
+            return []
+        first_line: dict[str, int | None] = {}
+        loaded = (
+            self.window(("maintenance", i), raw, job_names, first_line)
+            for i, raw in enumerate(items)
+        )
+        return [w for w in loaded if w is not None]
+
+    def window(
+        self,
+        path: PathTuple,
+        raw: Any,
+        job_names: list[str],
+        first_line: dict[str, int | None],
+    ) -> Window | None:
+        """One maintenance window, or None with its problems added."""
+        if not isinstance(raw, dict):
+            self.problems.add(path, "expected a mapping with name, and cron or start")
+            return None
+        spec, error = _validate(MaintenanceSpec, raw)
+        self.check_unique_name(raw, path, first_line, "window")
+        if error is not None:
+            self.problems.add_validation_error(error, path, MaintenanceSpec.model_fields)
+            return None
+        assert spec is not None
+        found = len(self.problems.found)
+        if spec.cron is not None and spec.start is not None:
+            self.problems.add(
+                (*path, "start"),
+                "give cron and duration (recurring) or start and end (once), not both",
+            )
+        elif spec.cron is None and spec.start is None:
+            self.problems.add(path, "give cron and duration (recurring) or start and end (once)")
+        for key, needs in (("cron", "duration"), ("duration", "cron"), ("start", "end")):
+            if getattr(spec, key) is not None and getattr(spec, needs) is None:
+                self.problems.add((*path, key), f"{key} needs {needs} too")
+        if spec.end is not None and spec.start is None:
+            self.problems.add((*path, "end"), "end needs start too")
+        if not spec.jobs:
+            self.problems.add(
+                (*path, "jobs"), "the list is empty; leave jobs: out to cover every job"
+            )
+        for i, pattern in enumerate(spec.jobs):
+            if not any(fnmatchcase(name, pattern) for name in job_names):
+                hint = difflib.get_close_matches(pattern, job_names, n=1)
+                self.problems.add(
+                    (*path, "jobs", i),
+                    f"{pattern!r} names no job of this config"
+                    + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                )
+        if len(self.problems.found) > found:
+            return None
+        return Window(
+            name=spec.name,
+            jobs=tuple(spec.jobs),
+            cron=spec.cron,
+            duration=spec.duration or 0.0,
+            timezone=spec.timezone or "UTC",
+            start=spec.start.timestamp() if spec.start is not None else None,
+            end=spec.end.timestamp() if spec.end is not None else None,
             line=self.document.line_of(path) or 0,
         )
 

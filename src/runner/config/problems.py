@@ -50,7 +50,7 @@ class ConfigError(ValueError):
 
 
 #: Top-level lists whose items are named (problems say ``jobs[2] 'api'``).
-_LISTS = ("jobs", "notifiers")
+_LISTS = ("jobs", "notifiers", "maintenance")
 _LIST_PREFIXES = tuple((section,) for section in _LISTS)
 #: Top-level mappings problems name by their key (``defaults: retries: ...``).
 _SECTIONS = ("defaults", "history", "http")

@@ -8,6 +8,7 @@ plugins and defaults into :class:`runner.model.Job` and friends.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -30,12 +32,13 @@ __all__ = [
     "HistorySpec",
     "HttpSpec",
     "JobSpec",
+    "MaintenanceSpec",
     "NotifierSpec",
     "RetryDelay",
 ]
 
 #: The keys a config file may have at its top level.
-TOP_LEVEL = ("defaults", "history", "http", "jobs", "notifiers")
+TOP_LEVEL = ("defaults", "history", "http", "jobs", "maintenance", "notifiers")
 
 #: Job keys that mean nothing for a service (it runs continuously, with no results).
 CHECK_ONLY = (
@@ -234,3 +237,103 @@ class JobSpec(_Strict):
     retries: int | None = Field(None, ge=0, le=10, description="Overrides defaults.retries.")
     retry_delay: RetryDelay | None = Field(None, description="Overrides defaults.retry_delay.")
     retry_delay_max: Duration | None = Field(None, description="Overrides the default.")
+
+
+# -- maintenance:
+
+
+def _all_jobs() -> list[str]:
+    return ["*"]
+
+
+def zone_of(name: str) -> tzinfo:
+    """The IANA time zone ``name`` (``UTC`` is :data:`datetime.UTC`).
+
+    Raises:
+        ValueError: not a time zone this machine knows.
+    """
+    if name == "UTC":
+        return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC"
+        ) from None
+
+
+class MaintenanceSpec(_StrictOptional):
+    """One entry of ``maintenance:``: when the jobs it names may fail without an alert.
+
+    Recurring (``cron`` and ``duration``) or once (``start`` and ``end``).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        defer_build=True,
+        # Editors: one form or the other, each whole (the loader says the same).
+        json_schema_extra={
+            "oneOf": [{"required": ["cron"]}, {"required": ["start"]}],
+            "dependentRequired": {
+                "cron": ["duration"],
+                "duration": ["cron"],
+                "start": ["end"],
+                "end": ["start"],
+            },
+        },
+    )
+
+    name: str = Field(min_length=1, description="Unique name; results in the window carry it.")
+    cron: str | None = Field(
+        None,
+        description='Recurring: each time of this cron expression ("0 3 * * SUN"; six fields '
+        "with a leading seconds field) starts the window.",
+    )
+    duration: Duration | None = Field(None, description="How long each recurring window lasts.")
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone of cron (and of start/end without an offset); default UTC.",
+    )
+    start: datetime | None = Field(
+        None, description="Once: when the window starts (ISO 8601, 2026-12-24T22:00:00+01:00)."
+    )
+    end: datetime | None = Field(None, description="Once: when it ends (ISO 8601), after start.")
+    jobs: list[str] = Field(
+        default_factory=_all_jobs,
+        description="Job names or shell-style patterns (db-*, web-?); default: every job.",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, expr: str | None) -> str | None:
+        if expr is None:
+            return None
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(expr, datetime.now(UTC))
+        except CronSimError as exc:
+            raise ValueError(f"invalid cron expression {expr!r}: {exc}") from None
+        return expr
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, name: str | None) -> str | None:
+        if name is not None:
+            zone_of(name)
+        return name
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, when: datetime | None, info: ValidationInfo) -> datetime | None:
+        if when is None:
+            return None
+        if when.tzinfo is None:  # no offset: in the window's time zone
+            name = info.data.get("timezone") or "UTC"
+            when = when.replace(tzinfo=zone_of(name))
+        start = info.data.get("start")
+        if info.field_name == "end" and start is not None and when <= start:
+            raise ValueError(f"end {when.isoformat()} is not after start {start.isoformat()}")
+        return when

@@ -1,6 +1,6 @@
 """What a history store does, in SQL that SQLite and PostgreSQL both run.
 
-Two tables (prefixed, since a PostgreSQL database may be shared):
+Tables (prefixed, since a PostgreSQL database may be shared):
 
 ``runner_jobs``
     one row per job name: its plugin and kind, and the hub's state after the
@@ -9,8 +9,12 @@ Two tables (prefixed, since a PostgreSQL database may be shared):
 ``runner_runs``
     one row per finished run: status, message, the plugin's fields as JSON,
     ``started_at``/``finished_at`` (UTC, seconds since the epoch),
-    ``duration_ms``, ``attempts``. Indexed by (job, finished_at), which is
+    ``duration_ms``, ``attempts``, ``maintenance`` (the name of the window
+    the run started in, else NULL). Indexed by (job, finished_at), which is
     the order every query and the retention walk in.
+``runner_hours``
+    runs and ok runs per job and hour, for long uptime windows; runs in a
+    maintenance window are not counted, as uptime leaves them out.
 
 Times are stored as seconds since the epoch in both backends, so the same
 statements serve both (``to_timestamp(finished_at)`` in PostgreSQL shows them
@@ -36,7 +40,7 @@ from runner.status import LATENCY_WINDOW, PERCENTILES, UPTIME_WINDOWS, RunStats
 #: ``MIGRATIONS[0]`` creates version 1 from nothing, ``MIGRATIONS[1]`` takes 1 to 2, ...
 #: Statements are formatted with the backend's ``serial``, ``bigserial`` and
 #: ``hour`` (the hour of ``finished_at``, as an integer) before they run.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -94,14 +98,20 @@ MIGRATIONS: list[list[str]] = [
         "INSERT INTO runner_hours (job_id, hour, runs, ok) SELECT job_id, {hour}, COUNT(*), "
         "SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) FROM runner_runs GROUP BY 1, 2",
     ],
+    # 4: the maintenance window a run started in (its name; NULL outside any).
+    # Such runs are not counted in uptime: not in the runs' windows, not in
+    # runner_hours. Runs stored before have none.
+    [
+        "ALTER TABLE runner_runs ADD COLUMN maintenance TEXT",
+    ],
 ]
 
 #: 1 for a run that was ok, in SQL over runner_runs.
 OK_RUN = "CASE WHEN status = 'ok' THEN 1 ELSE 0 END"
-RUN_COLUMNS = "status, message, fields, started_at, finished_at, duration_ms, attempts"
+RUN_COLUMNS = "status, message, fields, started_at, finished_at, duration_ms, attempts, maintenance"
 _STATUS_COUNTS = ("count_ok", "count_fail", "count_error", "count_timeout")
 
-INSERT_RUN = f"INSERT INTO runner_runs (job_id, {RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_RUN = f"INSERT INTO runner_runs (job_id, {RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_JOB = (
     "INSERT INTO runner_jobs (name, plugin, kind) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"
 )
@@ -159,6 +169,7 @@ def record_row(job_id: int, record: RunRecord) -> tuple[Any, ...]:
         record.finished_at,
         record.duration_ms,
         record.attempts,
+        record.maintenance,
     )
 
 
@@ -201,9 +212,12 @@ def state_rows(states: Iterable[JobState], ids: Mapping[str, int]) -> Iterator[t
 
 
 def hour_rows(records: Iterable[RunRecord], ids: Mapping[str, int]) -> list[tuple[int, ...]]:
-    """``(job_id, hour, runs, ok)`` for ``runner_hours``: the records counted by job and hour."""
+    """``(job_id, hour, runs, ok)`` for ``runner_hours``: the records counted by job and
+    hour, but for those in a maintenance window (uptime leaves them out)."""
     counts: dict[tuple[int, int], list[int]] = {}
     for record in records:
+        if record.maintenance is not None:
+            continue
         key = (ids[record.job], int(record.finished_at // 3600))
         count = counts.get(key)
         if count is None:
@@ -215,7 +229,7 @@ def hour_rows(records: Iterable[RunRecord], ids: Mapping[str, int]) -> list[tupl
 
 def record_from_row(job: str, plugin: str, row: Sequence[Any]) -> RunRecord:
     """A record from ``RUN_COLUMNS``."""
-    status, message, fields, started_at, finished_at, duration_ms, attempts = row
+    status, message, fields, started_at, finished_at, duration_ms, attempts, maintenance = row
     decoded = json.loads(fields) if fields else {}
     attempt_errors = tuple(decoded.pop(_ATTEMPT_ERRORS, ()))
     return RunRecord(
@@ -229,6 +243,7 @@ def record_from_row(job: str, plugin: str, row: Sequence[Any]) -> RunRecord:
         finished_at=float(finished_at),
         duration_ms=float(duration_ms),
         attempts=int(attempts),
+        maintenance=maintenance,
     )
 
 
@@ -454,7 +469,9 @@ class HistoryStore(ABC):
 
         exact_sql = (
             f"SELECT job_id, {sums('finished_at >= ?', OK_RUN, '1', len(exact))} "
-            f"FROM runner_runs WHERE finished_at >= ? AND job_id IN ({marks}) GROUP BY job_id"
+            f"FROM runner_runs WHERE finished_at >= ? AND job_id IN ({marks}) "
+            # Runs in a maintenance window do not count (as in runner_hours).
+            "AND maintenance IS NULL GROUP BY job_id"
         )
         starts = [now - seconds for _, seconds in exact]
         hours = [int((now - seconds) // 3600) for _, seconds in hourly]

@@ -7,10 +7,12 @@ import them.
 * :mod:`runner.model.record`: :class:`RunRecord` (one finished run), :func:`format_time`
 * :mod:`runner.model.state`: :class:`JobState` (one job now), :class:`Health`
 * :mod:`runner.model.alerts`: :class:`Sent` (the alert ledger's record)
+* :mod:`runner.model.maintenance`: :class:`Maintenance` (the windows), :class:`Window`
 """
 
 from runner.model.alerts import Sent
 from runner.model.job import NO_RETRY, Job, NotifierConfig, Retry
+from runner.model.maintenance import Maintenance, Occurrence, Window
 from runner.model.record import RunRecord, format_time
 from runner.model.state import STATUS_CODES, Health, JobState
 
@@ -20,9 +22,12 @@ __all__ = [
     "Health",
     "Job",
     "JobState",
+    "Maintenance",
     "NotifierConfig",
+    "Occurrence",
     "Retry",
     "RunRecord",
     "Sent",
+    "Window",
     "format_time",
 ]

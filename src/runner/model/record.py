@@ -26,6 +26,7 @@ class RunRecord:
     ``duration_ms`` is measured on the monotonic clock, so it is exact even
     when the wall clock jumps. ``attempts`` counts the tries of a run with
     ``retries``; ``attempt_errors`` says what each try before the last got.
+    ``maintenance`` names the maintenance window the run started in, if any.
     """
 
     job: str
@@ -38,6 +39,9 @@ class RunRecord:
     duration_ms: float
     attempts: int = 1
     attempt_errors: tuple[str, ...] = ()
+    #: The name of the maintenance window the run started in (the hub sets it);
+    #: None outside any window.
+    maintenance: str | None = None
 
     @classmethod
     def of(
@@ -83,6 +87,8 @@ class RunRecord:
             out["attempts"] = self.attempts
         if self.attempt_errors:
             out["attempt_errors"] = list(self.attempt_errors)
+        if self.maintenance is not None:
+            out["maintenance"] = self.maintenance
         out.update(self.fields)
         return out
 
