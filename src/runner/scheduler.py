@@ -421,8 +421,8 @@ class _Ticker(_Runs):
         # new bound method and a copy_context() per timer (per run).
         self._fire_callback = self._fire
         self._context = contextvars.copy_context()
-        #: A pinged check: a run for waiting pings follows the current one.
-        self._again = False
+        #: A pinged check's run that another follows while pings wait.
+        self._watched: asyncio.Task[None] | None = None
         self._stopped = False
         # Armed on the loop's next turn: the first run's spread depends on the
         # jobs sharing its slots, and every job of a batch (start_all) is
@@ -468,16 +468,21 @@ class _Ticker(_Runs):
         return True
 
     def _run_pinged(self) -> None:
-        """Start a run for a ping now; after the current one if a run is going."""
+        """Start a run for a waiting ping now, or after the run going; each
+        run of a pinged check takes one ping, and is followed by another
+        while pings wait."""
         current = self.current
         if current is None or current.done():
-            self.current = self.loop.create_task(self._scheduler._run(self), name=self._task_name)
-        elif not self._again:
-            self._again = True
+            current = self.current = self.loop.create_task(
+                self._scheduler._run(self), name=self._task_name
+            )
+        if self._watched is not current:
+            self._watched = current
             current.add_done_callback(self._after_run, context=self._context)
 
     def _after_run(self, task: asyncio.Task[None]) -> None:
-        self._again = False
+        if self._watched is task:
+            self._watched = None
         instance = self.check.get()
         if not self._stopped and isinstance(instance, PingedCheck) and instance.pending:
             self._run_pinged()
