@@ -274,7 +274,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config, keep_unloadable=True)
     if config is None or new_loop is None:
         return EXIT_USAGE
-    jobs = list(config.checks)
+    from runner.pings import PingedCheck
+
+    # A heartbeat is told by pings to `runner serve`; one run of it has none to read.
+    jobs = [j for j in config.checks if not issubclass(j.plugin, PingedCheck)]
     if args.job:
         by_name = {j.name: j for j in config.jobs}
         problems = []
@@ -283,6 +286,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 problems.append(f"no job named {name!r}; jobs: {', '.join(by_name)}")
             elif by_name[name].is_service:
                 problems.append(f"{name!r} is a service; services always start with `runner run`")
+            elif issubclass(by_name[name].plugin, PingedCheck):
+                problems.append(
+                    f"{name!r} is a {by_name[name].plugin_name} job: it is pinged while "
+                    "`runner serve` runs, not run"
+                )
         if problems:
             print("error: " + "\n       ".join(problems), file=sys.stderr)
             return EXIT_USAGE
