@@ -230,6 +230,22 @@ def test_runner_ping_wraps_a_command_and_exits_with_its_status(
     assert run_cli("ping", str(config), "backup", env=env).returncode == 1
 
 
+def test_runner_run_leaves_heartbeats_out(write_config: WriteConfig) -> None:
+    config = write_config(
+        """
+        history: {enabled: false}
+        jobs:
+          - {name: beat, plugin: heartbeat, options: {period: 1h}}
+          - {name: nap, plugin: sleep, options: {seconds: 0}}
+        """
+    )
+    done = run_cli("run", str(config), "--log-format", "json")
+    assert done.returncode == 0, done.stderr
+    assert '"job":"nap"' in done.stdout and '"job":"beat"' not in done.stdout
+    named = run_cli("run", str(config), "--job", "beat")
+    assert named.returncode == 2 and "pinged while `runner serve` runs" in named.stderr
+
+
 def test_config_errors(write_config: WriteConfig) -> None:
     def problems(jobs: str) -> str:
         config = write_config(f"jobs:\n{jobs}")
