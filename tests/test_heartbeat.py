@@ -116,10 +116,14 @@ def test_late_a_miss_each_period_and_a_restart_gets_a_whole_period(
     # Not before a whole period plus grace after the start: no ping can be late sooner.
     assert _at(miss) >= started + 2.0 - 0.1
     assert miss["status"] == "fail"
-    assert re.fullmatch(
-        r"no ping since \d\d:\d\d:\d\d UTC \(the start\); expected every 1s, grace 1s",
+    since = re.fullmatch(
+        r"no ping since (\d\d:\d\d:\d\d) UTC \(the start\); expected every 1s, grace 1s",
         miss["message"],
     )
+    assert since is not None
+    # The job's start: between the daemon's starting and started lines.
+    bounds = [daemon.runner.find(event=e)[0] for e in ("daemon.starting", "daemon.started")]
+    assert since.group(1) in {time.strftime("%H:%M:%S", time.gmtime(_at(e))) for e in bounds}
     pinged = time.time()
     assert daemon.ping("beat").status_code == 200
     ok = daemon.results("beat", count=2)[1]
@@ -168,6 +172,44 @@ def test_ping_key_right_wrong_and_by_name(serve: Callable[..., Daemon]) -> None:
     assert daemon.runner.stop() == 0
     logged = "".join(daemon.runner.raw_lines) + daemon.runner.stderr
     assert KEY not in logged
+
+
+class Receiver:
+    """A PingReceiver with one job by name (``open``) and one by key."""
+
+    def __init__(self) -> None:
+        self.pings: list[tuple[str, Ping]] = []
+
+    def ping_target(self, target: str) -> tuple[str, bool] | None:
+        return {"open": ("open", False), KEY: ("keyed", True)}.get(target)
+
+    def ping(self, job: str, ping: Ping) -> bool:
+        self.pings.append((job, ping))
+        return True
+
+
+async def test_a_ping_by_name_on_a_public_endpoint_is_refused_a_key_is_not() -> None:
+    from contextlib import AsyncExitStack
+
+    from runner.config import HttpSpec
+    from runner.web import WebEndpoint
+
+    receiver = Receiver()
+    # Served on loopback, but told it is not: no test listens beyond 127.0.0.1.
+    endpoint = WebEndpoint(None, HttpSpec(listen="127.0.0.1:0"), pings=receiver)  # type: ignore[arg-type]
+    endpoint.loopback = False
+    async with AsyncExitStack() as stack:
+        await endpoint.start(stack)
+        base = f"http://127.0.0.1:{endpoint.port}"
+        async with httpx.AsyncClient(base_url=base, trust_env=False) as client:
+            refused = await client.post("/ping/open")
+            assert refused.status_code == 403 and "ping_key" in refused.text
+            assert (await client.get(f"/ping/{KEY}/start")).status_code == 200
+            assert (await client.post(f"/ping/{KEY}/17", content=b"out")).status_code == 200
+    assert [(job, p.kind, p.exit_status, p.body) for job, p in receiver.pings] == [
+        ("keyed", PingKind.START, None, b""),
+        ("keyed", PingKind.FAIL, 17, b"out"),
+    ]
 
 
 def test_a_10_mb_body_is_cut_at_10_kb_and_the_daemon_is_unaffected(

@@ -424,6 +424,10 @@ class _Ticker(_Runs):
         #: A pinged check's run that another follows while pings wait.
         self._watched: asyncio.Task[None] | None = None
         self._stopped = False
+        if issubclass(job.plugin, PingedCheck):
+            # Made now, not at the first run: it takes pings from the start, and
+            # its first deadline's "no ping since" is this start.
+            self.check.get()
         # Armed on the loop's next turn: the first run's spread depends on the
         # jobs sharing its slots, and every job of a batch (start_all) is
         # known by then.
