@@ -11,6 +11,11 @@ with a back-off when it fails.
 First runs are spread over up to one second (by a hash of the job name, so
 the phase is stable across restarts) so a thousand jobs do not all fire in
 the same millisecond.
+
+A pinged check (a heartbeat, :mod:`runner.pings`) is told when to run:
+:meth:`Scheduler.ping` hands it a ping, runs it at once (one run per ping,
+one after the other) and restarts its timer from now, so the timer only
+fires when a deadline passes with no ping.
 """
 
 from __future__ import annotations
