@@ -139,6 +139,31 @@ def test_late_a_miss_each_period_and_a_restart_gets_a_whole_period(
     assert daemon.runner.stop() == 0
 
 
+def test_a_reload_keeps_an_unchanged_heartbeat_and_pings_reach_new_ones(
+    serve: Callable[..., Daemon],
+) -> None:
+    import signal
+
+    daemon = serve(CONFIG)
+    assert daemon.ping("new").status_code == 404
+    config = Path(daemon.runner.find(event="daemon.starting")[0]["config"])
+    config.write_text(
+        config.read_text()
+        + "  - {name: new, plugin: heartbeat, options: {period: 1h, ping_key: "
+        + KEY
+        + "}}\n"
+    )
+    daemon.runner.proc.send_signal(signal.SIGHUP)
+    reloaded = daemon.runner.wait_for(event="daemon.reloaded")[0]
+    assert reloaded["kept"] == ["backup"] and reloaded["added"] == ["new"]
+    assert daemon.ping(KEY).status_code == 200
+    assert daemon.ping("new").status_code == 404  # it has a key now
+    assert daemon.ping("backup").status_code == 200
+    assert daemon.results("new")[0]["status"] == "ok"
+    assert daemon.results("backup")[0]["status"] == "ok"
+    assert daemon.runner.stop() == 0
+
+
 def test_ping_key_right_wrong_and_by_name(serve: Callable[..., Daemon]) -> None:
     daemon = serve(
         """
