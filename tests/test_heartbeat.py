@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,9 @@ class Daemon:
 def serve(write_config: WriteConfig) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def start(text: str, env: dict[str, str] | None = None, *args: str) -> Daemon:
+    def start(text: str, env: dict[str, str] | None = None, prefix: Sequence[str] = ()) -> Daemon:
         config = write_config(text)
-        runner = RunnerProcess("serve", str(config), *args, env=env)
+        runner = RunnerProcess("serve", str(config), env=env, prefix=prefix)
         daemon = Daemon(runner)
         started.append(daemon)
         return daemon
@@ -498,28 +499,61 @@ async def test_every_ping_is_one_run_however_they_bunch(burst: int) -> None:
     await scheduler.stop_all()
 
 
+#: ``runner serve`` with the daemon's blocked-loop watcher set to LAG_THRESHOLD
+#: seconds instead of its 0.5 s (RunnerProcess's prefix: it is handed
+#: ``python -m runner serve CONFIG``).
+LAG_DRIVER = """
+import os, sys
+import runner.daemon
+from runner.cli import main
+from runner.loop_monitor import LoopMonitor
+threshold = float(os.environ["LAG_THRESHOLD"])
+runner.daemon.LoopMonitor = lambda _default: LoopMonitor(threshold)
+sys.exit(main(sys.argv[sys.argv.index("runner") + 1 :]))
+"""
+
+
 @pytest.mark.slow
-def test_a_thousand_pings_a_second_each_answered_and_the_loop_keeps_up(
-    serve: Callable[..., Daemon],
+def test_a_thousand_pings_a_second_and_the_loop_never_lags_50_ms(
+    serve: Callable[..., Daemon], tmp_path: Path
 ) -> None:
-    _thousand_pings_a_second(serve)
+    """The requirement as the daemon itself measures it: its blocked-loop
+    watcher, set to 50 ms, never reports the loop late for 10 s of 1,000
+    pings a second. Wall-clock: it needs a machine with a core to spare (on a
+    2-core machine at a load of 13 it once saw 60 ms with the loop in no
+    Python frame at all, i.e. not running: the machine, not the pings)."""
+    driver = tmp_path / "lag_driver.py"
+    driver.write_text(LAG_DRIVER)
+    _thousand_pings_a_second(
+        serve, 10.0, env={"LAG_THRESHOLD": "0.05"}, prefix=[sys.executable, str(driver)]
+    )
 
 
-def test_a_thousand_pings_a_second_smoke(serve: Callable[..., Daemon]) -> None:
-    _thousand_pings_a_second(serve, seconds=3.0)
+def test_a_thousand_pings_a_second_each_answered(serve: Callable[..., Daemon]) -> None:
+    _thousand_pings_a_second(serve, 3.0)
 
 
-def _thousand_pings_a_second(serve: Callable[..., Daemon], seconds: float = 10.0) -> None:
-    """Each ping answered, the loop never blocked, its lag (the daemon's own
-    gauge, sampled through /metrics) under 50 ms, and the CPU a ping costs
-    well under the millisecond that 1,000 a second would saturate the loop at.
-    History is on (the default), and every result is logged."""
+def _thousand_pings_a_second(
+    serve: Callable[..., Daemon],
+    seconds: float,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
+) -> None:
+    """Each ping answered with a run and a result; the loop never blocked
+    (the daemon's watcher, 0.5 s unless the prefix sets it lower); its lag
+    gauge, sampled through /metrics, under 50 ms (a sample, so this catches a
+    loop that falls behind, not a single late turn); and the CPU a ping costs
+    well under the millisecond at which 1,000 a second would saturate the
+    loop: a cost, not a time, so it holds on a busy machine. History is on
+    (the default), and every result is logged."""
     daemon = serve(
         """
         http: {listen: "127.0.0.1:0"}
         jobs:
           - {name: beat, plugin: heartbeat, options: {period: 1h}}
-        """
+        """,
+        env,
+        prefix,
     )
     pid = daemon.runner.proc.pid
     lags: list[float] = []
@@ -548,7 +582,7 @@ def _thousand_pings_a_second(serve: Callable[..., Daemon], seconds: float = 10.0
     total = int(1000 * seconds)
     assert statuses == {200: total}
     daemon.results("beat", count=total, timeout=30)  # each ping a run and a result
-    assert not daemon.runner.find(event="loop.blocked")
+    assert not daemon.runner.find(event="loop.blocked"), daemon.runner.find(event="loop.blocked")
     assert lags and max(lags) < 0.05, max(lags)
     per_ping_ms = cpu / total * 1000
     p99, worst = waits[int(len(waits) * 0.99)] * 1000, waits[-1] * 1000
