@@ -15,8 +15,8 @@ from helpers import run_cli
 
 WriteConfig = Callable[[str], Path]
 INSTALLED = (
-    "installed plugins: browser-steps, dns, echo-listener, file-server, http-status, page-title,"
-    " sleep, tcp."
+    "installed plugins: browser-steps, dns, echo-listener, file-server, heartbeat, http-status,"
+    " page-title, sleep, tcp."
 )
 
 

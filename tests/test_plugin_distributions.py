@@ -69,6 +69,7 @@ def test_the_development_environment_lists_only_what_runner_ships() -> None:
         "dns",
         "echo-listener",
         "file-server",
+        "heartbeat",
         "http-status",
         "page-title",
         "sleep",

@@ -18,6 +18,8 @@ PUBLIC = (
     "runner.testing",
     "runner.paths",
     "runner.model",
+    "runner.schedules",
+    "runner.pings",
 )
 
 

@@ -33,6 +33,7 @@ BUILT_IN = [
     "dns",
     "echo-listener",
     "file-server",
+    "heartbeat",
     "http-status",
     "page-title",
     "sleep",

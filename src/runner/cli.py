@@ -7,6 +7,8 @@ Exit codes (a public contract):
        no result yet; plugins: a plugin cannot be loaded
     2  the config (or the command line) is invalid; nothing was started;
        plugins NAME: no such plugin; status, history: the history cannot be read
+ping exits 1 when the daemon did not take the ping; ping -- COMMAND exits with
+the command's status.
 """
 
 from __future__ import annotations
@@ -131,7 +133,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     history.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     history.add_argument("--json", action="store_true", help="JSON (the default off a terminal)")
+
+    ping = sub.add_parser(
+        "ping",
+        help="ping a heartbeat job of the config's running daemon (for scripts); with "
+        "-- COMMAND: ping start, run it, ping its exit status, exit with it",
+    )
+    ping.add_argument("config", help=CONFIG_HELP)
+    ping.add_argument("job", help="the name of a heartbeat job of the config")
+    what = ping.add_mutually_exclusive_group()
+    what.add_argument("--start", action="store_true", help="say the job started")
+    what.add_argument("--fail", action="store_true", help="say the job failed")
+    what.add_argument(
+        "--exit", type=_exit_status, metavar="N", help="say the job ended with exit status N"
+    )
+    ping.add_argument(
+        "wrapped",
+        nargs="*",
+        metavar="-- COMMAND",
+        help="run this, pinging start and then its exit status",
+    )
     return parser
+
+
+def _exit_status(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) <= 255):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an exit status (0-255)")
+    return int(text)
 
 
 def _duration_arg(text: str) -> float:
@@ -165,6 +193,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "status": cmd_status,
         "history": cmd_history,
         "notify-test": cmd_notify_test,
+        "ping": cmd_ping,
     }
     code: int = handler[args.command](args)
     return code
@@ -250,7 +279,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config, keep_unloadable=True)
     if config is None or new_loop is None:
         return EXIT_USAGE
-    jobs = list(config.checks)
+    from runner.pings import PingedCheck
+
+    # A heartbeat is told by pings to `runner serve`; one run of it has none to read.
+    jobs = [j for j in config.checks if not issubclass(j.plugin, PingedCheck)]
     if args.job:
         by_name = {j.name: j for j in config.jobs}
         problems = []
@@ -259,6 +291,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 problems.append(f"no job named {name!r}; jobs: {', '.join(by_name)}")
             elif by_name[name].is_service:
                 problems.append(f"{name!r} is a service; services always start with `runner run`")
+            elif issubclass(by_name[name].plugin, PingedCheck):
+                problems.append(
+                    f"{name!r} is a {by_name[name].plugin_name} job: it is pinged while "
+                    "`runner serve` runs, not run"
+                )
         if problems:
             print("error: " + "\n       ".join(problems), file=sys.stderr)
             return EXIT_USAGE
@@ -415,6 +452,98 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"{args.notifier}: test alert delivered")
     return EXIT_OK
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    """Ping a heartbeat job through the endpoint of the daemon running ``args.config``.
+
+    Without a command: one ping; exit 0 when the daemon took it, 1 if not.
+    With one: ping start, run it (its output is its own), ping its exit
+    status, and exit with that status whether or not the pings got through
+    (a failed ping is said on stderr): a wrapper never changes the outcome of
+    what it wraps.
+    """
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    if args.wrapped and (args.start or args.fail or args.exit is not None):
+        _print_error("error: with a command, runner ping sends start and the exit status itself")
+        return EXIT_USAGE
+    target = _ping_target(config, args.job)
+    if isinstance(target, str):
+        _print_error(f"error: {args.config}: {target}")
+        return EXIT_USAGE
+    url, headers = target
+    import httpx
+
+    # Our own daemon: never through a proxy from the environment.
+    with httpx.Client(trust_env=False, timeout=10.0, headers=headers) as client:
+
+        def send(suffix: str) -> bool:
+            try:
+                answer = client.post(url + suffix)
+            except httpx.HTTPError as exc:
+                _print_error(f"runner ping: {args.job}{suffix}: not delivered: {exc}")
+                return False
+            if answer.status_code != 200:
+                text = answer.text.strip()
+                _print_error(f"runner ping: {args.job}{suffix}: {answer.status_code} {text}")
+                return False
+            return True
+
+        if not args.wrapped:
+            suffix = "/start" if args.start else "/fail" if args.fail else ""
+            if args.exit is not None:
+                suffix = f"/{args.exit}"
+            return EXIT_OK if send(suffix) else EXIT_FAILED
+        send("/start")
+        status = _run_command(args.wrapped)
+        send(f"/{status}")
+        return status
+
+
+def _ping_target(config: Config, name: str) -> tuple[str, dict[str, str]] | str:
+    """The URL of a ping to the heartbeat job ``name`` and the headers it
+    needs; or what is wrong."""
+    from urllib.parse import quote
+
+    from runner.pings import PingedCheck
+
+    job = next((j for j in config.jobs if j.name == name), None)
+    if job is None:
+        names = ", ".join(j.name for j in config.jobs if issubclass(j.plugin, PingedCheck))
+        return f"no job named {name!r}; heartbeat jobs: {names or 'none'}"
+    if not issubclass(job.plugin, PingedCheck):
+        return f"job {name!r} is a {job.plugin_name} check, not a heartbeat: it takes no pings"
+    if config.http is None:
+        return "no http: section; the daemon takes pings on its HTTP endpoint"
+    host, port = config.http.host_and_port()
+    if port == 0:
+        return f"http.listen {config.http.listen} picks a free port; give a fixed one to ping"
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    key = job.plugin.ping_key(job.options)
+    headers = {}
+    if key is None and config.http.auth is not None:
+        headers["Authorization"] = f"Bearer {config.http.auth.token}"
+    return f"http://{host}:{port}/ping/{quote(key or job.name, safe='')}", headers
+
+
+def _run_command(command: list[str]) -> int:
+    """Run ``command`` as it is; its exit status, as a shell gives it (128 + N
+    for a signal, 127 when it is not found, 126 when it cannot be run)."""
+    import subprocess
+
+    try:
+        code = subprocess.call(command)
+    except FileNotFoundError:
+        _print_error(f"runner ping: {command[0]}: command not found")
+        return 127
+    except OSError as exc:
+        _print_error(f"runner ping: {command[0]}: {exc.strerror or exc}")
+        return 126
+    return 128 - code if code < 0 else code
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -21,6 +21,8 @@ under it. A second stop signal ends the wait at once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import signal
 import time
@@ -36,6 +38,7 @@ from runner.log import get_logger, secret_masker
 from runner.loop_monitor import DEFAULT_THRESHOLD, LoopMonitor
 from runner.loops import loop_name
 from runner.model import Job, JobState, Maintenance, RunRecord
+from runner.pings import Ping, PingedCheck
 from runner.resources import Resources
 from runner.results import LogSink, ResultHub, Sink
 from runner.scheduler import Scheduler
@@ -132,7 +135,7 @@ class Daemon:
         if config.http is not None:
             from runner.web import WebEndpoint
 
-            self.web = WebEndpoint(self.view, config.http)
+            self.web = WebEndpoint(self.view, config.http, pings=self.view)
         self.systemd = systemd if systemd is not None else SystemdNotifier.from_environ({})
         self.loop_monitor = LoopMonitor(loop_lag_threshold)
         self.state = RunState.STOPPED
@@ -502,6 +505,7 @@ class DaemonView:
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
         self._log = get_logger()
+        self._targets: _PingTargets | None = None
 
     def states(self) -> Mapping[str, JobState]:
         return self._daemon.hub.states
@@ -544,6 +548,50 @@ class DaemonView:
     def notifier_counts(self) -> Mapping[str, Mapping[str, int]] | None:
         alerts = self._daemon.alerts
         return None if alerts is None else alerts.stats()
+
+    def ping_target(self, target: str) -> tuple[str, bool] | None:
+        """The pinged job (heartbeat) that ``/ping/<target>`` names, and whether
+        ``target`` is its ping_key (else it is its name: a job without a key)."""
+        config = self._daemon.config
+        if self._targets is None or self._targets.config is not config:
+            self._targets = _PingTargets(config)  # made once per config (start, reload)
+        return self._targets.find(target)
+
+    def ping(self, job: str, ping: Ping) -> bool:
+        """Hand ``ping`` to the job's check; False when no such job runs."""
+        return self._daemon.scheduler.ping(job, ping)
+
+
+class _PingTargets:
+    """The pinged jobs of a config, by ping_key and by name.
+
+    A key is looked up by its SHA-256 (so the lookup's time tells nothing of
+    the key) and then compared in constant time. A job with a key is not
+    found by its name.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.by_key: dict[bytes, tuple[bytes, str]] = {}
+        self.by_name: set[str] = set()
+        for job in config.checks:
+            if not issubclass(job.plugin, PingedCheck):
+                continue
+            key = job.plugin.ping_key(job.options)
+            if key is None:
+                self.by_name.add(job.name)
+            else:
+                secret = key.encode()
+                self.by_key[hashlib.sha256(secret).digest()] = (secret, job.name)
+
+    def find(self, target: str) -> tuple[str, bool] | None:
+        given = target.encode("utf-8", "surrogateescape")
+        found = self.by_key.get(hashlib.sha256(given).digest())
+        if found is not None and hmac.compare_digest(found[0], given):
+            return found[1], True
+        if target in self.by_name:
+            return target, False
+        return None
 
 
 def _notifier_settings(config: Config) -> list[tuple[Any, ...]]:

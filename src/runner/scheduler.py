@@ -11,6 +11,11 @@ with a back-off when it fails.
 First runs are spread over up to one second (by a hash of the job name, so
 the phase is stable across restarts) so a thousand jobs do not all fire in
 the same millisecond.
+
+A pinged check (a heartbeat, :mod:`runner.pings`) is told when to run:
+:meth:`Scheduler.ping` hands it a ping, runs it at once (one run per ping,
+one after the other) and restarts its timer from now, so the timer only
+fires when a deadline passes with no ping.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 from runner.execution import AbandonedRuns, run_attempts
 from runner.log import get_logger
 from runner.model import Job, RunRecord
+from runner.pings import Ping, PingedCheck
 from runner.plugin import Check, Result, Service, ServiceContext, Slots
 from runner.resources import Resources
 from runner.results import ResultHub
@@ -196,6 +202,19 @@ class Scheduler:
             )
 
     # ------------------------------------------------------------------ checks
+
+    def ping(self, name: str, ping: Ping) -> bool:
+        """Hand ``ping`` to the running pinged check ``name`` (a heartbeat).
+
+        A success or fail ping runs the job at once and restarts its schedule
+        from now; when a run is going, the ping waits for the next run, which
+        starts as soon as that one ends. A start ping is only kept. False when
+        no pinged check of that name runs.
+        """
+        handle = self.handles.get(name)
+        if handle is None or handle.ticker is None:
+            return False
+        return handle.ticker.ping(ping)
 
     def _skip(self, job: Job) -> None:
         """A run was due while the previous one was still going (or waiting)."""
@@ -407,6 +426,13 @@ class _Ticker(_Runs):
         # new bound method and a copy_context() per timer (per run).
         self._fire_callback = self._fire
         self._context = contextvars.copy_context()
+        #: A pinged check's run that another follows while pings wait.
+        self._watched: asyncio.Task[None] | None = None
+        self._stopped = False
+        if issubclass(job.plugin, PingedCheck):
+            # Made now, not at the first run: it takes pings from the start, and
+            # its first deadline's "no ping since" is this start.
+            self.check.get()
         # Armed on the loop's next turn: the first run's spread depends on the
         # jobs sharing its slots, and every job of a batch (start_all) is
         # known by then.
@@ -428,6 +454,47 @@ class _Ticker(_Runs):
 
     def stop(self) -> None:
         self._timer.cancel()
+        self._stopped = True
+
+    def ping(self, ping: Ping) -> bool:
+        """See :meth:`Scheduler.ping`."""
+        instance = self.check.get()
+        if not isinstance(instance, PingedCheck):
+            if isinstance(instance, Result):  # the plugin could not be created: say so
+                self._run_pinged()
+                return True
+            return False
+        if not instance.receive(ping) or self._stopped:
+            return True
+        loop, schedule = self.loop, self.schedule
+        # The schedule restarts from now: the next deadline is one whole
+        # period (plus grace) after this ping.
+        self._timer.cancel()
+        self._due = schedule.next_after(time.time() if self._wall_clock else loop.time())
+        self._next_due = self._on_loop_clock(self._due)
+        self._timer = loop.call_at(self._next_due, self._fire_callback, context=self._context)
+        self._run_pinged()
+        return True
+
+    def _run_pinged(self) -> None:
+        """Start a run for a waiting ping now, or after the run going; each
+        run of a pinged check takes one ping, and is followed by another
+        while pings wait."""
+        current = self.current
+        if current is None or current.done():
+            current = self.current = self.loop.create_task(
+                self._scheduler._run(self), name=self._task_name
+            )
+        if self._watched is not current:
+            self._watched = current
+            current.add_done_callback(self._after_run, context=self._context)
+
+    def _after_run(self, task: asyncio.Task[None]) -> None:
+        if self._watched is task:
+            self._watched = None
+        instance = self.check.get()
+        if not self._stopped and isinstance(instance, PingedCheck) and instance.pending:
+            self._run_pinged()
 
     def _fire(self) -> None:
         loop, schedule = self.loop, self.schedule

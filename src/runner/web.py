@@ -4,7 +4,8 @@
 ``/api/jobs/{name}/history`` (the JSON of ``runner status --json`` and
 ``runner history --json``), ``/api/recent`` (each job's last results, for the
 page), ``/api/maintenance`` (the maintenance windows on now and the next one),
-``/`` (a self-contained status page) and ``/badge/{job}.svg``.
+``/`` (a self-contained status page) and ``/badge/{job}.svg``; and ``GET`` or
+``POST`` ``/ping/...`` for heartbeats (docs/heartbeats.md).
 
 aiohttp serves it and prometheus_client writes the exposition format: no
 hand-written HTTP parsing or metric format. Metrics are computed from the
@@ -14,6 +15,11 @@ second set of counters to drift.
 Off unless configured; bound to 127.0.0.1 unless ``listen`` says otherwise,
 and a non-loopback ``listen`` needs ``auth: {token: ...}`` or an explicit
 ``public: true`` (checked when the config is loaded).
+
+Pings authenticate themselves, not through the token: ``/ping/<ping_key>``
+needs nothing else (cron wrappers use plain curl); ``/ping/<job name>`` (a
+job without a key) needs the token when there is one, and without one is
+taken only on a loopback ``listen``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from html import escape
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -34,6 +40,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from runner.log import get_logger
 from runner.metrics import Exposition
 from runner.model import Health
+from runner.pings import PING_BODY_LIMIT, Ping, PingKind
 from runner.status import StatusView, maintenance_json
 
 if TYPE_CHECKING:
@@ -44,14 +51,32 @@ HEALTHY_LAG = 1.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: The kinds of ``/ping/<target>/<suffix>``.
+_PING_SUFFIXES = {"start": PingKind.START, "fail": PingKind.FAIL}
+
+
+class PingReceiver(Protocol):
+    """Where the endpoint's pings go (the daemon's view)."""
+
+    def ping_target(self, target: str) -> tuple[str, bool] | None:
+        """The pinged job ``target`` names, and whether ``target`` is its
+        ping_key (else its name); None for no such job or key."""
+        ...
+
+    def ping(self, job: str, ping: Ping) -> bool:
+        """Hand ``ping`` to ``job``; False when the job does not run."""
+        ...
+
 
 class WebEndpoint:
     """Serves what ``view`` shows over HTTP, as ``spec`` (the config's ``http:``)
-    says; started into the daemon's lifetime."""
+    says, and hands ``/ping/...`` to ``pings``; started into the daemon's lifetime."""
 
-    def __init__(self, view: StatusView, spec: HttpSpec) -> None:
+    def __init__(self, view: StatusView, spec: HttpSpec, pings: PingReceiver | None = None) -> None:
         self.view = view
+        self.pings = pings
         self.host, self.port = spec.host_and_port()
+        self.loopback = spec.is_loopback()
         self.token = spec.auth.token if spec.auth is not None else None
         self.exposition = Exposition(view)
         self._page = files("runner").joinpath("status_page.html").read_bytes()
@@ -69,6 +94,8 @@ class WebEndpoint:
                 web.get("/api/maintenance", self.api_maintenance),
                 web.get("/api/jobs/{name:.+}/history", self.api_history),
                 web.get("/badge/{name:.+}.svg", self.badge),
+                web.get("/ping/{target:.+}", self.ping),
+                web.post("/ping/{target:.+}", self.ping),
             ]
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -94,8 +121,16 @@ class WebEndpoint:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.token is None or request.path == "/healthz":
+        # Pings are authenticated by their handler: a ping_key needs no token.
+        if self.token is None or request.path == "/healthz" or request.path.startswith("/ping/"):
             return await handler(request)
+        if self._authorized(request):
+            return await handler(request)
+        return _needs_token()
+
+    def _authorized(self, request: web.Request) -> bool:
+        """Whether the request carries the token (bearer, or basic auth's password)."""
+        assert self.token is not None
         header = request.headers.get("Authorization", "")
         scheme, _, credentials = header.partition(" ")
         given = ""
@@ -106,13 +141,7 @@ class WebEndpoint:
                 given = base64.b64decode(credentials).decode().partition(":")[2]
             except (ValueError, UnicodeDecodeError):
                 given = ""
-        if given and hmac.compare_digest(given.encode(), self.token.encode()):
-            return await handler(request)
-        return web.Response(
-            status=401,
-            text="401: a token is needed (Authorization: Bearer TOKEN, or basic auth)\n",
-            headers={"WWW-Authenticate": 'Basic realm="runner"'},
-        )
+        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
 
     # ---------------------------------------------------------------- handlers
 
@@ -173,6 +202,82 @@ class WebEndpoint:
             content_type="image/svg+xml",
             headers={"Cache-Control": "no-cache"},
         )
+
+    async def ping(self, request: web.Request) -> web.Response:
+        """``/ping/<target>[/start|/fail|/<exit status>]``: a heartbeat's ping.
+
+        200 ``OK`` when taken; 404 for no such job or key (and for the name of
+        a job that has a ping_key); 400 for an exit status past 255; 401
+        without the token for a ping by name where the endpoint has one; 403
+        for a ping by name on a non-loopback endpoint without a token.
+        """
+        at = time.time()
+        target = request.match_info["target"]
+        found = None if self.pings is None else _ping_route(self.pings, target)
+        if found is None:
+            return web.Response(status=404, text="404: no such heartbeat job or ping key\n")
+        job, keyed, kind, status = found
+        if status is not None and not 0 <= status <= 255:
+            return web.Response(status=400, text="400: an exit status is 0-255\n")
+        if not keyed:
+            if self.token is not None:
+                if not self._authorized(request):
+                    return _needs_token()
+            elif not self.loopback:
+                return web.Response(
+                    status=403,
+                    text="403: this endpoint is not on loopback: ping /ping/<ping_key> "
+                    "(set the job's ping_key option)\n",
+                )
+        body, truncated = await _read_body(request)
+        ping = (
+            Ping(kind, at, None, body, truncated)
+            if status is None
+            else Ping.exit(status, at, body, truncated)
+        )
+        assert self.pings is not None
+        if not self.pings.ping(job, ping):  # stopped by a reload meanwhile
+            return web.Response(status=404, text="404: no such heartbeat job or ping key\n")
+        return web.Response(text="OK")
+
+
+def _ping_route(pings: PingReceiver, target: str) -> tuple[str, bool, PingKind, int | None] | None:
+    """The job, whether it was named by its key, the kind and exit status
+    of a ping to ``/ping/<target>``; None when it names no pinged job."""
+    found = pings.ping_target(target)
+    if found is not None:
+        return (*found, PingKind.SUCCESS, None)
+    head, _, last = target.rpartition("/")
+    found = pings.ping_target(head) if head else None
+    if found is None:
+        return None
+    if last in _PING_SUFFIXES:
+        return (*found, _PING_SUFFIXES[last], None)
+    if last.isascii() and last.isdigit():
+        return (*found, PingKind.FAIL, int(last) if len(last) <= 3 else 256)
+    return None
+
+
+async def _read_body(request: web.Request) -> tuple[bytes, bool]:
+    """The first :data:`PING_BODY_LIMIT` bytes of the body, and whether there
+    was more. No more is read here: aiohttp reads and drops the rest after
+    the answer (its lingering close, bounded in time), so the sender gets
+    its answer and the body is never buffered whole."""
+    body = b""
+    while len(body) <= PING_BODY_LIMIT:
+        chunk = await request.content.read(PING_BODY_LIMIT + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return body[:PING_BODY_LIMIT], len(body) > PING_BODY_LIMIT
+
+
+def _needs_token() -> web.Response:
+    return web.Response(
+        status=401,
+        text="401: a token is needed (Authorization: Bearer TOKEN, or basic auth)\n",
+        headers={"WWW-Authenticate": 'Basic realm="runner"'},
+    )
 
 
 def _since(text: str | None) -> float | None:

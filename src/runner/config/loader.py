@@ -37,6 +37,7 @@ from runner.config.specs import (
     NotifierSpec,
 )
 from runner.model import NO_RETRY, Job, Maintenance, NotifierConfig, Retry, Window
+from runner.pings import PingedCheck
 from runner.plugin import Plugin
 from runner.registry import Registry
 from runner.schedules import Interval, Schedule
@@ -102,9 +103,30 @@ def load_config(
     ).load()
 
 
-def schedule_of(spec: JobSpec, defaults: Defaults) -> Schedule:
-    """When a check runs: its own interval, else the default one."""
+def schedule_of(
+    spec: JobSpec,
+    defaults: Defaults,
+    plugin: type[Plugin[Any]] | None = None,
+    options: BaseModel | None = None,
+) -> Schedule:
+    """When a check runs: a pinged check's (heartbeat's) deadlines from its
+    options; else its own interval, else the default one."""
+    if plugin is not None and issubclass(plugin, PingedCheck):
+        return plugin.schedule_for(options)
     return Interval(spec.interval or defaults.interval)
+
+
+#: Job keys a pinged check (heartbeat) does not take: its options say when it
+#: is due, and there is nothing to retry.
+PINGED_REFUSES = (
+    "interval",
+    "cron",
+    "timezone",
+    "jitter",
+    "retries",
+    "retry_delay",
+    "retry_delay_max",
+)
 
 
 def retry_of(spec: JobSpec, defaults: Defaults) -> Retry:
@@ -355,7 +377,9 @@ class _Loader:
             loaded = (
                 self.job(("jobs", i), raw, defaults, first_line) for i, raw in enumerate(items)
             )
-            return [job for job in loaded if job is not None]
+            jobs = [job for job in loaded if job is not None]
+            self.check_ping_keys(items, jobs)
+            return jobs
         return []
 
     def job(
@@ -379,6 +403,8 @@ class _Loader:
             self.problems.add_validation_error(error, path, JobSpec.model_fields, skip)
         if not is_service:
             self.check_notify(raw, path)
+        if loaded is not None and issubclass(loaded[0], PingedCheck):
+            self.check_pinged_keys(raw, path)
         if loaded is None or spec is None:
             return None
         plugin, options = loaded
@@ -395,18 +421,23 @@ class _Loader:
         defaults: Defaults,
     ) -> Job:
         is_service = plugin.kind == "service"
+        # A pinged check (heartbeat) brings its own threshold defaults (PingedCheck).
+        pinged = issubclass(plugin, PingedCheck)
+        below: Defaults | type[PingedCheck[Any]] = defaults
+        if issubclass(plugin, PingedCheck):
+            below = plugin
         return Job(
             name=spec.name,
             plugin_name=spec.plugin,
             plugin=plugin,
             options=options,
-            schedule=None if is_service else schedule_of(spec, defaults),
+            schedule=None if is_service else schedule_of(spec, defaults, plugin, options),
             timeout=None if is_service else spec.timeout or defaults.timeout,
             line=self.document.line_of(path) or 0,
             notify=tuple(spec.notify),
-            failure_threshold=spec.failure_threshold or defaults.failure_threshold,
-            success_threshold=spec.success_threshold or defaults.success_threshold,
-            retry=retry_of(spec, defaults) if plugin.kind == "check" else NO_RETRY,
+            failure_threshold=spec.failure_threshold or below.failure_threshold,
+            success_threshold=spec.success_threshold or below.success_threshold,
+            retry=retry_of(spec, defaults) if plugin.kind == "check" and not pinged else NO_RETRY,
         )
 
     def check_unique_name(
@@ -431,6 +462,34 @@ class _Loader:
                     (*path, key),
                     f"{raw['plugin']} is a service: it runs continuously, so it takes no {key}",
                 )
+
+    def check_pinged_keys(self, raw: dict[str, Any], path: PathTuple) -> None:
+        """A pinged check (heartbeat) is due by its options and has nothing to retry."""
+        for key in PINGED_REFUSES:
+            if key in raw:
+                self.problems.add(
+                    (*path, key),
+                    f"{raw['plugin']} is told by pings: it takes no {key} "
+                    "(its options say when a ping is due: period or cron, and grace)",
+                )
+
+    def check_ping_keys(self, items: list[Any], jobs: list[Job]) -> None:
+        """No two pinged jobs share a ping_key: a ping would not know its job."""
+        index = {raw.get("name"): i for i, raw in enumerate(items) if isinstance(raw, dict)}
+        first: dict[str, str] = {}
+        for job in jobs:
+            if not issubclass(job.plugin, PingedCheck):
+                continue
+            key = job.plugin.ping_key(job.options)
+            if key is None:
+                continue
+            if key in first:
+                self.problems.add(
+                    ("jobs", index[job.name], "options", "ping_key"),
+                    f"the same ping_key as job {first[key]!r}; each job needs its own",
+                )
+            else:
+                first[key] = job.name
 
     def check_notify(self, raw: dict[str, Any], path: PathTuple) -> None:
         """Each name in the job's ``notify:`` names a notifier of the config

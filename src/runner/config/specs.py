@@ -189,6 +189,11 @@ class HttpSpec(_StrictOptional):
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
 
+    def is_loopback(self) -> bool:
+        """Whether ``listen`` is reachable from this machine only."""
+        host = self.host_and_port()[0]
+        return host in ("localhost", "::1") or host.startswith("127.")
+
     @field_validator("listen")
     @classmethod
     def _host_port(cls, listen: str) -> str:
@@ -199,9 +204,7 @@ class HttpSpec(_StrictOptional):
 
     @model_validator(mode="after")
     def _safe_by_default(self) -> HttpSpec:
-        host = self.host_and_port()[0]
-        loopback = host in ("localhost", "::1") or host.startswith("127.")
-        if not loopback and self.auth is None and not self.public:
+        if not self.is_loopback() and self.auth is None and not self.public:
             raise ValueError(
                 f"listen {self.listen} is reachable from other machines: set "
                 "auth: {token: ${RUNNER_TOKEN}}, or public: true to serve it without one"

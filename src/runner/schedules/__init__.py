@@ -13,6 +13,7 @@ A new kind of schedule is a module in this package with a subclass of
 """
 
 from runner.schedules.base import Schedule
+from runner.schedules.deadline import CronDeadline, Deadline
 from runner.schedules.interval import Interval
 
-__all__ = ["Interval", "Schedule"]
+__all__ = ["CronDeadline", "Deadline", "Interval", "Schedule"]
