@@ -37,7 +37,7 @@ from runner.config.specs import (
 from runner.model import NO_RETRY, Job, NotifierConfig, Retry
 from runner.plugin import Plugin
 from runner.registry import Registry
-from runner.schedules import Interval, Schedule
+from runner.schedules import Cron, Interval, Jittered, Schedule, jitter_offset
 
 __all__ = ["Config", "load_config", "retry_of", "schedule_of"]
 
@@ -99,8 +99,18 @@ def load_config(
 
 
 def schedule_of(spec: JobSpec, defaults: Defaults) -> Schedule:
-    """When a check runs: its own interval, else the default one."""
-    return Interval(spec.interval or defaults.interval)
+    """When a check runs: its cron line (in its zone, else the default zone),
+    else its own interval, else the default one; delayed by its jitter's
+    stable offset when it (or ``defaults``) has one."""
+    schedule: Schedule
+    if spec.cron is not None:
+        schedule = Cron(spec.cron, spec.timezone or defaults.timezone)
+    else:
+        schedule = Interval(spec.interval or defaults.interval)
+    jitter = spec.jitter or defaults.jitter
+    if jitter:
+        schedule = Jittered(schedule, jitter_offset(spec.name, jitter))
+    return schedule
 
 
 def retry_of(spec: JobSpec, defaults: Defaults) -> Retry:
@@ -296,6 +306,7 @@ class _Loader:
             self.problems.add_validation_error(error, path, JobSpec.model_fields, skip)
         if not is_service:
             self.check_notify(raw, path)
+            self.check_one_schedule(raw, path)
         if loaded is None or spec is None:
             return None
         plugin, options = loaded
@@ -348,6 +359,22 @@ class _Loader:
                     (*path, key),
                     f"{raw['plugin']} is a service: it runs continuously, so it takes no {key}",
                 )
+
+    def check_one_schedule(self, raw: dict[str, Any], path: PathTuple) -> None:
+        """A check runs every ``interval`` or at the times of ``cron``, not both;
+        ``timezone`` is the zone of a cron line only."""
+        if "cron" in raw and "interval" in raw:
+            self.problems.add(
+                (*path, "cron"),
+                "give interval or cron, not both (interval: every so long; cron: at the "
+                "times of a cron line)",
+            )
+        elif "timezone" in raw and "cron" not in raw:
+            self.problems.add(
+                (*path, "timezone"),
+                "only a cron line has a time zone, and this job has no cron: (an "
+                "interval is the same in every zone)",
+            )
 
     def check_notify(self, raw: dict[str, Any], path: PathTuple) -> None:
         """Each name in the job's ``notify:`` names a notifier of the config

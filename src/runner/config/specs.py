@@ -21,17 +21,20 @@ from pydantic import (
 )
 
 from runner.durations import DURATION_JSON_SCHEMA, DURATION_PATTERN, Duration, parse_duration
+from runner.schedules.cron import check_expression, zone_named
 
 __all__ = [
     "CHECK_ONLY",
     "TOP_LEVEL",
     "AuthSpec",
+    "CronLine",
     "Defaults",
     "HistorySpec",
     "HttpSpec",
     "JobSpec",
     "NotifierSpec",
     "RetryDelay",
+    "TimeZone",
 ]
 
 #: The keys a config file may have at its top level.
@@ -47,6 +50,9 @@ CHECK_ONLY = (
     "retries",
     "retry_delay",
     "retry_delay_max",
+    "cron",
+    "timezone",
+    "jitter",
 )
 
 
@@ -86,6 +92,48 @@ RetryDelay = Annotated[
 ]
 
 
+def _time_zone(name: object) -> str:
+    if not isinstance(name, str):
+        raise ValueError("expected an IANA time zone name such as Europe/Berlin or UTC")
+    zone_named(name)
+    return name
+
+
+#: An IANA time zone name (``Europe/Berlin``), checked against the zone database.
+TimeZone = Annotated[
+    str,
+    BeforeValidator(_time_zone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "description": "An IANA time zone name: Europe/Berlin, America/New_York, UTC.",
+            "examples": ["UTC", "Europe/Berlin", "America/New_York"],
+        }
+    ),
+]
+
+#: A cron line as cronsim reads it: five fields, or six with seconds first.
+CRON_PATTERN = r"^\s*\S+(\s+\S+){4,5}\s*$"
+
+#: A cron line, checked by cronsim (whitespace normalised).
+CronLine = Annotated[
+    str,
+    BeforeValidator(check_expression),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": CRON_PATTERN,
+            "patternErrorMessage": "Expected a cron line: 5 fields (minute hour day month "
+            "weekday), or 6 with seconds first.",
+            "description": "A cron line (minute hour day-of-month month day-of-week), or six "
+            "fields with seconds first; L, LW and # forms as cronsim reads them.",
+            "examples": ["*/5 * * * *", "0 3 * * MON-FRI", "*/10 * * * * *"],
+        }
+    ),
+]
+
+
 class Defaults(_Strict):
     interval: Duration = Field(30.0, description="How often each check runs.")
     timeout: Duration = Field(10.0, description="How long a run may take before it is cancelled.")
@@ -99,6 +147,11 @@ class Defaults(_Strict):
     )
     success_threshold: int = Field(
         2, ge=1, description="A down job has recovered after this many ok results in a row."
+    )
+    timezone: TimeZone = Field("UTC", description="The time zone of cron: lines.")
+    jitter: Duration | None = Field(
+        None,
+        description="Delay each due run by a stable offset in [0, jitter) from the job's name.",
     )
 
 
@@ -234,3 +287,10 @@ class JobSpec(_Strict):
     retries: int | None = Field(None, ge=0, le=10, description="Overrides defaults.retries.")
     retry_delay: RetryDelay | None = Field(None, description="Overrides defaults.retry_delay.")
     retry_delay_max: Duration | None = Field(None, description="Overrides the default.")
+    cron: CronLine | None = Field(
+        None, description="Run at the times of this cron line instead of every interval."
+    )
+    timezone: TimeZone | None = Field(
+        None, description="The time zone of cron: (default: defaults.timezone, else UTC)."
+    )
+    jitter: Duration | None = Field(None, description="Overrides defaults.jitter.")
