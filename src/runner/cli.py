@@ -496,8 +496,9 @@ def cmd_next(args: argparse.Namespace) -> int:
         spread = first_run_offset(job, first_run_window(job, checks))
         due = schedule.first_after(start) + spread
         for _ in range(args.count):
+            shown = round(due, 3)  # to the millisecond, as printed
             rows.append(
-                (job.name, datetime.fromtimestamp(due, zone), datetime.fromtimestamp(due, UTC))
+                (job.name, datetime.fromtimestamp(shown, zone), datetime.fromtimestamp(shown, UTC))
             )
             due = schedule.next_after(due)
     if args.json or not sys.stdout.isatty():
