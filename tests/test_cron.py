@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -438,3 +439,35 @@ def test_a_daemon_runs_a_seconds_line_on_its_seconds(write_config: WriteConfig) 
     seconds = [round(t) for t in starts]
     assert all(s % 2 == 0 for s in seconds), seconds
     assert [b - a for a, b in itertools.pairwise(seconds)] == [2] * (len(seconds) - 1)
+
+
+def test_a_bad_line_or_zone_on_reload_is_refused_and_a_good_one_applied(
+    write_config: WriteConfig,
+) -> None:
+    config = write_config(
+        "history: {enabled: false}\n"
+        "jobs:\n  - {name: tick, plugin: sleep, cron: '* * * * * *', options: {seconds: 0}}\n",
+        name="runner.yaml",
+    )
+    with RunnerProcess("serve", str(config)) as runner:
+        runner.wait_for(event="job.finished", job="tick")
+        config.write_text(
+            "jobs:\n"
+            "  - name: tick\n"
+            "    plugin: sleep\n"
+            "    cron: '* * * * 13 *'\n"
+            "    timezone: Europe/Berlim\n"
+        )
+        runner.proc.send_signal(signal.SIGHUP)
+        problems = runner.wait_for(event="reload.refused")[0]["problems"]
+        assert any(":4: jobs[0] 'tick': cron: invalid cron line" in p for p in problems), problems
+        assert any(":5: jobs[0] 'tick': timezone: unknown time zone" in p for p in problems)
+        count = len(runner.find(event="job.finished", job="tick"))
+        runner.wait_for(event="job.finished", job="tick", count=count + 2)  # the old line runs on
+        config.write_text(
+            "jobs:\n  - {name: tick, plugin: sleep, cron: '*/2 * * * * *', "
+            "timezone: Asia/Tokyo, options: {seconds: 0}}\n"
+        )
+        runner.proc.send_signal(signal.SIGHUP)
+        assert runner.wait_for(event="daemon.reloaded")[0]["changed"] == ["tick"]
+        assert runner.stop() == 0

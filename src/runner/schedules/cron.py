@@ -20,6 +20,7 @@ not ten thousand walks.
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from array import array
@@ -59,6 +60,9 @@ def zone_named(name: str) -> tzinfo:
         ) from None
 
 
+# Cached: ten thousand jobs on one line are validated once (the spec and
+# Cron both ask), not with a cronsim walk each.
+@functools.lru_cache(maxsize=1024)
 def check_expression(expr: str) -> str:
     """``expr`` with its whitespace normalised, if cronsim accepts it and it is
     ever due.
