@@ -471,3 +471,30 @@ def test_a_bad_line_or_zone_on_reload_is_refused_and_a_good_one_applied(
         runner.proc.send_signal(signal.SIGHUP)
         assert runner.wait_for(event="daemon.reloaded")[0]["changed"] == ["tick"]
         assert runner.stop() == 0
+
+
+def test_the_schema_knows_both_forms() -> None:
+    import jsonschema
+
+    from runner.schema import build_schema
+
+    schema, problems = build_schema()
+    assert problems == []
+    validator = jsonschema.Draft202012Validator(schema)
+
+    def errors(*jobs: dict[str, object], **defaults: object) -> list[str]:
+        config = {"defaults": defaults, "jobs": list(jobs)} if defaults else {"jobs": list(jobs)}
+        return ["/".join(map(str, e.absolute_path)) for e in validator.iter_errors(config)]
+
+    sleep = {"name": "a", "plugin": "sleep"}
+    assert errors({**sleep, "interval": "5m"}, timezone="Europe/Berlin", jitter="30s") == []
+    assert errors({**sleep, "cron": "*/5 * * * *", "timezone": "Asia/Tokyo", "jitter": 3}) == []
+    assert errors({**sleep, "cron": "*/10 * * * * *"}) == []
+    # jsonschema places it on the job; check-jsonschema says "False schema does
+    # not allow '5m'", the interval's value.
+    assert errors({**sleep, "cron": "*/5 * * * *", "interval": "5m"}) == ["jobs/0"]
+    assert errors({**sleep, "timezone": "UTC"}) == ["jobs/0"]
+    assert errors({**sleep, "cron": "*/5 * *"}) == ["jobs/0/cron"]
+    assert errors({**sleep, "jitter": "0s"}) == ["jobs/0/jitter"]
+    echo = {"name": "e", "plugin": "echo-listener", "options": {"port": 0}}
+    assert errors({**echo, "cron": "* * * * *"}) != []  # a service has no schedule
