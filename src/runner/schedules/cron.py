@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import math
 import weakref
-from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -105,7 +104,7 @@ class _Slots:
     def __init__(self, expr: str, zone: tzinfo) -> None:
         self.expr = expr
         self.zone = zone
-        self.times: array[float] = array("d")
+        self.times: list[float] = []
         self.since = math.inf
         self._it: CronSim | None = None
 
@@ -125,7 +124,7 @@ class _Slots:
             return _walk(self.expr, self.zone, t)[1]
         self._it, first = _walk(self.expr, self.zone, t)
         self.since = t
-        self.times = array("d", [first])
+        self.times = [first]
         return first
 
     def _step(self) -> float:
