@@ -26,11 +26,15 @@ import weakref
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from cronsim import CronSim, CronSimError
+from typing import TYPE_CHECKING
 
 from runner.schedules.base import Schedule
+
+if TYPE_CHECKING:
+    from cronsim import CronSim
+
+# cronsim is imported when a config has a cron line, not by every start
+# (about 1 ms; zoneinfo comes with pydantic anyway).
 
 __all__ = ["Cron", "check_expression", "zone_named"]
 
@@ -50,6 +54,8 @@ def zone_named(name: str) -> tzinfo:
     """
     if name == "UTC":
         return UTC  # cronsim steps UTC by plain arithmetic
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -73,6 +79,8 @@ def check_expression(expr: str) -> str:
     """
     if not isinstance(expr, str):
         raise ValueError("expected a cron line such as '*/5 * * * *'")
+    from cronsim import CronSim, CronSimError
+
     line = " ".join(expr.split())
     try:
         it = CronSim(line, datetime(2000, 1, 1, tzinfo=UTC))
@@ -138,6 +146,8 @@ class _Slots:
 
 def _walk(expr: str, zone: tzinfo, t: float) -> tuple[CronSim, float]:
     """A cronsim iterator started at ``t``, and its first slot after ``t``."""
+    from cronsim import CronSim
+
     it = CronSim(expr, datetime.fromtimestamp(t, zone))
     return it, _next_slot(it, t)
 
