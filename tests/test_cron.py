@@ -397,6 +397,9 @@ def test_next_refuses_an_unknown_job_a_service_and_a_bad_config(
     assert "no job named 'nope'" in unknown.stderr and unknown.stdout == ""
     service = run_cli("next", str(dst_config), "--job", "echo")
     assert service.returncode == 2 and "'echo' is a service" in service.stderr
+    for start in ("0001-01-01T00:00", "9999-12-31T23:59", "tomorrow"):
+        wrong = run_cli("next", str(dst_config), "--from", start)
+        assert wrong.returncode == 2 and "--from" in wrong.stderr and not wrong.stdout
     bad = write_config("jobs:\n  - {name: a, plugin: sleep, cron: '* * * * * * *'}\n")
     broken = run_cli("next", str(bad))
     assert broken.returncode == 2
@@ -498,3 +501,31 @@ def test_the_schema_knows_both_forms() -> None:
     assert errors({**sleep, "jitter": "0s"}) == ["jobs/0/jitter"]
     echo = {"name": "e", "plugin": "echo-listener", "options": {"port": 0}}
     assert errors({**echo, "cron": "* * * * *"}) != []  # a service has no schedule
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[1, 2]", "expected a cron line"),
+        ("{a: 1}", "expected a cron line"),
+        ("5", "expected a cron line"),
+        ("'" + "* " * 3000 + "'", "invalid cron line of 6000 characters"),
+    ],
+    ids=["list", "mapping", "number", "huge"],
+)
+def test_a_cron_that_is_not_a_line_is_a_config_error(
+    write_config: WriteConfig, value: str, message: str
+) -> None:
+    config = write_config(f"jobs:\n  - name: a\n    plugin: sleep\n    cron: {value}\n")
+    with pytest.raises(ConfigError, match=r":4: jobs\[0\] 'a': cron: ") as caught:
+        load_config(config)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("zone", ["Europe", "x" * 5000, "", "Europe/Berlin "])
+def test_a_zone_that_is_no_zone_is_a_config_error(write_config: WriteConfig, zone: str) -> None:
+    config = write_config(
+        f"jobs:\n  - name: a\n    plugin: sleep\n    cron: '* * * * *'\n    timezone: '{zone}'\n"
+    )
+    with pytest.raises(ConfigError, match=r":5: jobs\[0\] 'a': timezone: unknown time zone"):
+        load_config(config)

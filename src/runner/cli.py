@@ -177,11 +177,15 @@ def _count_arg(text: str) -> int:
 
 def _time_arg(text: str) -> datetime:
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO 8601 time (2027-03-28T01:30, 2027-03-28T01:30+01:00)"
         ) from None
+    # Epoch seconds and cronsim's 50-year walks both stay in datetime's range.
+    if not 1971 <= when.year <= 9000:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a year from 1971 to 9000")
+    return when
 
 
 def main(argv: Sequence[str] | None = None) -> int:

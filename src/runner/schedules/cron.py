@@ -58,42 +58,50 @@ def zone_named(name: str) -> tzinfo:
 
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a folder of the database ("Europe"), a name too long for a file.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        shown = repr(name) if len(name) <= 60 else f"of {len(name)} characters"
         raise ValueError(
-            f"unknown time zone {name!r}; expected an IANA name such as "
+            f"unknown time zone {shown}; expected an IANA name such as "
             "Europe/Berlin, America/New_York or UTC"
         ) from None
+
+
+def check_expression(expr: object) -> str:
+    """``expr`` with its whitespace normalised, if cronsim accepts it and it is
+    ever due.
+
+    Raises:
+        ValueError: not a string, what cronsim says is wrong (``Bad minute``),
+            or that the line matches no time in the next 50 years
+            (``0 0 31 2 *`` is caught by cronsim itself; ``* * */20 * 1L``
+            only by trying).
+    """
+    if not isinstance(expr, str):
+        raise ValueError("expected a cron line such as '*/5 * * * *'")
+    return _checked(expr)
 
 
 # Cached: ten thousand jobs on one line are validated once (the spec and
 # Cron both ask), not with a cronsim walk each.
 @functools.lru_cache(maxsize=1024)
-def check_expression(expr: str) -> str:
-    """``expr`` with its whitespace normalised, if cronsim accepts it and it is
-    ever due.
-
-    Raises:
-        ValueError: what cronsim says is wrong (``Bad minute``), or that the
-            line matches no time in the next 50 years (``0 0 31 2 *`` is
-            caught by cronsim itself; ``* * */20 * 1L`` only by trying).
-    """
-    if not isinstance(expr, str):
-        raise ValueError("expected a cron line such as '*/5 * * * *'")
+def _checked(expr: str) -> str:
     from cronsim import CronSim, CronSimError
 
     line = " ".join(expr.split())
+    shown = repr(expr) if len(expr) <= 60 else f"of {len(expr)} characters"
     try:
         it = CronSim(line, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:
-        raise ValueError(f"invalid cron line {expr!r}: {exc}") from None
+        raise ValueError(f"invalid cron line {shown}: {exc}") from None
     except (ValueError, IndexError, TypeError) as exc:  # input cronsim does not expect
-        raise ValueError(f"invalid cron line {expr!r}: {exc}") from None
+        raise ValueError(f"invalid cron line {shown}: {exc}") from None
     try:
         next(it)
     except StopIteration:
-        raise ValueError(f"cron line {expr!r} never matches a date") from None
+        raise ValueError(f"cron line {shown} never matches a date") from None
     except (ValueError, OverflowError) as exc:
-        raise ValueError(f"invalid cron line {expr!r}: {exc}") from None
+        raise ValueError(f"invalid cron line {shown}: {exc}") from None
     return line
 
 
