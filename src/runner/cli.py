@@ -500,6 +500,8 @@ def cmd_next(args: argparse.Namespace) -> int:
         spread = first_run_offset(job, first_run_window(job, checks))
         due = schedule.first_after(start) + spread
         for _ in range(args.count):
+            if due == float("inf"):  # a line that matches no later date
+                break
             shown = round(due, 3)  # to the millisecond, as printed
             rows.append(
                 (job.name, datetime.fromtimestamp(shown, zone), datetime.fromtimestamp(shown, UTC))
