@@ -14,6 +14,11 @@ stopped with SIGTERM after the window:
 - ``runner+sqlite``: the same with SQLite history on (a fresh file).
 - ``runner+uvloop``: the same as ``runner`` with ``--loop uvloop``; present
   only when ``runner serve --help`` lists ``--loop``.
+- ``runner+cron``: the same as ``runner`` with ``cron: "* * * * * *"`` on
+  every job instead of the interval (issue 20): every job due at the same
+  whole second, as a cron line says.
+- ``runner+cron+jitter``: the same with ``jitter: 1s``, each job's runs
+  delayed by its stable offset in [0, 1 s): spread as the interval jobs are.
 - ``runner@COMMIT``: with ``--before COMMIT``, ``runner`` as it was at COMMIT
   (its ``src`` from ``git archive``, harness.source_at, on PYTHONPATH), side
   by side; the ratios are then against it.
@@ -40,7 +45,9 @@ taken off their RSS):
   0.1-0.15 ms less, which matters only next to the floor.
   Lateness is read right while a job's runs stay within some stretch of
   the second shorter than about 0.9 s (the rest of it empty); a run later
-  than 1 s counts as its slot missed plus a run in the next.
+  than 1 s counts as its slot missed plus a run in the next. A cron job's
+  slots are known (whole seconds, plus its jitter offset): its lateness is
+  counted from them, constant delays included.
 - **gap**: time between consecutive starts of one job, minus 1 s (what a
   check's user sees: how regular the checks are).
 - **missing**: slots in the window (N x seconds) with no run.
@@ -127,6 +134,8 @@ class Variant:
     starts: Callable[[Path, Path], tuple[Sequence[int], Sequence[float], int]]
     #: added to the environment (runner@COMMIT: its PYTHONPATH)
     env: Mapping[str, str] | None = None
+    #: (jobs) -> each job's due times' place in the second, when known (cron)
+    phases: Callable[[int], Sequence[float]] | None = None
 
 
 def scratch_dir() -> str | None:
@@ -135,16 +144,33 @@ def scratch_dir() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
-def runner_config(jobs: int, folder: Path, history: str | None) -> Path:
-    """N sleep jobs (0 s) every 1 s, written with an alias so that 32,000 jobs
-    stay within the config's bounds on values."""
+#: The cron line of the cron variants: every second.
+EVERY_SECOND = "* * * * * *"
+
+
+def runner_config(
+    jobs: int, folder: Path, history: str | None, cron: bool = False, jitter: bool = False
+) -> Path:
+    """N sleep jobs (0 s) every 1 s (or on the cron line ``* * * * * *``),
+    written with an alias so that 32,000 jobs stay within the config's
+    bounds on values."""
     if history == "sqlite":
         head = f"history:\n  path: {folder / 'history.sqlite3'}\n"
     else:
         head = "history:\n  enabled: false\n"
-    lines = [head, "defaults:\n  interval: 1s\n", "jobs:\n"]
-    lines.append("  - {name: job-0, plugin: sleep, options: &zero {seconds: 0}}\n")
-    lines += [f"  - {{name: job-{i}, plugin: sleep, options: *zero}}\n" for i in range(1, jobs)]
+    lines = [head, "defaults:\n  interval: 1s\n" + ("  jitter: 1s\n" if jitter else ""), "jobs:\n"]
+    if cron:
+        lines.append(
+            f'  - {{name: job-0, plugin: sleep, cron: &line "{EVERY_SECOND}", '
+            "options: &zero {seconds: 0}}\n"
+        )
+        lines += [
+            f"  - {{name: job-{i}, plugin: sleep, cron: *line, options: *zero}}\n"
+            for i in range(1, jobs)
+        ]
+    else:
+        lines.append("  - {name: job-0, plugin: sleep, options: &zero {seconds: 0}}\n")
+        lines += [f"  - {{name: job-{i}, plugin: sleep, options: *zero}}\n" for i in range(1, jobs)]
     text = "".join(lines)
     path = folder / "runner.yaml"
     path.write_text(text)
@@ -186,19 +212,37 @@ def _wall(value: str | float) -> float:
 
 
 def runner_variant(
-    name: str, *, history: str | None = None, loop: str | None = None, src: Path | None = None
+    name: str,
+    *,
+    history: str | None = None,
+    loop: str | None = None,
+    src: Path | None = None,
+    cron: bool = False,
+    jitter: bool = False,
 ) -> Variant:
-    """runner serve; with ``src``, that older ``src`` folder's runner instead."""
+    """runner serve; with ``src``, that older ``src`` folder's runner instead;
+    ``cron``: every job on the line ``* * * * * *`` (``jitter``: of 1 s)."""
 
     def argv(jobs: int, folder: Path, _: float) -> list[str]:
         program = [PYTHON, "-m", "runner"] if src is not None else [RUNNER]
         command = [*program, "serve", "--log-format", "json"]
         if loop:
             command += ["--loop", loop]
-        return [*command, str(runner_config(jobs, folder, history))]
+        return [*command, str(runner_config(jobs, folder, history, cron, jitter))]
 
     env = {"PYTHONPATH": str(src)} if src is not None else None
-    return Variant(name, argv, b'"daemon.started"', runner_starts, env)
+    phases = functools.partial(cron_phases, jitter=jitter) if cron else None
+    return Variant(name, argv, b'"daemon.started"', runner_starts, env, phases)
+
+
+def cron_phases(jobs: int, jitter: bool) -> list[float]:
+    """Where in the second each cron job is due: at its start, or at its
+    jitter offset (runner's own function, so the slots are runner's)."""
+    if not jitter:
+        return [0.0] * jobs
+    from runner.schedules import jitter_offset
+
+    return [jitter_offset(f"job-{i}", 1.0) for i in range(jobs)]
 
 
 def peer_starts(_: Path, folder: Path) -> tuple[array.array[int], array.array[float], int]:
@@ -236,6 +280,10 @@ def variants(before: tuple[str, Path] | None = None) -> list[Variant]:
         commit, src = before
         found.append(runner_variant(f"runner@{commit}", loop=loop, src=src))
     found += [runner_variant(f"runner+{loop}", loop=loop) for loop in runner_loops()]
+    found += [
+        runner_variant("runner+cron", loop=loop, cron=True),
+        runner_variant("runner+cron+jitter", loop=loop, cron=True, jitter=True),
+    ]
     found += [peer_variant("bare"), peer_variant("apscheduler")]
     return found
 
@@ -267,7 +315,8 @@ def measure(variant: Variant, jobs: int, seconds: float, warmup: float) -> dict[
             raise RuntimeError(f"{variant.name} exited {child.returncode}: {_tail(err_path)}")
         job_ids, starts, recorder_bytes = variant.starts(out_path, folder)
     # Slots are counted in exactly `seconds` (N per job); CPU over the real window.
-    result = analyse(job_ids, starts, jobs, start, start + seconds)
+    phases = variant.phases(jobs) if variant.phases is not None else None
+    result = analyse(job_ids, starts, jobs, start, start + seconds, phases)
     result["window_s"] = end - start
     result["cpu_per_1000"] = (cpu_after - cpu_before) / max(result["runs"], 1) * 1000
     result["cpu_s"] = cpu_after - cpu_before
@@ -325,20 +374,29 @@ def grid_origin(runs: Sequence[float]) -> float:
 
 
 def analyse(
-    job_ids: Sequence[int], starts: Sequence[float], jobs: int, start: float, end: float
+    job_ids: Sequence[int],
+    starts: Sequence[float],
+    jobs: int,
+    start: float,
+    end: float,
+    phases: Sequence[float] | None = None,
 ) -> dict[str, float]:
-    """Lateness, gaps and missing slots of the runs whose slot is in [start, end)."""
+    """Lateness, gaps and missing slots of the runs whose slot is in [start, end).
+
+    ``phases``: where in the second each job's slots are, when known (cron);
+    else taken from the job's runs (:func:`grid_origin`)."""
     per_job: list[list[float]] = [[] for _ in range(jobs)]
     for job, at in zip(job_ids, starts, strict=True):
         per_job[job].append(at)
     lateness: list[float] = []
     gaps: list[float] = []
     made = 0
-    for runs in per_job:
+    for job, runs in enumerate(per_job):
         if not runs:
             continue
         runs.sort()
-        origin = grid_origin(runs)
+        # Known slots (cron): the one at or before the job's first run.
+        origin = grid_origin(runs) if phases is None else runs[0] - (runs[0] - phases[job]) % 1.0
         slots: set[int] = set()
         previous: float | None = None
         previous_due = 0.0

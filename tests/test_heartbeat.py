@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -361,39 +362,15 @@ def test_a_heartbeat_job_takes_its_schedule_and_thresholds_from_the_plugin(
     assert a.schedule.first_after(100.0) == 100.0 + 3900
 
 
-class HourlyStandIn:
-    """A stand-in for runner.schedules.Cron (another part of this change):
-    on the hour, in UTC, wall-clock; only ``0 * * * *``."""
-
-    wall_clock = True
-
-    def __init__(self, expr: str, timezone: str) -> None:
-        if expr != "0 * * * *" or timezone != "UTC":
-            raise ValueError(f"invalid cron line {expr!r}")
-        self.expr, self.timezone = expr, timezone
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, HourlyStandIn) and other.expr == self.expr
-
-    def __hash__(self) -> int:
-        return hash(self.expr)
-
-    def next_after(self, t: float) -> float:
-        return (t // 3600 + 1) * 3600
-
-    def describe(self) -> str:
-        return f"cron {self.expr} ({self.timezone})"
-
-
-def test_the_cron_form(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runner.schedules
-
-    monkeypatch.setattr(runner.schedules, "Cron", HourlyStandIn, raising=False)
+def test_the_cron_form(write_config: WriteConfig) -> None:
     config = load_config(
         write_config(
             """
             jobs:
               - {name: c, plugin: heartbeat, options: {cron: "0 * * * *", grace: 5m}}
+              - name: berlin
+                plugin: heartbeat
+                options: {cron: "30 2 * * *", timezone: Europe/Berlin, grace: 1m}
             """
         ),
         environ={},
@@ -402,6 +379,12 @@ def test_the_cron_form(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatc
     assert isinstance(schedule, CronDeadline) and schedule.wall_clock
     assert schedule.next_after(3 * 3600 + 2) == 4 * 3600 + 300
     assert schedule.describe() == "ping at cron 0 * * * * (UTC), grace 5m"
+    # 2027-03-28 02:30 does not exist in Berlin: that slot runs at 03:00 CEST
+    # (01:00 UTC), the grace after it.
+    spring = datetime(2027, 3, 28, 0, 0, tzinfo=UTC).timestamp()
+    assert config.jobs[1].schedule is not None
+    due = config.jobs[1].schedule.next_after(spring)
+    assert datetime.fromtimestamp(due, UTC) == datetime(2027, 3, 28, 1, 1, tzinfo=UTC)
     check = config.jobs[0].plugin(config.jobs[0].options)
     late = asyncio.run(check.run(None))  # type: ignore[attr-defined]
     assert re.fullmatch(
@@ -412,17 +395,6 @@ def test_the_cron_form(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatc
     bad = write_config('jobs:\n  - {name: c, plugin: heartbeat, options: {cron: "0 3 * *"}}\n')
     with pytest.raises(ConfigError, match="invalid cron line"):
         load_config(bad, environ={})
-
-
-def test_the_cron_form_without_cron_schedules(
-    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import runner.schedules
-
-    monkeypatch.delattr(runner.schedules, "Cron", raising=False)
-    config = write_config('jobs:\n  - {name: c, plugin: heartbeat, options: {cron: "0 3 * * *"}}\n')
-    with pytest.raises(ConfigError, match="cron heartbeats need cron schedules"):
-        load_config(config, environ={})
 
 
 def test_deadline_schedules() -> None:

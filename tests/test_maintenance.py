@@ -185,14 +185,14 @@ def test_windows_load_with_their_jobs_and_zones(write_config: WriteConfig) -> No
         pytest.param(
             "start: 2026-12-07T20:00:00Z\n    end: 2026-12-07T19:00:00Z",
             4,
-            "maintenance[0] 'w': end: end 2026-12-07T19:00:00+00:00 is not after start "
-            "2026-12-07T20:00:00+00:00",
+            "maintenance[0] 'w': end: end 2026-12-07T19:00:00Z is not after start "
+            "2026-12-07T20:00:00Z",
             id="end-before-start",
         ),
         pytest.param(
             'cron: "61 * * * *"\n    duration: 1h',
             3,
-            "maintenance[0] 'w': cron: invalid cron expression '61 * * * *': Bad minute",
+            "maintenance[0] 'w': cron: invalid cron line '61 * * * *': Bad minute",
             id="bad-cron",
         ),
         pytest.param(

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -153,6 +154,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="-- COMMAND",
         help="run this, pinging start and then its exit status",
     )
+
+    next_ = sub.add_parser(
+        "next",
+        help="each check's next due times, as the scheduler computes them (jitter included)",
+    )
+    next_.add_argument("config", help=CONFIG_HELP)
+    next_.add_argument(
+        "--job", action="append", default=[], metavar="NAME", help="only this check (repeat)"
+    )
+    next_.add_argument(
+        "--count", type=_count_arg, default=5, metavar="N", help="due times per check (default 5)"
+    )
+    next_.add_argument(
+        "--from",
+        dest="start",
+        type=_time_arg,
+        metavar="ISO8601",
+        help="as if the daemon started at this time (default: now); without an offset "
+        "(2027-03-28T01:00) it is read in each job's own time zone",
+    )
+    next_.add_argument(
+        "--json", action="store_true", help="JSON lines (the default off a terminal)"
+    )
     return parser
 
 
@@ -167,6 +191,29 @@ def _duration_arg(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count_arg(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 10000, got {text!r}")
+    return count
+
+
+def _time_arg(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (2027-03-28T01:30, 2027-03-28T01:30+01:00)"
+        ) from None
+    # Epoch seconds and cronsim's 50-year walks both stay in datetime's range.
+    if not 1971 <= when.year <= 9000:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a year from 1971 to 9000")
+    return when
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,6 +241,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "history": cmd_history,
         "notify-test": cmd_notify_test,
         "ping": cmd_ping,
+        "next": cmd_next,
     }
     code: int = handler[args.command](args)
     return code
@@ -544,6 +592,72 @@ def _run_command(command: list[str]) -> int:
         _print_error(f"runner ping: {command[0]}: {exc.strerror or exc}")
         return 126
     return 128 - code if code < 0 else code
+
+
+def cmd_next(args: argparse.Namespace) -> int:
+    """Each check's next ``--count`` due times, asked of the same schedule
+    objects the scheduler asks, the way its ticker asks them: the first due
+    time after the start (plus the first-run spread of an interval), then
+    each one after the last. An interval job's times are relative to when
+    the daemon starts, so they are shown as if it started at ``--from``."""
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    checks = list(config.checks)
+    if args.job:
+        by_name = {j.name: j for j in config.jobs}
+        problems = []
+        for name in args.job:
+            if name not in by_name:
+                problems.append(
+                    f"no job named {name!r}; checks: {', '.join(j.name for j in checks)}"
+                )
+            elif by_name[name].is_service:
+                problems.append(f"{name!r} is a service: it runs continuously, with no due times")
+        if problems:
+            print("error: " + "\n       ".join(problems), file=sys.stderr)
+            return EXIT_USAGE
+        jobs = [j for j in checks if j.name in args.job]
+    else:
+        jobs = checks
+    from runner.scheduler import first_run_offset, first_run_window
+    from runner.schedules.cron import zone_named
+
+    now = time.time()
+    rows: list[tuple[str, datetime, datetime]] = []
+    for job in jobs:
+        schedule = job.schedule
+        assert schedule is not None
+        zone = zone_named(schedule.time_zone() or "UTC")
+        start = now
+        if args.start is not None:
+            start = (
+                args.start.replace(tzinfo=zone) if args.start.tzinfo is None else args.start
+            ).timestamp()
+        spread = first_run_offset(job, first_run_window(job, checks))
+        due = schedule.first_after(start) + spread
+        for _ in range(args.count):
+            if due == float("inf"):  # a line that matches no later date
+                break
+            shown = round(due, 3)  # to the millisecond, as printed
+            rows.append(
+                (job.name, datetime.fromtimestamp(shown, zone), datetime.fromtimestamp(shown, UTC))
+            )
+            due = schedule.next_after(due)
+    if args.json or not sys.stdout.isatty():
+        for name, local, utc in rows:
+            line = {"job": name, "due": _iso(local), "due_utc": _iso(utc)}
+            print(json.dumps(line))
+    else:
+        from runner.report import print_next
+
+        print_next([(name, _iso(local), _iso(utc)) for name, local, utc in rows])
+    return EXIT_OK
+
+
+def _iso(when: datetime) -> str:
+    """An ISO 8601 time with its offset, to the millisecond when it has a fraction."""
+    return when.isoformat(timespec="milliseconds" if when.microsecond else "seconds")
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -319,3 +319,17 @@ def print_history(job: str, runs: Sequence[RunRecord], *, console: Console | Non
             f"{message}{'  ' if message and extra else ''}{extra}",
         )
     console.print(table)
+
+
+def print_next(rows: Sequence[tuple[str, str, str]], *, console: Console | None = None) -> None:
+    """``runner next`` on a terminal: (job, due in its zone, due in UTC) rows."""
+    console = console or _console()
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("job", no_wrap=True, min_width=4)
+    table.add_column("due", no_wrap=True)
+    table.add_column("due (UTC)", no_wrap=True)
+    previous = None
+    for name, due, due_utc in rows:
+        table.add_row(name if name != previous else "", due, due_utc)
+        previous = name
+    console.print(table)

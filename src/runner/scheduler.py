@@ -54,6 +54,18 @@ def first_run_offset(job: Job, window: float = SPREAD_WINDOW) -> float:
     return (zlib.crc32(job.name.encode()) / 2**32) * min(spread, window)
 
 
+def first_run_window(job: Job, started: Iterable[Job], window: float = SPREAD_WINDOW) -> float:
+    """Over how many seconds ``job``'s first run is spread when the jobs
+    ``started`` (itself among them) start together (:meth:`Scheduler.first_run_window`;
+    ``runner next`` asks it too, so it shows the times the scheduler will use)."""
+    slots = _slots_of(job)
+    if slots is None:
+        return window
+    names = (getattr(_slots_of(j), "name", None) for j in started)
+    sharing = sum(1 for name in names if name == slots.name)
+    return max(window, sharing * SLOT_RUN_ESTIMATE / slots.size)
+
+
 @dataclass(eq=False)
 class JobHandle:
     """A started job, and events to wait on. What is known about the job (its
@@ -312,12 +324,7 @@ class Scheduler:
         gives its first result within a second. (Every job of a batch is in
         ``handles`` before the first of their tasks asks.)
         """
-        slots = _slots_of(job)
-        if slots is None:
-            return self.spread_window
-        names = (getattr(_slots_of(h.job), "name", None) for h in self.handles.values())
-        sharing = sum(1 for name in names if name == slots.name)
-        return max(self.spread_window, sharing * SLOT_RUN_ESTIMATE / slots.size)
+        return first_run_window(job, (h.job for h in self.handles.values()), self.spread_window)
 
     async def _take_slot(self, job: Job) -> _Slot:
         """Wait in line for a slot of the job's limited resource, if it needs one.

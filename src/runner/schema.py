@@ -169,6 +169,10 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
         "description": "The plugin's options; `runner plugins NAME` lists them.",
     }
     job = _selected_by("plugin", PLUGINS, job_fields, _entries(registry, problems), defs, "plugin.")
+    # A check runs every interval or at a cron line's times, not both (flagged
+    # on the interval's line), and only a cron line has a time zone.
+    job["dependentSchemas"] = {"cron": {"properties": {"interval": False}}}
+    job["dependentRequired"] = {"timezone": ["cron"]}
     notifier_fields = dict(NotifierSpec.model_json_schema()["properties"])
     notifier_fields["options"] = {
         "type": "object",

@@ -48,7 +48,14 @@ def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
         pytest.skip("APScheduler is not installed (scripts/dev.sh setup)")
     report, _ = run_bench("scheduler", tmp_path)
     summary = report["sizes"]["200"]["summary"]
-    expected = {"runner", "runner+sqlite", "bare", "apscheduler"}
+    expected = {
+        "runner",
+        "runner+sqlite",
+        "runner+cron",
+        "runner+cron+jitter",
+        "bare",
+        "apscheduler",
+    }
     if runner_has_loop_flag():
         expected.add("runner+uvloop")
     assert set(summary) == expected

@@ -15,11 +15,10 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-import runner.schedules
 from runner.durations import Duration, format_duration
 from runner.pings import PingedCheck
 from runner.plugin import Options, Result, ResultMetric, RunContext
-from runner.schedules import CronDeadline, Deadline, Schedule
+from runner.schedules import Cron, CronDeadline, Deadline, Schedule
 
 
 class HeartbeatOptions(Options):
@@ -125,15 +124,9 @@ def _clock(epoch: float) -> str:
 
 
 def _cron(expr: str, timezone: str) -> Schedule:
-    """The cron schedule ``expr`` in ``timezone``, from ``runner.schedules.Cron``.
+    """The cron schedule ``expr`` in ``timezone``.
 
     Raises:
-        ValueError: a bad line or zone, or a build without cron schedules.
+        ValueError: a bad line or zone.
     """
-    # Looked up rather than imported: cron schedules (runner.schedules.Cron)
-    # are another part of the same change; this works with and without them.
-    cron: Any = getattr(runner.schedules, "Cron", None)
-    if cron is None:
-        raise ValueError("cron heartbeats need cron schedules, which this runner lacks; use period")
-    schedule: Schedule = cron(expr, timezone)
-    return schedule
+    return Cron(expr, timezone)

@@ -36,11 +36,11 @@ from runner.config.specs import (
     MaintenanceSpec,
     NotifierSpec,
 )
-from runner.model import NO_RETRY, Job, Maintenance, NotifierConfig, Retry, Window
+from runner.model import NO_RETRY, Job, Maintenance, NotifierConfig, Retry, Window, format_time
 from runner.pings import PingedCheck
 from runner.plugin import Plugin
 from runner.registry import Registry
-from runner.schedules import Interval, Schedule
+from runner.schedules import Cron, Interval, Jittered, Schedule, jitter_offset
 
 __all__ = ["Config", "load_config", "retry_of", "schedule_of"]
 
@@ -110,10 +110,20 @@ def schedule_of(
     options: BaseModel | None = None,
 ) -> Schedule:
     """When a check runs: a pinged check's (heartbeat's) deadlines from its
-    options; else its own interval, else the default one."""
+    options; else its cron line (in its zone, else the default zone), else its
+    own interval, else the default one; delayed by its jitter's stable offset
+    when it (or ``defaults``) has one."""
     if plugin is not None and issubclass(plugin, PingedCheck):
         return plugin.schedule_for(options)
-    return Interval(spec.interval or defaults.interval)
+    schedule: Schedule
+    if spec.cron is not None:
+        schedule = Cron(spec.cron, spec.timezone or defaults.timezone)
+    else:
+        schedule = Interval(spec.interval or defaults.interval)
+    jitter = spec.jitter or defaults.jitter
+    if jitter:
+        schedule = Jittered(schedule, jitter_offset(spec.name, jitter))
+    return schedule
 
 
 #: Job keys a pinged check (heartbeat) does not take: its options say when it
@@ -199,7 +209,7 @@ class _Loader:
             for item in (raw_jobs if isinstance(raw_jobs, list) else [])
             if isinstance(item, dict) and isinstance(item.get("name"), str)
         ]
-        windows = self.maintenance(data, names)
+        windows = self.maintenance(data, names, defaults or Defaults())
         self.raise_problems()
         return Config(
             self.path,
@@ -293,7 +303,9 @@ class _Loader:
 
     # -- maintenance:
 
-    def maintenance(self, data: dict[Any, Any], job_names: list[str]) -> list[Window]:
+    def maintenance(
+        self, data: dict[Any, Any], job_names: list[str], defaults: Defaults
+    ) -> list[Window]:
         items = data.get("maintenance")
         if items is None:
             return []
@@ -302,7 +314,7 @@ class _Loader:
             return []
         first_line: dict[str, int | None] = {}
         loaded = (
-            self.window(("maintenance", i), raw, job_names, first_line)
+            self.window(("maintenance", i), raw, job_names, first_line, defaults.timezone)
             for i, raw in enumerate(items)
         )
         return [w for w in loaded if w is not None]
@@ -313,6 +325,7 @@ class _Loader:
         raw: Any,
         job_names: list[str],
         first_line: dict[str, int | None],
+        default_zone: str,
     ) -> Window | None:
         """One maintenance window, or None with its problems added."""
         if not isinstance(raw, dict):
@@ -337,6 +350,10 @@ class _Loader:
                 self.problems.add((*path, key), f"{key} needs {needs} too")
         if spec.end is not None and spec.start is None:
             self.problems.add((*path, "end"), "end needs start too")
+        span = spec.span(default_zone)
+        if span is not None and span[1] <= span[0]:
+            start, end = (format_time(t) for t in span)
+            self.problems.add((*path, "end"), f"end {end} is not after start {start}")
         if not spec.jobs:
             self.problems.add(
                 (*path, "jobs"), "the list is empty; leave jobs: out to cover every job"
@@ -356,9 +373,9 @@ class _Loader:
             jobs=tuple(spec.jobs),
             cron=spec.cron,
             duration=spec.duration or 0.0,
-            timezone=spec.timezone or "UTC",
-            start=spec.start.timestamp() if spec.start is not None else None,
-            end=spec.end.timestamp() if spec.end is not None else None,
+            timezone=spec.timezone or default_zone,
+            start=span[0] if span is not None else None,
+            end=span[1] if span is not None else None,
             line=self.document.line_of(path) or 0,
         )
 
@@ -405,6 +422,8 @@ class _Loader:
             self.check_notify(raw, path)
         if loaded is not None and issubclass(loaded[0], PingedCheck):
             self.check_pinged_keys(raw, path)
+        elif not is_service:
+            self.check_one_schedule(raw, path)
         if loaded is None or spec is None:
             return None
         plugin, options = loaded
@@ -490,6 +509,22 @@ class _Loader:
                 )
             else:
                 first[key] = job.name
+
+    def check_one_schedule(self, raw: dict[str, Any], path: PathTuple) -> None:
+        """A check runs every ``interval`` or at the times of ``cron``, not both;
+        ``timezone`` is the zone of a cron line only."""
+        if "cron" in raw and "interval" in raw:
+            self.problems.add(
+                (*path, "cron"),
+                "give interval or cron, not both (interval: every so long; cron: at the "
+                "times of a cron line)",
+            )
+        elif "timezone" in raw and "cron" not in raw:
+            self.problems.add(
+                (*path, "timezone"),
+                "only a cron line has a time zone, and this job has no cron: (an "
+                "interval is the same in every zone)",
+            )
 
     def check_notify(self, raw: dict[str, Any], path: PathTuple) -> None:
         """Each name in the job's ``notify:`` names a notifier of the config

@@ -8,7 +8,7 @@ plugins and defaults into :class:`runner.model.Job` and friends.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -16,18 +16,19 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from runner.durations import DURATION_JSON_SCHEMA, DURATION_PATTERN, Duration, parse_duration
+from runner.schedules.cron import check_expression, zone_named
 
 __all__ = [
     "CHECK_ONLY",
     "TOP_LEVEL",
     "AuthSpec",
+    "CronLine",
     "Defaults",
     "HistorySpec",
     "HttpSpec",
@@ -35,6 +36,7 @@ __all__ = [
     "MaintenanceSpec",
     "NotifierSpec",
     "RetryDelay",
+    "TimeZone",
 ]
 
 #: The keys a config file may have at its top level.
@@ -50,6 +52,9 @@ CHECK_ONLY = (
     "retries",
     "retry_delay",
     "retry_delay_max",
+    "cron",
+    "timezone",
+    "jitter",
 )
 
 
@@ -89,6 +94,48 @@ RetryDelay = Annotated[
 ]
 
 
+def _time_zone(name: object) -> str:
+    if not isinstance(name, str):
+        raise ValueError("expected an IANA time zone name such as Europe/Berlin or UTC")
+    zone_named(name)
+    return name
+
+
+#: An IANA time zone name (``Europe/Berlin``), checked against the zone database.
+TimeZone = Annotated[
+    str,
+    BeforeValidator(_time_zone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "description": "An IANA time zone name: Europe/Berlin, America/New_York, UTC.",
+            "examples": ["UTC", "Europe/Berlin", "America/New_York"],
+        }
+    ),
+]
+
+#: A cron line as cronsim reads it: five fields, or six with seconds first.
+CRON_PATTERN = r"^\s*\S+(\s+\S+){4,5}\s*$"
+
+#: A cron line, checked by cronsim (whitespace normalised).
+CronLine = Annotated[
+    str,
+    BeforeValidator(check_expression),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": CRON_PATTERN,
+            "patternErrorMessage": "Expected a cron line: 5 fields (minute hour day month "
+            "weekday), or 6 with seconds first.",
+            "description": "A cron line (minute hour day-of-month month day-of-week), or six "
+            "fields with seconds first; L, LW and # forms as cronsim reads them.",
+            "examples": ["*/5 * * * *", "0 3 * * MON-FRI", "*/10 * * * * *"],
+        }
+    ),
+]
+
+
 class Defaults(_Strict):
     interval: Duration = Field(30.0, description="How often each check runs.")
     timeout: Duration = Field(10.0, description="How long a run may take before it is cancelled.")
@@ -102,6 +149,11 @@ class Defaults(_Strict):
     )
     success_threshold: int = Field(
         2, ge=1, description="A down job has recovered after this many ok results in a row."
+    )
+    timezone: TimeZone = Field("UTC", description="The time zone of cron: lines.")
+    jitter: Duration | None = Field(
+        None,
+        description="Delay each due run by a stable offset in [0, jitter) from the job's name.",
     )
 
 
@@ -240,6 +292,13 @@ class JobSpec(_Strict):
     retries: int | None = Field(None, ge=0, le=10, description="Overrides defaults.retries.")
     retry_delay: RetryDelay | None = Field(None, description="Overrides defaults.retry_delay.")
     retry_delay_max: Duration | None = Field(None, description="Overrides the default.")
+    cron: CronLine | None = Field(
+        None, description="Run at the times of this cron line instead of every interval."
+    )
+    timezone: TimeZone | None = Field(
+        None, description="The time zone of cron: (default: defaults.timezone, else UTC)."
+    )
+    jitter: Duration | None = Field(None, description="Overrides defaults.jitter.")
 
 
 # -- maintenance:
@@ -247,24 +306,6 @@ class JobSpec(_Strict):
 
 def _all_jobs() -> list[str]:
     return ["*"]
-
-
-def zone_of(name: str) -> tzinfo:
-    """The IANA time zone ``name`` (``UTC`` is :data:`datetime.UTC`).
-
-    Raises:
-        ValueError: not a time zone this machine knows.
-    """
-    if name == "UTC":
-        return UTC
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC"
-        ) from None
 
 
 class MaintenanceSpec(_StrictOptional):
@@ -289,15 +330,16 @@ class MaintenanceSpec(_StrictOptional):
     )
 
     name: str = Field(min_length=1, description="Unique name; results in the window carry it.")
-    cron: str | None = Field(
+    cron: CronLine | None = Field(
         None,
         description='Recurring: each time of this cron expression ("0 3 * * SUN"; six fields '
         "with a leading seconds field) starts the window.",
     )
     duration: Duration | None = Field(None, description="How long each recurring window lasts.")
-    timezone: str | None = Field(
+    timezone: TimeZone | None = Field(
         None,
-        description="IANA time zone of cron (and of start/end without an offset); default UTC.",
+        description="IANA time zone of cron (and of start/end without an offset); default "
+        "defaults.timezone, else UTC.",
     )
     start: datetime | None = Field(
         None, description="Once: when the window starts (ISO 8601, 2026-12-24T22:00:00+01:00)."
@@ -308,35 +350,11 @@ class MaintenanceSpec(_StrictOptional):
         description="Job names or shell-style patterns (db-*, web-?); default: every job.",
     )
 
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, expr: str | None) -> str | None:
-        if expr is None:
+    def span(self, default_zone: str) -> tuple[float, float] | None:
+        """A one-off window's start and end (epoch seconds), a time written
+        without an offset read in ``timezone``, else ``default_zone``."""
+        if self.start is None or self.end is None:
             return None
-        from cronsim import CronSim, CronSimError
-
-        try:
-            CronSim(expr, datetime.now(UTC))
-        except CronSimError as exc:
-            raise ValueError(f"invalid cron expression {expr!r}: {exc}") from None
-        return expr
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, name: str | None) -> str | None:
-        if name is not None:
-            zone_of(name)
-        return name
-
-    @field_validator("start", "end")
-    @classmethod
-    def _aware(cls, when: datetime | None, info: ValidationInfo) -> datetime | None:
-        if when is None:
-            return None
-        if when.tzinfo is None:  # no offset: in the window's time zone
-            name = info.data.get("timezone") or "UTC"
-            when = when.replace(tzinfo=zone_of(name))
-        start = info.data.get("start")
-        if info.field_name == "end" and start is not None and when <= start:
-            raise ValueError(f"end {when.isoformat()} is not after start {start.isoformat()}")
-        return when
+        zone = zone_named(self.timezone or default_zone)
+        start, end = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (self.start, self.end))
+        return start.timestamp(), end.timestamp()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
 
 __all__ = ["Schedule"]
 
@@ -13,8 +12,10 @@ class Schedule(ABC):
     job untouched when its schedule is equal)."""
 
     #: True when due times are wall-clock (calendar) times; False when they
-    #: are the event loop's monotonic clock.
-    wall_clock: ClassVar[bool] = False
+    #: are the event loop's monotonic clock. A class attribute for most
+    #: kinds; a wrapper (:class:`~runner.schedules.jittered.Jittered`) takes
+    #: its inner schedule's, so it is not declared a ``ClassVar``.
+    wall_clock: bool = False
 
     @abstractmethod
     def next_after(self, t: float) -> float:
@@ -37,6 +38,11 @@ class Schedule(ABC):
         spread after :meth:`first_after` (seconds); 0 when runs are due at
         the schedule's own times."""
         return 0.0
+
+    def time_zone(self) -> str | None:
+        """The IANA time zone a calendar schedule's times are in (``runner
+        next`` shows them in it); None for a schedule on the loop's clock."""
+        return None
 
     @abstractmethod
     def describe(self) -> str:
