@@ -179,6 +179,28 @@ def test_windows_load_with_their_jobs_and_zones(write_config: WriteConfig) -> No
     ]
 
 
+def test_a_window_is_in_the_default_zone_unless_it_names_one(write_config: WriteConfig) -> None:
+    config = load_config(
+        write_config(
+            """
+            defaults: {timezone: America/New_York}
+            maintenance:
+              - {name: nightly, cron: "0 3 * * *", duration: 1h}
+              - {name: move, start: "2026-12-24T22:00:00", end: "2026-12-25T02:00:00"}
+              - {name: own, cron: "0 3 * * *", duration: 1h, timezone: UTC}
+            jobs:
+              - {name: web, plugin: sleep}
+            """
+        )
+    )
+    nightly, move, own = config.maintenance.windows
+    assert (nightly.timezone, own.timezone) == ("America/New_York", "UTC")
+    assert (iso(move.start or 0), iso(move.end or 0)) == (
+        "2026-12-25T03:00:00Z",
+        "2026-12-25T07:00:00Z",
+    )
+
+
 @pytest.mark.parametrize(
     ("window", "line", "message"),
     [
