@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from runner.model import Health, JobState, RunRecord, Sent
+from runner.model import STATUS_CODES, Health, JobState, RunRecord, Sent
 from runner.plugin import Status
 from runner.status import LATENCY_WINDOW, PERCENTILES, UPTIME_WINDOWS, RunStats
 
@@ -120,6 +120,12 @@ UPSERT_ALERT = (
     "ON CONFLICT (job, notifier) DO UPDATE SET event = excluded.event, "
     "episode = excluded.episode, sent_at = excluded.sent_at"
 )
+
+
+#: A status as stored, to its letter in JobState.recent_codes.
+_CODE_OF_STATUS = {status.value: code for status, code in STATUS_CODES.items()}
+#: Job names in one ``IN (...)`` of :meth:`HistoryStore.load_recent`.
+_NAMES_PER_QUERY = 500
 
 
 class HistoryError(Exception):
@@ -406,6 +412,39 @@ class HistoryStore(ABC):
                 )
             )
         return states
+
+    async def load_recent(self, jobs: Iterable[str], count: int) -> dict[str, str]:
+        """The statuses of the last ``count`` runs of each of ``jobs``, oldest
+        first, one letter each (:attr:`JobState.recent_codes
+        <runner.model.JobState.recent_codes>`); a job with no runs is left out.
+
+        Per job, an index seek to its ``count``-th newest run and a range scan
+        from there: the cost grows with jobs times ``count``, not with the size
+        of the history (bench/README.md: 1,000 jobs of 1,000 runs each on
+        SQLite, 12 ms for 5 each, 90 ms for 100; a ``ROW_NUMBER()`` over every
+        run took 2.7 s). Works the same on SQLite and PostgreSQL.
+        """
+        names = list(dict.fromkeys(jobs))
+        codes: dict[str, list[str]] = {}
+        for start in range(0, len(names), _NAMES_PER_QUERY):
+            chunk = names[start : start + _NAMES_PER_QUERY]
+            rows = await self._fetch(
+                self.sql(
+                    "SELECT j.name, r.status FROM runner_jobs j JOIN runner_runs r "
+                    "ON r.job_id = j.id AND r.finished_at >= COALESCE(("
+                    "SELECT finished_at FROM runner_runs WHERE job_id = j.id "
+                    "ORDER BY finished_at DESC LIMIT 1 OFFSET ?), 0) "
+                    f"WHERE j.name IN ({', '.join('?' for _ in chunk)}) "
+                    "ORDER BY j.id, r.finished_at, r.id"
+                ),
+                count - 1,
+                *chunk,
+            )
+            for name, status in rows:
+                codes.setdefault(str(name), []).append(_CODE_OF_STATUS[status])
+        # Runs that finished at the same instant as the count-th newest are all
+        # in the range: keep the last ``count``.
+        return {name: "".join(letters[-count:]) for name, letters in codes.items()}
 
     # ---------------------------------------------------------------- alerts
 
