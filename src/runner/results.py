@@ -198,11 +198,14 @@ class ResultHub:
         changed = int(streak_starts and state.state is not Health.UNKNOWN)
         recent_codes = (state.recent_codes + STATUS_CODES[status])[-self.keep_recent :]
         # The job's rules decide (runner.model.alerting); down_since is the
-        # first failure of the streak that made it down.
-        down, down_since = state.down, state.down_since
-        transition = state.thresholds.transition(
-            down, ok, consecutive_ok or consecutive_not_ok, recent_codes
-        )
+        # first failure of the streak that made it down. Only an ok result can
+        # end an incident and only one that is not ok can start one: the
+        # usual case (ok while up) skips the call.
+        down, down_since, transition = state.down, state.down_since, None
+        if ok is down:
+            transition = state.thresholds.transition(
+                down, ok, consecutive_ok or consecutive_not_ok, recent_codes
+            )
         if transition is not None:
             down = not down
             down_since = since if down else None

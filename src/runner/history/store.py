@@ -420,9 +420,10 @@ class HistoryStore(ABC):
 
         Per job, an index seek to its ``count``-th newest run and a range scan
         from there: the cost grows with jobs times ``count``, not with the size
-        of the history (bench/README.md: 1,000 jobs of 1,000 runs each on
-        SQLite, 12 ms for 5 each, 90 ms for 100; a ``ROW_NUMBER()`` over every
-        run took 2.7 s). Works the same on SQLite and PostgreSQL.
+        of the history (bench/README.md, issue 20: 1,000 jobs of 1,000 runs
+        each on SQLite, 8-21 ms for 5 each, 125-203 ms for 100; a
+        ``ROW_NUMBER()`` over every run took 2.9-8.7 s). Works the same on
+        SQLite and PostgreSQL.
         """
         names = list(dict.fromkeys(jobs))
         codes: dict[str, list[str]] = {}

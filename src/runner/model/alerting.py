@@ -17,8 +17,8 @@ The rules are applied as written, at every result: a job goes down only on a
 result that is not ok and recovers only on one that is ok, so with
 ``up_when: {successes: 2, of: 2}`` and ``down_when: {failures: 3, of: 10}`` a
 job recovered after two passes goes down again on the next failure while
-three failures are still among its last ten (pick an ``up_when`` whose
-window covers the ``down_when`` one to avoid that).
+three failures are still among its last ten (with one ``of`` for both,
+``successes + failures > of + 1`` avoids that).
 """
 
 from __future__ import annotations

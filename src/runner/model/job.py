@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,10 +82,13 @@ class Job:
 
     @property
     def thresholds(self) -> Thresholds:
-        """The down and up rules, in the form the hub decides with."""
-        return Thresholds(
-            Rule(self.failure_threshold, self.failure_window or self.failure_threshold),
-            Rule(self.success_threshold, self.success_window or self.success_threshold),
+        """The down and up rules, in the form the hub decides with (one object
+        for every job with the same rules)."""
+        return _thresholds(
+            self.failure_threshold,
+            self.failure_window or self.failure_threshold,
+            self.success_threshold,
+            self.success_window or self.success_threshold,
         )
 
     @property
@@ -107,6 +111,11 @@ class Job:
             self.failure_window,
             self.success_window,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _thresholds(failures: int, failures_of: int, successes: int, successes_of: int) -> Thresholds:
+    return Thresholds(Rule(failures, failures_of), Rule(successes, successes_of))
 
 
 @dataclass(frozen=True)
