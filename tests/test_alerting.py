@@ -156,6 +156,20 @@ def test_a_seeded_window_half_full_is_completed_by_the_next_failure() -> None:
     assert forgot.publish(records("api", "f", start=2000.0)[0]).transition is None
 
 
+def test_a_reload_that_changes_the_rule_counts_the_results_since_start() -> None:
+    hub = ResultHub()
+    hub.track("api", "http-status", "check")  # 3 in a row
+    assert transitions(hub, "api", "fof") == []
+    hub.track("api", "http-status", "check", thresholds=FLAP_PROOF)  # the reload
+    assert (hub.state("api").failure_threshold, hub.state("api").recent_codes) == (3, "fof")
+    assert transitions(hub, "api", "f") == [(0, "down")]
+
+
+def test_a_hub_refuses_a_window_longer_than_the_statuses_it_keeps() -> None:
+    with pytest.raises(ValueError, match="last 5 results, but the hub keeps 4"):
+        ResultHub(keep_recent=4).track("api", "http-status", "check", thresholds=FLAP_PROOF)
+
+
 # --------------------------------------------------------------------------- the config
 
 
