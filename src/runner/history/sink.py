@@ -138,15 +138,17 @@ class HistorySink:
             return []
         try:
             states = await self.store.load_states()
-            if recent:
-                codes = await self.store.load_recent(recent, max(recent.values()))
-                states = [
-                    replace(s, recent_codes=codes[s.job]) if s.job in codes else s for s in states
-                ]
-            return states
+            if not recent:
+                return states
         except Exception as exc:
             self._log.error("history.read_failed", error=_describe(exc))
             return []
+        try:
+            codes = await self.store.load_recent(recent, max(recent.values()))
+        except Exception as exc:  # the states still hold: windows start empty
+            self._log.error("history.read_failed", error=_describe(exc))
+            return states
+        return [replace(s, recent_codes=codes[s.job]) if s.job in codes else s for s in states]
 
     async def close(self) -> None:
         """Stop the tasks, write everything still queued (bounded), close the store."""
