@@ -67,7 +67,8 @@ def local_http_server() -> Iterator[str]:
 
 class Peer:
     """A local HTTP server: answers GET with ``status`` and records POSTs (an
-    alert receiver for webhooks).
+    alert receiver for webhooks). ``statuses``, when not empty, gives the next
+    GETs' statuses one by one before ``status`` does.
 
     ``mode`` for POSTs: ``ok`` (204), ``error`` (500), ``slow`` (204 once
     ``release`` is set: the POST is recorded while its sender still waits)
@@ -77,6 +78,7 @@ class Peer:
 
     def __init__(self) -> None:
         self.status = 200
+        self.statuses: list[int] = []
         self.mode = "ok"
         self.modes: list[str] = []
         self.received: list[dict[str, Any]] = []
@@ -88,7 +90,7 @@ class Peer:
 
             def do_GET(self) -> None:
                 body = b"target"
-                self.send_response(peer.status)
+                self.send_response(peer.statuses.pop(0) if peer.statuses else peer.status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

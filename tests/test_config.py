@@ -112,8 +112,8 @@ BROKEN = [
             "defaults",
             "intervall",
             "did you mean 'interval'",
-            "allowed: failure_threshold, interval, jitter, retries, retry_delay, "
-            "retry_delay_max, success_threshold, timeout, timezone",
+            "allowed: down_when, failure_threshold, interval, jitter, retries, retry_delay, "
+            "retry_delay_max, success_threshold, timeout, timezone, up_when",
         ],
         id="unknown-default-key",
     ),

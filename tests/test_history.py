@@ -11,7 +11,8 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from helpers import RunnerProcess, closed_port, run_cli, serve_until, wait_until
+from runner.history import HistorySink, SQLiteStore
+from runner.model import RunRecord
+from runner.plugin import Result
+from runner.results import ResultHub
 from runner.testing import running_daemon
 
 WriteConfig = Callable[..., Path]
@@ -448,3 +453,37 @@ def test_a_daemon_writes_to_postgresql_and_status_reads_it(
     history = json.loads(run_cli("history", str(config), "down", "--limit", "500").stdout)
     logged = runner.find(event="job.finished", job="down")
     assert [as_result(r) for r in history] == [as_result(e) for e in reversed(logged)]
+
+
+class _NoRecent(SQLiteStore):
+    """A store whose last statuses cannot be read (say, a database that refuses the query)."""
+
+    async def load_recent(self, jobs: Iterable[str], count: int) -> dict[str, str]:
+        raise sqlite3.OperationalError("no such column: finished_at")
+
+
+@pytest.mark.parametrize("store_class", [SQLiteStore, _NoRecent], ids=["reads", "fails"])
+async def test_the_sink_reads_back_the_last_statuses_of_jobs_with_windows_or_at_least_states(
+    store_class: type[SQLiteStore], tmp_path: Path
+) -> None:
+    sink = HistorySink(store_class(tmp_path / "history.sqlite3"))
+    async with AsyncExitStack() as stack:
+        await sink.start(stack)
+        hub = ResultHub([sink])
+        for i, result in enumerate([Result.fail("500"), Result.ok(), Result.fail("500")]):
+            hub.publish(
+                RunRecord.of("api", "http-status", result, started_at=100.0 + i, duration_ms=5)
+            )
+            hub.publish(
+                RunRecord.of("web", "http-status", Result.ok(), started_at=100.0 + i, duration_ms=5)
+            )
+        assert await sink.flush()
+        with capture_logs() as logs:
+            states = {s.job: s for s in await sink.load_states({"api": 5})}
+    assert set(states) == {"api", "web"} and states["api"].consecutive_not_ok == 1
+    assert states["web"].recent_codes == ""  # a rule in a row: nothing more is read
+    if store_class is SQLiteStore:
+        assert states["api"].recent_codes == "fof" and logs == []
+    else:
+        assert states["api"].recent_codes == ""
+        assert [e["event"] for e in logs] == ["history.read_failed"]

@@ -368,6 +368,32 @@ async def test_load_states_is_the_state_after_the_last_run(store_factory: Backen
     assert again.counts["fail"] == 2
 
 
+async def test_load_recent_is_each_jobs_last_statuses_oldest_first(
+    store_factory: Backend,
+) -> None:
+    store = await store_factory()
+    hub = ResultHub()
+    results = {"o": Result.ok(), "f": Result.fail("500"), "e": Result.error("x")}
+    web = "ooffoefof"
+    await write(store, hub, [run("web", results[c], NOW - 100 + i) for i, c in enumerate(web)])
+    await write(
+        store, hub, [run("api", Result(Status.TIMEOUT), NOW - 50), run("db", Result.ok(), NOW)]
+    )
+    # Two runs that finished at the same instant as the third newest: still three.
+    await write(store, hub, [run("tie", results[c], NOW - 10) for c in "fo"])
+    await write(store, hub, [run("tie", Result.ok(), NOW - 5 + i) for i in range(2)])
+
+    reader = await store_factory(create=False)
+    assert await reader.load_recent(["web", "api", "tie", "nobody"], 3) == {
+        "web": "fof",
+        "api": "t",
+        "tie": "ooo",
+    }
+    assert (await reader.load_recent(["web"], 100))["web"] == web
+    assert (await reader.load_recent(["web"], 1))["web"] == "f"
+    assert hub.state("web").recent_codes == web  # the letters the hub keeps
+
+
 # --------------------------------------------------------------------------- stats
 
 

@@ -1,9 +1,10 @@
 """Alerts: telling a job's notifiers when it goes down and when it recovers.
 
 :class:`AlertSink` is a result sink. The hub decides when a job is down
-(``failure_threshold`` non-ok results in a row) and when it has recovered
-(``success_threshold`` ok results in a row) and marks that state's
-``transition``; this sink turns transitions into :class:`Alert` objects for
+(``failure_threshold`` non-ok results in a row, or ``down_when``: so many of
+the last so many) and when it has recovered (``success_threshold`` ok results
+in a row, or ``up_when``), by the job's :class:`~runner.model.Thresholds`, and
+marks that state's ``transition``; this sink turns transitions into :class:`Alert` objects for
 the notifiers the job names, plus reminders every ``repeat_every`` while the
 job stays down.
 

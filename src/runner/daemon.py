@@ -201,8 +201,12 @@ class Daemon:
             for sink in self.hub.sinks:
                 await sink.start(stack)
             if self.history is not None:
-                # "Failing since 03:12" survives a restart.
-                self.hub.seed(await self.history.load_states())
+                # "Failing since 03:12" survives a restart, and so does a
+                # down_when/up_when window half full (only those jobs' last
+                # statuses are read back: a rule in a row needs only its count).
+                windows = {j.name: j.thresholds.window for j in self.config.checks}
+                recent = {name: n for name, n in windows.items() if n}
+                self.hub.seed(await self.history.load_states(recent))
             if self.web is not None and serve_http:
                 await self.web.start(stack)
             stack.push_async_callback(self._stop_jobs)

@@ -7,7 +7,8 @@ ended or was abandoned), which
 
 1. updates that job's :class:`JobState` (current state and since when,
    consecutive ok / not-ok counts, counts by status, the last result, the
-   last durations), and
+   last durations, whether it is down: the job's
+   :class:`~runner.model.Thresholds` decide), and
 2. passes the record and the new state to each sink, one call each.
 
 A run that started in a maintenance window (:attr:`ResultHub.maintenance`)
@@ -36,7 +37,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from runner.log import get_logger, log_result, secret_masker
-from runner.model import STATUS_CODES, Health, JobState, Maintenance, RunRecord
+from runner.model import STATUS_CODES, Health, JobState, Maintenance, Rule, RunRecord, Thresholds
 from runner.plugin import Status
 
 __all__ = ["LogSink", "ResultHub", "Sink"]
@@ -123,8 +124,24 @@ class ResultHub:
         *,
         failure_threshold: int = 3,
         success_threshold: int = 2,
+        thresholds: Thresholds | None = None,
     ) -> JobState:
-        """Start keeping state for a job (at start, or when a reload adds or changes it)."""
+        """Start keeping state for a job (at start, or when a reload adds or changes it).
+
+        ``thresholds`` decide when it is down and recovered (the job's
+        :attr:`~runner.model.Job.thresholds`); without them,
+        ``failure_threshold`` and ``success_threshold`` results in a row.
+        """
+        if thresholds is None:
+            thresholds = Thresholds(
+                Rule.in_a_row(failure_threshold), Rule.in_a_row(success_threshold)
+            )
+        if thresholds.window > self.keep_recent:
+            raise ValueError(
+                f"job {job!r}: its alerting rule counts in the last {thresholds.window} "
+                f"results, but the hub keeps {self.keep_recent}"
+            )
+        failure_threshold, success_threshold = thresholds.down.count, thresholds.up.count
         seeded = self._seeded.pop(job, None)
         previous = self._states.get(job) or seeded
         if previous is not None and previous.kind == kind:
@@ -137,6 +154,7 @@ class ResultHub:
                 transition=None,
                 failure_threshold=failure_threshold,
                 success_threshold=success_threshold,
+                thresholds=thresholds,
             )
         else:
             state = JobState(
@@ -145,6 +163,7 @@ class ResultHub:
                 kind=kind,
                 failure_threshold=failure_threshold,
                 success_threshold=success_threshold,
+                thresholds=thresholds,
             )
         self._states[job] = state
         return state
@@ -179,26 +198,34 @@ class ResultHub:
         ok = status is Status.OK
         counts = dict(state.counts)
         counts[status.value] = counts.get(status.value, 0) + 1
-        down, down_since, transition = state.down, state.down_since, None
         if ok:
             streak_starts = state.state is not Health.OK
             consecutive_ok, consecutive_not_ok = state.consecutive_ok + 1, 0
             health = Health.OK
-            if down and consecutive_ok >= state.success_threshold:
-                down, down_since, transition = False, None, "recovered"
         else:
             streak_starts = state.state is not Health.FAILING
             consecutive_ok, consecutive_not_ok = 0, state.consecutive_not_ok + 1
             health = Health.FAILING
         since = record.finished_at if streak_starts else state.since
         changed = int(streak_starts and state.state is not Health.UNKNOWN)
-        if not ok and not down and consecutive_not_ok >= state.failure_threshold:
-            down, down_since, transition = True, since, "down"
-        if held and transition is not None:
-            # In a maintenance window: no transition (so no alert). The streaks
-            # above kept counting, so the first result after the window applies
-            # the rule at once: still failing then is down then.
-            down, down_since, transition = state.down, state.down_since, None
+        recent_codes = (state.recent_codes + STATUS_CODES[status])[-self.keep_recent :]
+        # The job's rules decide (runner.model.alerting); down_since is the
+        # first failure of the streak that made it down. Only an ok result can
+        # end an incident and only one that is not ok can start one: the
+        # usual case (ok while up) skips the call.
+        #
+        # In a maintenance window (held) there is no transition, so no alert;
+        # the streaks and recent statuses keep counting, so the first result
+        # after the window applies the rules at once: still failing then is
+        # down then.
+        down, down_since, transition = state.down, state.down_since, None
+        if ok is down and not held:
+            transition = state.thresholds.transition(
+                down, ok, consecutive_ok or consecutive_not_ok, recent_codes
+            )
+        if transition is not None:
+            down = not down
+            down_since = since if down else None
         # Built field by field rather than with dataclasses.replace: this runs
         # for every result, and replace() looks every field up by name first.
         state = JobState(
@@ -220,7 +247,8 @@ class ResultHub:
             failure_threshold=state.failure_threshold,
             success_threshold=state.success_threshold,
             state_changes=state.state_changes + changed,
-            recent_codes=(state.recent_codes + STATUS_CODES[status])[-self.keep_recent :],
+            recent_codes=recent_codes,
+            thresholds=state.thresholds,
         )
         self._states[record.job] = state
         for sink in self.sinks:

@@ -138,8 +138,7 @@ class Scheduler:
             job.name,
             job.plugin_name,
             job.kind,
-            failure_threshold=job.failure_threshold,
-            success_threshold=job.success_threshold,
+            thresholds=job.thresholds,
         )
         # The schedule is anchored here, not when the first run is armed, so
         # that starting many jobs at once does not shift their phases.

@@ -163,7 +163,8 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
     registry = registry if registry is not None else Registry.discover(PLUGINS)
     defs: dict[str, Any] = {}
     problems: list[str] = []
-    job_fields = dict(JobSpec.model_json_schema()["properties"])
+    # Sub-models the jobs and defaults share (down_when, up_when) land in $defs once.
+    job_fields = dict(_inline(JobSpec, "", defs)["properties"])
     job_fields["options"] = {
         "type": "object",
         "description": "The plugin's options; `runner plugins NAME` lists them.",
@@ -191,7 +192,7 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
         "title": "runner config",
         "type": "object",
         "properties": {
-            "defaults": Defaults.model_json_schema(),
+            "defaults": _inline(Defaults, "", defs),
             "history": HistorySpec.model_json_schema(),
             "http": _inline(HttpSpec, "http.", defs),
             "notifiers": {"type": "array", "items": notifier},

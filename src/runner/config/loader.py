@@ -27,6 +27,7 @@ from runner.config.plugins import Resolver
 from runner.config.problems import ConfigError, Problem, Problems
 from runner.config.source import Document, PathTuple, read_document
 from runner.config.specs import (
+    ALERT_RULE_KEYS,
     CHECK_ONLY,
     TOP_LEVEL,
     Defaults,
@@ -36,13 +37,23 @@ from runner.config.specs import (
     MaintenanceSpec,
     NotifierSpec,
 )
-from runner.model import NO_RETRY, Job, Maintenance, NotifierConfig, Retry, Window, format_time
+from runner.model import (
+    NO_RETRY,
+    Job,
+    Maintenance,
+    NotifierConfig,
+    Retry,
+    Rule,
+    Thresholds,
+    Window,
+    format_time,
+)
 from runner.pings import PingedCheck
 from runner.plugin import Plugin
 from runner.registry import Registry
 from runner.schedules import Cron, Interval, Jittered, Schedule, jitter_offset
 
-__all__ = ["Config", "load_config", "retry_of", "schedule_of"]
+__all__ = ["Config", "load_config", "retry_of", "schedule_of", "thresholds_of"]
 
 _Spec = TypeVar("_Spec", bound=BaseModel)
 
@@ -150,6 +161,35 @@ def retry_of(spec: JobSpec, defaults: Defaults) -> Retry:
     return Retry(retries, delay)
 
 
+def thresholds_of(spec: JobSpec, defaults: Defaults) -> Thresholds:
+    """When a check is down and when it has recovered.
+
+    Each side on its own: the job's own key (``failure_threshold`` or
+    ``down_when``; ``success_threshold`` or ``up_when``) replaces whatever
+    ``defaults`` say for that side, in either form; without one, the side is
+    the default's ``down_when`` (``up_when``) if it has one, else its
+    ``failure_threshold`` (``success_threshold``). Giving both forms in one
+    place is a config error (:meth:`_Loader.check_one_rule_form`).
+    """
+    if spec.failure_threshold is not None:
+        down = Rule.in_a_row(spec.failure_threshold)
+    elif spec.down_when is not None:
+        down = Rule(spec.down_when.failures, spec.down_when.of)
+    elif defaults.down_when is not None:
+        down = Rule(defaults.down_when.failures, defaults.down_when.of)
+    else:
+        down = Rule.in_a_row(defaults.failure_threshold)
+    if spec.success_threshold is not None:
+        up = Rule.in_a_row(spec.success_threshold)
+    elif spec.up_when is not None:
+        up = Rule(spec.up_when.successes, spec.up_when.of)
+    elif defaults.up_when is not None:
+        up = Rule(defaults.up_when.successes, defaults.up_when.of)
+    else:
+        up = Rule.in_a_row(defaults.success_threshold)
+    return Thresholds(down, up)
+
+
 def _read(path: Path) -> Document:
     """The parsed file; a file that cannot be read or parsed is a ConfigError."""
     try:
@@ -199,6 +239,7 @@ class _Loader:
             )
         self.check_top_level_keys(data)
         defaults = self.section(data, "defaults", Defaults)
+        self.check_one_rule_form(data.get("defaults"), ("defaults",))
         history = self.section(data, "history", HistorySpec)
         http = self.section(data, "http", HttpSpec)
         notifiers = self.notifiers(data)
@@ -420,6 +461,9 @@ class _Loader:
             self.problems.add_validation_error(error, path, JobSpec.model_fields, skip)
         if not is_service:
             self.check_notify(raw, path)
+        if not is_service:
+            self.check_notify(raw, path)
+            self.check_one_rule_form(raw, path)
         if loaded is not None and issubclass(loaded[0], PingedCheck):
             self.check_pinged_keys(raw, path)
         elif not is_service:
@@ -440,11 +484,16 @@ class _Loader:
         defaults: Defaults,
     ) -> Job:
         is_service = plugin.kind == "service"
-        # A pinged check (heartbeat) brings its own threshold defaults (PingedCheck).
         pinged = issubclass(plugin, PingedCheck)
-        below: Defaults | type[PingedCheck[Any]] = defaults
+        # A pinged check (heartbeat) brings its own threshold defaults
+        # (PingedCheck); the defaults: section's rules are not for it.
+        rule_defaults = defaults
         if issubclass(plugin, PingedCheck):
-            below = plugin
+            rule_defaults = Defaults(
+                failure_threshold=plugin.failure_threshold,
+                success_threshold=plugin.success_threshold,
+            )
+        thresholds = thresholds_of(spec, rule_defaults)
         return Job(
             name=spec.name,
             plugin_name=spec.plugin,
@@ -454,9 +503,12 @@ class _Loader:
             timeout=None if is_service else spec.timeout or defaults.timeout,
             line=self.document.line_of(path) or 0,
             notify=tuple(spec.notify),
-            failure_threshold=spec.failure_threshold or below.failure_threshold,
-            success_threshold=spec.success_threshold or below.success_threshold,
+            failure_threshold=thresholds.down.count,
+            success_threshold=thresholds.up.count,
             retry=retry_of(spec, defaults) if plugin.kind == "check" and not pinged else NO_RETRY,
+            # None: in a row (so that both forms of one rule reload as equal).
+            failure_window=None if thresholds.down.is_streak else thresholds.down.of,
+            success_window=None if thresholds.up.is_streak else thresholds.up.of,
         )
 
     def check_unique_name(
@@ -525,6 +577,20 @@ class _Loader:
                 "only a cron line has a time zone, and this job has no cron: (an "
                 "interval is the same in every zone)",
             )
+
+    def check_one_rule_form(self, raw: Any, path: PathTuple) -> None:
+        """A job or ``defaults`` says each alerting rule once: ``failure_threshold``
+        or ``down_when``, ``success_threshold`` or ``up_when``."""
+        if not isinstance(raw, dict):
+            return
+        for streak, window in ALERT_RULE_KEYS:
+            if streak in raw and window in raw:
+                self.problems.add(
+                    (*path, window),
+                    f"give {streak} or {window}, not both ({streak}: n is "
+                    f"{window}: {{{'failures' if window == 'down_when' else 'successes'}: n, "
+                    "of: n})",
+                )
 
     def check_notify(self, raw: dict[str, Any], path: PathTuple) -> None:
         """Each name in the job's ``notify:`` names a notifier of the config

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from runner.durations import DURATION_JSON_SCHEMA, DURATION_PATTERN, Duration, parse_duration
+from runner.model import MAX_WINDOW
 from runner.schedules.cron import check_expression, zone_named
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "AuthSpec",
     "CronLine",
     "Defaults",
+    "DownWhen",
     "HistorySpec",
     "HttpSpec",
     "JobSpec",
@@ -37,6 +39,7 @@ __all__ = [
     "NotifierSpec",
     "RetryDelay",
     "TimeZone",
+    "UpWhen",
 ]
 
 #: The keys a config file may have at its top level.
@@ -49,6 +52,8 @@ CHECK_ONLY = (
     "notify",
     "failure_threshold",
     "success_threshold",
+    "down_when",
+    "up_when",
     "retries",
     "retry_delay",
     "retry_delay_max",
@@ -136,6 +141,43 @@ CronLine = Annotated[
 ]
 
 
+class DownWhen(_Strict):
+    """``down_when``: down when at least ``failures`` of the last ``of`` results were not ok."""
+
+    failures: int = Field(ge=1, le=MAX_WINDOW, description="Results not ok among the last `of`.")
+    of: int = Field(ge=1, le=MAX_WINDOW, description="How many of the last results count.")
+
+    @model_validator(mode="after")
+    def _fits(self) -> DownWhen:
+        if self.failures > self.of:
+            raise ValueError(
+                f"failures ({self.failures}) is more than of ({self.of}): "
+                f"at most {self.of} of the last {self.of} can fail"
+            )
+        return self
+
+
+class UpWhen(_Strict):
+    """``up_when``: a down job has recovered when at least ``successes`` of the
+    last ``of`` results were ok."""
+
+    successes: int = Field(ge=1, le=MAX_WINDOW, description="Ok results among the last `of`.")
+    of: int = Field(ge=1, le=MAX_WINDOW, description="How many of the last results count.")
+
+    @model_validator(mode="after")
+    def _fits(self) -> UpWhen:
+        if self.successes > self.of:
+            raise ValueError(
+                f"successes ({self.successes}) is more than of ({self.of}): "
+                f"at most {self.of} of the last {self.of} can pass"
+            )
+        return self
+
+
+#: Which key of a job or of defaults says the same as which (one or the other).
+ALERT_RULE_KEYS = (("failure_threshold", "down_when"), ("success_threshold", "up_when"))
+
+
 class Defaults(_Strict):
     interval: Duration = Field(30.0, description="How often each check runs.")
     timeout: Duration = Field(10.0, description="How long a run may take before it is cancelled.")
@@ -149,6 +191,16 @@ class Defaults(_Strict):
     )
     success_threshold: int = Field(
         2, ge=1, description="A down job has recovered after this many ok results in a row."
+    )
+    down_when: DownWhen | None = Field(
+        None,
+        description="Down when at least `failures` of the last `of` results were not ok "
+        "(instead of failure_threshold).",
+    )
+    up_when: UpWhen | None = Field(
+        None,
+        description="Recovered when at least `successes` of the last `of` results were ok "
+        "(instead of success_threshold).",
     )
     timezone: TimeZone = Field("UTC", description="The time zone of cron: lines.")
     jitter: Duration | None = Field(
@@ -289,6 +341,12 @@ class JobSpec(_Strict):
     )
     failure_threshold: int | None = Field(None, ge=1, description="Overrides the default.")
     success_threshold: int | None = Field(None, ge=1, description="Overrides the default.")
+    down_when: DownWhen | None = Field(
+        None, description="Instead of failure_threshold; overrides the default down rule."
+    )
+    up_when: UpWhen | None = Field(
+        None, description="Instead of success_threshold; overrides the default up rule."
+    )
     retries: int | None = Field(None, ge=0, le=10, description="Overrides defaults.retries.")
     retry_delay: RetryDelay | None = Field(None, description="Overrides defaults.retry_delay.")
     retry_delay_max: Duration | None = Field(None, description="Overrides the default.")

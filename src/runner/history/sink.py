@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Mapping
 from contextlib import AsyncExitStack, suppress
+from dataclasses import replace
 from typing import Any
 
 from runner.history.opening import open_store
@@ -125,15 +127,28 @@ class HistorySink:
         self._log.info("history.opened")
         return True
 
-    async def load_states(self) -> list[JobState]:
-        """The jobs' states as stored (empty if the store cannot be read)."""
+    async def load_states(self, recent: Mapping[str, int] | None = None) -> list[JobState]:
+        """The jobs' states as stored (empty if the store cannot be read).
+
+        ``recent``: for these jobs, the statuses of their last so many runs too
+        (:attr:`JobState.recent_codes`), which a ``down_when`` or ``up_when``
+        window counts in: a window half full at a stop is half full after.
+        """
         if not self._opened:
             return []
         try:
-            return await self.store.load_states()
+            states = await self.store.load_states()
+            if not recent:
+                return states
         except Exception as exc:
             self._log.error("history.read_failed", error=_describe(exc))
             return []
+        try:
+            codes = await self.store.load_recent(recent, max(recent.values()))
+        except Exception as exc:  # the states still hold: windows start empty
+            self._log.error("history.read_failed", error=_describe(exc))
+            return states
+        return [replace(s, recent_codes=codes[s.job]) if s.job in codes else s for s in states]
 
     async def close(self) -> None:
         """Stop the tasks, write everything still queued (bounded), close the store."""

@@ -7,9 +7,12 @@ import them.
 * :mod:`runner.model.record`: :class:`RunRecord` (one finished run), :func:`format_time`
 * :mod:`runner.model.state`: :class:`JobState` (one job now), :class:`Health`
 * :mod:`runner.model.alerts`: :class:`Sent` (the alert ledger's record)
+* :mod:`runner.model.alerting`: :class:`Thresholds`, :class:`Rule` (when a job
+  is down, when it has recovered)
 * :mod:`runner.model.maintenance`: :class:`Maintenance` (the windows), :class:`Window`
 """
 
+from runner.model.alerting import MAX_WINDOW, Rule, Thresholds
 from runner.model.alerts import Sent
 from runner.model.job import NO_RETRY, Job, NotifierConfig, Retry
 from runner.model.maintenance import Maintenance, Occurrence, Window
@@ -17,6 +20,7 @@ from runner.model.record import RunRecord, format_time
 from runner.model.state import STATUS_CODES, Health, JobState
 
 __all__ = [
+    "MAX_WINDOW",
     "NO_RETRY",
     "STATUS_CODES",
     "Health",
@@ -26,8 +30,10 @@ __all__ = [
     "NotifierConfig",
     "Occurrence",
     "Retry",
+    "Rule",
     "RunRecord",
     "Sent",
+    "Thresholds",
     "Window",
     "format_time",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
+from runner.model.alerting import Rule, Thresholds
 from runner.plugin import Plugin, Result, Status
 from runner.schedules import Schedule
 
@@ -60,15 +62,34 @@ class Job:
     line: int
     #: Names of the config's notifiers told when this job goes down or recovers.
     notify: tuple[str, ...] = ()
+    #: How many results not ok make the job down: in a row, or among the last
+    #: ``failure_window`` (``down_when``).
     failure_threshold: int = 3
+    #: How many ok results make a down job recovered: in a row, or among the
+    #: last ``success_window`` (``up_when``).
     success_threshold: int = 2
     retry: Retry = NO_RETRY
+    #: ``down_when``'s ``of``; None: ``failure_threshold`` in a row.
+    failure_window: int | None = None
+    #: ``up_when``'s ``of``; None: ``success_threshold`` in a row.
+    success_window: int | None = None
 
     @property
     def kind(self) -> str:
         """``check`` or ``service``."""
         kind: str = self.plugin.kind
         return kind
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The down and up rules, in the form the hub decides with (one object
+        for every job with the same rules)."""
+        return _thresholds(
+            self.failure_threshold,
+            self.failure_window or self.failure_threshold,
+            self.success_threshold,
+            self.success_window or self.success_threshold,
+        )
 
     @property
     def is_service(self) -> bool:
@@ -87,7 +108,14 @@ class Job:
             self.failure_threshold,
             self.success_threshold,
             self.retry,
+            self.failure_window,
+            self.success_window,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _thresholds(failures: int, failures_of: int, successes: int, successes_of: int) -> Thresholds:
+    return Thresholds(Rule(failures, failures_of), Rule(successes, successes_of))
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from runner.model.alerting import DEFAULT_THRESHOLDS, OK_CODE, Thresholds
 from runner.model.record import RunRecord
 from runner.plugin import Status
 
 __all__ = ["STATUS_CODES", "Health", "JobState"]
 
 #: One letter per status, for :attr:`JobState.recent_codes`.
-STATUS_CODES = {Status.OK: "o", Status.FAIL: "f", Status.TIMEOUT: "t", Status.ERROR: "e"}
+STATUS_CODES = {Status.OK: OK_CODE, Status.FAIL: "f", Status.TIMEOUT: "t", Status.ERROR: "e"}
 _STATUS_OF_CODE = {code: status.value for status, code in STATUS_CODES.items()}
 
 
@@ -35,10 +36,17 @@ class JobState:
     the history began (or since start, without history). For a service,
     ``ready`` tells whether it is up and ``last_error`` why it is not.
 
-    ``down`` is the alerting state: set after ``failure_threshold`` non-ok
-    results in a row (``down_since`` is then the first of them), cleared after
-    ``success_threshold`` ok results in a row. ``transition`` is ``down`` or
-    ``recovered`` on the one state where that happened, else None.
+    ``down`` is the alerting state, decided by ``thresholds``
+    (:mod:`runner.model.alerting`): set when the down rule holds
+    (``failure_threshold`` non-ok results in a row, or ``down_when``: so many
+    of the last so many), cleared when the up rule holds. ``down_since`` is
+    the ``since`` of the result that made the job down: the first failure of
+    its streak, so with a rule in a row the first of the failures counted,
+    and with a window the first of the failures in a row that completed it
+    (the result itself when the one before was ok). ``transition`` is
+    ``down`` or ``recovered`` on the one state where that happened, else
+    None. ``failure_threshold`` and ``success_threshold`` are the counts of
+    the two rules (for display); ``thresholds`` is what decides.
     """
 
     job: str
@@ -60,10 +68,12 @@ class JobState:
     success_threshold: int = 2
     #: Times the state went from ok to failing or back (since start).
     state_changes: int = 0
-    #: The statuses of the last results, oldest first (since start), one
-    #: letter each (:data:`STATUS_CODES`): a hundred results of ten thousand
-    #: jobs in one short string each, not a tuple of names each.
+    #: The statuses of the last results, oldest first (rebuilt from history
+    #: at start), one letter each (:data:`STATUS_CODES`): a hundred results
+    #: of ten thousand jobs in one short string each, not a tuple of names each.
     recent_codes: str = ""
+    #: The down and up rules (the hub sets them from the job's config).
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
 
     @property
     def recent(self) -> tuple[str, ...]:
