@@ -296,6 +296,11 @@ def test_a_daemon_sends_one_down_alert_for_a_target_alternating_for_40_runs(
     down = peer.received[0]
     assert down["consecutive"] == 1  # true: the failure that completed 3 of 5 followed an ok
     assert down["last"]["status"] == "fail"
+    # The alert names the rule that was met, not "1 in a row".
+    assert down["rule"] == "3 failures of the last 5"
+    assert "(3 failures of the last 5)" in down["text"] and "in a row" not in down["text"]
+    recovered = peer.received[1]
+    assert recovered["rule"] == "4 successes of the last 5"
 
 
 def test_a_window_half_full_at_a_stop_is_completed_by_the_first_failure_after_a_start(

@@ -225,8 +225,10 @@ class AlertSink:
                 continue
             if event is AlertEvent.RECOVERED:
                 since, consecutive = state.since, state.consecutive_ok
+                rule, results = state.thresholds.up, "successes"
             else:
                 since, consecutive = state.down_since, state.consecutive_not_ok
+                rule, results = state.thresholds.down, "failures"
             self._sent[(record.job, name)] = Sent(
                 event.value, None if event is AlertEvent.RECOVERED else since, now
             )
@@ -241,6 +243,7 @@ class AlertSink:
                     status_page=(
                         f"{self.status_page}#{quote(record.job)}" if self.status_page else None
                     ),
+                    rule=None if rule.is_streak else rule.describe(results),
                 )
             )
 

@@ -64,6 +64,10 @@ class Alert:
             ``down``/``reminder``, successes for ``recovered``).
         status_page: a link to the job on the daemon's status page, when
             there is one.
+        rule: for a job whose rule counts in a window (``down_when``,
+            ``up_when``), the rule that was met: ``3 failures of the last
+            5``; None for a rule of results in a row, which ``consecutive``
+            says.
     """
 
     job: str
@@ -73,6 +77,7 @@ class Alert:
     last: RunRecord | None
     consecutive: int
     status_page: str | None = None
+    rule: str | None = None
 
     @property
     def title(self) -> str:
@@ -95,7 +100,8 @@ class Alert:
             )
         if self.since is not None:
             since = "down since" if self.event is not AlertEvent.RECOVERED else "up since"
-            lines.append(f"{since} {format_time(self.since)} ({self.consecutive} in a row)")
+            streak = self.rule or f"{self.consecutive} in a row"
+            lines.append(f"{since} {format_time(self.since)} ({streak})")
         if self.status_page:
             lines.append(self.status_page)
         return "\n".join(lines)
@@ -109,6 +115,7 @@ class Alert:
             "since": format_time(self.since) if self.since is not None else None,
             "last": self.last.to_json() if self.last is not None else None,
             "consecutive": self.consecutive,
+            "rule": self.rule,
             "status_page": self.status_page,
             "title": self.title,
             "text": self.text,
