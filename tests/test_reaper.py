@@ -25,7 +25,15 @@ from typing import Any
 
 import pytest
 
-from helpers import RunnerProcess, descendants, local_http_server, wait_until
+from helpers import (
+    RunnerProcess,
+    chromium_browsers,
+    descendants,
+    local_http_server,
+    processes,
+    wait_for_count,
+    wait_until,
+)
 
 needs_namespace = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None,
@@ -141,22 +149,11 @@ def _state(pid: int) -> str | None:
         return None
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 def _init_pid(unshare_pid: int) -> int:
     """The host pid of the namespace's PID 1 (unshare's only child)."""
     children = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children").read_text().split()
     assert len(children) == 1, children
     return int(children[0])
-
-
-def _chromium(pids: set[int]) -> set[int]:
-    return {pid for pid in pids if "chrom" in _cmdline(pid) and _state(pid) != "Z"}
 
 
 def _zombies(pids: set[int]) -> set[int]:
@@ -268,12 +265,11 @@ def test_killed_browser_and_a_page_that_never_yields_leave_no_process(
         assert busy["duration_ms"] < 4500, busy
         assert "screenshot" in busy or "screenshot_error" in busy, busy.get("message")
         wrapper = runner.proc.pid
-        browsers = {
-            pid
-            for pid in _chromium(descendants(wrapper))
-            if "--type=" not in _cmdline(pid) and "crashpad" not in _cmdline(pid)
-        }
-        assert len(browsers) == 1, browsers
+        # runner keeps one browser at a time (the old one closed before a
+        # relaunch): one, once the processes of the runs so far have settled.
+        browsers = wait_for_count(
+            lambda: chromium_browsers(descendants(wrapper)), 1, timeout=10, what="browser"
+        )
         os.kill(browsers.pop(), signal.SIGKILL)
         before = len(runner.find(event="job.finished", job="ok", status="ok"))
         runner.wait_for(timeout=30, event="job.finished", job="ok", status="ok", count=before + 2)
@@ -292,19 +288,17 @@ def test_pid1_leaves_no_zombie_after_a_browser_relaunch(
     with RunnerProcess("serve", str(_config(tmp_path, site)), env=env, prefix=UNSHARE) as runner:
         runner.wait_for(timeout=30, event="job.finished", job="page", status="ok")
         pid1 = _init_pid(runner.proc.pid)
-        browsers = {
-            pid
-            for pid in _chromium(descendants(pid1))
-            if "--type=" not in _cmdline(pid) and "crashpad" not in _cmdline(pid)
-        }
-        assert len(browsers) == 1, browsers
-        launched = _chromium(descendants(pid1))
+        browsers = wait_for_count(
+            lambda: chromium_browsers(descendants(pid1)), 1, timeout=10, what="browser"
+        )
+        # Crash handlers included: they go with their browser too.
+        launched = {pid for pid, p in processes(descendants(pid1)).items() if "chrom" in p.cmdline}
         for pid in browsers:
             os.kill(pid, signal.SIGKILL)
         # The next runs find the browser gone and launch another one.
         before = len(runner.find(event="job.finished", status="ok"))
         runner.wait_for(timeout=30, event="job.finished", status="ok", count=before + 2)
-        assert _chromium(descendants(pid1)) - launched, "no new browser was launched"
+        assert chromium_browsers(descendants(pid1)) - launched, "no new browser was launched"
 
         if init:
             # Every process of the killed browser is gone from /proc: not
