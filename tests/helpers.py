@@ -305,11 +305,18 @@ class RunnerProcess:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.raw_lines.append(line)
-            event = json.loads(line)  # every line on stdout must be JSON
-            with self._lock:
-                self.events.append(event)
+        try:
+            for line in self.proc.stdout:
+                self.raw_lines.append(line)
+                event = json.loads(line)  # every line on stdout must be JSON
+                with self._lock:
+                    self.events.append(event)
+        except ValueError:
+            # kill() after a failed test closed the pipe under us: the test's
+            # own failure is the one to report, not this thread's. (A line
+            # that is not JSON is a ValueError too, with the pipe open.)
+            if not self.proc.stdout.closed:
+                raise
 
     def find(self, **match: Any) -> list[Event]:
         with self._lock:

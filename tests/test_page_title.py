@@ -455,7 +455,15 @@ async def test_runs_share_one_browser_and_closing_leaves_no_process(site: str) -
         # Concurrent runs, each in its own task as the daemon runs them.
         results = await asyncio.gather(
             *(
-                run_check(PageTitle, {"url": site, "expect_title": HELLO}, resources=resources)
+                # Launching the browser counts against the first runs' timeout,
+                # and two wait for a page slot: 10 s was too short under a CPU
+                # burner on a loaded 2-core machine (on main too).
+                run_check(
+                    PageTitle,
+                    {"url": site, "expect_title": HELLO},
+                    timeout=30,
+                    resources=resources,
+                )
                 for _ in range(4)
             )
         )
