@@ -150,7 +150,13 @@ def _netstat(pid: int) -> dict[str, int]:
 
 
 #: What a listen queue that was too short leaves in the counters.
-OVERFLOW_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPReqQFullDoCookies", "SyncookiesSent")
+OVERFLOW_COUNTERS = (
+    "ListenOverflows",
+    "ListenDrops",
+    "TCPReqQFullDoCookies",
+    "TCPReqQFullDrop",
+    "SyncookiesSent",
+)
 
 
 def _backlogs(netns: Sequence[str]) -> dict[int, int]:

@@ -22,6 +22,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: Errors of closes at a relaunch kept for aclose(); a browser that crashes
+#: and fails to close again and again does not grow the daemon's memory.
+_CLOSE_ERRORS_KEPT = 10
+
 
 class Resources:
     """The daemon's cache of shared resources, keyed by any hashable value."""
@@ -115,7 +119,8 @@ class Resources:
             try:
                 await stack.aclose()
             except Exception as exc:  # kept for aclose(): not the caller's failure
-                self._close_errors.append(exc)
+                if len(self._close_errors) < _CLOSE_ERRORS_KEPT:
+                    self._close_errors.append(exc)
             finally:
                 if self._closing.get(key) is task:
                     del self._closing[key]
