@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -359,8 +360,15 @@ class RunnerProcess:
         return code
 
     def kill(self) -> None:
-        """Make sure the process is gone and its pipes closed (for ``finally``)."""
+        """Make sure the process is gone and its pipes closed (for ``finally``).
+
+        Its descendants too: under a ``prefix`` (a wrapper) the daemon is one
+        of them, and SIGKILL to the wrapper alone left it running, browser and
+        all, after a failed test."""
         if self.proc.poll() is None:
+            for pid in descendants(self.proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.proc.kill()
             self.proc.wait()
         self._reader.join(timeout=5)
