@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -12,8 +13,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -178,18 +180,89 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def alive(pids: set[int], name: str = "") -> set[int]:
-    """The pids in ``pids`` that still run (not zombies) and whose cmdline has ``name``."""
-    out = set()
+@dataclass(frozen=True, slots=True)
+class Process:
+    """One process as read from /proc at one moment."""
+
+    pid: int
+    ppid: int
+    state: str
+    argv: tuple[str, ...]
+
+    @property
+    def cmdline(self) -> str:
+        return " ".join(self.argv)
+
+
+def processes(pids: Iterable[int]) -> dict[int, Process]:
+    """The live processes among ``pids``, each read once: one read of
+    ``/proc/PID/stat`` (parent, state) and one of ``/proc/PID/cmdline``.
+
+    Left out: a process that has gone, a zombie or a dead one (``Z``, ``X``),
+    and one whose cmdline reads empty, which a process that is exiting does
+    once its memory is gone. Reading a process's cmdline twice can get its
+    arguments the first time and nothing the second: an exiting Chromium
+    renderer then passed for a browser (issue 25)."""
+    found = {}
     for pid in pids:
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if state != "Z" and name in cmdline:
-            out.add(pid)
-    return out
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        argv = tuple(arg.decode(errors="replace") for arg in raw.split(b"\0") if arg)
+        if state not in ("Z", "X") and argv:
+            found[pid] = Process(pid, int(ppid), state, argv)
+    return found
+
+
+def alive(pids: set[int], name: str = "") -> set[int]:
+    """The pids in ``pids`` that still run (not zombies) and whose cmdline has ``name``."""
+    return {pid for pid, proc in processes(pids).items() if name in proc.cmdline}
+
+
+def is_chromium(proc: Process) -> bool:
+    """A Chromium process (browser, zygote, renderer...), not its crash handler."""
+    name = Path(proc.argv[0]).name
+    return "chrom" in name and "crashpad" not in name
+
+
+def playwright_drivers(pids: Iterable[int]) -> set[int]:
+    """Playwright's driver processes (``node .../cli.js run-driver``) among ``pids``."""
+    return {pid for pid, proc in processes(pids).items() if "run-driver" in proc.argv}
+
+
+def chromium_browsers(pids: Iterable[int]) -> set[int]:
+    """The Chromium browsers among ``pids``: the Chromium processes that a
+    Playwright driver started (every other Chromium process is one of theirs).
+    One snapshot: each process read once."""
+    procs = processes(pids)
+    drivers = {pid for pid, proc in procs.items() if "run-driver" in proc.argv}
+    return {pid for pid, proc in procs.items() if proc.ppid in drivers and is_chromium(proc)}
+
+
+def chromium_processes(pids: Iterable[int]) -> set[int]:
+    """Every live Chromium process among ``pids`` (crash handlers left out)."""
+    return {pid for pid, proc in processes(pids).items() if is_chromium(proc)}
+
+
+def wait_for_count(find: Callable[[], set[int]], count: int, timeout: float, what: str) -> set[int]:
+    """Wait until ``find()`` returns ``count`` pids; return them, or fail after
+    ``timeout`` naming the last ones found. Counts of processes move (a
+    renderer exiting, a browser starting): never assert on a single sample."""
+    last: set[int] = set()
+
+    def settled() -> bool:
+        nonlocal last
+        last = find()
+        return len(last) == count
+
+    try:
+        wait_until(settled, timeout, f"{count} {what}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; found {len(last)}: {sorted(last)}") from None
+    return last
 
 
 def wait_until(
@@ -235,11 +308,18 @@ class RunnerProcess:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.raw_lines.append(line)
-            event = json.loads(line)  # every line on stdout must be JSON
-            with self._lock:
-                self.events.append(event)
+        try:
+            for line in self.proc.stdout:
+                self.raw_lines.append(line)
+                event = json.loads(line)  # every line on stdout must be JSON
+                with self._lock:
+                    self.events.append(event)
+        except ValueError:
+            # kill() after a failed test closed the pipe under us: the test's
+            # own failure is the one to report, not this thread's. (A line
+            # that is not JSON is a ValueError too, with the pipe open.)
+            if not self.proc.stdout.closed:
+                raise
 
     def find(self, **match: Any) -> list[Event]:
         with self._lock:
@@ -282,8 +362,15 @@ class RunnerProcess:
         return code
 
     def kill(self) -> None:
-        """Make sure the process is gone and its pipes closed (for ``finally``)."""
+        """Make sure the process is gone and its pipes closed (for ``finally``).
+
+        Its descendants too: under a ``prefix`` (a wrapper) the daemon is one
+        of them, and SIGKILL to the wrapper alone left it running, browser and
+        all, after a failed test."""
         if self.proc.poll() is None:
+            for pid in descendants(self.proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.proc.kill()
             self.proc.wait()
         self._reader.join(timeout=5)

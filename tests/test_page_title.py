@@ -22,7 +22,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from helpers import RunnerProcess, descendants
+from helpers import (
+    RunnerProcess,
+    chromium_browsers,
+    descendants,
+    playwright_drivers,
+    processes,
+)
 from runner.builtins.browser import evidence as artifacts
 from runner.builtins.browser.page_title import (
     BrowserNotFoundError,
@@ -449,7 +455,15 @@ async def test_runs_share_one_browser_and_closing_leaves_no_process(site: str) -
         # Concurrent runs, each in its own task as the daemon runs them.
         results = await asyncio.gather(
             *(
-                run_check(PageTitle, {"url": site, "expect_title": HELLO}, resources=resources)
+                # Launching the browser counts against the first runs' timeout,
+                # and two wait for a page slot: 10 s was too short under a CPU
+                # burner on a loaded 2-core machine (on main too).
+                run_check(
+                    PageTitle,
+                    {"url": site, "expect_title": HELLO},
+                    timeout=30,
+                    resources=resources,
+                )
                 for _ in range(4)
             )
         )
@@ -902,6 +916,50 @@ async def test_page_isolation_survives_a_killed_browser(
     assert len(resources) == 2
     await resources.aclose()
     assert await _wait_for(lambda: not _chromium_pids(), deadline_s=10), _descendants()
+
+
+def _drivers() -> set[int]:
+    return playwright_drivers(descendants(os.getpid()))
+
+
+async def test_a_run_cancelled_during_a_relaunch_leaves_no_driver(
+    site: str, resources: Resources
+) -> None:
+    # A relaunch closes the old browser and its Playwright driver; the run
+    # that found it gone is cancelled (at its timeout, say) during that close.
+    # The close is the resources', so it finishes anyway.
+    options = {"url": site, "expect_title": HELLO}
+    first = await run_check(PageTitle, options, timeout=15, resources=resources)
+    assert first.status is Status.OK, first.message
+    ((old_driver,), (browser,)) = _drivers(), chromium_browsers(descendants(os.getpid()))
+    shared = await resources.get(("browser", "chromium", None), lambda: pytest.fail("cached"))
+    os.kill(browser, 9)
+    assert await _wait_for(lambda: not shared.browser.is_connected(), deadline_s=10)
+
+    run = asyncio.create_task(run_check(PageTitle, options, timeout=15, resources=resources))
+    # The old browser leaves the cache as its close starts; the old driver
+    # exits at the close's end: between the two, cancel the run.
+    async with asyncio.timeout(10):
+        while len(resources):
+            assert not run.done(), run
+            await asyncio.sleep(0)
+    assert processes([old_driver]), "the close was over before the run could be cancelled"
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    # The run ended at its cancellation, not when the close was done (which
+    # takes round trips to the driver and its exit): the close is not the run's.
+    assert processes([old_driver]), "the cancelled run waited for the close"
+    # The close went on: the old driver exits, and the cancelled run started
+    # no new one.
+    assert await _wait_for(lambda: not _drivers(), deadline_s=10), _drivers()
+    # The next run relaunches: one driver, one browser.
+    again = await run_check(PageTitle, options, timeout=15, resources=resources)
+    assert again.status is Status.OK, again.message
+    assert len(_drivers()) == 1 and old_driver not in _drivers()
+    assert len(chromium_browsers(descendants(os.getpid()))) == 1
+    await resources.aclose()
+    assert await _wait_for(lambda: not _drivers(), deadline_s=10), _drivers()
 
 
 async def test_page_isolation_keeps_one_trace_per_failed_run(

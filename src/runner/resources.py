@@ -5,6 +5,12 @@ create, cheap to share. A plugin asks for one by key with a factory that
 returns an async context manager; the first caller creates it, later callers
 get the same object, and the daemon closes everything in reverse order at
 shutdown.
+
+A resource found unusable (a crashed browser) is closed by a task of its own,
+not in the task of the run that found it: a run cancelled at its timeout
+during that close does not interrupt it (a Playwright driver half-stopped),
+its successor is made only once it is done, and :meth:`Resources.aclose`
+waits for it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: Errors of closes at a relaunch kept for aclose(); a browser that crashes
+#: and fails to close again and again does not grow the daemon's memory.
+_CLOSE_ERRORS_KEPT = 10
+
 
 class Resources:
     """The daemon's cache of shared resources, keyed by any hashable value."""
@@ -24,6 +34,10 @@ class Resources:
         self._entries: dict[Hashable, tuple[Any, AsyncExitStack]] = {}
         self._locks: dict[Hashable, asyncio.Lock] = {}
         self._creating: dict[Hashable, asyncio.Task[Any]] = {}
+        #: Closes of unusable resources under way, one task each.
+        self._closing: dict[Hashable, asyncio.Task[None]] = {}
+        #: What those closes raised, raised again by aclose().
+        self._close_errors: list[Exception] = []
         self._closed = False
 
     async def get(
@@ -42,7 +56,10 @@ class Resources:
                 the resource and whose ``__aexit__`` releases it.
             usable: called on a cached resource before handing it out; when it
                 returns False (a crashed browser, say) the resource is closed
-                and created anew.
+                and created anew. The close runs in a task of its own, which
+                a caller cancelled meanwhile does not interrupt, and the new
+                resource is created once it is done; an error it raises is
+                raised by :meth:`aclose`, not to the caller.
 
         Raises:
             RuntimeError: the daemon is shutting down.
@@ -61,7 +78,13 @@ class Resources:
                 if usable is None or usable(entry[0]):
                     return entry[0]  # type: ignore[no-any-return]
                 del self._entries[key]
-                await entry[1].aclose()
+                self._close_in_background(key, entry[1])
+            closing = self._closing.get(key)
+            if closing is not None:
+                # One at a time: the old one is gone before its successor is
+                # made. Shielded: a caller cancelled meanwhile (a run at its
+                # timeout) leaves the close to finish; the next caller waits.
+                await asyncio.shield(closing)
             if self._closed:
                 raise RuntimeError("resources are closed: the daemon is shutting down")
             creating = self._creating.get(key)
@@ -89,15 +112,34 @@ class Resources:
         self._entries[key] = (value, stack)
         return value
 
+    def _close_in_background(self, key: Hashable, stack: AsyncExitStack) -> None:
+        """Close an unusable resource in a task owned here, not by the caller."""
+
+        async def close() -> None:
+            try:
+                await stack.aclose()
+            except Exception as exc:  # kept for aclose(): not the caller's failure
+                if len(self._close_errors) < _CLOSE_ERRORS_KEPT:
+                    self._close_errors.append(exc)
+            finally:
+                if self._closing.get(key) is task:
+                    del self._closing[key]
+
+        task = asyncio.create_task(close(), name=f"resource-close:{key}")
+        self._closing[key] = task
+
     def __len__(self) -> int:
         return len(self._entries)
 
     async def aclose(self) -> None:
         """Close every resource, newest first. Errors are collected, not swallowed."""
         self._closed = True
-        # Creations still under way finish first (they close what they made).
+        # Creations still under way finish first (they close what they made),
+        # and so do closes of unusable resources (a relaunch's old browser).
         await asyncio.gather(*self._creating.values(), return_exceptions=True)
-        errors: list[BaseException] = []
+        await asyncio.gather(*self._closing.values(), return_exceptions=True)
+        errors: list[BaseException] = list(self._close_errors)
+        self._close_errors.clear()
         for key in reversed(list(self._entries)):
             _, stack = self._entries.pop(key)
             try:

@@ -49,6 +49,13 @@ if TYPE_CHECKING:
 #: /healthz answers 503 while the event loop lags more than this.
 HEALTHY_LAG = 1.0
 
+#: The listen backlog: connections the kernel queues until the endpoint
+#: accepts them (aiohttp's default is 128). The endpoint has no connection
+#: limit, so as many as the kernel lets any listener queue by default
+#: (``net.core.somaxconn``, 4096 since Linux 5.4; it caps this value): a burst
+#: of scrapes or pings waits instead of overflowing into SYN retries.
+BACKLOG = 4096
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: The kinds of ``/ping/<target>/<suffix>``.
@@ -101,7 +108,7 @@ class WebEndpoint:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         exit_stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, backlog=BACKLOG)
         try:
             await site.start()
         except OSError as exc:

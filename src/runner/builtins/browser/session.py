@@ -233,7 +233,8 @@ async def _open_browser(kind: str, executable_path: str | None) -> AsyncIterator
     from playwright.async_api import Error, async_playwright
 
     # No cancellation care needed here: the daemon runs resource factories in
-    # a task of their own that a cancelled run does not cancel.
+    # a task of their own that a cancelled run does not cancel, and closes
+    # them (a relaunch's old browser too) in tasks of their own as well.
     async with AsyncExitStack() as stack:
         playwright = await async_playwright().start()
         stack.push_async_callback(playwright.stop)

@@ -17,7 +17,7 @@ import structlog
 from pydantic import Field
 
 from runner.builtins._net import format_address
-from runner.builtins.services._listen import listen_error
+from runner.builtins.services._listen import effective_backlog, listen_backlog, listen_error
 from runner.durations import MAX_DURATION
 from runner.plugin import Options, Service, ServiceContext
 
@@ -51,7 +51,9 @@ class EchoListenerOptions(Options):
         ge=1,
         description=(
             "Connections served at once. Beyond it a new connection is closed at once "
-            "and a listener.rejected event is logged."
+            "and a listener.rejected event is logged. It also sizes the listen backlog, "
+            "the connections the kernel queues until the daemon accepts them: "
+            "max(100, max_connections), capped by the kernel at net.core.somaxconn."
         ),
     )
     idle_timeout: float = Field(
@@ -82,8 +84,13 @@ class EchoListener(Service[EchoListenerOptions]):
         opts = self.options
         loop = asyncio.get_running_loop()
         listener = _Listener(opts, ctx.log, loop)
+        # A burst of max_connections connects waits in the kernel's queue
+        # rather than overflowing it (see listen_backlog).
+        backlog = listen_backlog(opts.max_connections)
         try:
-            server = await loop.create_server(lambda: _EchoProtocol(listener), opts.host, opts.port)
+            server = await loop.create_server(
+                lambda: _EchoProtocol(listener), opts.host, opts.port, backlog=backlog
+            )
         except OSError as exc:
             raise listen_error(opts.host, opts.port, exc) from exc
         port: int = opts.port
@@ -102,6 +109,7 @@ class EchoListener(Service[EchoListenerOptions]):
                 port=port,
                 max_connections=opts.max_connections,
                 idle_timeout=opts.idle_timeout,
+                backlog=effective_backlog(backlog),
                 **extra,
             )
             await loop.create_future()  # until cancelled

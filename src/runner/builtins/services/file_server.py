@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from pydantic import Field, field_validator
 
-from runner.builtins.services._listen import listen_error
+from runner.builtins.services._listen import UNBOUNDED_BACKLOG, listen_error
 from runner.plugin import Options, Service, ServiceContext
 
 
@@ -54,6 +54,11 @@ class _Server(ThreadingHTTPServer):
     under systemd lands in the journal as 30-odd lines of plain text; a
     browser that drops a favicon request mid-response was enough.
     """
+
+    # socketserver's default backlog is 5: a page's dozen requests at once
+    # already overflow it. A thread per connection and no limit of its own:
+    # the kernel's usual most (see listen_backlog).
+    request_queue_size = UNBOUNDED_BACKLOG
 
     def __init__(
         self, address: tuple[str, int], handler: Any, log: structlog.typing.FilteringBoundLogger
