@@ -126,11 +126,15 @@ ensure_postgresql() {
 ensure_bench_peers() {
     # tests/bench/ run each benchmark at tiny sizes against its real
     # peers (nginx, blackbox_exporter, socat), so that none of them can rot.
+    # The burst test (tests/test_bursts.py) reads backlogs with ss and runs
+    # the daemon in a network namespace of its own (ip, unshare, nsenter).
     local missing=() pair
-    for pair in nginx:nginx-light prometheus-blackbox-exporter:prometheus-blackbox-exporter socat:socat; do
+    for pair in nginx:nginx-light prometheus-blackbox-exporter:prometheus-blackbox-exporter socat:socat ss:iproute2 ip:iproute2; do
         command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || missing+=("${pair#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
+    # shellcheck disable=SC2207  # package names have no spaces
+    missing=($(printf '%s\n' "${missing[@]}" | sort -u))
     apt_install "${missing[@]}" && return 0
     # Not fatal: like PostgreSQL, skipped locally and failed under CI.
     say "the benchmark smoke tests need: sudo apt-get install ${missing[*]}"
