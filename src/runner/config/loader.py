@@ -461,8 +461,6 @@ class _Loader:
             self.problems.add_validation_error(error, path, JobSpec.model_fields, skip)
         if not is_service:
             self.check_notify(raw, path)
-        if not is_service:
-            self.check_notify(raw, path)
             self.check_one_rule_form(raw, path)
         if loaded is not None and issubclass(loaded[0], PingedCheck):
             self.check_pinged_keys(raw, path)
