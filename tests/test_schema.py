@@ -87,6 +87,17 @@ def job(**fields: Any) -> dict[str, Any]:
         pytest.param(job(plugin="sleep", interval="0s"), id="zero-duration"),
         pytest.param(job(plugin="sleep", interval=0), id="zero-seconds"),
         pytest.param(job(plugin="no-such-plugin"), id="unknown-plugin"),
+        pytest.param(
+            job(plugin="sleep", failure_threshold=3, down_when={"failures": 3, "of": 5}),
+            id="both-down-rules",
+        ),
+        pytest.param(
+            {
+                "defaults": {"success_threshold": 2, "up_when": {"successes": 4, "of": 5}},
+                **job(plugin="sleep"),
+            },
+            id="both-up-rules-in-defaults",
+        ),
         pytest.param({"jobs": [], "extra": 1}, id="unknown-top-level-key"),
         pytest.param(
             {

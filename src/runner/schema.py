@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from runner.config.specs import (
+    ALERT_RULE_KEYS,
     CHECK_ONLY,
     Defaults,
     HistorySpec,
@@ -158,6 +159,10 @@ def _selected_by(
     }
 
 
+#: failure_threshold or down_when, success_threshold or up_when: one form each.
+ONE_RULE_FORM = {streak: {"properties": {window: False}} for streak, window in ALERT_RULE_KEYS}
+
+
 def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list[str]]:
     """Return the schema and the problems met (plugins that cannot be loaded)."""
     registry = registry if registry is not None else Registry.discover(PLUGINS)
@@ -172,7 +177,9 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
     job = _selected_by("plugin", PLUGINS, job_fields, _entries(registry, problems), defs, "plugin.")
     # A check runs every interval or at a cron line's times, not both (flagged
     # on the interval's line), and only a cron line has a time zone.
-    job["dependentSchemas"] = {"cron": {"properties": {"interval": False}}}
+    # Each alerting rule is said once: failure_threshold or down_when,
+    # success_threshold or up_when (flagged on the window form's line).
+    job["dependentSchemas"] = {"cron": {"properties": {"interval": False}}, **ONE_RULE_FORM}
     job["dependentRequired"] = {"timezone": ["cron"]}
     notifier_fields = dict(NotifierSpec.model_json_schema()["properties"])
     notifier_fields["options"] = {
@@ -192,7 +199,7 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
         "title": "runner config",
         "type": "object",
         "properties": {
-            "defaults": _inline(Defaults, "", defs),
+            "defaults": {**_inline(Defaults, "", defs), "dependentSchemas": ONE_RULE_FORM},
             "history": HistorySpec.model_json_schema(),
             "http": _inline(HttpSpec, "http.", defs),
             "notifiers": {"type": "array", "items": notifier},
