@@ -11,6 +11,9 @@ import bisect
 import math
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import pytest
 
 from runner.builtins.sleep import Sleep, SleepOptions
 from runner.model import Job
@@ -71,3 +74,40 @@ async def test_a_wall_clock_schedule_runs_at_its_own_times_never_early() -> None
     dues = sorted(set(schedule.given))
     owners = [dues[bisect.bisect_right(dues, at + 0.002) - 1] for at in starts]
     assert owners == sorted(set(owners)), (starts, dues)
+
+
+async def test_a_wall_clock_run_never_starts_before_its_time_on_a_slow_wall_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ticker turns a calendar time into the loop's clock when it sets the
+    timer; if the wall clock then advances slower than the loop's (being
+    slewed, or the process kept off the core between the two clock reads),
+    the timer comes early. Simulated: the scheduler's wall clock runs at 0.9x,
+    so a timer set 0.1 s ahead fires 10 ms early on it. Every run must still
+    start at or after its due time on that clock, one run per due time."""
+    import runner.scheduler
+    from runner.scheduler import Scheduler
+
+    real, origin = time.time, time.time()
+
+    def slow() -> float:
+        return origin + 0.9 * (real() - origin)
+
+    monkeypatch.setattr(
+        runner.scheduler, "time", SimpleNamespace(time=slow, monotonic=time.monotonic)
+    )
+    sink = Collect()
+    scheduler = Scheduler(Resources(), ResultHub([sink]))
+    schedule = TenthsOfTheWallClock()
+    job = Job("tenths", "sleep", Sleep, SleepOptions(seconds=0), schedule, 5, 1)
+    scheduler.start(job)
+    try:
+        await sink.wait_for(6, timeout=10)
+    finally:
+        await scheduler.stop_all()
+    # Each run's start on the scheduler's (slow) clock; runs record the real one.
+    starts = [origin + 0.9 * (record.started_at - origin) for _, record in sink.results]
+    dues = sorted(set(schedule.given))
+    owners = [dues[bisect.bisect_right(dues, at) - 1] for at in starts]
+    assert all(at >= dues[0] for at in starts), (starts, dues)
+    assert owners == sorted(set(owners)), (starts, dues)  # an early run shares its owner

@@ -504,6 +504,18 @@ class _Ticker(_Runs):
 
     def _fire(self) -> None:
         loop, schedule = self.loop, self.schedule
+        if self._wall_clock:
+            early = self._due - time.time()
+            if early > 0:
+                # A calendar run never starts before its time. The timer was set
+                # from two clocks read one after the other, and a process kept
+                # off the core between the two reads fires that much early
+                # (seen: a */2 cron run 0.2 ms before its second, under load).
+                self._next_due = loop.time() + early
+                self._timer = loop.call_at(
+                    self._next_due, self._fire_callback, context=self._context
+                )
+                return
         try:
             current = self.current
             if current is not None and not current.done():
