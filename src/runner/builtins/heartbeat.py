@@ -49,7 +49,7 @@ class HeartbeatOptions(Options):
         if self.timezone is not None and self.cron is None:
             raise ValueError("timezone is for cron; a period needs none")
         if self.cron is not None:
-            _cron(self.cron, self.timezone or "UTC")  # a bad line or zone: a config error
+            Cron(self.cron, self.timezone or "UTC")  # a bad line or zone: a config error
         return self
 
 
@@ -74,7 +74,7 @@ class Heartbeat(PingedCheck[HeartbeatOptions]):
         if options.period is not None:
             return Deadline(options.period, options.grace)
         assert options.cron is not None
-        return CronDeadline(_cron(options.cron, options.timezone or "UTC"), options.grace)
+        return CronDeadline(Cron(options.cron, options.timezone or "UTC"), options.grace)
 
     @classmethod
     def ping_key(cls, options: HeartbeatOptions) -> str | None:
@@ -121,12 +121,3 @@ def _clock(epoch: float) -> str:
     if moment.date() == datetime.now(UTC).date():
         return moment.strftime("%H:%M:%S UTC")
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _cron(expr: str, timezone: str) -> Schedule:
-    """The cron schedule ``expr`` in ``timezone``.
-
-    Raises:
-        ValueError: a bad line or zone.
-    """
-    return Cron(expr, timezone)

@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from fnmatch import fnmatchcase
 from typing import Any
 
 from runner.model.record import format_time
+from runner.schedules.cron import zone_named
 
 __all__ = ["ALL_JOBS", "Maintenance", "Occurrence", "Window"]
 
@@ -86,11 +87,7 @@ class Window:
         return start, start + self.duration, following if following is not None else _INF
 
     def zone(self) -> tzinfo:
-        if self.timezone == "UTC":
-            return UTC  # cronsim skips its daylight-saving handling for this one object
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(self.timezone)
+        return zone_named(self.timezone)
 
     def describe(self) -> str:
         """``cron "0 3 * * SUN" for 2h (Europe/Berlin)``, or ``once``."""
