@@ -197,6 +197,21 @@ class AlertSink:
         await cancel_and_wait(self._tasks)
         self._tasks = []
 
+    async def adopt(self, jobs: Iterable[str]) -> Mapping[tuple[str, str], Sent]:
+        """Jobs this daemon takes over from another cluster member: what the
+        ledger says was sent for them (re-read: the other member wrote it), and
+        their first result here is reconciled with it, as after a restart."""
+        wanted = set(jobs)
+        try:
+            stored = await self.ledger.load_alerts()
+        except Exception as exc:
+            self._log.error("alert.ledger_failed", error=str(exc))
+            return {}
+        adopted = {key: sent for key, sent in stored.items() if key[0] in wanted}
+        self._sent.update(adopted)
+        self._reconciled -= wanted
+        return adopted
+
     def stats(self) -> Mapping[str, Mapping[str, int]]:
         return {
             name: {"sent": d.sent, "failed": d.failed, "dropped": d.dropped}

@@ -85,11 +85,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run every job until SIGTERM or SIGINT")
     serve.add_argument("config", help=CONFIG_HELP)
+    serve.add_argument(
+        "--member",
+        metavar="NAME",
+        help="this daemon's name in its cluster (configs with cluster:); default "
+        "$RUNNER_MEMBER, else the host name",
+    )
     add_log_options(serve)
     add_loop_option(serve)
 
     check = sub.add_parser("check", help="validate a config and exit")
     check.add_argument("config", help=CONFIG_HELP)
+
+    cluster = sub.add_parser(
+        "cluster",
+        help="list the members of a config's cluster; exit 0 when the live ones agree "
+        "on the config, 1 when not, 2 when the database cannot be reached",
+    )
+    cluster.add_argument("config", help=CONFIG_HELP)
+    cluster.add_argument("--json", action="store_true", help="JSON lines, one per member")
 
     run = sub.add_parser("run", help="run each check once and exit 0 if all passed, 1 if not")
     run.add_argument("config", help=CONFIG_HELP)
@@ -234,6 +248,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     handler = {
         "serve": cmd_serve,
         "check": cmd_check,
+        "cluster": cmd_cluster,
         "run": cmd_run,
         "plugins": cmd_plugins,
         "schema": cmd_schema,
@@ -297,8 +312,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
     systemd = SystemdNotifier.from_environ()
     # Said once when every check fails to resolve its host: no network.
     sinks: list[Sink] = [LogSink(), OfflineHint(config.checks)]
-    daemon = Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True)
+    member = None
+    if config.cluster is not None:
+        from runner.cluster import default_member_name
+
+        member = args.member or default_member_name()
+    daemon = Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True, member=member)
     return process.run(daemon.serve(), loop_factory=new_loop, abandoned=daemon.scheduler.abandoned)
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    if config.cluster is None or config.history.url is None:
+        print(f"error: {args.config} has no cluster: section", file=sys.stderr)
+        return EXIT_USAGE
+    from runner.cluster.store import digest_of, read_members
+    from runner.history.postgres import redact
+    from runner.report import print_cluster
+
+    cluster = config.cluster_name or ""
+    try:
+        now, members = asyncio.run(read_members(config.history.url, cluster, timeout=10.0))
+    except Exception as exc:
+        print(
+            f"error: cannot read cluster {cluster!r} from {redact(config.history.url)}: "
+            f"{str(exc) or type(exc).__name__}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    here = digest_of((j.name, j.definition) for j in config.checks)
+    live = [m for m in members if m.live(now)]
+    if args.json or not sys.stdout.isatty():
+        for m in members:
+            row = {
+                "member": m.name,
+                "state": "live" if m.live(now) else ("left" if m.left_at else "expired"),
+                "host": m.host,
+                "pid": m.pid,
+                "version": m.version,
+                "started_at": format_time(m.started_at),
+                "renewed_at": format_time(m.renewed_at),
+                "renewed_ago_s": round(now - m.renewed_at, 3),
+                "owned": m.owned if m.live(now) else 0,
+                "config_digest": m.config_digest,
+                "config_matches_file": m.config_digest == here,
+            }
+            print(json.dumps(row))
+    else:
+        print_cluster(cluster, members, now, here)
+    return EXIT_OK if len({m.config_digest for m in live}) <= 1 else EXIT_FAILED
 
 
 def cmd_check(args: argparse.Namespace) -> int:

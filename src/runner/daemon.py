@@ -32,6 +32,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from runner import __version__, heap
+from runner.cluster.member import ClusterRefused
 from runner.config import Config, ConfigError, load_config
 from runner.config_probe import ProbeFailed, probe
 from runner.log import get_logger, secret_masker
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     # Imported where a config uses them (notifiers, history, http), not at
     # start-up: see "Start-up cost" in README.md.
     from runner.alerts import AlertSink
+    from runner.cluster import ClusterMember
     from runner.history import HistorySink
     from runner.web import WebEndpoint
 
@@ -63,6 +65,8 @@ SETTLE_AFTER_START = 1.0
 RELOAD_TIMEOUT = 10.0
 #: How often the one-line STATUS for systemd is refreshed.
 STATUS_EVERY = 10.0
+#: runner serve's exit code when the daemon cannot join its cluster (as for a bad config).
+EXIT_REFUSED = 2
 
 
 class ReloadRefused(RuntimeError):
@@ -91,6 +95,9 @@ class Daemon:
         systemd: the sd_notify client; default: none (tests, ``runner run``).
         history: store results in the history the config names (on by
             default; ``history: {enabled: false}`` in the config turns it off).
+        member: this daemon's member name when the config has ``cluster:``
+            (``runner serve``): it then runs only its share of the checks
+            (runner.cluster). None: every check, as without ``cluster:``.
     """
 
     def __init__(
@@ -102,6 +109,7 @@ class Daemon:
         loop_lag_threshold: float = DEFAULT_THRESHOLD,
         history: bool = True,
         settle_heap: bool = False,
+        member: str | None = None,
     ) -> None:
         self.config = config
         #: Freeze what lives as long as the daemon out of the collector's walks
@@ -129,6 +137,21 @@ class Daemon:
         self.hub = ResultHub(all_sinks)
         self.hub.maintenance = config.maintenance
         self.scheduler = Scheduler(self.resources, self.hub)
+        self.cluster: ClusterMember | None = None
+        if config.cluster is not None and member is not None:
+            from runner.cluster import ClusterMember
+
+            self.cluster = ClusterMember(
+                config,
+                member,
+                self.scheduler,
+                self.hub,
+                history=self.history,
+                alerts=self.alerts,
+                on_lost=self.request_stop,
+            )
+            self.hub.member = member
+            self.scheduler.gate = self.cluster.may_run
         #: What the endpoint and the metrics see of the daemon (runner.status.StatusView).
         self.view = DaemonView(self)
         self.web: WebEndpoint | None = None
@@ -194,6 +217,10 @@ class Daemon:
             if not signals:  # in-process (tests): hand the loop back as it was
                 stack.callback(loop.set_exception_handler, loop.get_exception_handler())
             loop.set_exception_handler(self._on_loop_exception)
+            if self.cluster is not None:
+                # First: a duplicate member name or a database that refuses the
+                # login ends the start here, with nothing else started.
+                await self.cluster.join()
             self.loop_monitor.start()
             stack.push_async_callback(self.loop_monitor.stop)
             stack.callback(self._stopped)
@@ -210,6 +237,9 @@ class Daemon:
             if self.web is not None and serve_http:
                 await self.web.start(stack)
             stack.push_async_callback(self._stop_jobs)
+            if self.cluster is not None:
+                # Runs before _stop_jobs: the checks stop here, then are released.
+                stack.push_async_callback(self.cluster.stop)
             try:
                 yield
             finally:
@@ -274,6 +304,13 @@ class Daemon:
         :meth:`request_reload` instead.
         """
         signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if handle_signals else ()
+        try:
+            return await self._serve(signals)
+        except ClusterRefused as exc:
+            self._log.error("cluster.refused", error=str(exc))
+            return EXIT_REFUSED
+
+    async def _serve(self, signals: Sequence[signal.Signals]) -> int:
         async with self._lifetime(signals):
             for job, reason in self.config.unloadable:
                 self._log.error("plugin.load_failed", job=job, error=reason)
@@ -305,12 +342,17 @@ class Daemon:
                     settle.cancel()
         return 0
 
-    async def _start_jobs(self, jobs: Sequence[Job]) -> None:
+    async def _start_jobs(self, jobs: Sequence[Job], *, reload: bool = False) -> None:
         # Services first, so the first checks can reach what they host.
         for job in jobs:
             if job.is_service:
                 self.scheduler.start(job)
         await self.scheduler.wait_settled(SERVICE_START_WAIT)
+        if self.cluster is not None:
+            # In a cluster the checks this member runs are its share of them.
+            if not reload:
+                await self.cluster.begin()
+            return
         for job in jobs:
             if not job.is_service:
                 self.scheduler.start(job)
@@ -456,7 +498,9 @@ class Daemon:
         for job, reason in new.unloadable:
             if job in added or job in changed:
                 self._log.error("plugin.load_failed", job=job, error=reason)
-        await self._start_jobs([new_jobs[n] for n in [*changed, *added]])
+        await self._start_jobs([new_jobs[n] for n in [*changed, *added]], reload=True)
+        if self.cluster is not None:
+            await self.cluster.apply(new)
         self._log.info(
             "daemon.reloaded",
             config=str(new.path),

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from runner.cluster.store import MemberRow
 from runner.config import Config
 from runner.model import Health, Job, Maintenance, Occurrence, RunRecord
 from runner.plugin import Status
@@ -332,4 +333,37 @@ def print_next(rows: Sequence[tuple[str, str, str]], *, console: Console | None 
     for name, due, due_utc in rows:
         table.add_row(name if name != previous else "", due, due_utc)
         previous = name
+    console.print(table)
+
+
+def print_cluster(
+    cluster: str,
+    members: Sequence[MemberRow],
+    now: float,
+    here: str,
+    *,
+    console: Console | None = None,
+) -> None:
+    """``runner cluster``: each member, its state, last renewal, checks owned
+    and config digest (marked when it is the file's)."""
+    console = console or Console()
+    table = Table(title=f"cluster {cluster}", title_justify="left")
+    for column in ("member", "state", "host", "renewed", "checks", "config"):
+        table.add_column(column, overflow="fold")
+    for m in members:
+        live = m.live(now)
+        state = "live" if live else ("left" if m.left_at is not None else "expired")
+        style = "green" if live else "dim"
+        digest = m.config_digest[:12] + (" (this file)" if m.config_digest == here else "")
+        table.add_row(
+            Text(m.name, style="bold"),
+            Text(state, style=style),
+            f"{m.host} pid {m.pid}",
+            f"{now - m.renewed_at:.1f}s ago",
+            str(m.owned if live else 0),
+            digest,
+        )
+    if not members:
+        console.print(f"cluster {cluster}: no member has joined yet")
+        return
     console.print(table)

@@ -87,6 +87,8 @@ class ResultHub:
         self._seeded: dict[str, JobState] = {}
         #: The config's maintenance windows (the daemon sets them, again on reload).
         self.maintenance = Maintenance()
+        #: In a cluster, this daemon's member name: each record carries it.
+        self.member: str | None = None
         self._log = get_logger()
 
     # ------------------------------------------------------------------ reading
@@ -191,6 +193,8 @@ class ResultHub:
         held = window is not None
         if window is not None:
             record = replace(record, maintenance=window.name)
+        if self.member is not None:
+            record = replace(record, member=self.member)
         state = self._states.get(record.job)
         if state is None:  # `runner run --job`, tests: a job nobody tracked
             state = self.track(record.job, record.plugin, "check")

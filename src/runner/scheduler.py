@@ -24,7 +24,7 @@ import asyncio
 import contextvars
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -114,6 +114,12 @@ class Scheduler:
         self.resources = resources
         self.hub = hub
         self.spread_window = spread_window
+        #: In a cluster: asked before each scheduled run starts; False holds the
+        #: run (this member's lease on its checks is not confirmed: the
+        #: process was paused, runner.cluster). None outside a cluster.
+        self.gate: Callable[[], bool] | None = None
+        #: Scheduled runs the gate held.
+        self.held = 0
         self.handles: dict[str, JobHandle] = {}
         #: Services that failed (raised or returned), since start.
         self.service_failures = 0
@@ -129,8 +135,12 @@ class Scheduler:
 
     # ------------------------------------------------------------------ control
 
-    def start(self, job: Job) -> JobHandle:
-        """Start ``job`` in its own task; it must not be running already."""
+    def start(self, job: Job, *, not_before: float | None = None) -> JobHandle:
+        """Start ``job`` in its own task; it must not be running already.
+
+        ``not_before`` (wall clock): a calendar schedule's first run is its
+        first due time after it (a cluster member taking a job over runs no
+        slot the previous owner ran)."""
         if job.name in self.handles:
             raise ValueError(f"job {job.name!r} is already running")
         handle = JobHandle(job)
@@ -149,7 +159,7 @@ class Scheduler:
             )
             handle.task.add_done_callback(self._on_job_task_done)
         else:
-            handle.ticker = _Ticker(self, job, anchor)
+            handle.ticker = _Ticker(self, job, anchor, not_before)
         self.handles[job.name] = handle
         return handle
 
@@ -417,7 +427,9 @@ class _Ticker(_Runs):
     tenth of the scheduler's whole cost per run.
     """
 
-    def __init__(self, scheduler: Scheduler, job: Job, anchor: float) -> None:
+    def __init__(
+        self, scheduler: Scheduler, job: Job, anchor: float, not_before: float | None = None
+    ) -> None:
         assert job.schedule is not None, "a check has a schedule"
         super().__init__(job, asyncio.get_running_loop())
         self._scheduler = scheduler
@@ -428,6 +440,9 @@ class _Ticker(_Runs):
         #: clock for a calendar schedule) and on the loop's.
         self._due = self._anchor = anchor
         self._next_due = anchor
+        self._not_before = not_before
+        #: The due time (on the schedule's clock) of the last run started; None before one.
+        self.last_due: float | None = None
         # One bound method and one context for all of the job's timers, not a
         # new bound method and a copy_context() per timer (per run).
         self._fire_callback = self._fire
@@ -448,6 +463,8 @@ class _Ticker(_Runs):
         schedule, loop = self.schedule, self.loop
         spread = first_run_offset(self.job, self._scheduler.first_run_window(self.job))
         start = time.time() - loop.time() + self._anchor if schedule.wall_clock else self._anchor
+        if self._not_before is not None and schedule.wall_clock:
+            start = max(start, self._not_before)
         self._due = schedule.first_after(start) + spread
         self._next_due = self._on_loop_clock(self._due)
         self._timer = loop.call_at(self._next_due, self._fire_callback, context=self._context)
@@ -518,9 +535,13 @@ class _Ticker(_Runs):
                 return
         try:
             current = self.current
-            if current is not None and not current.done():
+            gate = self._scheduler.gate
+            if gate is not None and not gate():
+                self._scheduler.held += 1
+            elif current is not None and not current.done():
                 self._scheduler._skip(self.job)
             else:
+                self.last_due = self._due
                 self.current = loop.create_task(self._scheduler._run(self), name=self._task_name)
         except Exception as exc:  # a bug here must not stop the job's schedule
             self._scheduler._log.critical("job.crashed", job=self.job.name, exc_info=exc)

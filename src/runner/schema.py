@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from runner.config.specs import (
     ALERT_RULE_KEYS,
     CHECK_ONLY,
+    ClusterSpec,
     Defaults,
     HistorySpec,
     HttpSpec,
@@ -199,6 +200,7 @@ def build_schema(registry: Registry | None = None) -> tuple[dict[str, Any], list
         "title": "runner config",
         "type": "object",
         "properties": {
+            "cluster": ClusterSpec.model_json_schema(),
             "defaults": {**_inline(Defaults, "", defs), "dependentSchemas": ONE_RULE_FORM},
             "history": HistorySpec.model_json_schema(),
             "http": _inline(HttpSpec, "http.", defs),

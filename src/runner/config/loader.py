@@ -12,6 +12,8 @@ collected (:mod:`~runner.config.problems`) and raised at the end, together.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from runner.config.specs import (
     ALERT_RULE_KEYS,
     CHECK_ONLY,
     TOP_LEVEL,
+    ClusterSpec,
     Defaults,
     HistorySpec,
     HttpSpec,
@@ -51,7 +54,14 @@ from runner.model import (
 from runner.pings import PingedCheck
 from runner.plugin import Plugin
 from runner.registry import Registry
-from runner.schedules import Cron, Interval, Jittered, Schedule, jitter_offset
+from runner.schedules import (
+    AlignedInterval,
+    Cron,
+    Interval,
+    Jittered,
+    Schedule,
+    jitter_offset,
+)
 
 __all__ = ["Config", "load_config", "retry_of", "schedule_of", "thresholds_of"]
 
@@ -74,6 +84,15 @@ class Config:
     http: HttpSpec | None = None
     #: The maintenance windows (``maintenance:``), matched to the jobs.
     maintenance: Maintenance = field(default_factory=Maintenance)
+    #: ``cluster:``: several daemons share this config's checks (runner.cluster).
+    cluster: ClusterSpec | None = None
+
+    @property
+    def cluster_name(self) -> str | None:
+        """The cluster's name (default: the config file's stem); None outside one."""
+        if self.cluster is None:
+            return None
+        return self.cluster.name or self.path.stem
 
     @property
     def checks(self) -> tuple[Job, ...]:
@@ -119,16 +138,26 @@ def schedule_of(
     defaults: Defaults,
     plugin: type[Plugin[Any]] | None = None,
     options: BaseModel | None = None,
+    *,
+    clustered: bool = False,
 ) -> Schedule:
     """When a check runs: a pinged check's (heartbeat's) deadlines from its
     options; else its cron line (in its zone, else the default zone), else its
     own interval, else the default one; delayed by its jitter's stable offset
-    when it (or ``defaults``) has one."""
+    when it (or ``defaults``) has one.
+
+    In a cluster (``clustered``) an interval's slots are on the wall clock,
+    the same on every member (:class:`~runner.schedules.AlignedInterval`), so
+    a job that moves keeps its slots."""
     if plugin is not None and issubclass(plugin, PingedCheck):
         return plugin.schedule_for(options)
     schedule: Schedule
     if spec.cron is not None:
         schedule = Cron(spec.cron, spec.timezone or defaults.timezone)
+    elif clustered:
+        every = spec.interval or defaults.interval
+        # Phases spread over at most a second, as first runs are outside a cluster.
+        schedule = AlignedInterval(every, jitter_offset(spec.name, min(every, 1.0)))
     else:
         schedule = Interval(spec.interval or defaults.interval)
     jitter = spec.jitter or defaults.jitter
@@ -229,6 +258,10 @@ class _Loader:
     def load(self) -> Config:
         self.problems.add_duplicate_keys()
         data = self.top_mapping()
+        #: The document as written, before ${VAR} values are put in (a cluster's
+        #: job definitions are compared in this form).
+        self.written = data
+        self.clustered = data.get("cluster") is not None
         expansion = expand_env(data, self.environ)
         data = expansion.data
         self.problems.expanded(data, expansion.secret_paths)
@@ -241,6 +274,9 @@ class _Loader:
         defaults = self.section(data, "defaults", Defaults)
         self.check_one_rule_form(data.get("defaults"), ("defaults",))
         history = self.section(data, "history", HistorySpec)
+        cluster = self.section(data, "cluster", ClusterSpec)
+        if self.clustered:
+            self.check_cluster_history(history)
         http = self.section(data, "http", HttpSpec)
         notifiers = self.notifiers(data)
         jobs = self.jobs(data, defaults if defaults is not None else Defaults())
@@ -261,11 +297,27 @@ class _Loader:
             tuple(notifiers),
             http,
             Maintenance(windows, [job.name for job in jobs]),
+            cluster,
         )
 
     def raise_problems(self) -> None:
         if self.problems.found:
             raise ConfigError(self.path, self.problems.found)
+
+    def check_cluster_history(self, history: HistorySpec | None) -> None:
+        """A cluster's members coordinate through the PostgreSQL history they share."""
+        if history is not None and history.url is not None and history.enabled:
+            return
+        if history is not None and not history.enabled:
+            reason = "history is off (history.enabled: false)"
+        else:
+            reason = "history is in SQLite, a file one daemon owns"
+        self.problems.add(
+            ("cluster",),
+            f"cluster: needs history in PostgreSQL, which the members share, but {reason}; "
+            "set history.url: postgresql://USER@HOST/DB (or remove cluster:)",
+            field_from=0,
+        )
 
     def top_mapping(self) -> dict[Any, Any]:
         """The document, which must be a mapping: anything else ends the loading."""
@@ -497,7 +549,9 @@ class _Loader:
             plugin_name=spec.plugin,
             plugin=plugin,
             options=options,
-            schedule=None if is_service else schedule_of(spec, defaults, plugin, options),
+            schedule=None
+            if is_service
+            else schedule_of(spec, defaults, plugin, options, clustered=self.clustered),
             timeout=None if is_service else spec.timeout or defaults.timeout,
             line=self.document.line_of(path) or 0,
             notify=tuple(spec.notify),
@@ -507,7 +561,18 @@ class _Loader:
             # None: in a row (so that both forms of one rule reload as equal).
             failure_window=None if thresholds.down.is_streak else thresholds.down.of,
             success_window=None if thresholds.up.is_streak else thresholds.up.of,
+            definition=self.definition(path) if self.clustered else "",
         )
+
+    def definition(self, path: PathTuple) -> str:
+        """A digest of the job at ``path`` as written and of ``defaults:`` (Job.definition)."""
+        jobs = self.written.get("jobs")
+        index = path[-1]
+        written = jobs[index] if isinstance(jobs, list) and isinstance(index, int) else None
+        text = json.dumps(
+            [written, self.written.get("defaults")], sort_keys=True, default=str
+        ).encode()
+        return hashlib.blake2b(text, digest_size=12).hexdigest()
 
     def check_unique_name(
         self, raw: dict[str, Any], path: PathTuple, first_line: dict[str, int | None], noun: str

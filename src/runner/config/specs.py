@@ -29,6 +29,7 @@ __all__ = [
     "CHECK_ONLY",
     "TOP_LEVEL",
     "AuthSpec",
+    "ClusterSpec",
     "CronLine",
     "Defaults",
     "DownWhen",
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 #: The keys a config file may have at its top level.
-TOP_LEVEL = ("defaults", "history", "http", "jobs", "maintenance", "notifiers")
+TOP_LEVEL = ("cluster", "defaults", "history", "http", "jobs", "maintenance", "notifiers")
 
 #: Job keys that mean nothing for a service (it runs continuously, with no results).
 CHECK_ONLY = (
@@ -263,6 +264,26 @@ class HistorySpec(_Strict):
         if self.path is not None and self.url is not None:
             raise ValueError("give path (SQLite) or url (PostgreSQL), not both")
         return self
+
+
+class ClusterSpec(_StrictOptional):
+    """Several daemons sharing one PostgreSQL history, each check run by one of
+    them (``cluster:``; docs/cluster.md)."""
+
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The cluster's name: daemons with the same history.url and name share "
+        "their checks. Default: the config file's name without .yaml.",
+    )
+    lease: Duration = Field(
+        10.0,
+        ge=1.0,
+        le=3600.0,
+        description="How long a member that stops renewing keeps its checks: a killed "
+        "member's checks run elsewhere within lease + interval. At least 1s.",
+    )
 
 
 class AuthSpec(_StrictOptional):

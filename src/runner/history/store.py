@@ -10,7 +10,8 @@ Tables (prefixed, since a PostgreSQL database may be shared):
     one row per finished run: status, message, the plugin's fields as JSON,
     ``started_at``/``finished_at`` (UTC, seconds since the epoch),
     ``duration_ms``, ``attempts``, ``maintenance`` (the name of the window
-    the run started in, else NULL). Indexed by (job, finished_at), which is
+    the run started in, else NULL), ``member`` (the cluster member that made
+    it, else NULL). Indexed by (job, finished_at), which is
     the order every query and the retention walk in.
 ``runner_hours``
     runs and ok runs per job and hour, for long uptime windows; runs in a
@@ -40,7 +41,7 @@ from runner.status import LATENCY_WINDOW, PERCENTILES, UPTIME_WINDOWS, RunStats
 #: ``MIGRATIONS[0]`` creates version 1 from nothing, ``MIGRATIONS[1]`` takes 1 to 2, ...
 #: Statements are formatted with the backend's ``serial``, ``bigserial`` and
 #: ``hour`` (the hour of ``finished_at``, as an integer) before they run.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -104,14 +105,23 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE runner_runs ADD COLUMN maintenance TEXT",
     ],
+    # 5: the cluster member that made a run (runner.cluster); NULL outside a
+    # cluster and for runs stored before.
+    [
+        "ALTER TABLE runner_runs ADD COLUMN member TEXT",
+    ],
 ]
 
 #: 1 for a run that was ok, in SQL over runner_runs.
 OK_RUN = "CASE WHEN status = 'ok' THEN 1 ELSE 0 END"
-RUN_COLUMNS = "status, message, fields, started_at, finished_at, duration_ms, attempts, maintenance"
+RUN_COLUMNS = (
+    "status, message, fields, started_at, finished_at, duration_ms, attempts, maintenance, member"
+)
 _STATUS_COUNTS = ("count_ok", "count_fail", "count_error", "count_timeout")
 
-INSERT_RUN = f"INSERT INTO runner_runs (job_id, {RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_RUN = (
+    f"INSERT INTO runner_runs (job_id, {RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 INSERT_JOB = (
     "INSERT INTO runner_jobs (name, plugin, kind) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"
 )
@@ -176,6 +186,7 @@ def record_row(job_id: int, record: RunRecord) -> tuple[Any, ...]:
         record.duration_ms,
         record.attempts,
         record.maintenance,
+        record.member,
     )
 
 
@@ -235,7 +246,9 @@ def hour_rows(records: Iterable[RunRecord], ids: Mapping[str, int]) -> list[tupl
 
 def record_from_row(job: str, plugin: str, row: Sequence[Any]) -> RunRecord:
     """A record from ``RUN_COLUMNS``."""
-    status, message, fields, started_at, finished_at, duration_ms, attempts, maintenance = row
+    status, message, fields, started_at, finished_at, duration_ms, attempts, maintenance, member = (
+        row
+    )
     decoded = json.loads(fields) if fields else {}
     attempt_errors = tuple(decoded.pop(_ATTEMPT_ERRORS, ()))
     return RunRecord(
@@ -250,6 +263,7 @@ def record_from_row(job: str, plugin: str, row: Sequence[Any]) -> RunRecord:
         duration_ms=float(duration_ms),
         attempts=int(attempts),
         maintenance=maintenance,
+        member=member,
     )
 
 

@@ -73,6 +73,10 @@ class Job:
     failure_window: int | None = None
     #: ``up_when``'s ``of``; None: ``success_threshold`` in a row.
     success_window: int | None = None
+    #: In a cluster: a digest of the job as written (before ``${ENV}`` values
+    #: are put in) and of the config's ``defaults:``. Members run a job only
+    #: where this is the same; "" outside a cluster.
+    definition: str = ""
 
     @property
     def kind(self) -> str:

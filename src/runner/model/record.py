@@ -26,7 +26,8 @@ class RunRecord:
     ``duration_ms`` is measured on the monotonic clock, so it is exact even
     when the wall clock jumps. ``attempts`` counts the tries of a run with
     ``retries``; ``attempt_errors`` says what each try before the last got.
-    ``maintenance`` names the maintenance window the run started in, if any.
+    ``maintenance`` names the maintenance window the run started in, if any;
+    ``member`` the cluster member that made it.
     """
 
     job: str
@@ -42,6 +43,8 @@ class RunRecord:
     #: The name of the maintenance window the run started in (the hub sets it);
     #: None outside any window.
     maintenance: str | None = None
+    #: In a cluster, the member that made the run (the hub sets it); else None.
+    member: str | None = None
 
     @classmethod
     def of(
@@ -89,6 +92,8 @@ class RunRecord:
             out["attempt_errors"] = list(self.attempt_errors)
         if self.maintenance is not None:
             out["maintenance"] = self.maintenance
+        if self.member is not None:
+            out["member"] = self.member
         out.update(self.fields)
         return out
 

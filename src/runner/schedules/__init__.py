@@ -16,6 +16,7 @@ A new kind of schedule is a module in this package with a subclass of
 :class:`Schedule`; the config builds it (``runner.config``).
 """
 
+from runner.schedules.aligned import AlignedInterval
 from runner.schedules.base import Schedule
 from runner.schedules.cron import Cron
 from runner.schedules.deadline import CronDeadline, Deadline
@@ -23,6 +24,7 @@ from runner.schedules.interval import Interval
 from runner.schedules.jittered import Jittered, jitter_offset
 
 __all__ = [
+    "AlignedInterval",
     "Cron",
     "CronDeadline",
     "Deadline",

@@ -1,0 +1,409 @@
+"""This daemon as a member of a cluster: its lease, and which checks it runs.
+
+One task (:meth:`ClusterMember._run`) renews the member's lease every
+lease/3 and, in the same transaction, reads who is live and who owns what.
+From that it computes which checks this member should run
+(:func:`runner.cluster.ownership.owners`), then:
+
+- stops checks the database says another member now owns (this member was
+  paused or cut off past its lease);
+- releases checks another member should now run (it joined, or holds a
+  newer definition): stopped here first, then released, so two members
+  never run one check;
+- takes the checks it should run that have no owner, or whose owner's
+  membership expired (killed), and starts each at its first slot after the
+  last one its previous owner ran.
+
+Nothing of this is on the path of a run: a run asks only :meth:`may_run`,
+a comparison with the end of the lease the last renewal confirmed. A
+process paused past its lease (SIGSTOP, a VM frozen) wakes with that time
+passed, so it holds every run until a renewal says what it still owns.
+
+When the database cannot be reached, the member keeps running the checks it
+owns (a monitor must not go blind because its database did) and takes no
+other; once it is back, it takes no expired member's checks for one lease,
+so members that were cut off too have renewed first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from runner import __version__
+from runner.cluster.ownership import owners
+from runner.cluster.store import ClusterStore, MemberLost, MemberRow, MemberTaken, digest_of
+from runner.log import get_logger
+from runner.model import Job, JobState
+
+if TYPE_CHECKING:
+    from runner.alerts import AlertSink
+    from runner.config import Config
+    from runner.history import HistorySink
+    from runner.results import ResultHub
+    from runner.scheduler import Scheduler
+
+__all__ = ["ClusterMember", "ClusterRefused", "default_member_name"]
+
+#: Connecting and each statement at start.
+CONNECT_TIMEOUT = 10.0
+#: How long a stopped check's in-flight run gets to end when it moves.
+MOVE_GRACE = 5.0
+#: A renewal confirms the lease for this share of it, measured from when the
+#: renewal was sent (the database's lease runs from when it arrived, later).
+CONFIRMED_SHARE = 0.9
+
+
+class ClusterRefused(Exception):
+    """The daemon cannot join its cluster (exit 2, nothing started)."""
+
+
+def default_member_name(environ: Mapping[str, str] | None = None) -> str:
+    """``RUNNER_MEMBER``, else the host name."""
+    env = os.environ if environ is None else environ
+    return env.get("RUNNER_MEMBER") or socket.gethostname()
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ClusterMember:
+    """Joins the cluster, and starts and stops this member's share of the checks."""
+
+    def __init__(
+        self,
+        config: Config,
+        name: str,
+        scheduler: Scheduler,
+        hub: ResultHub,
+        *,
+        history: HistorySink | None,
+        alerts: AlertSink | None,
+        on_lost: Callable[[str], None],
+    ) -> None:
+        assert config.cluster is not None and config.history.url is not None
+        self.name = name
+        self.cluster = config.cluster_name or ""
+        self.lease = config.cluster.lease
+        self.renew_every = self.lease / 3
+        self.incarnation = uuid.uuid4().hex
+        self.url = config.history.url
+        self.store = ClusterStore(self.url, self.cluster, name, self.incarnation)
+        self.scheduler = scheduler
+        self.hub = hub
+        self.history = history
+        self.alerts = alerts
+        self._on_lost = on_lost
+        self._jobs: dict[str, Job] = {j.name: j for j in config.checks}
+        #: Checks this member owns and runs.
+        self.owned: set[str] = set()
+        #: Checks owned in the database but stopped here by a reload (restarted
+        #: by the next cycle if still this member's), with their last slot.
+        self._paused: dict[str, float | None] = {}
+        #: The loop time until which the last renewal confirmed the lease.
+        self.confirmed_until = -math.inf
+        self.store_up = True
+        #: No expired member's checks are taken before this loop time.
+        self._takeover_after = 0.0
+        #: The last renewal's view: live members (for metrics and runner cluster).
+        self.members: list[MemberRow] = []
+        self._digests: dict[str, str] = {}
+        self._definitions: dict[str, dict[str, str]] = {}
+        self._first_seen: dict[tuple[str, str], float] = {}
+        self._owners_key: tuple[Any, ...] | None = None
+        self._owners: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: Any = None
+        self._log = get_logger().bind(cluster=self.cluster, member=name)
+
+    # ---------------------------------------------------------------- lifetime
+
+    def _my_definitions(self) -> dict[str, str]:
+        return {name: job.definition for name, job in self._jobs.items()}
+
+    async def join(self) -> None:
+        """Hold the member name (before anything else starts), or raise
+        :class:`ClusterRefused` with why."""
+        from runner.history.postgres import redact
+
+        try:
+            await self.store.open(CONNECT_TIMEOUT)
+        except Exception as exc:
+            await self.store.close()
+            raise ClusterRefused(
+                f"cannot reach the cluster's database {redact(self.url)}: "
+                f"{str(exc) or type(exc).__name__}"
+            ) from None
+        definitions = self._my_definitions()
+        try:
+            await self.store.join(
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                version=__version__,
+                lease=self.lease,
+                digest=digest_of(definitions.items()),
+                definitions=definitions,
+                alive=_alive,
+            )
+        except MemberTaken as exc:
+            await self.store.close()
+            raise ClusterRefused(str(exc)) from None
+        except Exception as exc:
+            await self.store.close()
+            raise ClusterRefused(
+                f"cannot join cluster {self.cluster!r}: {str(exc) or type(exc).__name__}"
+            ) from None
+        self.confirmed_until = asyncio.get_running_loop().time() + self.lease * CONFIRMED_SHARE
+        self._log.info("cluster.joined", lease_s=self.lease, incarnation=self.incarnation)
+
+    async def begin(self) -> None:
+        """Take this member's first share (before READY), then keep renewing."""
+        delay = await self._cycle_guarded()
+        self._task = asyncio.create_task(self._run(delay), name="cluster:member")
+
+    async def stop(self) -> None:
+        """A clean stop: stop the checks here, then release them at once, so the
+        others take them over without waiting for the lease to expire."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            listener.terminate()
+        async with self._lock:
+            slots = await self._stop_here(self.owned)
+            slots.update(self._paused)
+            self._paused.clear()
+            if self.history is not None:
+                await self.history.flush()  # the next owner reads the jobs' states
+            try:
+                await asyncio.wait_for(self.store.leave(slots), CONNECT_TIMEOUT)
+                self._log.info("cluster.left", released=len(slots))
+            except Exception as exc:
+                self._log.warning(
+                    "cluster.leave_failed",
+                    error=str(exc) or type(exc).__name__,
+                    hint="the other members take these checks when the lease expires",
+                )
+        await self.store.close()
+
+    def may_run(self) -> bool:
+        """Whether a scheduled run may start now (the scheduler's gate)."""
+        return not self.store_up or asyncio.get_running_loop().time() < self.confirmed_until
+
+    async def apply(self, config: Config) -> None:
+        """A reload: the checks of ``config`` (changed ones already stopped
+        here by the caller), published so the cluster moves them."""
+        async with self._lock:
+            old = self._jobs
+            self._jobs = {j.name: j for j in config.checks}
+            for name in list(self.owned):
+                handle = self.scheduler.handles.get(name)
+                if handle is None:  # stopped by the reload (changed or removed)
+                    self.owned.discard(name)
+                    self._paused[name] = None
+            definitions = self._my_definitions()
+            if definitions != {n: j.definition for n, j in old.items()}:
+                try:
+                    await self.store.publish(digest_of(definitions.items()), definitions)
+                except Exception as exc:
+                    self._unreachable(exc)
+        self._wake.set()
+
+    def last_slots(self, names: Iterable[str]) -> dict[str, float | None]:
+        """The wall-clock due time of each check's last run (None: none, or not
+        a calendar schedule)."""
+        out: dict[str, float | None] = {}
+        for name in names:
+            handle = self.scheduler.handles.get(name)
+            ticker = handle.ticker if handle is not None else None
+            due = ticker.last_due if ticker is not None else None
+            out[name] = due if ticker is not None and ticker.schedule.wall_clock else None
+        return out
+
+    # ---------------------------------------------------------------- the cycle
+
+    async def _run(self, delay: float) -> None:
+        try:
+            self._listener = await self.store.listen(self._wake.set)
+        except Exception as exc:  # only a hint: renewals go on without it
+            self._log.debug("cluster.listen_failed", error=str(exc))
+        while True:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            delay = await self._cycle_guarded()
+
+    async def _cycle_guarded(self) -> float:
+        try:
+            async with self._lock:
+                return await self._cycle()
+        except MemberLost:
+            self._log.error(
+                "cluster.member_taken",
+                hint="another daemon joined with this member's name while this one was "
+                "cut off; this one stops",
+            )
+            await self._stop_here(self.owned)
+            self._on_lost("another daemon took this member's name")
+            return math.inf
+        except Exception as exc:
+            self._unreachable(exc)
+            return self.renew_every
+
+    def _unreachable(self, exc: BaseException) -> None:
+        if self.store_up:
+            self.store_up = False
+            self._log.error(
+                "cluster.store_unreachable",
+                error=str(exc) or type(exc).__name__,
+                error_type=type(exc).__name__,
+                hint="this member keeps running its checks and takes no others until it is back",
+                owned=len(self.owned),
+            )
+
+    async def _cycle(self) -> float:
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        snapshot = await asyncio.wait_for(
+            self.store.renew(self.lease, len(self.owned), self._digests), self.renew_every
+        )
+        if not self.store_up:
+            self.store_up = True
+            self._takeover_after = sent + self.lease
+            self._log.info("cluster.store_back", owned=len(self.owned))
+        now = snapshot.now
+        live = {m.name: m for m in snapshot.members if m.live(now)}
+        self.members = sorted(live.values(), key=lambda m: m.name)
+        for name, held in snapshot.definitions.items():
+            self._definitions[name] = held
+            self._digests[name] = live[name].config_digest if name in live else ""
+        for name in list(self._definitions):
+            if name not in live:
+                del self._definitions[name]
+                self._digests.pop(name, None)
+        if snapshot.first_seen is not None:
+            self._first_seen = snapshot.first_seen
+        key = tuple(sorted((m.name, m.incarnation, m.config_digest) for m in live.values()))
+        if key != self._owners_key:
+            self._owners = owners(self._jobs, self._definitions, self._first_seen)
+            self._owners_key = key
+
+        mine = {
+            job
+            for job, row in snapshot.jobs.items()
+            if row.owner == self.name and row.incarnation == self.incarnation
+        }
+        lost = self.owned - mine
+        if lost:
+            # Paused or cut off past the lease: another member runs these now.
+            await self._stop_here(lost)
+            self._log.warning("cluster.checks_lost", count=len(lost), jobs=sorted(lost)[:10])
+        for name in set(self._paused) - mine:
+            del self._paused[name]
+        self.confirmed_until = sent + self.lease * CONFIRMED_SHARE
+
+        # Give away what another member should run (stopped here first).
+        give = {job for job in mine if self._owners.get(job) != self.name}
+        if give:
+            slots = await self._stop_here(give & self.owned)
+            for job in give & set(self._paused):
+                slots[job] = self._paused.pop(job)
+            if self.history is not None:
+                await self.history.flush()
+            await self.store.release(slots)
+            self._log.info("cluster.released", count=len(give), jobs=sorted(give)[:10])
+
+        # Start again what a reload stopped and is still this member's.
+        keep = {job: slot for job, slot in self._paused.items() if job in mine and job not in give}
+        if keep:
+            for job in keep:
+                del self._paused[job]
+            await self._start_here(keep)
+
+        # Take what this member should run and nobody live holds.
+        expired_too = sent >= self._takeover_after
+        want = []
+        for job, owner in self._owners.items():
+            if owner != self.name or job in mine:
+                continue
+            row = snapshot.jobs.get(job)
+            if row is None:
+                continue
+            holder = live.get(row.owner) if row.owner is not None else None
+            if holder is not None and holder.incarnation == row.incarnation:
+                continue  # it gives the job away when it sees this member
+            if row.owner is not None and not expired_too:
+                continue
+            want.append(job)
+        if want:
+            definitions = {job: self._jobs[job].definition for job in want}
+            taken = await self.store.acquire(want, definitions, expired_too=expired_too)
+            if taken:
+                await self._start_here(taken)
+                self._log.info("cluster.taken", count=len(taken), jobs=sorted(taken)[:10])
+
+        # Wake when the first other member's lease ends: its checks are then free.
+        delay = self.renew_every
+        for member in live.values():
+            if member.name != self.name:
+                delay = min(delay, max(member.expires_at - now, 0.0) + 0.05)
+        return delay
+
+    async def _stop_here(self, names: Iterable[str]) -> dict[str, float | None]:
+        names = set(names)
+        slots = self.last_slots(names)
+        self.owned -= names
+        await self.scheduler.stop(names, grace=MOVE_GRACE)
+        for name in names:
+            self.hub.forget(name)
+        return slots
+
+    async def _start_here(self, taken: Mapping[str, float | None]) -> None:
+        """Start checks this member took, each from its stored state and at its
+        first slot after ``taken[job]`` (the last one run before)."""
+        jobs = [self._jobs[name] for name in taken if name in self._jobs]
+        await self._seed(jobs)
+        for job in jobs:
+            if job.name in self.scheduler.handles:
+                continue
+            self.scheduler.start(job, not_before=taken[job.name])
+            self.owned.add(job.name)
+
+    async def _seed(self, jobs: list[Job]) -> None:
+        """The taken checks' states as their previous owner stored them, made to
+        agree with the alert ledger: an incident it told of goes on here, so
+        its recovery is told once and the incident is not told again."""
+        if self.history is None or not jobs:
+            return
+        recent = {j.name: j.thresholds.window for j in jobs if j.thresholds.window}
+        names = {j.name for j in jobs}
+        states = [s for s in await self.history.load_states(recent) if s.job in names]
+        told: Mapping[tuple[str, str], Any] = {}
+        if self.alerts is not None:
+            told = await self.alerts.adopt(names)
+        seeded: list[JobState] = []
+        for state in states:
+            for (job, _notifier), sent in told.items():
+                if job == state.job and sent.event in ("down", "reminder") and not state.down:
+                    state = replace(state, down=True, down_since=sent.episode or state.since)
+            seeded.append(state)
+        self.hub.seed(seeded)

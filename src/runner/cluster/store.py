@@ -1,0 +1,466 @@
+"""The cluster's state in the PostgreSQL the members share for history.
+
+Three tables, next to history's (``runner_`` prefix, one set for every
+cluster in the database):
+
+``runner_cluster_members``
+    one row per member name: the process holding it (``incarnation``, a
+    random id per start; host and pid), until when it holds it
+    (``expires_at``, renewed every lease/3), whether it left cleanly
+    (``left_at``), its config's digest and its jobs' definitions.
+``runner_cluster_jobs``
+    one row per job: its owner (member and incarnation) or NULL, and the
+    last slot the previous owner ran (``last_slot``).
+``runner_cluster_definitions``
+    when each definition of a job was first seen in the cluster: when
+    members disagree (a reload rolled out host by host), the newest wins.
+
+Every time is the database's (``clock_timestamp()``), so the members'
+clocks do not decide who holds what. Ownership changes by conditional
+``UPDATE``s that only one member can win (a job is taken only while its
+owner's membership has expired, or it has none); no statement runs per
+check run. ``NOTIFY runner_cluster`` after a change is only a hint that
+wakes the other members early.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["ClusterStore", "JobRow", "MemberRow", "MemberTaken", "Snapshot"]
+
+#: The channel of the wake-up hint.
+CHANNEL = "runner_cluster"
+NOW = "extract(epoch from clock_timestamp())"
+#: Serialises creating the tables (history's migrations take another lock).
+_SCHEMA_LOCK = 0x72756E63  # "runc"
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS runner_cluster_members (
+        cluster TEXT NOT NULL,
+        member TEXT NOT NULL,
+        incarnation TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        renewed_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        left_at DOUBLE PRECISION,
+        config_digest TEXT NOT NULL,
+        definitions TEXT NOT NULL,
+        owned INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (cluster, member)
+    )""",
+    """CREATE TABLE IF NOT EXISTS runner_cluster_jobs (
+        cluster TEXT NOT NULL,
+        job TEXT NOT NULL,
+        owner TEXT,
+        incarnation TEXT,
+        definition TEXT,
+        acquired_at DOUBLE PRECISION,
+        last_slot DOUBLE PRECISION,
+        PRIMARY KEY (cluster, job)
+    )""",
+    """CREATE TABLE IF NOT EXISTS runner_cluster_definitions (
+        cluster TEXT NOT NULL,
+        job TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        first_seen DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (cluster, job, definition)
+    )""",
+]
+
+
+class MemberTaken(Exception):
+    """Another live process holds this member name."""
+
+    def __init__(self, member: str, host: str, pid: int, expires_in: float) -> None:
+        super().__init__(
+            f"member {member!r} is already running (pid {pid} on {host}, lease for another "
+            f"{max(expires_in, 0):.1f}s): give each daemon its own name with --member NAME "
+            "(or RUNNER_MEMBER)"
+        )
+
+
+class MemberLost(Exception):
+    """This process no longer holds its member name: another process took it."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRow:
+    name: str
+    incarnation: str
+    host: str
+    pid: int
+    version: str
+    started_at: float
+    renewed_at: float
+    expires_at: float
+    left_at: float | None
+    config_digest: str
+    owned: int
+
+    def live(self, now: float) -> bool:
+        return self.left_at is None and self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    owner: str | None
+    incarnation: str | None
+    last_slot: float | None
+
+
+@dataclass
+class Snapshot:
+    """The cluster as one renewal read it."""
+
+    #: The database's clock at the read.
+    now: float
+    members: list[MemberRow]
+    jobs: dict[str, JobRow]
+    #: Definitions of the members whose digest the caller did not know, by member.
+    definitions: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: When each (job, definition) was first seen; only when ``definitions`` is not empty.
+    first_seen: dict[tuple[str, str], float] | None = None
+
+
+class ClusterStore:
+    """The cluster's statements, on a small pool of its own (history's writes
+    never delay a renewal)."""
+
+    def __init__(self, url: str, cluster: str, member: str, incarnation: str) -> None:
+        self.url = url
+        self.cluster = cluster
+        self.member = member
+        self.incarnation = incarnation
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self, timeout: float) -> None:
+        import asyncpg
+
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=1, max_size=2, timeout=timeout, command_timeout=timeout
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            for statement in SCHEMA:
+                await conn.execute(statement)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.terminate()
+
+    def _ready(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise ConnectionError("the cluster store is closed")
+        return self._pool
+
+    async def _reset(self) -> None:
+        """After a failure: new connections next time (the server may have restarted)."""
+        if self._pool is not None:
+            self._pool.expire_connections()
+
+    # ---------------------------------------------------------------- membership
+
+    async def join(
+        self,
+        *,
+        host: str,
+        pid: int,
+        version: str,
+        lease: float,
+        digest: str,
+        definitions: Mapping[str, str],
+        alive: Any,
+    ) -> None:
+        """Hold the member name, or raise :class:`MemberTaken`.
+
+        A name held by a live incarnation is refused, unless that incarnation
+        is a process of this host that ``alive(pid)`` says is gone (a daemon
+        killed and restarted within its lease)."""
+        pool = self._ready()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.cluster)
+            row = await conn.fetchrow(
+                f"SELECT host, pid, expires_at - {NOW} AS left, left_at FROM "
+                "runner_cluster_members WHERE cluster = $1 AND member = $2",
+                self.cluster,
+                self.member,
+            )
+            live = row is not None and row["left_at"] is None and row["left"] > 0
+            if live and (row["host"] != host or alive(row["pid"])):
+                raise MemberTaken(self.member, row["host"], row["pid"], row["left"])
+            await conn.execute(
+                "INSERT INTO runner_cluster_members (cluster, member, incarnation, host, pid, "
+                "version, started_at, renewed_at, expires_at, left_at, config_digest, "
+                f"definitions) VALUES ($1, $2, $3, $4, $5, $6, {NOW}, {NOW}, {NOW} + $7, NULL, "
+                "$8, $9) ON CONFLICT (cluster, member) DO UPDATE SET "
+                "incarnation = excluded.incarnation, host = excluded.host, pid = excluded.pid, "
+                "version = excluded.version, started_at = excluded.started_at, "
+                "renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, "
+                "left_at = NULL, config_digest = excluded.config_digest, "
+                "definitions = excluded.definitions, owned = 0",
+                self.cluster,
+                self.member,
+                self.incarnation,
+                host,
+                pid,
+                version,
+                lease,
+                digest,
+                json.dumps(dict(definitions)),
+            )
+            await self._add_definitions(conn, definitions)
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
+
+    async def publish(self, digest: str, definitions: Mapping[str, str]) -> None:
+        """A reload: this member's jobs and their definitions are now ``definitions``."""
+        pool = self._ready()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "UPDATE runner_cluster_members SET config_digest = $4, definitions = $5 "
+                    "WHERE cluster = $1 AND member = $2 AND incarnation = $3",
+                    self.cluster,
+                    self.member,
+                    self.incarnation,
+                    digest,
+                    json.dumps(dict(definitions)),
+                )
+                await self._add_definitions(conn, definitions)
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
+        except BaseException:
+            await self._reset()
+            raise
+
+    async def _add_definitions(
+        self, conn: asyncpg.Connection, definitions: Mapping[str, str]
+    ) -> None:
+        jobs, defs = list(definitions), list(definitions.values())
+        await conn.execute(
+            "INSERT INTO runner_cluster_definitions (cluster, job, definition, first_seen) "
+            f"SELECT $1, j, d, {NOW} FROM unnest($2::text[], $3::text[]) AS t(j, d) "
+            "ON CONFLICT DO NOTHING",
+            self.cluster,
+            jobs,
+            defs,
+        )
+        await conn.execute(
+            "INSERT INTO runner_cluster_jobs (cluster, job) SELECT $1, j FROM "
+            "unnest($2::text[]) AS t(j) ON CONFLICT DO NOTHING",
+            self.cluster,
+            jobs,
+        )
+
+    async def renew(self, lease: float, owned: int, known: Mapping[str, str]) -> Snapshot:
+        """Extend this member's lease and read the cluster (members, owners).
+
+        ``known``: the config digest of each member whose definitions the
+        caller holds; the others' definitions are read too.
+        Raises :class:`MemberLost` when another process took the name.
+        """
+        pool = self._ready()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                now = await conn.fetchval(
+                    f"UPDATE runner_cluster_members SET renewed_at = {NOW}, "
+                    f"expires_at = {NOW} + $4, owned = $5 "
+                    "WHERE cluster = $1 AND member = $2 AND incarnation = $3 RETURNING renewed_at",
+                    self.cluster,
+                    self.member,
+                    self.incarnation,
+                    lease,
+                    owned,
+                )
+                if now is None:
+                    raise MemberLost(self.member)
+                members = [
+                    _member(r)
+                    for r in await conn.fetch(
+                        f"SELECT {MEMBER_COLUMNS} FROM runner_cluster_members WHERE cluster = $1",
+                        self.cluster,
+                    )
+                ]
+                jobs = {
+                    r["job"]: JobRow(r["owner"], r["incarnation"], r["last_slot"])
+                    for r in await conn.fetch(
+                        "SELECT job, owner, incarnation, last_slot FROM runner_cluster_jobs "
+                        "WHERE cluster = $1",
+                        self.cluster,
+                    )
+                }
+                snapshot = Snapshot(float(now), members, jobs)
+                unknown = [
+                    m.name
+                    for m in members
+                    if m.live(snapshot.now) and known.get(m.name) != m.config_digest
+                ]
+                if unknown:
+                    for r in await conn.fetch(
+                        "SELECT member, definitions FROM runner_cluster_members "
+                        "WHERE cluster = $1 AND member = ANY($2::text[])",
+                        self.cluster,
+                        unknown,
+                    ):
+                        snapshot.definitions[r["member"]] = json.loads(r["definitions"])
+                    snapshot.first_seen = {
+                        (r["job"], r["definition"]): float(r["first_seen"])
+                        for r in await conn.fetch(
+                            "SELECT job, definition, first_seen FROM runner_cluster_definitions "
+                            "WHERE cluster = $1",
+                            self.cluster,
+                        )
+                    }
+                return snapshot
+        except MemberLost:
+            raise
+        except BaseException:
+            await self._reset()
+            raise
+
+    # ---------------------------------------------------------------- ownership
+
+    async def acquire(
+        self, jobs: Sequence[str], definitions: Mapping[str, str], *, expired_too: bool
+    ) -> dict[str, float | None]:
+        """Take the jobs among ``jobs`` that have no owner, or (``expired_too``)
+        whose owner's membership has expired. Returns each job taken and the
+        last slot its previous owner ran."""
+        if not jobs:
+            return {}
+        pool = self._ready()
+        free = "j.owner IS NULL"
+        if expired_too:
+            free += (
+                " OR NOT EXISTS (SELECT 1 FROM runner_cluster_members m WHERE "
+                "m.cluster = j.cluster AND m.member = j.owner AND m.incarnation = j.incarnation "
+                f"AND m.left_at IS NULL AND m.expires_at > {NOW})"
+            )
+        try:
+            rows = await pool.fetch(
+                "UPDATE runner_cluster_jobs AS j SET owner = $2, incarnation = $3, "
+                f"definition = t.d, acquired_at = {NOW} "
+                "FROM unnest($4::text[], $5::text[]) AS t(job, d) "
+                f"WHERE j.cluster = $1 AND j.job = t.job AND ({free}) "
+                "RETURNING j.job, j.last_slot",
+                self.cluster,
+                self.member,
+                self.incarnation,
+                list(jobs),
+                [definitions[j] for j in jobs],
+            )
+            if rows:
+                await pool.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
+        except BaseException:
+            await self._reset()
+            raise
+        return {r["job"]: r["last_slot"] for r in rows}
+
+    async def release(self, last_slots: Mapping[str, float | None]) -> None:
+        """Give up jobs this incarnation owns, noting the last slot each ran."""
+        if not last_slots:
+            return
+        pool = self._ready()
+        try:
+            await pool.execute(
+                "UPDATE runner_cluster_jobs AS j SET owner = NULL, incarnation = NULL, "
+                "last_slot = COALESCE(t.slot, j.last_slot) "
+                "FROM unnest($4::text[], $5::float8[]) AS t(job, slot) "
+                "WHERE j.cluster = $1 AND j.job = t.job AND j.owner = $2 AND j.incarnation = $3",
+                self.cluster,
+                self.member,
+                self.incarnation,
+                list(last_slots),
+                list(last_slots.values()),
+            )
+            await pool.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
+        except BaseException:
+            await self._reset()
+            raise
+
+    async def leave(self, last_slots: Mapping[str, float | None]) -> None:
+        """A clean stop: release every job and mark the membership left."""
+        await self.release(last_slots)
+        pool = self._ready()
+        await pool.execute(
+            f"UPDATE runner_cluster_members SET left_at = {NOW}, owned = 0 "
+            "WHERE cluster = $1 AND member = $2 AND incarnation = $3",
+            self.cluster,
+            self.member,
+            self.incarnation,
+        )
+        await pool.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
+
+    async def listen(self, callback: Any) -> asyncpg.Connection:
+        """A connection of its own that calls ``callback()`` on each hint."""
+        import asyncpg
+
+        conn = await asyncpg.connect(self.url, timeout=10)
+
+        def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            if payload == self.cluster:
+                callback()
+
+        await conn.add_listener(CHANNEL, on_notify)
+        return conn
+
+
+MEMBER_COLUMNS = (
+    "member, incarnation, host, pid, version, started_at, renewed_at, expires_at, left_at, "
+    "config_digest, owned"
+)
+
+
+def _member(r: Any) -> MemberRow:
+    return MemberRow(
+        name=r["member"],
+        incarnation=r["incarnation"],
+        host=r["host"],
+        pid=int(r["pid"]),
+        version=r["version"],
+        started_at=float(r["started_at"]),
+        renewed_at=float(r["renewed_at"]),
+        expires_at=float(r["expires_at"]),
+        left_at=None if r["left_at"] is None else float(r["left_at"]),
+        config_digest=r["config_digest"],
+        owned=int(r["owned"]),
+    )
+
+
+async def read_members(url: str, cluster: str, timeout: float) -> tuple[float, list[MemberRow]]:
+    """The database's clock and every member of ``cluster`` (``runner cluster``)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=timeout)
+    try:
+        exists = await conn.fetchval("SELECT to_regclass('runner_cluster_members') IS NOT NULL")
+        now = float(await conn.fetchval(f"SELECT {NOW}"))
+        if not exists:
+            return now, []
+        rows = await conn.fetch(
+            f"SELECT {MEMBER_COLUMNS} FROM runner_cluster_members WHERE cluster = $1 "
+            "ORDER BY member",
+            cluster,
+        )
+        return now, [_member(r) for r in rows]
+    finally:
+        await conn.close()
+
+
+def digest_of(definitions: Iterable[tuple[str, str]]) -> str:
+    """One digest of a member's jobs and their definitions."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=12)
+    for job, definition in sorted(definitions):
+        h.update(f"{job}\0{definition}\n".encode())
+    return h.hexdigest()

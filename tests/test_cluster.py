@@ -1,0 +1,339 @@
+"""Several daemons, one monitor (runner.cluster): members as real subprocesses
+sharing a real PostgreSQL server on 127.0.0.1, receiving real signals.
+
+Every run a member makes is one ``job.finished`` line on its stdout, with
+``member``; the tests read those lines (a killed member's too, up to its
+death) to tell who ran which slot. "No slot runs twice" is checked over all
+members' runs: no two runs of a job start within half an interval.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import socket
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import RunnerProcess, local_http_server, run_cli, wait_until
+from postgres import PostgresServer
+from runner.cluster.ownership import owners, winning_definitions
+
+INTERVAL = 1.0
+LEASE = 2.0
+
+
+def started_at(event: dict[str, Any]) -> float:
+    """When a logged run started: its finish (the line's time) less its duration."""
+    finished = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+    return float(finished - event["duration_ms"] / 1000)
+
+
+class Members:
+    """The members of one cluster, each ``runner serve CONFIG --member NAME``."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.running: dict[str, RunnerProcess] = {}
+        #: Every process started, including stopped and killed ones (their runs count).
+        self.all: list[RunnerProcess] = []
+
+    def start(self, name: str, *, wait: bool = True) -> RunnerProcess:
+        proc = RunnerProcess("serve", str(self.config), "--member", name)
+        self.running[name] = proc
+        self.all.append(proc)
+        if wait:
+            proc.wait_for(event="daemon.started", timeout=30)
+        return proc
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [e for p in self.all for e in p.find(event="job.finished")]
+
+    def runs_after(self, t: float) -> list[dict[str, Any]]:
+        return [e for e in self.runs() if started_at(e) > t]
+
+    def close(self) -> None:
+        for proc in self.running.values():
+            proc.kill()
+
+
+def assert_no_slot_twice(runs: list[dict[str, Any]], interval: float = INTERVAL) -> None:
+    by_job: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for event in runs:
+        by_job[event["job"]].append((started_at(event), event.get("member", "?")))
+    doubles = []
+    for job, starts in by_job.items():
+        starts.sort()
+        for (a, ma), (b, mb) in itertools.pairwise(starts):
+            if b - a < interval / 2:
+                doubles.append((job, round(a, 3), ma, round(b, 3), mb))
+    assert not doubles, f"runs of one job less than half an interval apart: {doubles[:10]}"
+
+
+def owners_now(members: Members, since: float) -> dict[str, set[str]]:
+    """Which members ran each job since ``since``."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for event in members.runs_after(since):
+        seen[event["job"]].add(event["member"])
+    return seen
+
+
+@pytest.fixture
+def target() -> Iterator[str]:
+    with local_http_server() as url:
+        yield url
+
+
+def write_config(
+    path: Path, url: str, target: str, checks: int = 30, extra: str = "", lease: float = LEASE
+) -> Path:
+    jobs = "\n".join(
+        f"  - {{name: c{i:02d}, plugin: http-status, interval: 1s, timeout: 2s, "
+        f"options: {{url: '{target}/ok'}}}}"
+        for i in range(checks)
+    )
+    path.write_text(
+        f"cluster: {{name: test, lease: {lease}s}}\n"
+        f"history: {{url: '{url}', flush_every: 0.2s}}\n"
+        f"{extra}"
+        f"jobs:\n{jobs}\n"
+    )
+    return path
+
+
+@pytest.fixture
+def members(tmp_path: Path, postgres_url: str, target: str) -> Iterator[Members]:
+    group = Members(write_config(tmp_path / "site.yaml", postgres_url, target))
+    try:
+        yield group
+    finally:
+        group.close()
+
+
+# ---------------------------------------------------------------- ownership (pure)
+
+
+def test_each_job_goes_to_one_member_and_a_new_member_takes_only_its_share() -> None:
+    jobs = [f"job-{i}" for i in range(3000)]
+    held = {job: "v1" for job in jobs}
+    two = owners(jobs, {"a": held, "b": held}, {})
+    three = owners(jobs, {"a": held, "b": held, "c": held}, {})
+    assert set(two) == set(three) == set(jobs)
+    shares = Counter(three.values())
+    assert all(900 <= n <= 1100 for n in shares.values()), shares
+    moved = [job for job in jobs if two[job] != three[job]]
+    # Only the jobs c wins move, and each moves to c.
+    assert {three[job] for job in moved} == {"c"}
+    assert len(moved) == shares["c"]
+
+
+def test_the_newest_definition_wins_and_only_its_holders_run_the_job() -> None:
+    first_seen = {("web", "old"): 100.0, ("web", "new"): 200.0}
+    definitions = {"a": {"web": "new"}, "b": {"web": "old"}, "c": {"web": "old"}}
+    assert winning_definitions(definitions, first_seen) == {"web": "new"}
+    assert owners(["web"], definitions, first_seen) == {"web": "a"}
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_cluster_with_sqlite_history_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "cluster: {lease: 10s}\njobs:\n  - {name: s, plugin: sleep, options: {seconds: 0}}\n"
+    )
+    result = run_cli("check", str(config))
+    assert result.returncode == 2
+    assert "c.yaml:1" in result.stderr and "cluster" in result.stderr
+    assert "history.url" in result.stderr
+
+
+def test_a_lease_shorter_than_a_second_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "cluster: {lease: 500ms}\nhistory: {url: 'postgresql://x@127.0.0.1/x'}\n"
+        "jobs:\n  - {name: s, plugin: sleep, options: {seconds: 0}}\n"
+    )
+    result = run_cli("check", str(config))
+    assert result.returncode == 2
+    assert "lease" in result.stderr and "greater than or equal to 1" in result.stderr
+
+
+def test_a_database_that_refuses_the_login_stops_the_start_with_exit_2(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    config = tmp_path / "c.yaml"
+    url = postgres_server.url("postgres").replace("runner@", "nobody@")
+    config.write_text(
+        f"cluster: {{}}\nhistory: {{url: '{url}'}}\nhttp: {{listen: '127.0.0.1:0'}}\n"
+        "jobs:\n  - {name: s, plugin: sleep, interval: 1s, options: {seconds: 0}}\n"
+    )
+    with RunnerProcess("serve", str(config), "--member", "a") as proc:
+        code = proc.proc.wait(timeout=30)
+        proc.kill()
+    assert code == 2
+    (refused,) = proc.find(event="cluster.refused")
+    assert "nobody" in refused["error"] and "cannot reach" in refused["error"]
+    # Nothing half-started: no job ran, no endpoint was served, never "started".
+    assert not proc.find(event="job.finished")
+    assert not proc.find(event="daemon.started")
+    assert not proc.find(event="http.listening")
+
+
+def test_a_second_live_member_with_the_same_name_is_refused(members: Members) -> None:
+    members.start("a")
+    second = RunnerProcess("serve", str(members.config), "--member", "a")
+    members.all.append(second)
+    try:
+        assert second.proc.wait(timeout=30) == 2
+        (refused,) = second.find(event="cluster.refused")
+        assert "member 'a' is already running" in refused["error"]
+        assert "--member" in refused["error"]
+        assert not second.find(event="job.finished")
+    finally:
+        second.kill()
+
+
+# ---------------------------------------------------------------- running
+
+
+def test_three_members_share_the_checks_and_take_over_a_killed_ones(members: Members) -> None:
+    for name in ("a", "b", "c"):
+        members.start(name)
+    t0 = time.time()
+    wait_until(lambda: len(owners_now(members, t0 + 1)) == 30, 20, "every check to run")
+    time.sleep(3)  # three slots of every check, to count them
+    window = members.runs_after(t0 + 1)
+    ran_by = owners_now(members, t0 + 1)
+    assert all(len(m) == 1 for m in ran_by.values()), ran_by
+    shares = Counter(next(iter(m)) for m in ran_by.values())
+    assert set(shares) == {"a", "b", "c"}, shares
+    # About one run per check per second in total.
+    per_job = Counter(e["job"] for e in window if started_at(e) < t0 + 4)
+    assert all(2 <= n <= 4 for n in per_job.values()), per_job
+
+    b_jobs = {job for job, m in ran_by.items() if m == {"b"}}
+    members.running["b"].proc.kill()
+    killed = time.time()
+    members.running["b"].kill()
+
+    def resumed() -> bool:
+        seen = owners_now(members, killed)
+        return all(job in seen for job in b_jobs)
+
+    wait_until(resumed, 15, "b's checks to run elsewhere")
+    first = {
+        job: min(started_at(e) for e in members.runs_after(killed) if e["job"] == job)
+        for job in b_jobs
+    }
+    late = {
+        job: round(t - killed, 2) for job, t in first.items() if t - killed > LEASE + INTERVAL + 1
+    }
+    assert not late, f"resumed later than lease + interval (+1 s of slack): {late}"
+    assert all(owners_now(members, killed)[job] <= {"a", "c"} for job in b_jobs)
+
+    # b again: it gets a share back.
+    members.start("b")
+    back = time.time()
+    wait_until(
+        lambda: any("b" in m for m in owners_now(members, back).values()), 15, "b to run again"
+    )
+    assert_no_slot_twice(members.runs())
+
+
+def test_a_paused_member_runs_nothing_it_lost_and_rejoins(members: Members) -> None:
+    for name in ("a", "b"):
+        members.start(name)
+    t0 = time.time()
+    wait_until(lambda: len(owners_now(members, t0 + 1)) == 30, 20, "every check to run")
+    b = members.running["b"]
+    b.proc.send_signal(signal.SIGSTOP)
+    paused = time.time()
+    try:
+        wait_until(
+            lambda: len(owners_now(members, paused + LEASE + 1)) == 30, 20, "a to run everything"
+        )
+        time.sleep(3 * LEASE - (time.time() - paused))
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    resumed = time.time()
+    b.wait_for(event="cluster.checks_lost", timeout=10)
+    wait_until(
+        lambda: any("b" in m for m in owners_now(members, resumed + 1).values()),
+        15,
+        "b to run a share again",
+    )
+    assert_no_slot_twice(members.runs())
+
+
+def test_a_member_stopped_with_sigterm_hands_its_checks_over_at_once(members: Members) -> None:
+    for name in ("a", "b"):
+        members.start(name)
+    t0 = time.time()
+    wait_until(lambda: len(owners_now(members, t0 + 1)) == 30, 20, "every check to run")
+    b_jobs = {job for job, m in owners_now(members, t0 + 1).items() if m == {"b"}}
+    assert b_jobs
+    stopping = time.time()
+    assert members.running["b"].stop(timeout=15) == 0
+    last_by_b = {e["job"]: started_at(e) for e in members.runs() if e.get("member") == "b"}
+    assert members.running["b"].find(event="cluster.left")
+    wait_until(
+        lambda: all(job in owners_now(members, stopping) for job in b_jobs), 10, "a to take b's"
+    )
+    for job in b_jobs:
+        first_by_a = min(started_at(e) for e in members.runs_after(stopping) if e["job"] == job)
+        # At most one slot skipped: the next run within two intervals of b's last.
+        assert first_by_a - last_by_b[job] < 2 * INTERVAL + 0.5, (job, first_by_a, last_by_b[job])
+    assert_no_slot_twice(members.runs())
+
+
+def test_runner_cluster_lists_the_members_and_says_whether_they_agree(
+    members: Members,
+) -> None:
+    members.start("a")
+    members.start("b")
+    result = run_cli("cluster", str(members.config), "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {r["member"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert set(rows) == {"a", "b"}
+    assert all(r["state"] == "live" and r["config_matches_file"] for r in rows.values())
+    wait_until(
+        lambda: (
+            sum(
+                json.loads(line)["owned"]
+                for line in run_cli("cluster", str(members.config), "--json").stdout.splitlines()
+            )
+            == 30
+        ),
+        10,
+        "the members to report 30 checks owned",
+    )
+    members.running["b"].stop(timeout=15)
+    rows = {
+        r["member"]: r
+        for r in map(
+            json.loads, run_cli("cluster", str(members.config), "--json").stdout.splitlines()
+        )
+    }
+    assert rows["b"]["state"] == "left"
+
+
+def test_runner_cluster_exits_2_when_the_database_cannot_be_reached(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"cluster: {{}}\nhistory: {{url: 'postgresql://runner@127.0.0.1:{port}/x'}}\n"
+        "jobs:\n  - {name: s, plugin: sleep, options: {seconds: 0}}\n"
+    )
+    result = run_cli("cluster", str(config))
+    assert result.returncode == 2
+    assert "cannot read cluster 'c'" in result.stderr
