@@ -6,7 +6,8 @@ Exit codes (a public contract):
     1  run: at least one check did not pass; status: a job is failing or has
        no result yet; plugins: a plugin cannot be loaded
     2  the config (or the command line) is invalid; nothing was started;
-       plugins NAME: no such plugin; status, history: the history cannot be read
+       plugins NAME: no such plugin; status, history: the history cannot be read,
+       or the job named is a service or no check of the config
 ping exits 1 when the daemon did not take the ping; ping -- COMMAND exits with
 the command's status.
 """
