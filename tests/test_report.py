@@ -324,3 +324,17 @@ def test_run_summary_writes_fields_as_json_values(capsys: pytest.CaptureFixture[
     print_run_summary([runs()[0]])
     out = capsys.readouterr().out
     assert 'timings_ms={"dns":0.4,"connect":1.2,"tls":null} body_complete=true' in out
+
+
+def test_names_and_messages_are_text_never_markup(rows: list[StatusRow]) -> None:
+    failing = replace(
+        rows[0], job="api [v2]", last=record("api [v2]", Result.fail("[bold]500[/bold]"), NOW)
+    )
+    text = render(120, print_status, [failing], NOW, where="h")
+    _, body = table(text, "job ")
+    assert body[0][:4] == ["api [v2]", "FAILING", "2m 45s ago", "FAIL [bold]500[/bold]"]
+    assert "1 failing (api [v2])" in text
+    history = render(120, print_history, "api [v2]", [failing.last])
+    assert history.startswith("api [v2]: 1 run, newest first")
+    assert "[bold]500[/bold]" in history
+    assert render(120, print_history, "api [v2]", []) == "no runs of api [v2] match\n"

@@ -36,6 +36,7 @@ _STYLE = {
 
 
 def _console(*, force_terminal: bool | None = None) -> Console:
+    # What is printed is Text, never markup: a job named "api [v2]" stays so.
     # Off a terminal (a pipe, a CI log) lines are not wrapped at 80 columns.
     return Console(
         soft_wrap=False,
@@ -174,9 +175,9 @@ def print_run_summary(
         extra = _extra(record)
         table.add_row(
             _label(record.status.value),
-            record.job,
+            Text(record.job),
             f"{record.duration_ms:.0f} ms",
-            f"{message}{'  ' if message and extra else ''}{extra}",
+            Text(f"{message}{'  ' if message and extra else ''}{extra}"),
         )
     if records:
         console.print(table)
@@ -361,13 +362,13 @@ def print_status(
         line += f", {len(unknown)} without a result yet"
     if held:
         line += f", {len(held)} in maintenance"
-    console.print(line)
+    console.print(Text(line))
     if maintenance:
         for occurrence in maintenance.current(now):
             console.print(Text(f"maintenance now: {_occurrence(occurrence, now)}", style="blue"))
         upcoming = maintenance.next(now)
         if upcoming is not None:
-            console.print(f"next maintenance: {_occurrence(upcoming, now)}")
+            console.print(Text(f"next maintenance: {_occurrence(upcoming, now)}"))
 
 
 def _occurrence(occurrence: Occurrence, now: float) -> str:
@@ -437,7 +438,7 @@ def print_history(
     """
     console = console or _console()
     if not runs:
-        console.print(f"no runs of {job} match{f' {matched}' if matched else ''}")
+        console.print(Text(f"no runs of {job} match{f' {matched}' if matched else ''}"))
         return
     console.print(Text(f"{job}: {count(len(runs), 'run')}, newest first", style="bold"))
     columns = [
@@ -484,6 +485,6 @@ def print_next(rows: Sequence[tuple[str, str, str]], *, console: Console | None 
     table.add_column("due (UTC)", no_wrap=True)
     previous = None
     for name, due, due_utc in rows:
-        table.add_row(name if name != previous else "", due, due_utc)
+        table.add_row(Text(name if name != previous else ""), due, due_utc)
         previous = name
     console.print(table)
