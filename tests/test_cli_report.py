@@ -203,9 +203,11 @@ def test_status_and_history_through_a_real_terminal(config: Path, columns: int) 
     assert "status_code" not in "\n".join(lines)
 
     code, lines = on_a_terminal(
-        ["history", str(config), "shop-checkout-api", "--status", "timeout"], columns
+        ["history", str(config), "shop-checkout-api", "--status", "timeout", "--since", "1h"],
+        columns,
     )
     assert code == 0
-    assert " ".join(lines) == (
-        "no runs of shop-checkout-api match --status timeout (all its runs: 1 ok, 1 fail, 2 error)"
+    assert " ".join(" ".join(lines).split()) == (  # as wrapped at the width
+        "no runs of shop-checkout-api match --status timeout --since 1h "
+        "(all its runs: 1 ok, 1 fail, 2 error)"
     )

@@ -32,7 +32,7 @@ from pydantic_core import PydanticUndefined
 from runner import __version__, heap, loops, process, reaper
 from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
-from runner.durations import parse_duration
+from runner.durations import format_duration, parse_duration
 from runner.log import configure_logging, get_logger
 from runner.model import Health, RunRecord, format_time
 from runner.offline import OfflineHint, offline_hint
@@ -560,7 +560,7 @@ def _what_there_is(counts: dict[str, int], known: bool, args: argparse.Namespace
     if args.status:
         asked.append(f"--status {','.join(args.status)}")
     if args.since:
-        asked.append("--since")
+        asked.append(f"--since {format_duration(args.since)}")
     held = ", ".join(f"{counts[s.value]} {s.value}" for s in Status if counts.get(s.value))
     return f"{' '.join(asked)} (all its runs: {held or 'none'})".lstrip()
 
