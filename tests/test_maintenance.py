@@ -508,7 +508,7 @@ def test_runner_status_table_shows_maintenance_and_lists_the_windows() -> None:
     console = Console(record=True, width=200)
     print_status(rows, now, where="test", console=console, maintenance=maintenance)
     text = console.export_text()
-    assert "│ db-main │ MAINTENANCE │" in text
+    assert "\ndb-main  MAINTENANCE  " in text
     assert "2 jobs: 0 ok, 1 without a result yet, 1 in maintenance" in text
     assert (
         "maintenance now: deploy (db-*): 2026-12-07 12:20:00Z to 13:00:00Z, ends in 30m 0s" in text

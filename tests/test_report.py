@@ -1,9 +1,10 @@
 """What ``runner status`` and ``runner history`` print (runner.report), read
-as a person reads it: the cells of each row at a fixed width."""
+as a person reads it: at each terminal width, what every row shows."""
 
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,16 +12,16 @@ import pytest
 from rich.console import Console
 
 from runner.config import load_config
-from runner.model import RunRecord
+from runner.model import Maintenance, RunRecord, Window
 from runner.plugin import Result, Status
-from runner.report import ago, print_history, print_status
+from runner.report import ago, print_history, print_run_summary, print_status
 from runner.results import ResultHub
 from runner.status import RunStats, StatusRow, status_rows
 
 NOW = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
 CONFIG = """
 jobs:
-  - name: web
+  - name: shop-checkout-api
     plugin: http-status
     options: {url: "http://127.0.0.1:9/"}
   - name: nap
@@ -29,10 +30,15 @@ jobs:
   - name: fresh
     plugin: sleep
     options: {seconds: 0}
+  - name: db-replica-eu-west-1
+    plugin: sleep
+    options: {seconds: 0}
   - name: listener
     plugin: echo-listener
     options: {port: 0}
 """
+LONG = "status 503 Service Unavailable from upstream payments-gateway after 3 redirects"
+WIDTHS = (60, 80, 100, 120, 160)
 
 
 def record(
@@ -43,107 +49,175 @@ def record(
     )
 
 
-@pytest.fixture
-def rows(tmp_path: Path) -> list[StatusRow]:
-    """web failing since 200 s ago (1 ok, then 2 not ok), nap ok, fresh never ran."""
+def make_rows(tmp_path: Path) -> list[StatusRow]:
+    """shop-checkout-api failing since 165 s ago (1 ok, then 2 not ok, the last with a
+    long message), nap ok for 3h 12m, fresh never ran, db-replica-eu-west-1 ok but
+    in a maintenance window."""
     path = tmp_path / "checks.yaml"
     path.write_text(CONFIG)
     config = load_config(path)
     hub = ResultHub()
     for job in config.jobs:
         hub.track(job.name, job.plugin_name, job.kind)
-    hub.publish(record("web", Result.ok(status_code=200), NOW - 300, plugin="http-status"))
-    hub.publish(record("web", Result.fail("status 500"), NOW - 200, plugin="http-status"))
-    hub.publish(record("web", Result.fail("status 503"), NOW - 100, plugin="http-status"))
+    shop = "shop-checkout-api"
+    hub.publish(record(shop, Result.ok(status_code=200), NOW - 300, plugin="http-status"))
+    hub.publish(record(shop, Result.fail("status 500"), NOW - 165, plugin="http-status"))
+    hub.publish(record(shop, Result.fail(LONG), NOW - 100, plugin="http-status"))
     hub.publish(record("nap", Result.ok(slept_s=0), NOW - 3 * 3600 - 12 * 60))
+    hub.publish(record("db-replica-eu-west-1", Result.ok(), NOW - 2 * 86400 - 4 * 3600))
     stats = {
-        "web": RunStats(
-            {"1h": 1 / 3, "24h": 0.75, "7d": 0.999, "30d": 1.0}, {"p50": 110.4, "p95": 200.0}
+        shop: RunStats(
+            {"1h": 1 / 3, "24h": 0.75, "7d": 0.999, "30d": 1.0}, {"p50": 110.4, "p95": 1200.0}
         ),
         "nap": RunStats({"1h": None, "24h": 1.0, "7d": 1.0, "30d": 1.0}, {"p50": 1.0, "p95": 2.6}),
     }
-    return status_rows(config.checks, hub.states, stats)
+    maintenance = Maintenance(
+        [Window("deploy", ("db-*",), start=NOW - 600, end=NOW + 1800)],
+        [job.name for job in config.jobs],
+    )
+    return status_rows(config.checks, hub.states, stats, maintenance, NOW)
 
 
-def console(width: int) -> tuple[Console, io.StringIO]:
+@pytest.fixture
+def rows(tmp_path: Path) -> list[StatusRow]:
+    return make_rows(tmp_path)
+
+
+def render(width: int, print_it: object, *args: object, **kwargs: object) -> str:
+    """What ``print_it(*args, **kwargs)`` prints on a terminal ``width`` columns wide."""
     out = io.StringIO()
-    return Console(file=out, width=width, soft_wrap=False, highlight=False), out
+    console = Console(file=out, width=width, soft_wrap=False, highlight=False)
+    print_it(*args, console=console, **kwargs)  # type: ignore[operator]
+    return out.getvalue()
 
 
-def cells(text: str, first: str) -> list[str]:
-    """The cells of the table row whose first cell is ``first``; a cell folded over
-    more lines is its lines joined with a space."""
-    row: list[list[str]] | None = None
-    for line in text.splitlines():
-        parts = [cell.strip() for cell in line.split("│")[1:-1]]
-        if row is None:
-            if parts and parts[0] == first:
-                row = [[part] for part in parts]
-        elif parts and not parts[0]:  # the row goes on
-            for cell, part in zip(row, parts, strict=True):
-                if part:
-                    cell.append(part)
-        else:
+def split(line: str, columns: int = 0) -> list[str]:
+    """The cells of a line of a borderless table: two spaces or more part them
+    (but the last of ``columns`` cells keeps its own)."""
+    return re.split(r" {2,}", line.strip(), maxsplit=max(0, columns - 1))
+
+
+def table(text: str, header_starts: str) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows of the table whose header line starts with
+    ``header_starts``: the lines after it up to the first that is not a row
+    (the counts, or the next line of a cell). An empty last cell is ""."""
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(header_starts))
+    header = split(lines[at])
+    body = []
+    for line in lines[at + 1 :]:
+        cells = split(line, len(header))
+        if line.startswith(" ") or len(cells) < len(header) - 1:
             break
-    if row is None:
-        raise AssertionError(f"no row {first!r} in:\n{text}")
-    return [" ".join(cell) for cell in row]
+        body.append(cells + [""] * (len(header) - len(cells)))
+    return header, body
 
 
 # --------------------------------------------------------------------------- runner status
 
-
-def test_status_off_a_terminal_prints_every_column_of_every_row(
-    rows: list[StatusRow], capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Off a terminal (a pipe) the table is 200 columns wide: nothing folds.
-    print_status(rows, NOW, where="/var/lib/runner/checks.sqlite3")
-    text = capsys.readouterr().out
-    lines = text.splitlines()
-    assert lines[0].strip() == "history: /var/lib/runner/checks.sqlite3"
-    header = [c.strip() for c in lines[2].split("┃")[1:-1]]
-    assert header == [
+#: The columns runner status shows at each width, for the rows above: the
+#: identity, since and the last result always; numbers in NUMERIC_PRIORITY's
+#: order as they fit.
+COLUMNS = {
+    60: ["job", "state", "since", "last result"],
+    80: ["job", "state", "since", "last result", "24h"],
+    100: ["job", "state", "since", "last result", "24h", "7d", "p50"],
+    120: ["job", "state", "since", "last result", "1h", "24h", "7d", "30d", "p50", "p95"],
+    160: [
         "job", "state", "since", "last result", "1h", "24h", "7d", "30d",
         "p50", "p95", "runs", "failures",
-    ]  # fmt: skip
-    assert cells(text, "web") == [
-        "web", "FAILING", "2026-05-28 20:23:20Z (3m 20s)", "FAIL status 503",
-        "33.33%", "75.00%", "99.90%", "100%", "110 ms", "200 ms", "3", "2",
-    ]  # fmt: skip
-    assert cells(text, "nap") == [
-        "nap", "ok", "2026-05-28 17:14:40Z (3h 12m)", "ok",
-        "—", "100%", "100%", "100%", "1 ms", "3 ms", "1", "0",
-    ]  # fmt: skip
-    assert cells(text, "fresh") == ["fresh", "UNKNOWN", "—", "—", *["—"] * 6, "0", "0"]
-    assert "listener" not in text  # a service has no row
-    assert lines[-1] == "3 jobs: 1 ok, 1 failing (web), 1 without a result yet"
-    assert max(len(line) for line in lines) <= 200
+    ],
+}  # fmt: skip
+#: Every row's job, state and since, as each width shows them.
+IDENTITY = [
+    ["shop-checkout-api", "FAILING", "2m 45s ago"],
+    ["nap", "ok", "3h 12m ago"],
+    ["fresh", "UNKNOWN", "—"],
+    ["db-replica-eu-west-1", "MAINTENANCE", "2d 4h ago"],
+]
+NO_STATS = ("1h", "24h", "7d", "30d", "p50", "p95")
+#: Every numeric cell, for the widths that show it.
+NUMBERS = {
+    "shop-checkout-api": {
+        "1h": "33.33%", "24h": "75.00%", "7d": "99.90%", "30d": "100%",
+        "p50": "110 ms", "p95": "1200 ms", "runs": "3", "failures": "2",
+    },
+    "nap": {
+        "1h": "—", "24h": "100%", "7d": "100%", "30d": "100%",
+        "p50": "1 ms", "p95": "3 ms", "runs": "1", "failures": "0",
+    },
+    "fresh": {**dict.fromkeys(NO_STATS, "—"), "runs": "0", "failures": "0"},
+    "db-replica-eu-west-1": {**dict.fromkeys(NO_STATS, "—"), "runs": "1", "failures": "0"},
+}  # fmt: skip
 
 
-def test_status_cuts_a_long_message_at_80_characters(
+@pytest.mark.parametrize("width", WIDTHS, ids=[f"{w}-columns" for w in WIDTHS])
+def test_status_shows_each_job_on_one_line_with_its_name_and_state_whole(
+    rows: list[StatusRow], width: int
+) -> None:
+    text = render(width, print_status, rows, NOW, where="/var/lib/runner/checks.sqlite3")
+    lines = text.splitlines()
+    assert lines[0] == "history: /var/lib/runner/checks.sqlite3"
+    assert max(len(line) for line in lines) <= width
+    header, body = table(text, "job ")
+    assert header == COLUMNS[width]
+    # One line per job, in the config's order; the counts come right after.
+    assert [cells[:3] for cells in body] == IDENTITY
+    assert lines[2 + len(body)].startswith("4 jobs: 1 ok, 1 failing (shop-checkout-api)")
+    for cells in body:
+        shown = dict(zip(header, cells, strict=True))
+        assert {k: v for k, v in shown.items() if k in NUMBERS[cells[0]]} == {
+            k: v for k, v in NUMBERS[cells[0]].items() if k in header
+        }
+    last = {cells[0]: cells[3] for cells in body}
+    assert last["nap"] == last["db-replica-eu-west-1"] == "ok"
+    assert last["fresh"] == "—"
+    # The last message is cut to fit: its start, then an ellipsis.
+    failing = last["shop-checkout-api"]
+    assert failing.startswith("FAIL status")
+    assert failing == f"FAIL {LONG}" or (
+        failing.endswith("…") and f"FAIL {LONG}".startswith(failing[:-1])
+    )
+
+
+def test_status_off_a_terminal_is_200_columns_with_every_column_and_the_message_whole(
     rows: list[StatusRow], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    long = "x" * 79 + "yz" + "!" * 40
-    rows[0] = replace(rows[0], last=record("web", Result.fail(long), NOW - 100, plugin="http"))
     print_status(rows, NOW, where="h")
-    last = cells(capsys.readouterr().out, "web")[3]
-    # Even at 200 columns the cell folds (over 3 lines): the cut is what is asserted.
-    assert last.replace(" ", "") == "FAIL" + "x" * 79 + "y"
+    text = capsys.readouterr().out
+    header, body = table(text, "job ")
+    assert header == COLUMNS[160]
+    assert body[0][:4] == ["shop-checkout-api", "FAILING", "2m 45s ago", f"FAIL {LONG}"]
+    assert "listener" not in text  # a service has no row
+    assert text.splitlines()[-1] == (
+        "4 jobs: 1 ok, 1 failing (shop-checkout-api), 1 without a result yet, 1 in maintenance"
+    )
 
 
-def test_status_at_160_columns_keeps_names_states_and_numbers(rows: list[StatusRow]) -> None:
-    out_console, out = console(160)
-    print_status(rows, NOW, where="h", console=out_console)
-    text = out.getvalue()
-    assert max(len(line) for line in text.splitlines()) <= 160
-    web = cells(text, "web")
-    assert web[1] == "FAILING" and web[-4:] == ["110 ms", "200 ms", "3", "2"]
-    assert cells(text, "fresh")[1] == "UNKNOWN"
+def test_a_name_wider_than_the_terminal_folds_whole_beside_its_state(
+    rows: list[StatusRow],
+) -> None:
+    name = "the-public-website-of-the-company-behind-the-load-balancer-in-eu-1"
+    text = render(60, print_status, [replace(rows[0], job=name)], NOW, where="h")
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 60
+    first, second = lines[2], lines[3]
+    assert split(first)[1] == "FAILING"
+    assert split(first)[0] + split(second)[0] == name  # whole, over two lines
+
+
+def test_a_message_of_several_lines_takes_one(rows: list[StatusRow]) -> None:
+    message = "expected 'Welcome'\n  in the body\tof 2 KiB"
+    failing = replace(rows[0], last=record("shop", Result.fail(message), NOW - 100))
+    text = render(160, print_status, [failing], NOW, where="h")
+    _, body = table(text, "job ")
+    assert len(body) == 1
+    assert body[0][3] == "FAIL expected 'Welcome' in the body of 2 KiB"
 
 
 def test_all_ok_says_so(rows: list[StatusRow], capsys: pytest.CaptureFixture[str]) -> None:
     print_status([rows[1]], NOW, where="h")
-    assert capsys.readouterr().out.splitlines()[-1] == "1 jobs: 1 ok"
+    assert capsys.readouterr().out.splitlines()[-1] == "1 job: 1 ok"
 
 
 @pytest.mark.parametrize(
@@ -163,44 +237,104 @@ def test_ago_reads_as_a_person_says_it(seconds: float, said: str) -> None:
 
 # --------------------------------------------------------------------------- runner history
 
+#: An http-status run with the fields it really has: nested, boolean, lists.
+HTTP_FIELDS = {
+    "status_code": 503,
+    "timings_ms": {"dns": 0.4, "connect": 1.2, "tls": None},
+    "body_complete": True,
+    "redirects": ["http://a.test/", "http://b.test/"],
+}
 
-def test_history_prints_newest_first_with_status_time_duration_and_message(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    runs = [
-        record("web", Result.fail("status 500", status_code=500), NOW - 60, 41.6, "http-status"),
+
+def runs() -> list[RunRecord]:
+    return [
+        record("web", Result.fail(LONG, **HTTP_FIELDS), NOW - 60, 41.6, "http-status"),
         record("web", Result.ok(status_code=200), NOW - 120, 12.2, "http-status"),
         record(
             "web", Result(Status.TIMEOUT, "no answer in 10s"), NOW - 180, 10_000.0, "http-status"
         ),
     ]
-    print_history("web", runs)
-    text = capsys.readouterr().out
+
+
+@pytest.mark.parametrize("width", WIDTHS, ids=[f"{w}-columns" for w in WIDTHS])
+def test_history_shows_each_run_on_one_line_with_time_status_duration_and_message(
+    width: int,
+) -> None:
+    text = render(width, print_history, "web", runs())
     lines = text.splitlines()
-    assert lines[0].strip() == "web: 3 runs, newest first"
-    assert cells(text, "2026-05-28 20:25:40Z") == [
-        "2026-05-28 20:25:40Z", "FAIL", "42 ms", "status 500  status_code=500",
-    ]  # fmt: skip
-    assert cells(text, "2026-05-28 20:24:40Z") == [
-        "2026-05-28 20:24:40Z", "ok", "12 ms", "status_code=200",
-    ]  # fmt: skip
-    assert cells(text, "2026-05-28 20:23:40Z")[1:3] == ["TIMEOUT", "10000 ms"]
-    finished = [line.split("│")[1].strip() for line in lines if line.startswith("│")]
-    assert finished == ["2026-05-28 20:25:40Z", "2026-05-28 20:24:40Z", "2026-05-28 20:23:40Z"]
+    assert lines[0] == "web: 3 runs, newest first"
+    assert max(len(line) for line in lines) <= width
+    header, body = table(text, "finished")
+    assert header == ["finished", "status", "duration", "message"]
+    assert len(lines) == 2 + len(body)  # one line a run
+    assert [cells[:3] for cells in body] == [
+        ["2026-05-28 20:25:40Z", "FAIL", "42 ms"],
+        ["2026-05-28 20:24:40Z", "ok", "12 ms"],
+        ["2026-05-28 20:23:40Z", "TIMEOUT", "10000 ms"],
+    ]
+    said = body[0][3]
+    assert said == LONG or (said.endswith("…") and LONG.startswith(said[:-1]))
+    assert len(said) >= 15
+    assert body[2][3] == "no answer in 10s"
+    # No plugin field without -v.
+    assert "status_code" not in text and "dns" not in text
 
 
-def test_history_of_no_runs_says_none_match(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("width", [60, 160], ids=["60-columns", "160-columns"])
+def test_history_verbose_has_the_message_whole_and_the_fields_as_values_not_reprs(
+    width: int,
+) -> None:
+    text = render(width, print_history, "web", runs(), verbose=True)
+    assert max(len(line) for line in text.splitlines()) <= width
+    lines = text.splitlines()
+    at = lines[1].index("message")
+    message = [line[at:].rstrip() for line in lines[2:]]
+    # The first run's cell, line by line, up to the next run's.
+    first = message[: message.index("status_code: 200")]
+    joined = " ".join(first)
+    assert joined.startswith(LONG)
+    assert "status_code: 503" in joined
+    assert "timings_ms: dns=0.4 connect=1.2 tls=null" in joined
+    assert "body_complete: true" in joined
+    assert "redirects: http://a.test/, http://b.test/" in joined
+    assert "{" not in text and "True" not in text and "None" not in text
+
+
+def test_history_names_the_maintenance_window_of_a_run() -> None:
+    held = replace(runs()[0], maintenance="deploy")
+    _, body = table(render(200, print_history, "web", [held]), "finished")
+    assert body[0][3] == f"{LONG}  maintenance=deploy"
+
+
+def test_history_of_no_runs_says_what_was_asked_and_what_there_is(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     print_history("web", [])
     assert capsys.readouterr().out == "no runs of web match\n"
+    print_history("web", [], matched="--status fail (all its runs: 3 error, 1 ok)")
+    assert capsys.readouterr().out == (
+        "no runs of web match --status fail (all its runs: 3 error, 1 ok)\n"
+    )
 
 
-def test_history_at_100_columns_folds_the_message_not_the_time() -> None:
-    out_console, out = console(100)
-    message = "a long message " * 12
-    print_history("web", [record("web", Result.fail(message), NOW - 60)], console=out_console)
-    lines = out.getvalue().splitlines()
-    assert max(len(line) for line in lines) <= 100
-    assert len([line for line in lines if line.startswith("│")]) > 1  # it folded
-    _, status, duration, said = cells(out.getvalue(), "2026-05-28 20:25:40Z")
-    assert (status, duration) == ("FAIL", "12 ms")
-    assert said == message.strip()  # whole, over several lines
+# --------------------------------------------------------------------------- runner run
+
+
+def test_run_summary_writes_fields_as_json_values(capsys: pytest.CaptureFixture[str]) -> None:
+    print_run_summary([runs()[0]])
+    out = capsys.readouterr().out
+    assert 'timings_ms={"dns":0.4,"connect":1.2,"tls":null} body_complete=true' in out
+
+
+def test_names_and_messages_are_text_never_markup(rows: list[StatusRow]) -> None:
+    failing = replace(
+        rows[0], job="api [v2]", last=record("api [v2]", Result.fail("[bold]500[/bold]"), NOW)
+    )
+    text = render(120, print_status, [failing], NOW, where="h")
+    _, body = table(text, "job ")
+    assert body[0][:4] == ["api [v2]", "FAILING", "2m 45s ago", "FAIL [bold]500[/bold]"]
+    assert "1 failing (api [v2])" in text
+    history = render(120, print_history, "api [v2]", [failing.last])
+    assert history.startswith("api [v2]: 1 run, newest first")
+    assert "[bold]500[/bold]" in history
+    assert render(120, print_history, "api [v2]", []) == "no runs of api [v2] match\n"

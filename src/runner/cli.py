@@ -6,7 +6,8 @@ Exit codes (a public contract):
     1  run: at least one check did not pass; status: a job is failing or has
        no result yet; plugins: a plugin cannot be loaded
     2  the config (or the command line) is invalid; nothing was started;
-       plugins NAME: no such plugin; status, history: the history cannot be read
+       plugins NAME: no such plugin; status, history: the history cannot be read,
+       or the job named is a service or no check of the config
 ping exits 1 when the daemon did not take the ping; ping -- COMMAND exits with
 the command's status.
 """
@@ -31,7 +32,7 @@ from pydantic_core import PydanticUndefined
 from runner import __version__, heap, loops, process, reaper
 from runner.config import Config, ConfigError, load_config
 from runner.daemon import Daemon
-from runner.durations import parse_duration
+from runner.durations import format_duration, parse_duration
 from runner.log import configure_logging, get_logger
 from runner.model import Health, RunRecord, format_time
 from runner.offline import OfflineHint, offline_hint
@@ -128,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         "exit 0 when every job is ok, 1 if not",
     )
     status.add_argument("config", help=CONFIG_HELP)
+    status.add_argument(
+        "jobs",
+        nargs="*",
+        metavar="JOB",
+        help="only these checks of the config (default: every one)",
+    )
     status.add_argument("--json", action="store_true", help="JSON (the default off a terminal)")
 
     notify_test = sub.add_parser(
@@ -144,10 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", type=_duration_arg, metavar="DURATION", help="only runs this recent (2h, 7d)"
     )
     history.add_argument(
-        "--status", choices=[s.value for s in Status], help="only runs with this status"
+        "--status",
+        type=_statuses_arg,
+        metavar="STATUS",
+        help="only runs with this status: ok, fail, error, timeout, not-ok (any but ok), "
+        "or a comma list (fail,error)",
     )
     history.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     history.add_argument("--json", action="store_true", help="JSON (the default off a terminal)")
+    history.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="each message whole and the plugin's fields (--json has them too)",
+    )
 
     ping = sub.add_parser(
         "ping",
@@ -205,6 +222,28 @@ def _duration_arg(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+#: What ``--status not-ok`` stands for.
+NOT_OK = tuple(s.value for s in Status if s is not Status.OK)
+
+
+def _statuses_arg(text: str) -> tuple[str, ...]:
+    """``fail``, ``not-ok``, ``fail,error``: the statuses asked for, in :class:`Status` order."""
+    names = {s.value for s in Status}
+    wanted: set[str] = set()
+    for item in text.split(","):
+        item = item.strip().lower()
+        if item == "not-ok":
+            wanted.update(NOT_OK)
+        elif item in names:
+            wanted.add(item)
+        else:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not a status: expected ok, fail, error, timeout or not-ok, "
+                "or a comma list of them (fail,error)"
+            )
+    return tuple(s.value for s in Status if s.value in wanted)
 
 
 def _count_arg(text: str) -> int:
@@ -474,6 +513,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     from runner.status import status_rows
 
     checks = config.checks
+    if args.jobs:
+        for name in args.jobs:
+            if _not_a_check(config, name, args.config, "no status"):
+                return EXIT_USAGE
+        asked = set(args.jobs)
+        checks = tuple(j for j in checks if j.name in asked)
     jobs = [j.name for j in checks]
     now = time.time()
 
@@ -511,19 +556,29 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("error: --limit must be 1 or more", file=sys.stderr)
         return EXIT_USAGE
+    if any(s.name == args.job for s in config.services):
+        _not_a_check(config, args.job, args.config, "no history")
+        return EXIT_USAGE
     since = time.time() - args.since if args.since else None
+    statuses: tuple[str, ...] | None = args.status
+    if statuses is not None and len(statuses) == len(Status):
+        statuses = None  # every status: no filter
 
-    async def read() -> tuple[list[RunRecord], bool]:
+    async def read() -> tuple[list[RunRecord], bool, dict[str, int]]:
         await store.open(create=False)
         try:
-            runs = await store.runs(args.job, since=since, status=args.status, limit=args.limit)
+            runs = await _read_runs(store, args.job, since, statuses, args.limit)
             known = bool(runs) or args.job in await store.job_ids()
-            return runs, known
+            counts: dict[str, int] = {}
+            if known and not runs:  # what there is instead, to say so
+                for state in await store.load_states([args.job]):
+                    counts.update(state.counts)
+            return runs, known, counts
         finally:
             await store.close()
 
     try:
-        runs, known = asyncio.run(read())
+        runs, known, counts = asyncio.run(read())
     except HistoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -539,8 +594,56 @@ def cmd_history(args: argparse.Namespace) -> int:
     else:
         from runner.report import print_history
 
-        print_history(args.job, runs)
+        print_history(
+            args.job, runs, verbose=args.verbose, matched=_what_there_is(counts, known, args)
+        )
     return EXIT_OK
+
+
+async def _read_runs(
+    store: HistoryStore, job: str, since: float | None, statuses: Sequence[str] | None, limit: int
+) -> list[RunRecord]:
+    """The newest ``limit`` runs of ``job`` with one of ``statuses`` (None: any)."""
+    if statuses is None:
+        return await store.runs(job, since=since, limit=limit)
+    # The store filters one status at a time: the newest `limit` of each, merged,
+    # hold the newest `limit` of them all.
+    runs: list[RunRecord] = []
+    for status in statuses:
+        runs.extend(await store.runs(job, since=since, status=status, limit=limit))
+    runs.sort(key=lambda r: r.finished_at, reverse=True)
+    return runs[:limit]
+
+
+def _what_there_is(counts: dict[str, int], known: bool, args: argparse.Namespace) -> str:
+    """When no run matched, what was asked and what the job's runs are instead:
+    ``--status fail (all its runs: 3 error, 1 ok)``."""
+    if not known:
+        return "(it has no stored runs yet)"
+    asked = []
+    if args.status:
+        asked.append(f"--status {','.join(args.status)}")
+    if args.since:
+        asked.append(f"--since {format_duration(args.since)}")
+    held = ", ".join(f"{counts[s.value]} {s.value}" for s in Status if counts.get(s.value))
+    return f"{' '.join(asked)} (all its runs: {held or 'none'})".lstrip()
+
+
+def _not_a_check(config: Config, name: str, path: str, what: str) -> bool:
+    """Say why ``name`` has ``what`` (no status, no history) when it is a service
+    or no job of the config; False when it is a check."""
+    if any(j.name == name for j in config.checks):
+        return False
+    checks = ", ".join(j.name for j in config.checks) or "none"
+    service = next((j for j in config.services if j.name == name), None)
+    if service is not None:
+        _print_error(
+            f"error: {name!r} is a service ({service.plugin_name}) in {path}: a service "
+            f"has no runs, so {what}; checks: {checks}"
+        )
+    else:
+        _print_error(f"error: no check named {name!r} in {path}; checks: {checks}")
+    return True
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:

@@ -5,12 +5,15 @@ themselves are built in :mod:`runner.status`.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -29,10 +32,12 @@ _STYLE = {
     "failing": "red",
     "unknown": "dim",
     "maintenance": "blue",
+    "down": "red bold",
 }
 
 
 def _console(*, force_terminal: bool | None = None) -> Console:
+    # What is printed is Text, never markup: a job named "api [v2]" stays so.
     # Off a terminal (a pipe, a CI log) lines are not wrapped at 80 columns.
     return Console(
         soft_wrap=False,
@@ -66,7 +71,9 @@ def _short_time(epoch: float) -> str:
 
 
 def _extra(record: RunRecord) -> str:
-    extra = " ".join(f"{k}={v}" for k, v in record.fields.items())
+    """The plugin's fields after the message of ``runner run``'s summary, as JSON
+    values (``body_complete=true``), never Python's reprs."""
+    extra = " ".join(f"{k}={_compact(v)}" for k, v in record.fields.items())
     if record.maintenance is not None:
         extra = f"maintenance={record.maintenance} {extra}".rstrip()
     return extra
@@ -169,9 +176,9 @@ def print_run_summary(
         extra = _extra(record)
         table.add_row(
             _label(record.status.value),
-            record.job,
+            Text(record.job),
             f"{record.duration_ms:.0f} ms",
-            f"{message}{'  ' if message and extra else ''}{extra}",
+            Text(f"{message}{'  ' if message and extra else ''}{extra}"),
         )
     if records:
         console.print(table)
@@ -198,6 +205,15 @@ def print_run_summary(
 
 # --------------------------------------------------------------------------- runner status
 
+#: The gap between two columns of a table.
+_GAP = 2
+#: What the last result keeps (label and the start of its message) before a
+#: numeric column of ``runner status`` may take room from it.
+_LAST_MIN = 24
+#: The numeric columns of ``runner status``, in the order they are given room
+#: as the terminal widens (docs/commands.md says so); shown in table order.
+NUMERIC_PRIORITY = ("24h", "p50", "7d", "30d", "p95", "1h", "runs", "failures")
+
 
 def _percent(value: float | None) -> str:
     if value is None:
@@ -211,6 +227,106 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} ms"
 
 
+def _one_line(text: str) -> str:
+    """``text`` with every run of white space (new lines, tabs) one space."""
+    return " ".join(text.split())
+
+
+@dataclass
+class _Column:
+    header: str
+    cells: list[Text]
+    justify: Literal["left", "right"] = "left"
+
+    @property
+    def natural(self) -> int:
+        lines = [line for cell in self.cells for line in cell.plain.splitlines()]
+        return max(map(cell_len, [self.header, *lines]))
+
+
+def _status_columns(rows: Sequence[StatusRow], now: float) -> dict[str, _Column]:
+    """Every column ``runner status`` can show, by name, in table order."""
+    columns = {
+        "job": _Column("job", [Text(row.job) for row in rows]),
+        "state": _Column("state", [_label(row.shown_state) for row in rows]),
+        "since": _Column(
+            "since",
+            [Text("—" if r.since is None else f"{ago(now - r.since)} ago") for r in rows],
+        ),
+        "last": _Column("last result", [_last(row.last) for row in rows]),
+    }
+    for label in UPTIME_WINDOWS:
+        columns[label] = _Column(
+            label, [Text(_percent(row.uptime[label])) for row in rows], "right"
+        )
+    for label in ("p50", "p95"):
+        columns[label] = _Column(label, [Text(_ms(row.latency_ms[label])) for row in rows], "right")
+    columns["runs"] = _Column("runs", [Text(str(row.runs)) for row in rows], "right")
+    columns["failures"] = _Column("failures", [Text(str(row.failures)) for row in rows], "right")
+    return columns
+
+
+def _last(record: RunRecord | None) -> Text:
+    if record is None:
+        return Text("—")
+    last = _label(record.status.value)
+    if record.message:
+        last.append(f" {_one_line(record.message)}")
+    return last
+
+
+def _status_widths(columns: Mapping[str, _Column], width: int) -> dict[str, int]:
+    """The columns of ``runner status`` that fit in ``width``, with their widths.
+
+    The job's name and its state always, in full (a name wider than the
+    terminal folds, never cut); then since; then the last result, at least its
+    first :data:`_LAST_MIN` columns; then the numeric columns in the order of
+    :data:`NUMERIC_PRIORITY`, each only when it fits whole; what is left goes
+    to the last result, cut to fit.
+    """
+    state = columns["state"].natural
+    widths = {"job": max(1, min(columns["job"].natural, width - _GAP - state)), "state": state}
+    room = width - widths["job"] - _GAP - state
+    since = columns["since"].natural
+    if room >= _GAP + since:
+        widths["since"] = since
+        room -= _GAP + since
+    last = columns["last"].natural
+    keep = min(last, _LAST_MIN)
+    if "since" not in widths or room < _GAP + min(keep, len("FAIL")):
+        return widths
+    room -= _GAP
+    for name in NUMERIC_PRIORITY:
+        need = _GAP + columns[name].natural
+        if room - need >= keep:
+            widths[name] = columns[name].natural
+            room -= need
+    widths["last"] = min(last, room)
+    return widths
+
+
+def status_table(rows: Sequence[StatusRow], now: float, width: int) -> Table:
+    """The table of ``runner status`` for a terminal ``width`` columns wide."""
+    columns = _status_columns(rows, now)
+    widths = _status_widths(columns, width)
+    table = Table(box=None, pad_edge=False, padding=(0, _GAP, 0, 0), header_style="bold")
+    shown = [name for name in columns if name in widths]
+    for name in shown:
+        column = columns[name]
+        table.add_column(
+            column.header,
+            justify=column.justify,
+            width=widths[name],
+            # A name wider than the terminal folds (whole, over lines); the
+            # last result is cut to one line.
+            no_wrap=name != "job",
+            overflow="fold" if name == "job" else "ellipsis",
+        )
+    for i in range(len(rows)):
+        table.add_row(*(columns[name].cells[i] for name in shown))
+    return table
+
+
 def print_status(
     rows: Sequence[StatusRow],
     now: float,
@@ -219,65 +335,41 @@ def print_status(
     console: Console | None = None,
     maintenance: Maintenance | None = None,
 ) -> None:
-    """``runner status`` on a terminal: a table of ``rows``, then a line of counts,
-    then the maintenance windows on now and the next one.
+    """``runner status`` on a terminal: a table of ``rows``, one line each, then a
+    line of counts, then the maintenance windows on now and the next one.
+
+    At any width each row shows the job's name and state in full, then since
+    when (``2m 45s ago``) and the last result cut to fit; the numeric columns
+    come as the width allows (:data:`NUMERIC_PRIORITY`).
 
     Args:
-        now: the time the rows were read at ("since ... (3h 12m)").
+        now: the time the rows were read at ("since ... ago").
         where: the history they were read from, for the title.
         console: where to print; default: stdout (at the terminal's width, or
             200 columns off a terminal).
         maintenance: the config's windows.
     """
     console = console or _console()
-    table = Table(title=f"history: {where}", title_justify="left", title_style="dim")
-    for name in ("job", "state", "since", "last result"):
-        table.add_column(name, overflow="fold")
-    for label in UPTIME_WINDOWS:
-        table.add_column(label, justify="right", no_wrap=True)
-    table.add_column("p50", justify="right", no_wrap=True)
-    table.add_column("p95", justify="right", no_wrap=True)
-    table.add_column("runs", justify="right", no_wrap=True)
-    table.add_column("failures", justify="right", no_wrap=True)
-    for row in rows:
-        since = "—"
-        if row.since is not None:
-            since = f"{_short_time(row.since)} ({ago(now - row.since)})"
-        last = Text("—")
-        if row.last is not None:
-            last = _label(row.last.status.value)
-            if row.last.message:
-                last.append(f" {row.last.message[:80]}")
-        table.add_row(
-            row.job,
-            _label(row.shown_state),
-            since,
-            last,
-            *(_percent(row.uptime[label]) for label in UPTIME_WINDOWS),
-            _ms(row.latency_ms["p50"]),
-            _ms(row.latency_ms["p95"]),
-            str(row.runs),
-            str(row.failures),
-        )
-    console.print(table)
+    console.print(Text(f"history: {where}", style="dim"))
+    console.print(status_table(rows, now, console.width))
     held = [r.job for r in rows if r.maintenance is not None]
     shown = [r for r in rows if r.maintenance is None]
     failing = [r.job for r in shown if r.state is Health.FAILING]
     unknown = [r.job for r in shown if r.state is Health.UNKNOWN]
-    line = f"{len(rows)} jobs: {len(shown) - len(failing) - len(unknown)} ok"
+    line = f"{count(len(rows), 'job')}: {len(shown) - len(failing) - len(unknown)} ok"
     if failing:
         line += f", {len(failing)} failing ({', '.join(failing[:5])})"
     if unknown:
         line += f", {len(unknown)} without a result yet"
     if held:
         line += f", {len(held)} in maintenance"
-    console.print(line)
+    console.print(Text(line))
     if maintenance:
         for occurrence in maintenance.current(now):
             console.print(Text(f"maintenance now: {_occurrence(occurrence, now)}", style="blue"))
         upcoming = maintenance.next(now)
         if upcoming is not None:
-            console.print(f"next maintenance: {_occurrence(upcoming, now)}")
+            console.print(Text(f"next maintenance: {_occurrence(upcoming, now)}"))
 
 
 def _occurrence(occurrence: Occurrence, now: float) -> str:
@@ -295,31 +387,94 @@ def _occurrence(occurrence: Occurrence, now: float) -> str:
 # --------------------------------------------------------------------------- runner history
 
 
-def print_history(job: str, runs: Sequence[RunRecord], *, console: Console | None = None) -> None:
-    """``runner history`` on a terminal: ``runs`` (newest first) as a table.
+def _field_text(value: object) -> str:
+    """A field's value as read (fields are JSON-safe): ``true``, ``12.5``,
+    ``text``, ``dns=0.4 connect=1.2`` for a mapping, ``a, b`` for a list."""
+    if isinstance(value, str):
+        return _one_line(value)
+    if isinstance(value, Mapping):
+        return " ".join(f"{k}={_compact(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_compact(v) for v in value)
+    return _compact(value)
+
+
+def _compact(value: object) -> str:
+    if isinstance(value, str):
+        return _one_line(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _details(record: RunRecord) -> list[str]:
+    """``key: value`` lines of what a run says beyond its message: the plugin's
+    fields, its attempts (when retried) and what each earlier try got."""
+    lines = [f"{key}: {_field_text(value)}" for key, value in record.fields.items()]
+    if record.attempts != 1:
+        lines.append(f"attempts: {record.attempts}")
+    lines.extend(f"attempt {i}: {_one_line(e)}" for i, e in enumerate(record.attempt_errors, 1))
+    return lines
+
+
+def print_history(
+    job: str,
+    runs: Sequence[RunRecord],
+    *,
+    console: Console | None = None,
+    verbose: bool = False,
+    matched: str | None = None,
+) -> None:
+    """``runner history`` on a terminal: ``runs`` (newest first) as a table of
+    when each finished, its status, duration and message.
+
+    Each run is one line, its message cut to fit; the maintenance window a
+    run started in is said after the message. With ``verbose`` the message
+    is whole (folded over lines) and the plugin's fields follow it, a line
+    each.
 
     Args:
         console: where to print; default: as :func:`print_status`.
+        matched: when ``runs`` is empty, what was asked and what there is
+            instead, for the line that says so (``--status fail (all its
+            runs: 12 error, 3 ok)``).
     """
     console = console or _console()
     if not runs:
-        console.print(f"no runs of {job} match")
+        console.print(Text(f"no runs of {job} match{f' {matched}' if matched else ''}"))
         return
-    table = Table(title=f"{job}: {len(runs)} runs, newest first", title_justify="left")
-    table.add_column("finished", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("message", overflow="fold")
-    for record in runs:
-        message = record.message or ""
-        extra = _extra(record)
-        table.add_row(
-            _short_time(record.finished_at),
-            _label(record.status.value),
-            f"{record.duration_ms:.0f} ms",
-            f"{message}{'  ' if message and extra else ''}{extra}",
-        )
+    console.print(Text(f"{job}: {count(len(runs), 'run')}, newest first", style="bold"))
+    columns = [
+        _Column("finished", [Text(_short_time(r.finished_at)) for r in runs]),
+        _Column("status", [_label(r.status.value) for r in runs]),
+        _Column("duration", [Text(f"{r.duration_ms:.0f} ms") for r in runs], "right"),
+        _Column("message", [_said(r, verbose=verbose) for r in runs]),
+    ]
+    *fixed, message = columns
+    room = console.width - sum(c.natural + _GAP for c in fixed)
+    table = Table(box=None, pad_edge=False, padding=(0, _GAP, 0, 0), header_style="bold")
+    for column in fixed:
+        table.add_column(column.header, justify=column.justify, width=column.natural, no_wrap=True)
+    table.add_column(
+        "message",
+        width=max(1, min(message.natural, room)),
+        # One line a run; with -v the message is whole, folded over lines.
+        no_wrap=not verbose,
+        overflow="fold" if verbose else "ellipsis",
+    )
+    for i in range(len(runs)):
+        table.add_row(*(column.cells[i] for column in columns))
     console.print(table)
+
+
+def _said(record: RunRecord, *, verbose: bool) -> Text:
+    """The message cell of ``runner history``: the message and the maintenance
+    window; with ``verbose``, the run's details a line each."""
+    said = Text(_one_line(record.message or ""))
+    if record.maintenance is not None:
+        said.append(f"{'  ' if said else ''}maintenance={record.maintenance}", style="blue")
+    if verbose:
+        for line in _details(record):
+            said.append(f"{chr(10) if said else ''}{line}", style="dim")
+    return said
 
 
 def print_next(rows: Sequence[tuple[str, str, str]], *, console: Console | None = None) -> None:
@@ -331,7 +486,7 @@ def print_next(rows: Sequence[tuple[str, str, str]], *, console: Console | None 
     table.add_column("due (UTC)", no_wrap=True)
     previous = None
     for name, due, due_utc in rows:
-        table.add_row(name if name != previous else "", due, due_utc)
+        table.add_row(Text(name if name != previous else ""), due, due_utc)
         previous = name
     console.print(table)
 
