@@ -139,6 +139,22 @@ class PostgresServer:
                 break
         raise RuntimeError(f"PostgreSQL did not start:\n{self.log_tail()}")
 
+    def resume(self) -> None:
+        """Start the server again after :meth:`stop`, on its data and its port
+        (a database server restarted under the daemons)."""
+        assert self._proc is None, "the server is running"
+        with open(self._log, "ab") as log:
+            self._proc = subprocess.Popen(
+                [self.bindir / "postgres", "-D", self.dir / "data", "-k", self.dir]
+                + ["-p", str(self.port)]
+                + [arg for setting in SETTINGS for arg in ("-c", setting)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                **self._run_as(),
+            )
+        if not self._wait_ready():
+            raise RuntimeError(f"PostgreSQL did not start again:\n{self.log_tail()}")
+
     def _wait_ready(self) -> bool:
         """True once the server accepts connections; False if it exited first."""
         assert self._proc is not None

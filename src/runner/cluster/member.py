@@ -41,7 +41,7 @@ from runner import __version__
 from runner.cluster.ownership import owners
 from runner.cluster.store import ClusterStore, MemberLost, MemberRow, MemberTaken, digest_of
 from runner.log import get_logger
-from runner.model import Job, JobState
+from runner.model import Health, Job, JobState
 
 if TYPE_CHECKING:
     from runner.alerts import AlertSink
@@ -395,15 +395,30 @@ class ClusterMember:
         if self.history is None or not jobs:
             return
         recent = {j.name: j.thresholds.window for j in jobs if j.thresholds.window}
-        names = {j.name for j in jobs}
-        states = [s for s in await self.history.load_states(recent) if s.job in names]
+        by_name = {j.name: j for j in jobs}
+        stored = {s.job: s for s in await self.history.load_states(recent) if s.job in by_name}
         told: Mapping[tuple[str, str], Any] = {}
         if self.alerts is not None:
-            told = await self.alerts.adopt(names)
-        seeded: list[JobState] = []
-        for state in states:
-            for (job, _notifier), sent in told.items():
-                if job == state.job and sent.event in ("down", "reminder") and not state.down:
-                    state = replace(state, down=True, down_since=sent.episode or state.since)
-            seeded.append(state)
+            told = await self.alerts.adopt(by_name)
+        for (name, _notifier), sent in told.items():
+            if sent.event not in ("down", "reminder"):
+                continue
+            # An incident the ledger holds and the stored state lacks (its owner
+            # died before its state was written): it goes on here.
+            state = stored.get(name)
+            episode = sent.episode if sent.episode is not None else sent.sent_at
+            if state is None:
+                job = by_name[name]
+                stored[name] = JobState(
+                    job=name,
+                    plugin=job.plugin_name,
+                    kind=job.kind,
+                    state=Health.FAILING,
+                    since=episode,
+                    down=True,
+                    down_since=episode,
+                )
+            elif not state.down:
+                stored[name] = replace(state, down=True, down_since=episode)
+        seeded = list(stored.values())
         self.hub.seed(seeded)
