@@ -203,7 +203,7 @@ async def test_the_page_tells_every_state_apart_in_the_words_of_the_badges(
     broken = by_job["broken"]
     assert broken["datetime"] == api["broken"]["since"]
     assert re.fullmatch(
-        rf"since {re.escape(_local(api['broken']['since']))} \(\d+s ago\)", broken["since"]
+        rf"since {re.escape(_local(api['broken']['since']))} \((\d+m )?\d+s ago\)", broken["since"]
     ), broken["since"]
     assert by_job["stuck"]["since"] == "since —"
     assert by_job["nap"]["uptime"] == "uptime 24h 100.00% · 7d 100.00% · 30d 100.00%"
@@ -289,7 +289,9 @@ async def test_badge_text_keeps_its_padding_in_chromium(
     daemon: tuple[RunnerProcess, str],
 ) -> None:
     """Every badge of the daemon drawn by Chromium: each text inside its half with
-    5 px on both sides (the longest name, ``maintenance``, ``service down``)."""
+    5 px on both sides (the longest name, ``maintenance``, ``service down``), each
+    clipped to its own size; and, where Verdana or DejaVu Sans is installed, the
+    font's own widths within 5% of the table's."""
     from playwright.async_api import async_playwright
 
     _, base = daemon
@@ -300,22 +302,36 @@ async def test_badge_text_keeps_its_padding_in_chromium(
         browser = await pw.chromium.launch(executable_path=_chromium(), args=list(CHROMIUM_ARGS))
         try:
             page = await browser.new_page()
-            for job, svg in badges.items():
-                await page.set_content(svg)
-                drawn[job] = await page.evaluate(
-                    """() => [...document.querySelectorAll('text.label, text.message')].map(t => {
+            # All inline in one page, as a page that embeds them would have them.
+            await page.set_content("".join(f"<div>{svg}</div>" for svg in badges.values()))
+            for index, job in enumerate(badges):
+                svg = f"div:nth-child({index + 1}) svg"
+                drawn[job] = await page.eval_on_selector(
+                    svg,
+                    """svg => [...svg.querySelectorAll('text.label, text.message')].map(t => {
                         const box = t.getBBox();  // in the text's own units: 10x
-                        const rect = document.querySelector('rect.' + t.getAttribute('class'));
+                        const rect = svg.querySelector('rect.' + t.getAttribute('class'));
                         const x = rect.x.baseVal.value, end = x + rect.width.baseVal.value;
                         return [x, box.x / 10, (box.x + box.width) / 10, end];
-                    })"""
+                    })""",
                 )
+                # The badge is clipped by its own clip path, as wide as itself.
+                clip = await page.eval_on_selector(
+                    svg,
+                    """svg => {
+                        const id = svg.querySelector('g[clip-path]').getAttribute('clip-path');
+                        const rect = document.querySelector(id.slice(4, -1) + ' rect');
+                        return [rect.width.baseVal.value, svg.width.baseVal.value];
+                    }""",
+                )
+                assert clip[0] == clip[1], (job, clip)
                 # The same texts as the font draws them without textLength.
-                natural[job] = await page.evaluate(
-                    """() => [...document.querySelectorAll('text.label, text.message')].map(t => {
+                natural[job] = await page.eval_on_selector(
+                    svg,
+                    """svg => [...svg.querySelectorAll('text.label, text.message')].map(t => {
                         t.removeAttribute('textLength');
                         return t.getComputedTextLength() / 10;
-                    })"""
+                    })""",
                 )
         finally:
             await browser.close()

@@ -12,6 +12,7 @@ same box instead of letting it touch or cross the edge.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from bisect import bisect_right
 from functools import cache
@@ -74,18 +75,20 @@ def badge_svg(label: str, message: str, color: str) -> str:
     left = label_text + 2 * HORIZONTAL_PADDING
     right = message_text + 2 * HORIZONTAL_PADDING
     width = left + right
+    # Ids of its own: badges inlined in one page must not clip to each other's size.
+    uid = hashlib.blake2s(f"{label}\0{message}\0{color}".encode(), digest_size=4).hexdigest()
     label, message = escape(label), escape(message)
     # Text is drawn at 10x and scaled down (as badge-maker does) so that its
     # position and length keep a tenth of a pixel.
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20" '
         f'role="img" aria-label="{label}: {message}"><title>{label}: {message}</title>'
-        '<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" '
+        f'<linearGradient id="s-{uid}" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" '
         'stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>'
-        f'<clipPath id="r"><rect width="{width}" height="20" rx="3" fill="#fff"/></clipPath>'
-        f'<g clip-path="url(#r)"><rect class="label" width="{left}" height="20" fill="#555"/>'
-        f'<rect class="message" x="{left}" width="{right}" height="20" fill="{color}"/>'
-        f'<rect width="{width}" height="20" fill="url(#s)"/></g>'
+        f'<clipPath id="r-{uid}"><rect width="{width}" height="20" rx="3" fill="#fff"/></clipPath>'
+        f'<g clip-path="url(#r-{uid})"><rect class="label" width="{left}" height="20" '
+        f'fill="#555"/><rect class="message" x="{left}" width="{right}" height="20" '
+        f'fill="{color}"/><rect width="{width}" height="20" fill="url(#s-{uid})"/></g>'
         f'<g fill="#fff" text-anchor="middle" font-family="{_FONT}" '
         'text-rendering="geometricPrecision" font-size="110">'
         f'<text aria-hidden="true" x="{left * 5}" y="150" fill="#010101" fill-opacity=".3" '
