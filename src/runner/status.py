@@ -1,9 +1,10 @@
 """The read side: what a person or a scraper is shown of the jobs, built once.
 
 A status row (:class:`StatusRow`) is one check's state (``ok``, ``failing``,
-``unknown``; whether it is ``down``; since when; its last result; its counts) beside what its stored
-runs say (uptime over :data:`UPTIME_WINDOWS`, latency percentiles over
-:data:`LATENCY_WINDOW`: :class:`RunStats`, which history computes).
+``unknown``; whether it is ``down``; since when; its last result; its counts)
+beside what its stored runs say (uptime over :data:`UPTIME_WINDOWS`, latency
+percentiles over :data:`LATENCY_WINDOW`: :class:`RunStats`, which history
+computes).
 :func:`status_rows` builds them, from whichever states are the freshest: the
 daemon's hub (``/api/status`` and the status page) or history's
 (``runner status``, which asks no daemon). ``runner status`` prints them
