@@ -121,10 +121,16 @@ async def _open(pw: Any, base: str, width: int, height: int) -> tuple[Any, Any, 
     return browser, page, seen
 
 
-def _local(iso: str, fmt: str = "%H:%M:%S") -> str:
-    return (
-        datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo(ZONE)).strftime(fmt)
-    )
+def _local(iso: str) -> str:
+    """``iso`` (UTC, as the API writes it) as the viewer's clock shows it today."""
+    at = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return at.astimezone(ZoneInfo(ZONE)).strftime("%H:%M:%S")
+
+
+def _tooltip(run: dict[str, Any]) -> str:
+    """A bar cell's tooltip for ``run``: time, status and message."""
+    message = run.get("message")
+    return f"{_local(run['finished_at'])} · {run['status']}" + (f" · {message}" if message else "")
 
 
 @pytest.mark.parametrize(
@@ -164,6 +170,7 @@ async def test_the_page_tells_every_state_apart_in_the_words_of_the_badges(
             shot = tmp_path / f"status-{width}.png"
             await page.screenshot(path=str(shot), full_page=True)
             beat_cells: list[str] = []
+            tapped = ""
             if width > 1000:  # a pointer: hovering a bar fetches its tooltips
                 await page.hover("[data-job='beat'] .bar span:first-child")
                 await page.wait_for_function(
@@ -172,6 +179,12 @@ async def test_the_page_tells_every_state_apart_in_the_words_of_the_badges(
                 beat_cells = await page.eval_on_selector_all(
                     "[data-job='beat'] .bar span", "cells => cells.map(c => c.title)"
                 )
+            else:  # a phone has no hover: a tap shows the tooltip under the bar
+                await page.click("[data-job='beat'] .bar span:nth-child(2)")
+                detail = page.locator("[data-job='beat'] .cell-detail")
+                await detail.filter(has_text="exit status 3").wait_for()
+                tapped = await detail.inner_text()
+                await page.screenshot(path=str(tmp_path / "status-390-tapped.png"), full_page=True)
         finally:
             await browser.close()
 
@@ -213,13 +226,12 @@ async def test_the_page_tells_every_state_apart_in_the_words_of_the_badges(
     assert broken["cells"] == [f"{_local(last['finished_at'])} · error · kaput"]
     if beat_cells:
         runs = json.loads(get(f"{base}/api/jobs/beat/history")[1])[::-1]
-        assert beat_cells == [
-            f"{_local(r['finished_at'])} · {r['status']}"
-            + (f" · {r['message']}" if r.get("message") else "")
-            for r in runs
-        ]
+        assert beat_cells == [_tooltip(r) for r in runs]
         assert [r["status"] for r in runs] == ["ok", "fail", "ok"]
         assert "exit status 3" in beat_cells[1]
+    if tapped:
+        runs = json.loads(get(f"{base}/api/jobs/beat/history")[1])[::-1]
+        assert tapped == _tooltip(runs[1])
 
     assert overflow[0] <= overflow[1], f"horizontal scroll at {width}px: {overflow}"
     assert not seen["errors"], seen["errors"]
