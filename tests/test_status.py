@@ -22,7 +22,11 @@ from runner.status import (
     RunStats,
     StatusRow,
     StatusView,
+    check_word,
+    service_rows,
+    service_word,
     status_rows,
+    uptime_text,
 )
 
 NOW = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
@@ -98,6 +102,58 @@ def test_since_is_the_first_result_of_the_current_streak(config: Config) -> None
     assert row.to_json()["last"]["message"] == "refused"
 
 
+def test_down_is_past_the_alert_rule_and_failing_is_below_it(config: Config) -> None:
+    # The default rule: 3 not-ok results in a row.
+    failures = [record("web", Result.fail("status 500"), NOW - 30 * n) for n in (3, 2, 1)]
+    twice = by_job(status_rows(config.checks, states_after(config, failures[:2]), {}))["web"]
+    thrice = by_job(status_rows(config.checks, states_after(config, failures), {}))["web"]
+    assert (twice.state, twice.down, twice.word) == (Health.FAILING, False, "failing")
+    assert (thrice.state, thrice.down, thrice.word) == (Health.FAILING, True, "down")
+    assert (twice.to_json()["state"], twice.to_json()["down"]) == ("failing", False)
+    assert (thrice.to_json()["state"], thrice.to_json()["down"]) == ("failing", True)
+    # A window says maintenance over both; a job without a result is unknown.
+    assert replace(thrice, maintenance="upgrade").word == "maintenance"
+    assert by_job(status_rows(config.checks, states_after(config, []), {}))["nap"].word == (
+        "unknown"
+    )
+    assert check_word(Health.OK) == "up"
+
+
+def test_services_are_listed_with_their_state(config: Config) -> None:
+    hub = ResultHub()
+    for job in config.jobs:
+        hub.track(job.name, job.plugin_name, job.kind)
+    (starting,) = service_rows(hub.states)
+    assert (starting.job, starting.plugin, starting.state) == (
+        "listener",
+        "echo-listener",
+        "starting",
+    )
+    hub.service_failed("listener", "address in use")
+    (failed,) = service_rows(hub.states)
+    assert (failed.state, failed.error) == ("down", "address in use")
+    assert failed.to_json()["kind"] == "service" and failed.to_json()["since"] is not None
+    hub.service_ready("listener")
+    (ready,) = service_rows(hub.states)
+    assert (ready.state, ready.error) == ("up", None)
+    assert service_word(hub.states["listener"]) == "up"
+
+
+@pytest.mark.parametrize(
+    ("share", "text"),
+    [
+        (1.0, "100.00%"),
+        (0.0, "0.00%"),
+        (0.76190476, "76.19%"),
+        (0.99996, "99.99%"),
+        (0.57, "57.00%"),
+        (None, "—"),
+    ],
+)
+def test_one_uptime_format_that_never_rounds_up_to_100(share: float | None, text: str) -> None:
+    assert uptime_text(share) == text
+
+
 def test_uptime_and_latency_come_from_history_and_are_rounded_in_json(config: Config) -> None:
     stats = {
         "nap": RunStats(
@@ -120,6 +176,7 @@ def test_a_job_with_no_history_has_none_everywhere_and_no_runs(config: Config) -
         "job": "fresh",
         "plugin": "sleep",
         "state": "unknown",
+        "down": False,
         "since": None,
         "last": None,
         "uptime": {"1h": None, "24h": None, "7d": None, "30d": None},

@@ -4,15 +4,18 @@ API against the CLI's, the status page in real headless Chromium, auth."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from html import escape
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import RunnerProcess, closed_port, run_cli, wait_until
+from runner.badges import HORIZONTAL_PADDING, badge_svg, text_width
 from runner.builtins.browser.page_title import CHROMIUM_ARGS, find_chromium
 
 WriteConfig = Callable[..., Path]
@@ -98,7 +101,57 @@ def test_healthz_and_badges(daemon: tuple[RunnerProcess, str]) -> None:
     assert "nap: up" in svg
     status, svg, _ = get(f"{base}/badge/{urllib.request.quote(NASTY, safe='')}.svg")
     assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert f"{escape(NASTY)}: down" in svg  # failure_threshold 1: down, not failing
     assert get(f"{base}/badge/nope.svg")[0] == 404
+    status, body, _ = get(f"{base}/api/status")
+    assert {row["job"]: row["down"] for row in json.loads(body)} == {
+        "nap": False,
+        NASTY: True,
+        "closed": True,
+    }
+    assert json.loads(get(f"{base}/api/services")[1]) == []
+
+
+#: Widths (px) of texts in 11px Verdana as shields.io's own measure (the npm
+#: package anafanafo 2.0.0, run with node) gives them.
+SHIELDS_WIDTHS = {
+    "build": 26.7,
+    "passing": 41.75,
+    "up": 13.81,
+    "down": 29.49,
+    "failing": 33.35,
+    "unknown": 50.03,
+    "maintenance": 70.98,
+    "service up": 56.46,
+    "service starting": 85.17,
+    "a-much-longer-job-name": 139.85,
+    "WWW": 32.64,
+    "iiii": 12.08,
+    "Ünïcödé ✓": 56.12,
+    "日本語": 33.0,  # outside the table: each as wide as "m"
+    "<script>": 48.35,
+}
+
+
+@pytest.mark.parametrize("text", list(SHIELDS_WIDTHS))
+def test_badge_text_is_measured_as_shields_measures_it(text: str) -> None:
+    assert text_width(text) == pytest.approx(SHIELDS_WIDTHS[text], abs=0.005)
+
+
+def test_badges_are_laid_out_as_shields_lays_them_out() -> None:
+    # shields.io's "build | passing" is 88 px: 37 + 51.
+    svg = badge_svg("build", "passing", "#4c1")
+    assert 'width="88"' in svg and '<rect class="label" width="37"' in svg
+    assert '<rect class="message" x="37" width="51"' in svg
+    for label, message in [("nap", "down"), ("a-much-longer-job-name", "maintenance")]:
+        svg = badge_svg(label, message, "#c62828")
+        boxes = [int(w) for w in re.findall(r'<rect class="\w+" (?:x="\d+" )?width="(\d+)"', svg)]
+        lengths = [int(n) / 10 for n in re.findall(r'class="\w+" [^>]*textLength="(\d+)"', svg)]
+        # Each text is drawn at its measured width (rounded as shields rounds
+        # it, within 1 px), with 5 px on each side.
+        assert [box - 2 * HORIZONTAL_PADDING for box in boxes] == lengths
+        for text, length in zip((label, message), lengths, strict=True):
+            assert abs(length - text_width(text)) <= 1
 
 
 async def test_the_status_page_in_chromium_shows_every_job_as_text_and_stays_local(
@@ -128,7 +181,8 @@ async def test_the_status_page_in_chromium_shows_every_job_as_text_and_stays_loc
         finally:
             await browser.close()
     assert sorted(names) == sorted(["nap", NASTY, "closed"])  # HTML shown as text
-    assert "✔ up" in states and states.count("✖ failing") == 2
+    # failure_threshold 1: both failures are down (alerted), not just failing.
+    assert "✔ up" in states and states.count("✖ down") == 2
     assert cells == 3  # one result per job so far, one cell each
     assert message == f"error: <b>bold</b> {NASTY}"
     assert not pwned and not dialogs

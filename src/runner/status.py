@@ -1,9 +1,10 @@
 """The read side: what a person or a scraper is shown of the jobs, built once.
 
 A status row (:class:`StatusRow`) is one check's state (``ok``, ``failing``,
-``unknown``; since when; its last result; its counts) beside what its stored
-runs say (uptime over :data:`UPTIME_WINDOWS`, latency percentiles over
-:data:`LATENCY_WINDOW`: :class:`RunStats`, which history computes).
+``unknown``; whether it is ``down``; since when; its last result; its counts)
+beside what its stored runs say (uptime over :data:`UPTIME_WINDOWS`, latency
+percentiles over :data:`LATENCY_WINDOW`: :class:`RunStats`, which history
+computes).
 :func:`status_rows` builds them, from whichever states are the freshest: the
 daemon's hub (``/api/status`` and the status page) or history's
 (``runner status``, which asks no daemon). ``runner status`` prints them
@@ -15,12 +16,17 @@ metrics (:mod:`runner.metrics`) are given instead of the daemon: the jobs'
 states, the status rows, loop lag, history's and the notifiers' counters.
 The daemon provides one (``Daemon.view``); a test can give its own.
 
+The words a person is shown for a state, the same on the status page and the
+badges, are :func:`check_word` and :func:`service_word`; services have
+:class:`ServiceRow` (``/api/services``).
+
 This module imports only the ground floor (:mod:`runner.model`), so history,
 the CLI, the endpoint and the daemon can all import it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,10 +40,15 @@ __all__ = [
     "UPTIME_WINDOWS",
     "HistoryCounts",
     "RunStats",
+    "ServiceRow",
     "StatusRow",
     "StatusView",
+    "check_word",
     "maintenance_json",
+    "service_rows",
+    "service_word",
     "status_rows",
+    "uptime_text",
 ]
 
 #: Uptime is reported over these windows (seconds), by label.
@@ -57,6 +68,36 @@ class RunStats:
     #: Each of :data:`PERCENTILES` of ``duration_ms`` of the ok runs in the
     #: last :data:`LATENCY_WINDOW`; None without any.
     latency_ms: Mapping[str, float | None]
+
+
+def check_word(state: Health, *, down: bool = False, maintenance: bool = False) -> str:
+    """The word the status page and the badge show for a check: ``maintenance``
+    while a window covers it, ``down`` when its alert rule holds (``state`` is
+    then ``failing``), ``failing`` when its last result was not ok but it is not
+    (yet) down, ``up`` when it was ok, ``unknown`` before its first result."""
+    if maintenance:
+        return "maintenance"
+    if state is Health.FAILING:
+        return "down" if down else "failing"
+    return "up" if state is Health.OK else "unknown"
+
+
+def service_word(state: JobState) -> str:
+    """The word shown for a service: ``up`` (ready), ``down`` (its start failed
+    or it stopped; ``last_error`` says why), ``starting`` (neither yet)."""
+    if state.ready:
+        return "up"
+    return "down" if state.state is Health.FAILING else "starting"
+
+
+def uptime_text(value: float | None) -> str:
+    """An uptime share as the page shows it: always two decimals, rounded down,
+    so that only a share of exactly 1 reads ``100.00%`` (``99.996%`` is
+    ``99.99%``); ``—`` without runs."""
+    if value is None:
+        return "—"
+    # (The epsilon keeps 0.57, whose product is 5699.99..., at 57.00%.)
+    return f"{math.floor(value * 10_000 + 1e-6) / 100:.2f}%"
 
 
 #: The stats of a job without stored runs (or without history).
@@ -80,11 +121,20 @@ class StatusRow:
     #: The maintenance window covering the job now, if any: its state is then
     #: shown as ``maintenance`` (``state`` keeps whether its last result was ok).
     maintenance: str | None = None
+    #: Whether the job is down: its alert rule (``failure_threshold`` or
+    #: ``down_when``) holds, so it was alerted on. ``state`` is then ``failing``;
+    #: a job that failed once, below its threshold, is failing but not down.
+    down: bool = False
 
     @property
     def shown_state(self) -> str:
         """``maintenance`` while a window covers the job, else ``state``."""
         return "maintenance" if self.maintenance is not None else self.state.value
+
+    @property
+    def word(self) -> str:
+        """What the status page and the badge say: :func:`check_word`."""
+        return check_word(self.state, down=self.down, maintenance=self.maintenance is not None)
 
     def to_json(self) -> dict[str, Any]:
         """The object of ``runner status --json`` and ``/api/status``."""
@@ -92,6 +142,7 @@ class StatusRow:
             "job": self.job,
             "plugin": self.plugin,
             "state": self.shown_state,
+            "down": self.down,
             "since": format_time(self.since) if self.since is not None else None,
             "last": self.last.to_json() if self.last is not None else None,
             "uptime": {k: _round(v, 6) for k, v in self.uptime.items()},
@@ -158,9 +209,50 @@ def status_rows(
                 runs=state.runs,
                 failures=state.failures,
                 maintenance=in_window,
+                down=state.down,
             )
         )
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRow:
+    """One service as ``/api/services`` and the status page show it."""
+
+    job: str
+    plugin: str
+    #: :func:`service_word`: ``up``, ``down`` or ``starting``.
+    state: str
+    #: When it last became ready or stopped being ready; None before either.
+    since: float | None
+    #: Why it is not up (its last start's or run's error), if it is not.
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The object of ``/api/services``."""
+        return {
+            "job": self.job,
+            "plugin": self.plugin,
+            "kind": "service",
+            "state": self.state,
+            "since": format_time(self.since) if self.since is not None else None,
+            "error": self.error,
+        }
+
+
+def service_rows(states: Mapping[str, JobState]) -> list[ServiceRow]:
+    """One row per service among ``states`` (the hub's, in its order)."""
+    return [
+        ServiceRow(
+            s.job,
+            s.plugin,
+            service_word(s),
+            s.since,
+            None if s.ready else s.last_error,
+        )
+        for s in states.values()
+        if s.kind == "service"
+    ]
 
 
 def maintenance_json(maintenance: Maintenance, now: float) -> dict[str, Any]:

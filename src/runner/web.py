@@ -3,8 +3,9 @@
 ``GET /metrics`` (Prometheus text format), ``/healthz``, ``/api/status`` and
 ``/api/jobs/{name}/history`` (the JSON of ``runner status --json`` and
 ``runner history --json``), ``/api/recent`` (each job's last results, for the
-page), ``/api/maintenance`` (the maintenance windows on now and the next one),
-``/`` (a self-contained status page) and ``/badge/{job}.svg``; and ``GET`` or
+page), ``/api/services`` (each service and its state), ``/api/maintenance``
+(the maintenance windows on now and the next one), ``/`` (a self-contained
+status page) and ``/badge/{job}.svg`` (:mod:`runner.badges`); and ``GET`` or
 ``POST`` ``/ping/...`` for heartbeats (docs/heartbeats.md).
 
 aiohttp serves it and prometheus_client writes the exposition format: no
@@ -30,18 +31,17 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from html import escape
 from importlib.resources import files
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from runner.badges import badge_svg
 from runner.log import get_logger
 from runner.metrics import Exposition
-from runner.model import Health
 from runner.pings import PING_BODY_LIMIT, Ping, PingKind
-from runner.status import StatusView, maintenance_json
+from runner.status import StatusView, check_word, maintenance_json, service_rows, service_word
 
 if TYPE_CHECKING:
     from runner.config import HttpSpec
@@ -57,6 +57,18 @@ HEALTHY_LAG = 1.0
 BACKLOG = 4096
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: The colour of each word of a badge (white text on each has a contrast
+#: ratio of at least 4.5:1). ``failing`` (not ok, below the alert rule) is amber,
+#: ``down`` (alerted) red: the two are told apart by word and colour.
+BADGE_COLORS = {
+    "up": "#1a7f37",
+    "failing": "#9a5b00",
+    "down": "#c62828",
+    "unknown": "#6e7781",
+    "maintenance": "#0969da",
+    "starting": "#6e7781",
+}
 
 #: The kinds of ``/ping/<target>/<suffix>``.
 _PING_SUFFIXES = {"start": PingKind.START, "fail": PingKind.FAIL}
@@ -98,6 +110,7 @@ class WebEndpoint:
                 web.get("/metrics", self.metrics),
                 web.get("/api/status", self.api_status),
                 web.get("/api/recent", self.api_recent),
+                web.get("/api/services", self.api_services),
                 web.get("/api/maintenance", self.api_maintenance),
                 web.get("/api/jobs/{name:.+}/history", self.api_history),
                 web.get("/badge/{name:.+}.svg", self.badge),
@@ -177,6 +190,9 @@ class WebEndpoint:
             {name: list(s.recent) for name, s in self.view.states().items() if s.kind == "check"}
         )
 
+    async def api_services(self, request: web.Request) -> web.Response:
+        return web.json_response([row.to_json() for row in service_rows(self.view.states())])
+
     async def api_maintenance(self, request: web.Request) -> web.Response:
         return web.json_response(maintenance_json(self.view.maintenance(), time.time()))
 
@@ -194,18 +210,21 @@ class WebEndpoint:
         return web.json_response([r.to_json() for r in runs])
 
     async def badge(self, request: web.Request) -> web.Response:
+        """``/badge/NAME.svg``: the job's name and the word the status page shows
+        (:func:`runner.status.check_word`); a service's says ``service`` and its
+        state (``service up``)."""
         state = self.view.states().get(request.match_info["name"])
-        if state is None or state.kind != "check":
+        if state is None:
             return web.Response(status=404, text="no such job\n")
-        label, color = {
-            Health.OK: ("up", "#1a7f37"),
-            Health.FAILING: ("down" if state.down else "failing", "#c62828"),
-            Health.UNKNOWN: ("unknown", "#6e7781"),
-        }[state.state]
-        if self.view.maintenance().active(state.job, time.time()) is not None:
-            label, color = "maintenance", "#0969da"
+        if state.kind == "service":
+            word = service_word(state)
+            message = f"service {word}"
+        else:
+            in_window = self.view.maintenance().active(state.job, time.time()) is not None
+            word = check_word(state.state, down=state.down, maintenance=in_window)
+            message = word
         return web.Response(
-            text=_badge_svg(state.job, label, color),
+            text=badge_svg(state.job, message, BADGE_COLORS[word]),
             content_type="image/svg+xml",
             headers={"Cache-Control": "no-cache"},
         )
@@ -293,16 +312,3 @@ def _since(text: str | None) -> float | None:
     from runner.durations import parse_duration
 
     return time.time() - parse_duration(text)
-
-
-def _badge_svg(name: str, label: str, color: str) -> str:
-    left, right = 6 * len(name) + 12, 6 * len(label) + 12
-    name, label = escape(name), escape(label)
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + right}" height="20" '
-        f'role="img" aria-label="{name}: {label}"><title>{name}: {label}</title>'
-        f'<rect width="{left}" height="20" fill="#555"/>'
-        f'<rect x="{left}" width="{right}" height="20" fill="{color}"/>'
-        f'<g fill="#fff" font-family="Verdana,sans-serif" font-size="11">'
-        f'<text x="6" y="14">{name}</text><text x="{left + 6}" y="14">{label}</text></g></svg>'
-    )
