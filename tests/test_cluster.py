@@ -186,7 +186,7 @@ def test_a_database_that_refuses_the_login_stops_the_start_with_exit_2(
     # Nothing half-started: no job ran, no endpoint was served, never "started".
     assert not proc.find(event="job.finished")
     assert not proc.find(event="daemon.started")
-    assert not proc.find(event="http.listening")
+    assert not proc.find(event="http.started")
 
 
 def test_a_second_live_member_with_the_same_name_is_refused(members: Members) -> None:
@@ -549,5 +549,40 @@ def test_a_rolling_reload_never_runs_two_versions_at_once(
             gaps = [b - a for a, b in itertools.pairwise(starts)]
             assert max(gaps) < 2 * INTERVAL + 0.5, (job, max(gaps))
         assert_no_slot_twice(group.runs())
+    finally:
+        group.close()
+
+
+def test_any_member_shows_every_check_of_the_cluster_with_who_ran_it(
+    tmp_path: Path, postgres_url: str, target: str
+) -> None:
+    import httpx
+
+    config = write_config(
+        tmp_path / "site.yaml",
+        postgres_url,
+        target,
+        checks=8,
+        extra="http: {listen: '127.0.0.1:0'}\n",
+    )
+    group = Members(config)
+    try:
+        for name in ("a", "b"):
+            group.start(name)
+        t0 = time.time()
+        wait_until(lambda: len(owners_now(group, t0 + 1)) == 8, 20, "every check to run")
+        ran_by = {job: next(iter(m)) for job, m in owners_now(group, t0 + 1).items()}
+        port = group.running["a"].find(event="http.started")[0]["port"]
+
+        def every_row_has_its_member() -> list[dict[str, Any]] | None:
+            rows = httpx.get(f"http://127.0.0.1:{port}/api/status").json()
+            members = {row["job"]: row.get("member") for row in rows}
+            return rows if members == ran_by else None
+
+        rows = wait_until(every_row_has_its_member, 10, "a's /api/status to show b's checks")
+        assert {row["state"] for row in rows} == {"ok"}
+        b_job = next(job for job, member in ran_by.items() if member == "b")
+        badge = httpx.get(f"http://127.0.0.1:{port}/badge/{b_job}.svg")
+        assert badge.status_code == 200 and ">up<" in badge.text
     finally:
         group.close()

@@ -227,6 +227,9 @@ class FixedView:
     def states(self) -> Mapping[str, JobState]:
         return dict(self._states)
 
+    async def shown_states(self) -> Mapping[str, JobState]:
+        return dict(self._states)
+
     async def status_rows(self) -> list[StatusRow]:
         return []
 

@@ -566,12 +566,32 @@ class DaemonView:
         stats: Mapping[str, RunStats] = {}
         history = daemon.history
         now = time.time()
+        states = await self.shown_states()
         if history is not None and history.opened:
             try:
                 stats = await history.store.stats([job.name for job in checks], now)
             except Exception as exc:
                 self._log.warning("history.read_failed", error=str(exc))
-        return status_rows(checks, daemon.hub.states, stats, daemon.hub.maintenance, now)
+        return status_rows(checks, states, stats, daemon.hub.maintenance, now)
+
+    async def shown_states(self) -> Mapping[str, JobState]:
+        """The hub's states; in a cluster, with the checks the other members run
+        as they stored them (up to their ``flush_every`` behind): one view of
+        the cluster from any member."""
+        daemon = self._daemon
+        states = daemon.hub.states
+        history = daemon.history
+        if daemon.cluster is None or history is None or not history.opened:
+            return states
+        others = [job.name for job in daemon.config.checks if job.name not in states]
+        if not others:
+            return states
+        try:
+            stored = await history.store.load_states(others)
+        except Exception as exc:
+            self._log.warning("history.read_failed", error=str(exc))
+            return states
+        return {**{s.job: s for s in stored}, **states}
 
     async def runs(
         self, job: str, *, since: float | None, status: str | None, limit: int

@@ -125,6 +125,8 @@ class StatusRow:
     #: ``down_when``) holds, so it was alerted on. ``state`` is then ``failing``;
     #: a job that failed once, below its threshold, is failing but not down.
     down: bool = False
+    #: In a cluster: the member that made the last result (runner.cluster).
+    member: str | None = None
 
     @property
     def shown_state(self) -> str:
@@ -152,6 +154,8 @@ class StatusRow:
         }
         if self.maintenance is not None:
             out["maintenance"] = self.maintenance
+        if self.member is not None:
+            out["member"] = self.member
         return out
 
 
@@ -210,6 +214,7 @@ def status_rows(
                 failures=state.failures,
                 maintenance=in_window,
                 down=state.down,
+                member=state.last.member if state.last is not None else None,
             )
         )
     return rows
@@ -295,6 +300,11 @@ class StatusView(Protocol):
     def states(self) -> Mapping[str, JobState]:
         """Every tracked job's state now, by name (a snapshot: states are immutable
         and the mapping is the caller's)."""
+        ...
+
+    async def shown_states(self) -> Mapping[str, JobState]:
+        """The states the page, ``/api/recent`` and the badges show: :meth:`states`,
+        and in a cluster the other members' checks too, as they stored them."""
         ...
 
     async def status_rows(self) -> list[StatusRow]:

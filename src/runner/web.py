@@ -186,8 +186,9 @@ class WebEndpoint:
         return web.json_response([row.to_json() for row in await self.view.status_rows()])
 
     async def api_recent(self, request: web.Request) -> web.Response:
+        states = await self.view.shown_states()
         return web.json_response(
-            {name: list(s.recent) for name, s in self.view.states().items() if s.kind == "check"}
+            {name: list(s.recent) for name, s in states.items() if s.kind == "check"}
         )
 
     async def api_services(self, request: web.Request) -> web.Response:
@@ -213,7 +214,7 @@ class WebEndpoint:
         """``/badge/NAME.svg``: the job's name and the word the status page shows
         (:func:`runner.status.check_word`); a service's says ``service`` and its
         state (``service up``)."""
-        state = self.view.states().get(request.match_info["name"])
+        state = (await self.view.shown_states()).get(request.match_info["name"])
         if state is None:
             return web.Response(status=404, text="no such job\n")
         if state.kind == "service":
