@@ -586,3 +586,42 @@ def test_any_member_shows_every_check_of_the_cluster_with_who_ran_it(
         assert badge.status_code == 200 and ">up<" in badge.text
     finally:
         group.close()
+
+
+def test_a_heartbeat_ping_is_taken_by_any_member(tmp_path: Path, postgres_url: str) -> None:
+    import httpx
+
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        f"cluster: {{name: pings, lease: {LEASE}s}}\n"
+        f"history: {{url: '{postgres_url}', flush_every: 0.2s}}\n"
+        "http: {listen: '127.0.0.1:0'}\n"
+        "jobs:\n"
+        "  - {name: backup, plugin: heartbeat, options: {period: 1h, grace: 1m}}\n"
+    )
+    group = Members(config)
+    try:
+        ports = {}
+        for name in ("a", "b"):
+            proc = group.start(name)
+            ports[name] = proc.find(event="http.started")[0]["port"]
+        # Once both have joined, one of them runs the check (its share settles).
+        wait_until(
+            lambda: (
+                sum(len(p.find(event="cluster.taken")) for p in group.all)
+                - sum(len(p.find(event="cluster.released")) for p in group.all)
+                == 1
+            ),
+            10,
+            "one member to hold the heartbeat",
+        )
+        for name in ("a", "b"):
+            answer = httpx.post(f"http://127.0.0.1:{ports[name]}/ping/backup/3", content=b"disk")
+            assert answer.status_code == 200, answer.text
+        wait_until(lambda: len(group.runs()) == 2, 10, "one run per ping")
+        runs = group.runs()
+        assert len({e["member"] for e in runs}) == 1  # both ran by the owner
+        assert [e["status"] for e in runs] == ["fail", "fail"]
+        assert all(e["exit_status"] == 3 for e in runs)
+    finally:
+        group.close()

@@ -626,8 +626,12 @@ class DaemonView:
         return self._targets.find(target)
 
     def ping(self, job: str, ping: Ping) -> bool:
-        """Hand ``ping`` to the job's check; False when no such job runs."""
-        return self._daemon.scheduler.ping(job, ping)
+        """Hand ``ping`` to the job's check; False when no such job runs. In a
+        cluster, a ping for a check another member runs is kept for it."""
+        daemon = self._daemon
+        if daemon.scheduler.ping(job, ping):
+            return True
+        return daemon.cluster is not None and daemon.cluster.relay_ping(job, ping)
 
 
 class _PingTargets:

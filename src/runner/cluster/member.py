@@ -42,6 +42,7 @@ from runner.cluster.ownership import owners
 from runner.cluster.store import ClusterStore, MemberLost, MemberRow, MemberTaken, digest_of
 from runner.log import get_logger
 from runner.model import Health, Job, JobState
+from runner.pings import Ping, PingedCheck, PingKind
 
 if TYPE_CHECKING:
     from runner.alerts import AlertSink
@@ -131,6 +132,9 @@ class ClusterMember:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._listener: Any = None
+        #: Pings being kept for another member, and the taking of pings kept for this one.
+        self._relaying: set[asyncio.Task[None]] = set()
+        self._taking: asyncio.Task[None] | None = None
         self._log = get_logger().bind(cluster=self.cluster, member=name)
 
     # ---------------------------------------------------------------- lifetime
@@ -188,6 +192,9 @@ class ClusterMember:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             listener.terminate()
+        pending = [t for t in (self._taking, *self._relaying) if t is not None]
+        if pending:  # a relayed ping is written before the store closes
+            await asyncio.wait(pending, timeout=CONNECT_TIMEOUT)
         async with self._lock:
             slots = await self._stop_here(self.owned)
             slots.update(self._paused)
@@ -228,6 +235,48 @@ class ClusterMember:
                     self._unreachable(exc)
         self._wake.set()
 
+    # ---------------------------------------------------------------- pings
+
+    def relay_ping(self, job: str, ping: Ping) -> bool:
+        """A ping for a pinged check (heartbeat) of this config that another
+        member runs: kept in the database for it. False for no such check."""
+        found = self._jobs.get(job)
+        if found is None or not issubclass(found.plugin, PingedCheck):
+            return False
+        task = asyncio.create_task(self._relay(job, ping), name="cluster:relay-ping")
+        self._relaying.add(task)
+        task.add_done_callback(self._relaying.discard)
+        return True
+
+    async def _relay(self, job: str, ping: Ping) -> None:
+        try:
+            await self.store.relay_ping(
+                job, ping.kind.value, ping.at, ping.exit_status, ping.body, ping.truncated
+            )
+        except Exception as exc:
+            self._log.error("cluster.ping_lost", job=job, error=str(exc) or type(exc).__name__)
+
+    def _pings_wait(self) -> None:
+        if self._taking is None or self._taking.done():
+            self._taking = asyncio.create_task(self._take_pings(), name="cluster:take-pings")
+
+    async def _take_pings(self) -> None:
+        """Hand the pings other members kept for this member's pinged checks to them."""
+        pinged = [
+            name
+            for name in self.owned
+            if name in self._jobs and issubclass(self._jobs[name].plugin, PingedCheck)
+        ]
+        if not pinged:
+            return
+        try:
+            waiting = await self.store.take_pings(pinged)
+        except Exception as exc:
+            self._log.debug("cluster.pings_unread", error=str(exc))
+            return
+        for job, kind, at, exit_status, body, truncated in waiting:
+            self.scheduler.ping(job, Ping(PingKind(kind), at, exit_status, body, truncated))
+
     def last_slots(self, names: Iterable[str]) -> dict[str, float | None]:
         """The wall-clock due time of each check's last run (None: none, or not
         a calendar schedule)."""
@@ -243,7 +292,7 @@ class ClusterMember:
 
     async def _run(self, delay: float) -> None:
         try:
-            self._listener = await self.store.listen(self._wake.set)
+            self._listener = await self.store.listen(self._wake.set, self._pings_wait)
         except Exception as exc:  # only a hint: renewals go on without it
             self._log.debug("cluster.listen_failed", error=str(exc))
         while True:
@@ -360,6 +409,9 @@ class ClusterMember:
             if taken:
                 await self._start_here(taken)
                 self._log.info("cluster.taken", count=len(taken), jobs=sorted(taken)[:10])
+
+        # Pings kept while no hint arrived (or before this member took the check).
+        self._pings_wait()
 
         # Wake when the first other member's lease ends: its checks are then free.
         delay = self.renew_every

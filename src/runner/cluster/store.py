@@ -14,6 +14,9 @@ cluster in the database):
 ``runner_cluster_definitions``
     when each definition of a job was first seen in the cluster: when
     members disagree (a reload rolled out host by host), the newest wins.
+``runner_cluster_pings``
+    heartbeat pings a member received for a check another member runs,
+    until that member takes them (``NOTIFY runner_cluster_ping`` wakes it).
 
 Every time is the database's (``clock_timestamp()``), so the members'
 clocks do not decide who holds what. Ownership changes by conditional
@@ -37,6 +40,8 @@ __all__ = ["ClusterStore", "JobRow", "MemberRow", "MemberTaken", "Snapshot"]
 
 #: The channel of the wake-up hint.
 CHANNEL = "runner_cluster"
+#: The channel that says a heartbeat ping waits for its job's owner.
+PING_CHANNEL = "runner_cluster_ping"
 NOW = "extract(epoch from clock_timestamp())"
 #: Serialises creating the tables (history's migrations take another lock).
 _SCHEMA_LOCK = 0x72756E63  # "runc"
@@ -67,6 +72,16 @@ SCHEMA = [
         acquired_at DOUBLE PRECISION,
         last_slot DOUBLE PRECISION,
         PRIMARY KEY (cluster, job)
+    )""",
+    """CREATE TABLE IF NOT EXISTS runner_cluster_pings (
+        id BIGSERIAL PRIMARY KEY,
+        cluster TEXT NOT NULL,
+        job TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        exit_status INTEGER,
+        body BYTEA NOT NULL,
+        truncated BOOLEAN NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS runner_cluster_definitions (
         cluster TEXT NOT NULL,
@@ -400,18 +415,73 @@ class ClusterStore:
         )
         await pool.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
 
-    async def listen(self, callback: Any) -> asyncpg.Connection:
-        """A connection of its own that calls ``callback()`` on each hint."""
+    async def listen(self, callback: Any, on_ping: Any) -> asyncpg.Connection:
+        """A connection of its own that calls ``callback()`` on each hint, and
+        ``on_ping()`` when pings wait."""
         import asyncpg
 
         conn = await asyncpg.connect(self.url, timeout=10)
 
-        def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        def on_notify(_conn: Any, _pid: int, channel: str, payload: str) -> None:
             if payload == self.cluster:
-                callback()
+                (on_ping if channel == PING_CHANNEL else callback)()
 
         await conn.add_listener(CHANNEL, on_notify)
+        await conn.add_listener(PING_CHANNEL, on_notify)
         return conn
+
+    # ---------------------------------------------------------------- pings
+
+    async def relay_ping(
+        self, job: str, kind: str, at: float, exit_status: int | None, body: bytes, truncated: bool
+    ) -> None:
+        """Keep a ping for the member that runs ``job``."""
+        pool = self._ready()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO runner_cluster_pings (cluster, job, kind, at, exit_status, "
+                    "body, truncated) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    self.cluster,
+                    job,
+                    kind,
+                    at,
+                    exit_status,
+                    body,
+                    truncated,
+                )
+                await conn.execute("SELECT pg_notify($1, $2)", PING_CHANNEL, self.cluster)
+        except BaseException:
+            await self._reset()
+            raise
+
+    async def take_pings(
+        self, jobs: Sequence[str]
+    ) -> list[tuple[str, str, float, int | None, bytes, bool]]:
+        """The pings waiting for ``jobs``, oldest first, taken (deleted)."""
+        pool = self._ready()
+        try:
+            rows = await pool.fetch(
+                "DELETE FROM runner_cluster_pings WHERE cluster = $1 AND job = ANY($2::text[]) "
+                "RETURNING id, job, kind, at, exit_status, body, truncated",
+                self.cluster,
+                list(jobs),
+            )
+        except BaseException:
+            await self._reset()
+            raise
+        rows = sorted(rows, key=lambda r: r["id"])
+        return [
+            (
+                r["job"],
+                r["kind"],
+                float(r["at"]),
+                r["exit_status"],
+                bytes(r["body"]),
+                r["truncated"],
+            )
+            for r in rows
+        ]
 
 
 MEMBER_COLUMNS = (
