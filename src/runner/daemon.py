@@ -369,6 +369,11 @@ class Daemon:
         failing = sorted(s.job for s in states if s.is_failing)
         services = sum(s.kind == "service" for s in states)
         line = f"{len(states) - services} checks, {services} services"
+        if self.cluster is not None:
+            line = (
+                f"member {self.cluster.name} of {self.cluster.cluster}: {len(states) - services} "
+                f"of {len(self.config.checks)} checks here, {services} services"
+            )
         if failing:
             more = f" and {len(failing) - 5} more" if len(failing) > 5 else ""
             line += f"; failing: {', '.join(failing[:5])}{more}"
@@ -484,6 +489,11 @@ class Daemon:
             self._log.warning(
                 "reload.history_unchanged",
                 hint="history settings are read at start; restart the daemon to apply them",
+            )
+        if new.cluster != self.config.cluster:
+            self._log.warning(
+                "reload.cluster_unchanged",
+                hint="cluster settings are read at start; restart the daemon to apply them",
             )
         if _notifier_settings(new) != _notifier_settings(self.config):
             self._log.warning(
