@@ -135,6 +135,9 @@ class ClusterMember:
         #: Pings being kept for another member, and the taking of pings kept for this one.
         self._relaying: set[asyncio.Task[None]] = set()
         self._taking: asyncio.Task[None] | None = None
+        #: The digest of this member's job definitions, and of those the database has.
+        self._digest = digest_of(self._my_definitions().items())
+        self._published = ""
         self._log = get_logger().bind(cluster=self.cluster, member=name)
 
     # ---------------------------------------------------------------- lifetime
@@ -156,13 +159,14 @@ class ClusterMember:
                 f"{str(exc) or type(exc).__name__}"
             ) from None
         definitions = self._my_definitions()
+        self._published = self._digest
         try:
             await self.store.join(
                 host=socket.gethostname(),
                 pid=os.getpid(),
                 version=__version__,
                 lease=self.lease,
-                digest=digest_of(definitions.items()),
+                digest=self._published,
                 definitions=definitions,
                 alive=_alive,
             )
@@ -199,8 +203,7 @@ class ClusterMember:
             slots = await self._stop_here(self.owned)
             slots.update(self._paused)
             self._paused.clear()
-            if self.history is not None:
-                await self.history.flush()  # the next owner reads the jobs' states
+            await self._flush()  # the next owner reads the jobs' states
             try:
                 await asyncio.wait_for(self.store.leave(slots), CONNECT_TIMEOUT)
                 self._log.info("cluster.left", released=len(slots))
@@ -222,18 +225,23 @@ class ClusterMember:
         async with self._lock:
             old = self._jobs
             self._jobs = {j.name: j for j in config.checks}
+            self._digest = digest_of(self._my_definitions().items())
             for name in list(self.owned):
                 handle = self.scheduler.handles.get(name)
                 if handle is None:  # stopped by the reload (changed or removed)
                     self.owned.discard(name)
                     self._paused[name] = None
-            definitions = self._my_definitions()
-            if definitions != {n: j.definition for n, j in old.items()}:
+            if self._my_definitions() != {n: j.definition for n, j in old.items()}:
                 try:
-                    await self.store.publish(digest_of(definitions.items()), definitions)
-                except Exception as exc:
+                    await self._publish()
+                except Exception as exc:  # published by the next renewal that reaches it
                     self._unreachable(exc)
         self._wake.set()
+
+    async def _publish(self) -> None:
+        digest = self._digest
+        await self.store.publish(digest, self._my_definitions())
+        self._published = digest
 
     # ---------------------------------------------------------------- pings
 
@@ -290,11 +298,17 @@ class ClusterMember:
 
     # ---------------------------------------------------------------- the cycle
 
-    async def _run(self, delay: float) -> None:
+    async def _listen(self) -> None:
+        """(Re)open the connection that hears the hints (it dies with the server)."""
+        if self._listener is not None:
+            self._listener.terminate()
+            self._listener = None
         try:
             self._listener = await self.store.listen(self._wake.set, self._pings_wait)
         except Exception as exc:  # only a hint: renewals go on without it
             self._log.debug("cluster.listen_failed", error=str(exc))
+
+    async def _run(self, delay: float) -> None:
         while True:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -339,6 +353,10 @@ class ClusterMember:
             self.store_up = True
             self._takeover_after = sent + self.lease
             self._log.info("cluster.store_back", owned=len(self.owned))
+        if self._published != self._digest:
+            await self._publish()  # a reload while the store was unreachable
+        if self._listener is None or self._listener.is_closed():
+            await self._listen()
         now = snapshot.now
         live = {m.name: m for m in snapshot.members if m.live(now)}
         self.members = sorted(live.values(), key=lambda m: m.name)
@@ -376,8 +394,7 @@ class ClusterMember:
             slots = await self._stop_here(give & self.owned)
             for job in give & set(self._paused):
                 slots[job] = self._paused.pop(job)
-            if self.history is not None:
-                await self.history.flush()
+            await self._flush()
             await self.store.release(slots)
             self._log.info("cluster.released", count=len(give), jobs=sorted(give)[:10])
 
@@ -419,6 +436,12 @@ class ClusterMember:
             if member.name != self.name:
                 delay = min(delay, max(member.expires_at - now, 0.0) + 0.05)
         return delay
+
+    async def _flush(self) -> None:
+        """Write the results so far, so the next owner of a check reads its state."""
+        if self.history is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.history.flush(), CONNECT_TIMEOUT)
 
     async def _stop_here(self, names: Iterable[str]) -> dict[str, float | None]:
         names = set(names)
