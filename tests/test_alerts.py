@@ -357,6 +357,7 @@ async def test_the_log_notifier_logs_alerts(write_config: WriteConfig) -> None:
     assert len(downs) == 1
     assert downs[0]["job"] == "api" and downs[0]["notifier"] == "journal"
     assert downs[0]["consecutive"] == 2
+    assert downs[0]["down_for"] >= 0  # from the first failure to the second
 
 
 def test_apprise_delivers_to_a_local_receiver_and_says_why_not(

@@ -219,3 +219,18 @@ def test_timestamps_of_the_last_run_and_of_the_state_and_every_change_counted(
     assert samples(text, "runner_job_state_since_timestamp_seconds")["api"] == 1.7e9 + 120.001
     assert samples(text, "runner_job_state_changes")["api"] == 2.0
     assert text == whole(daemon)
+
+
+def test_a_cache_for_each_format_asked_for_the_oldest_forgotten(tmp_path: Path) -> None:
+    daemon = Daemon(Config(path=tmp_path / "c.yaml", jobs=()), sinks=[], history=False)
+    daemon.hub.track("nap", "sleep", "check")
+    daemon.hub.publish(RunRecord.of("nap", "sleep", Result.ok(), started_at=1.7e9, duration_ms=1))
+    exposition = Exposition(daemon.view)
+    # A scraper may name any version: each is a format of its own, up to four kept.
+    for version in ("1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4"):
+        accept = f"application/openmetrics-text;version={version}"
+        assert exposition.render(accept) == whole_openmetrics(daemon)
+        assert version in exposition.content_type(accept)
+    assert len(exposition._formats) == 4
+    assert exposition.render() == whole(daemon)
+    assert len(exposition._formats) == 4

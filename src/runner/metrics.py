@@ -354,8 +354,10 @@ class Exposition:
         encode, content_type = choose_encoder(accept)
         form = self._formats.get(content_type)
         if form is None:
-            while len(self._formats) >= _MAX_FORMATS:
-                self._formats.pop(next(iter(self._formats)), None)
+            # The oldest go first; list() is one step, safe with a scrape on another thread.
+            known = list(self._formats)
+            for stale in known[: max(0, len(known) - _MAX_FORMATS + 1)]:
+                self._formats.pop(stale, None)
             form = self._formats[content_type] = _Format(encode)
         states = list(self.view.states().values())
         declared = self.plugin_metrics.declared(st.plugin for st in states)
