@@ -125,12 +125,16 @@ def daemon(write_config: WriteConfig) -> Iterator[RunnerProcess]:
     config = write_config(
         f"""
         http: {{listen: "127.0.0.1:0"}}
-        history: {{enabled: false}}
+        history: {{flush_every: 100ms}}
+        notifiers:
+          - {{name: journal, notifier: log}}
         jobs:
           - {{name: nap, plugin: sleep, interval: 500ms, options: {{seconds: 0}}}}
           - name: closed
             plugin: tcp
             interval: 500ms
+            failure_threshold: 1
+            notify: [journal]
             options: {{host: 127.0.0.1, port: {closed_port()}}}
           - {{name: echo, plugin: echo-listener}}
         """
@@ -151,11 +155,17 @@ def test_prometheus_scrapes_openmetrics_and_stores_the_timestamps(
     try:
         wait_until(prometheus.ready, START_TIMEOUT, "Prometheus to be ready")
 
-        def scraped_twice() -> bool:
-            found = prometheus.query('count_over_time(runner_up{job="runner"}[1m])')
-            return found.get("", 0) >= 2
+        def stored() -> bool:
+            # Scraped twice, and since each check ran, the alert went, a result was stored.
+            scrapes = prometheus.query('count_over_time(runner_up{job="runner"}[1m])')
+            return (
+                scrapes.get("", 0) >= 2
+                and len(prometheus.query("runner_job_last_run_timestamp_seconds")) == 2
+                and prometheus.query("runner_notifier_sent_total > 0") != {}
+                and prometheus.query("runner_history_written_total > 0") != {}
+            )
 
-        wait_until(scraped_twice, SCRAPE_TIMEOUT, "two scrapes by Prometheus")
+        wait_until(stored, SCRAPE_TIMEOUT, "Prometheus to store the series", interval=0.2)
         target_state = prometheus.target()
         assert target_state["health"] == "up", target_state
         assert target_state["lastError"] == ""
@@ -175,6 +185,10 @@ def test_prometheus_scrapes_openmetrics_and_stores_the_timestamps(
         # and never changed since has one change.
         assert prometheus.query("runner_job_state_changes_total") == {"nap": 1.0, "closed": 1.0}
         assert prometheus.query("runner_job_up") == {"nap": 1.0, "closed": 0.0, "echo": 1.0}
+        assert prometheus.query("runner_job_down") == {"nap": 0.0, "closed": 1.0}
+        sent = prometheus.api("query", query='runner_notifier_sent_total{notifier="journal"}')
+        assert [float(r["value"][1]) for r in sent["result"]] == [1.0]
+        assert prometheus.query("runner_history_written_total > 0") != {}
 
         # Prometheus asked for OpenMetrics and got it: its metadata has the
         # families as OpenMetrics names them (an info family, counters
@@ -187,7 +201,8 @@ def test_prometheus_scrapes_openmetrics_and_stores_the_timestamps(
     finally:
         prometheus.close()
 
-    # The text format (what a scraper gets without asking) is promtool-clean.
+    # The text format (what a scraper gets without asking) is promtool-clean:
+    # every family the daemon has here (jobs, a notifier, the history).
     with local_client() as client:
         response = client.get(f"http://{target}/metrics")
         assert response.headers["content-type"].startswith("text/plain")
@@ -197,6 +212,9 @@ def test_prometheus_scrapes_openmetrics_and_stores_the_timestamps(
         )
         assert om.headers["content-type"].startswith("application/openmetrics-text")
         assert om.text.endswith("# EOF\n")
+    for family in ("runner_job_state_since_timestamp_seconds", "runner_notifier_sent_total"):
+        assert f"\n{family}{{" in response.text
+    assert "\nrunner_history_written_total " in response.text
     lint = subprocess.run(
         [promtool, "check", "metrics"], input=response.text, capture_output=True, text=True
     )
