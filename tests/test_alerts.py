@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import signal
 import textwrap
 import time
@@ -396,6 +397,39 @@ def test_apprise_delivers_to_a_local_receiver_and_says_why_not(
     assert refused.returncode == 1
     assert "A Connection error occurred sending JSON notification to 127.0.0.1" in refused.stdout
     assert "hook-secret-token" not in refused.stdout + refused.stderr
+
+
+def test_apprise_alerts_show_the_title_once_and_the_recovery_how_long(
+    write_config: WriteConfig, peer: Peer
+) -> None:
+    # One peer is the target (GET, switched 200/500) and the receiver (POST).
+    port = peer.url.rsplit(":", 1)[1]
+    config = write_config(
+        f"""
+        history: {{enabled: false}}
+        notifiers:
+          - {{name: chat, notifier: apprise, options: {{urls: ["json://127.0.0.1:{port}/chat"]}}}}
+        defaults: {{interval: 100ms, failure_threshold: 2, success_threshold: 1}}
+        jobs:
+          - {{name: api, plugin: http-status, notify: [chat], options: {{url: "{peer.url}/"}}}}
+        """
+    )
+    with RunnerProcess("serve", str(config)) as runner:
+        runner.wait_for(event="job.finished", job="api", status="ok")
+        peer.status = 500
+        wait_until(lambda: len(peer.received) == 1, 10, "the down alert")
+        peer.status = 200
+        wait_until(lambda: len(peer.received) == 2, 10, "the recovered alert")
+        assert runner.stop() == 0
+    down, recovered = peer.received
+    assert (down["title"], down["type"]) == ("api is DOWN", "failure")
+    assert (recovered["title"], recovered["type"]) == ("api recovered", "success")
+    for alert in (down, recovered):
+        assert alert["title"] not in alert["message"]  # a chat shows the title once
+    assert down["message"].startswith("last result: fail: status 500")
+    assert re.match(
+        r"down for \d+s, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n", recovered["message"]
+    )
 
 
 def test_an_apprise_url_apprise_cannot_parse_is_a_config_error(
