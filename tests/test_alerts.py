@@ -464,7 +464,7 @@ def test_an_apprise_url_apprise_cannot_parse_is_a_config_error(
     ) in err
     assert f"{config}:7: notifiers[0] 'chat': options.urls[1]: this slack:// URL cannot" in err
     assert "urls[2]" not in err  # the good one
-    assert "s3cr3t-t0ken" not in err and "abcdef" not in err
+    assert "s3cr3t-t0ken" not in check.stdout + err and "abcdef" not in check.stdout + err
 
     # The same on reload: refused, saying where, and the daemon runs on.
     config.write_text(textwrap.dedent(good).lstrip("\n"))
