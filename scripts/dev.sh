@@ -123,6 +123,17 @@ ensure_postgresql() {
     say "no PostgreSQL server found for the history tests; install it once: sudo apt-get install postgresql"
 }
 
+ensure_prometheus() {
+    # tests/test_prometheus.py starts Debian's Prometheus itself (its own config
+    # and storage in a temp dir, on 127.0.0.1) and lints with promtool; the
+    # package's own service is not used (in containers policy-rc.d keeps it
+    # from starting; on a host with systemd, `systemctl disable --now prometheus`).
+    command -v prometheus >/dev/null && command -v promtool >/dev/null && return 0
+    apt_install prometheus && return 0
+    # Not fatal: like PostgreSQL, skipped locally and failed under CI.
+    say "the Prometheus scrape test needs: sudo apt-get install prometheus"
+}
+
 ensure_bench_peers() {
     # tests/bench/ run each benchmark at tiny sizes against its real
     # peers (nginx, blackbox_exporter, socat), so that none of them can rot.
@@ -160,6 +171,7 @@ case "$cmd" in
     test)
         setup
         ensure_postgresql  # only the tests need a PostgreSQL server
+        ensure_prometheus  # and a Prometheus server
         ensure_bench_peers
         exec "$VENV/bin/python" -m pytest "$@"
         ;;

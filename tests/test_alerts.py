@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import signal
+import textwrap
 import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -16,6 +19,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from helpers import Peer, RunnerProcess, closed_port, run_cli, serve_until, wait_until
+from runner.model import RunRecord
+from runner.notifier import Alert, AlertEvent
+from runner.plugin import Result
 from runner.testing import running_daemon
 
 WriteConfig = Callable[..., Path]
@@ -74,7 +80,18 @@ def test_one_down_one_recovered_per_episode_and_none_again_after_a_restart(
         oks = runner.find(event="job.finished", status="ok")
         runner.wait_for(event="job.finished", status="ok", count=len(oks) + 4)
         assert len(peer.events("recovered")) == 1
-        assert peer.events("recovered")[0]["consecutive"] == 2
+        recovered = peer.events("recovered")[0]
+        assert recovered["consecutive"] == 2
+        # It says how long the job was down: from its first failure to its first ok.
+        assert recovered["down_since"] == down["since"]
+        assert recovered["down_for"] == pytest.approx(
+            epoch(recovered["since"]) - epoch(down["since"]), abs=1e-3
+        )
+        assert recovered["body"].startswith("down for ")
+        # The title once: text is the title, then a body that does not repeat it.
+        for alert in (down, recovered):
+            assert alert["text"] == f"{alert['title']}\n{alert['body']}"
+            assert alert["title"] not in alert["body"]
 
         # Down again, then a restart in the middle of the outage.
         peer.status = 500
@@ -89,6 +106,8 @@ def test_one_down_one_recovered_per_episode_and_none_again_after_a_restart(
         wait_until(lambda: len(peer.events("recovered")) == 2, 10, "the second recovery")
         assert again.stop() == 0
     assert [r["event"] for r in peer.received] == ["down", "recovered", "down", "recovered"]
+    # The second incident spanned the restart: its recovery still knows when it began.
+    assert peer.received[3]["down_since"] == peer.received[2]["since"]
 
 
 def test_an_alert_being_sent_at_stop_is_finished_and_not_sent_again_after_a_restart(
@@ -212,6 +231,54 @@ def test_broken_receivers_never_delay_checks_and_fail_once_per_episode(
     assert peer.received[0]["headers"]["Authorization"] == "Bearer bearer-token-never-logged"
 
 
+def test_alert_texts_say_each_thing_once() -> None:
+    began = datetime(2026, 12, 7, 21, 13, 7, tzinfo=UTC).timestamp()
+    failed = RunRecord.of(
+        "api", "http-status", Result.fail("status 500"), started_at=began + 20, duration_ms=40
+    )
+    down = Alert("api", "http-status", AlertEvent.DOWN, began, failed, 3, down_since=began)
+    assert down.title == "api is DOWN"
+    assert down.body == (
+        "last result: fail: status 500\ndown since 2026-12-07 21:13:07 UTC (3 in a row)"
+    )
+    assert down.text == f"{down.title}\n{down.body}"
+    reminder = replace(
+        down,
+        event=AlertEvent.REMINDER,
+        last=replace(failed, finished_at=began + 3725),
+        consecutive=40,
+    )
+    assert reminder.body.splitlines()[0] == "down for 1h 2m so far"
+    ok = RunRecord.of("api", "http-status", Result.ok(), started_at=began + 750, duration_ms=1)
+    recovered = Alert(
+        "api",
+        "http-status",
+        AlertEvent.RECOVERED,
+        began + 750,
+        ok,
+        2,
+        status_page="https://status.example/#api",
+        down_since=began,
+    )
+    assert recovered.title == "api recovered"
+    assert recovered.down_for == 750
+    assert recovered.body == (
+        "down for 12m 30s, since 2026-12-07 21:13:07 UTC\n"
+        "last result: ok\n"
+        "up since 2026-12-07 21:25:37 UTC (2 in a row)\n"
+        "https://status.example/#api"
+    )
+    assert recovered.to_json()["down_for"] == 750
+    # Recovered without knowing when it went down: no guess.
+    assert replace(recovered, down_since=None).body.startswith("last result: ok")
+    test = Alert("runner", "", AlertEvent.TEST, None, None, 0)
+    assert (test.title, test.body) == (
+        "test alert from runner",
+        "This is a test, sent by runner notify-test. No job is down.",
+    )
+    assert test.to_json()["down_for"] is None
+
+
 def test_notify_test_sends_one_test_alert_and_says_if_it_arrived(
     write_config: WriteConfig, peer: Peer
 ) -> None:
@@ -230,6 +297,9 @@ def test_notify_test_sends_one_test_alert_and_says_if_it_arrived(
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "ops: test alert delivered" in ok.stdout
     assert [r["event"] for r in peer.received] == ["test"]
+    (sent,) = peer.received
+    assert sent["body"] == "This is a test, sent by runner notify-test. No job is down."
+    assert (sent["since"], sent["last"], sent["consecutive"]) == (None, None, 0)
     failed = run_cli("notify-test", str(config), "nobody")
     assert failed.returncode == 1
     assert "nobody: not delivered: POST http://127.0.0.1:" in failed.stdout
@@ -288,16 +358,21 @@ async def test_the_log_notifier_logs_alerts(write_config: WriteConfig) -> None:
     assert len(downs) == 1
     assert downs[0]["job"] == "api" and downs[0]["notifier"] == "journal"
     assert downs[0]["consecutive"] == 2
+    assert downs[0]["down_for"] >= 0  # from the first failure to the second
 
 
-def test_apprise_delivers_to_a_local_receiver(write_config: WriteConfig, peer: Peer) -> None:
+def test_apprise_delivers_to_a_local_receiver_and_says_why_not(
+    write_config: WriteConfig, peer: Peer
+) -> None:
     # Apprise's json:// schema POSTs {"title", "message", "type", ...} to http://host:port/path.
     port = peer.url.rsplit(":", 1)[1]
     config = write_config(
         f"""
         notifiers:
           - {{name: chat, notifier: apprise, options: {{urls: ["json://127.0.0.1:{port}/apprise"]}}}}
-          - {{name: bogus, notifier: apprise, options: {{urls: ["nosuchservice://secret-token"]}}}}
+          - name: refused
+            notifier: apprise
+            options: {{urls: ["json://127.0.0.1:{closed_port()}/hook-secret-token"]}}
         jobs:
           - {{name: nap, plugin: sleep}}
         """
@@ -305,12 +380,108 @@ def test_apprise_delivers_to_a_local_receiver(write_config: WriteConfig, peer: P
     ok = run_cli("notify-test", str(config), "chat")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     (got,) = peer.received
-    assert got["title"] == "test alert from runner (runner)"
+    # A test says it is a test, and nothing else (no "down since", no streak).
+    assert got["title"] == "test alert from runner"
+    assert got["message"] == "This is a test, sent by runner notify-test. No job is down."
     assert got["type"] == "info"
-    bogus = run_cli("notify-test", str(config), "bogus")
-    assert bogus.returncode == 1
-    assert "Apprise does not understand the URL nosuchservice://..." in bogus.stdout
-    assert "secret-token" not in bogus.stdout + bogus.stderr
+
+    # The receiver answers 500, then nobody listens: each time Apprise's cause.
+    peer.mode = "error"
+    answered = run_cli("notify-test", str(config), "chat")
+    assert answered.returncode == 1
+    assert "chat: not delivered: Apprise could not deliver to every URL (json://...): " in (
+        answered.stdout
+    )
+    assert "500" in answered.stdout, answered.stdout  # Apprise's words for the 500
+    refused = run_cli("notify-test", str(config), "refused")
+    assert refused.returncode == 1
+    assert "A Connection error occurred sending JSON notification to 127.0.0.1" in refused.stdout
+    assert "hook-secret-token" not in refused.stdout + refused.stderr
+
+
+def test_apprise_alerts_show_the_title_once_and_the_recovery_how_long(
+    write_config: WriteConfig, peer: Peer
+) -> None:
+    # One peer is the target (GET, switched 200/500) and the receiver (POST).
+    port = peer.url.rsplit(":", 1)[1]
+    config = write_config(
+        f"""
+        history: {{enabled: false}}
+        notifiers:
+          - {{name: chat, notifier: apprise, options: {{urls: ["json://127.0.0.1:{port}/chat"]}}}}
+        defaults: {{interval: 100ms, failure_threshold: 2, success_threshold: 1}}
+        jobs:
+          - {{name: api, plugin: http-status, notify: [chat], options: {{url: "{peer.url}/"}}}}
+        """
+    )
+    with RunnerProcess("serve", str(config)) as runner:
+        runner.wait_for(event="job.finished", job="api", status="ok")
+        peer.status = 500
+        wait_until(lambda: len(peer.received) == 1, 10, "the down alert")
+        peer.status = 200
+        wait_until(lambda: len(peer.received) == 2, 10, "the recovered alert")
+        assert runner.stop() == 0
+    down, recovered = peer.received
+    assert (down["title"], down["type"]) == ("api is DOWN", "failure")
+    assert (recovered["title"], recovered["type"]) == ("api recovered", "success")
+    for alert in (down, recovered):
+        assert alert["title"] not in alert["message"]  # a chat shows the title once
+    assert down["message"].startswith("last result: fail: status 500")
+    assert re.match(
+        r"down for \d+s, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n", recovered["message"]
+    )
+
+
+def test_an_apprise_url_apprise_cannot_parse_is_a_config_error(
+    write_config: WriteConfig, peer: Peer
+) -> None:
+    port = peer.url.rsplit(":", 1)[1]
+    good = f"""
+        notifiers:
+          - name: chat
+            notifier: apprise
+            options:
+              urls:
+                - "json://127.0.0.1:{port}/apprise"
+        defaults: {{interval: 100ms}}
+        jobs:
+          - {{name: nap, plugin: sleep, notify: [chat], options: {{seconds: 0}}}}
+        """
+    config = write_config(
+        good.replace(
+            '- "json://127.0.0.1',
+            '- "jsn://user:s3cr3t-t0ken@127.0.0.1:1/x"\n                - "slack://abcdef"\n'
+            '                - "json://127.0.0.1',
+        ),
+        name="runner.yaml",
+    )
+    check = run_cli("check", str(config))
+    assert check.returncode == 2
+    err = check.stderr
+    assert (
+        f"{config}:6: notifiers[0] 'chat': options.urls[0]: no Apprise service takes "
+        "jsn:// URLs; did you mean json://?"
+    ) in err
+    assert f"{config}:7: notifiers[0] 'chat': options.urls[1]: this slack:// URL cannot" in err
+    assert "urls[2]" not in err  # the good one
+    assert "s3cr3t-t0ken" not in check.stdout + err and "abcdef" not in check.stdout + err
+
+    # The same on reload: refused, saying where, and the daemon runs on.
+    config.write_text(textwrap.dedent(good).lstrip("\n"))
+    with RunnerProcess("serve", str(config)) as runner:
+        runner.wait_for(event="job.finished", job="nap")
+        config.write_text(
+            textwrap.dedent(good).lstrip("\n").replace("json://127.0.0.1", "jsn://127.0.0.1")
+        )
+        runner.proc.send_signal(signal.SIGHUP)
+        (refused,) = runner.wait_for(event="reload.refused")
+        assert refused["problems"] == [
+            f"{config}:6: notifiers[0] 'chat': options.urls[0]: no Apprise service takes "
+            "jsn:// URLs; did you mean json://?"
+        ]
+        count = len(runner.find(event="job.finished", job="nap"))
+        runner.wait_for(event="job.finished", job="nap", count=count + 2)
+        assert runner.stop() == 0
 
 
 def test_a_broken_notifier_is_named_and_never_stops_the_checks(

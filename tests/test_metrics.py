@@ -9,6 +9,10 @@ from typing import Any
 
 import pytest
 from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
@@ -127,3 +131,106 @@ def test_a_plugin_cannot_declare_a_metric_of_the_daemon(tmp_path: Path) -> None:
             ResultMetric("value", name, "help")
     with pytest.raises(ValueError, match="leave out runner_"):
         ResultMetric("value", "runner_http_status_code", "help")
+
+
+OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+
+
+def whole_openmetrics(daemon: Daemon) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(JobCollector(daemon.view))
+    registry.register(DaemonCollector(daemon.view))
+    return openmetrics_latest(registry)
+
+
+def test_openmetrics_when_the_scraper_asks_for_it_cached_the_same_way(tmp_path: Path) -> None:
+    daemon = Daemon(Config(path=tmp_path / "c.yaml", jobs=()), sinks=[], history=False)
+    hub = daemon.hub
+    for name in NAMES:
+        hub.track(name, "http-status", "check")
+    hub.track("listener", "echo-listener", "service")
+    hub.service_ready("listener")
+    hub.publish(record("plain", Result.ok(status_code=200)))
+    hub.publish(record('quote"d', Result.fail("status 503", status_code=503)))
+    exposition = Exposition(daemon.view)
+
+    assert exposition.content_type("").startswith("text/plain")
+    assert exposition.content_type(OPENMETRICS).startswith("application/openmetrics-text")
+    text = exposition.render()
+    first = exposition.render(OPENMETRICS)
+    assert first == whole_openmetrics(daemon)
+    assert first.endswith(b"# EOF\n") and first.count(b"# EOF") == 1
+    assert text == whole(daemon)  # each format has its own cache
+    families = {f.name: f for f in openmetrics_families(first.decode())}
+    assert families["runner_job_runs"].type == "counter"
+    assert families["runner_build"].type == "info"
+
+    # One job changes (the cached path), then most of them (one pass).
+    hub.publish(record("plain", Result.fail("status 500", status_code=500)))
+    assert exposition.render(OPENMETRICS) == whole_openmetrics(daemon)
+    for name in NAMES:
+        hub.publish(record(name, Result.ok()))
+    assert exposition.render(OPENMETRICS) == whole_openmetrics(daemon)
+    assert exposition.render() == whole(daemon)
+
+
+def samples(text: bytes, family: str) -> dict[str, float]:
+    return {s.labels["name"]: s.value for s in families_of(text)[family].samples}
+
+
+def test_timestamps_of_the_last_run_and_of_the_state_and_every_change_counted(
+    tmp_path: Path,
+) -> None:
+    daemon = Daemon(Config(path=tmp_path / "c.yaml", jobs=()), sinks=[], history=False)
+    hub = daemon.hub
+    hub.track("api", "http-status", "check")
+    hub.track("never-ran", "sleep", "check")
+    hub.track("listener", "echo-listener", "service")
+    exposition = Exposition(daemon.view)
+
+    before = exposition.render()
+    # No run, no state yet: no timestamp (not 0, which would mean 1970).
+    assert samples(before, "runner_job_last_run_timestamp_seconds") == {}
+    assert samples(before, "runner_job_state_since_timestamp_seconds") == {}
+    # The counter is there from the start, at 0, so its first change shows.
+    assert samples(before, "runner_job_state_changes") == {"api": 0.0, "never-ran": 0.0}
+
+    hub.publish(RunRecord.of("api", "http-status", Result.ok(), started_at=1.7e9, duration_ms=500))
+    hub.publish(
+        RunRecord.of("api", "http-status", Result.ok(), started_at=1.7e9 + 60, duration_ms=250)
+    )
+    hub.service_ready("listener")
+    listener_since = hub.state("listener").since
+    assert listener_since is not None
+    text = exposition.render()
+    assert samples(text, "runner_job_last_run_timestamp_seconds") == {"api": 1.7e9 + 60.25}
+    assert samples(text, "runner_job_state_since_timestamp_seconds") == {
+        "api": 1.7e9 + 0.5,  # the first ok of the streak
+        "listener": listener_since,
+    }
+    assert samples(text, "runner_job_state_changes") == {"api": 1.0, "never-ran": 0.0}
+
+    hub.publish(
+        RunRecord.of(
+            "api", "http-status", Result.fail("503"), started_at=1.7e9 + 120, duration_ms=1
+        )
+    )
+    text = exposition.render()
+    assert samples(text, "runner_job_state_since_timestamp_seconds")["api"] == 1.7e9 + 120.001
+    assert samples(text, "runner_job_state_changes")["api"] == 2.0
+    assert text == whole(daemon)
+
+
+def test_a_cache_for_each_format_asked_for_the_oldest_forgotten(tmp_path: Path) -> None:
+    daemon = Daemon(Config(path=tmp_path / "c.yaml", jobs=()), sinks=[], history=False)
+    daemon.hub.track("nap", "sleep", "check")
+    daemon.hub.publish(RunRecord.of("nap", "sleep", Result.ok(), started_at=1.7e9, duration_ms=1))
+    exposition = Exposition(daemon.view)
+    # A scraper may name any version: each is a format of its own, up to four kept.
+    for version in ("1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4"):
+        accept = f"application/openmetrics-text;version={version}"
+        assert exposition.render(accept) == whole_openmetrics(daemon)
+        assert version in exposition.content_type(accept)
+    assert len(exposition._formats) == 4
+    assert exposition.render() == whole(daemon)
+    assert len(exposition._formats) == 4

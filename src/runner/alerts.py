@@ -168,6 +168,9 @@ class AlertSink:
             assert isinstance(instance, Notifier)
             self.deliveries[config.name] = Delivery(config, instance, resources, self.ledger)
         self._notify: dict[str, tuple[str, ...]] = {}
+        #: When each job's current (or last) incident began: a recovered
+        #: alert says how long the job was down.
+        self._incidents: dict[str, float] = {}
         self.update_jobs(jobs)
         self._sent: dict[tuple[str, str], Sent] = {}
         self._reconciled: set[str] = set()
@@ -177,6 +180,7 @@ class AlertSink:
     def update_jobs(self, jobs: Iterable[Job]) -> None:
         """Which notifiers each job names (again after a reload)."""
         self._notify = {job.name: job.notify for job in jobs if job.notify}
+        self._incidents = {j: t for j, t in self._incidents.items() if j in self._notify}
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
         exit_stack.push_async_callback(self.close)
@@ -222,7 +226,11 @@ class AlertSink:
 
     def submit(self, record: RunRecord, state: JobState) -> None:
         names = self._notify.get(record.job)
-        if not names or record.maintenance is not None:
+        if not names:
+            return
+        if state.down_since is not None:
+            self._incidents[record.job] = state.down_since
+        if record.maintenance is not None:
             # In a maintenance window nothing is sent: the hub holds transitions,
             # and reminders and the after-restart reconciling wait for its end.
             return
@@ -233,17 +241,22 @@ class AlertSink:
             delivery = self.deliveries.get(name)
             if delivery is None:
                 continue
-            event = self._event_for(
-                state, delivery.config, self._sent.get((record.job, name)), now, first
-            )
+            sent = self._sent.get((record.job, name))
+            event = self._event_for(state, delivery.config, sent, now, first)
             if event is None:
                 continue
             if event is AlertEvent.RECOVERED:
                 since, consecutive = state.since, state.consecutive_ok
                 rule, results = state.thresholds.up, "successes"
+                # The incident that ended: seen here, else (the daemon
+                # restarted since) the one the ledger has this notifier told.
+                down_since = self._incidents.get(record.job)
+                if down_since is None and sent is not None and sent.event != "recovered":
+                    down_since = sent.episode
             else:
                 since, consecutive = state.down_since, state.consecutive_not_ok
                 rule, results = state.thresholds.down, "failures"
+                down_since = since
             self._sent[(record.job, name)] = Sent(
                 event.value, None if event is AlertEvent.RECOVERED else since, now
             )
@@ -259,8 +272,11 @@ class AlertSink:
                         f"{self.status_page}#{quote(record.job)}" if self.status_page else None
                     ),
                     rule=None if rule.is_streak else rule.describe(results),
+                    down_since=down_since,
                 )
             )
+        if not state.down:
+            self._incidents.pop(record.job, None)
 
     @staticmethod
     def _event_for(
@@ -299,7 +315,7 @@ async def send_test_alert(config: NotifierConfig) -> str | None:
             job="runner",
             plugin="",
             event=AlertEvent.TEST,
-            since=time.time(),
+            since=None,
             last=None,
             consecutive=0,
         )

@@ -175,13 +175,32 @@ class Daemon:
 
     # ------------------------------------------------------------------ requests
 
+    #: A second request for the same reason this soon after the first is the
+    #: same request: coreutils' ``timeout`` signals the daemon, then its
+    #: process group (the daemon again), a few milliseconds apart.
+    SAME_REQUEST_WITHIN = 0.5
+    #: When the stop was first requested (``time.monotonic``).
+    _stop_requested_at = 0.0
+
     def request_stop(self, reason: str = "requested") -> None:
-        """Ask the daemon to stop; a second request skips the grace period."""
+        """Ask the daemon to stop; a second request skips the grace period.
+
+        The same request again (the same ``reason``, such as the same signal)
+        within :attr:`SAME_REQUEST_WITHIN` of the first is not a second one.
+        """
+        now = time.monotonic()
         if self._stop.is_set():
+            if (
+                reason == self._stop_reason
+                and now - self._stop_requested_at < self.SAME_REQUEST_WITHIN
+            ):
+                self._log.info("daemon.stop_repeated", reason=reason)
+                return
             self._force.set()
             self._log.warning("daemon.force_stop", reason=reason)
             return
         self._stop_reason = reason
+        self._stop_requested_at = now
         self._stop.set()
 
     def request_reload(self) -> None:

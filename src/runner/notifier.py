@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -68,6 +69,10 @@ class Alert:
             ``up_when``), the rule that was met: ``3 failures of the last
             5``; None for a rule of results in a row, which ``consecutive``
             says.
+        down_since: when the incident began (the first failure of the
+            streak that made the job down): for ``recovered``, the incident
+            that ended; for ``down`` and ``reminder``, ``since``. None when
+            it is not known (and for ``test``).
     """
 
     job: str
@@ -78,6 +83,7 @@ class Alert:
     consecutive: int
     status_page: str | None = None
     rule: str | None = None
+    down_since: float | None = None
 
     @property
     def title(self) -> str:
@@ -86,13 +92,37 @@ class Alert:
             AlertEvent.DOWN: f"{self.job} is DOWN",
             AlertEvent.RECOVERED: f"{self.job} recovered",
             AlertEvent.REMINDER: f"{self.job} is still DOWN",
-            AlertEvent.TEST: f"test alert from runner ({self.job})",
+            AlertEvent.TEST: "test alert from runner",
         }[self.event]
 
     @property
-    def text(self) -> str:
-        """A few lines for a chat message or an e-mail body."""
-        lines = [self.title]
+    def down_for(self) -> float | None:
+        """How long the job was down (``recovered``: the whole incident) or has
+        been down so far (``down``, ``reminder``: until its last result), in
+        seconds; None when that is not known."""
+        if self.down_since is None:
+            return None
+        if self.event is AlertEvent.RECOVERED:
+            end = self.since
+        elif self.event is AlertEvent.TEST:
+            return None
+        else:
+            end = self.last.finished_at if self.last is not None else None
+        return None if end is None else max(0.0, end - self.down_since)
+
+    @property
+    def body(self) -> str:
+        """The lines under the title (a chat message's or an e-mail's body),
+        without the title: for targets that show a title of their own."""
+        if self.event is AlertEvent.TEST:
+            return "This is a test, sent by runner notify-test. No job is down."
+        lines = []
+        down_for = self.down_for
+        if self.event is AlertEvent.RECOVERED and down_for is not None:
+            assert self.down_since is not None
+            lines.append(f"down for {_span(down_for)}, since {_when(self.down_since)}")
+        elif self.event is AlertEvent.REMINDER and down_for is not None:
+            lines.append(f"down for {_span(down_for)} so far")
         if self.last is not None:
             what = self.last.status.value
             lines.append(
@@ -101,10 +131,15 @@ class Alert:
         if self.since is not None:
             since = "down since" if self.event is not AlertEvent.RECOVERED else "up since"
             streak = self.rule or f"{self.consecutive} in a row"
-            lines.append(f"{since} {format_time(self.since)} ({streak})")
+            lines.append(f"{since} {_when(self.since)} ({streak})")
         if self.status_page:
             lines.append(self.status_page)
         return "\n".join(lines)
+
+    @property
+    def text(self) -> str:
+        """The title, then the body: for targets with one text field only."""
+        return f"{self.title}\n{self.body}"
 
     def to_json(self) -> dict[str, Any]:
         """The documented body of an alert (the ``webhook`` notifier POSTs it)."""
@@ -119,7 +154,27 @@ class Alert:
             "status_page": self.status_page,
             "title": self.title,
             "text": self.text,
+            "body": self.body,
+            "down_since": format_time(self.down_since) if self.down_since is not None else None,
+            "down_for": self.down_for,
         }
+
+
+def _when(epoch: float) -> str:
+    """``2026-12-07 21:25:37 UTC``: a time for people, to the second."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _span(seconds: float) -> str:
+    """``45s``, ``12m 30s``, ``3h 5m``, ``2d 4h``: a duration for people."""
+    total = round(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    while len(parts) > 1 and parts[0][0] == 0:
+        parts.pop(0)
+    return " ".join(f"{n}{unit}" for n, unit in parts[:2] if n or unit == parts[0][1])
 
 
 class NotifyContext(_Context):

@@ -211,7 +211,9 @@ class ResultHub:
             consecutive_ok, consecutive_not_ok = 0, state.consecutive_not_ok + 1
             health = Health.FAILING
         since = record.finished_at if streak_starts else state.since
-        changed = int(streak_starts and state.state is not Health.UNKNOWN)
+        # The first result counts too (out of unknown): a counter that is 0
+        # until the state changes lets Prometheus see every change.
+        changed = int(streak_starts)
         recent_codes = (state.recent_codes + STATUS_CODES[status])[-self.keep_recent :]
         # The job's rules decide (runner.model.alerting); down_since is the
         # first failure of the streak that made it down. Only an ok result can

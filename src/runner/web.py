@@ -35,7 +35,6 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from runner.badges import badge_svg
 from runner.log import get_logger
@@ -179,8 +178,11 @@ class WebEndpoint:
         # all changed: about 0.5 s; see runner.metrics for the cache): done on a
         # thread so checks keep their schedule. It reads immutable JobState
         # snapshots, so it needs no lock.
-        body = await asyncio.to_thread(self.exposition.render)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        accept = request.headers.get("Accept", "")  # OpenMetrics when asked for
+        body = await asyncio.to_thread(self.exposition.render, accept)
+        return web.Response(
+            body=body, headers={"Content-Type": self.exposition.content_type(accept)}
+        )
 
     async def api_status(self, request: web.Request) -> web.Response:
         return web.json_response([row.to_json() for row in await self.view.status_rows()])

@@ -77,7 +77,11 @@ class Resolver:
         cls = self._load(raw, path, key, registry, spec, stand_in)
         if cls is None:
             return None
-        return cls, self._options(cls, raw, path)
+        # A notifier's options are where tokens live (Apprise URLs, webhook
+        # headers): one whose model keeps its input out of errors has none
+        # of its values shown in a problem either.
+        hide = key == "notifier" and bool(cls.Options.model_config.get("hide_input_in_errors"))
+        return cls, self._options(cls, raw, path, hide_input=hide)
 
     def _load(
         self,
@@ -106,7 +110,12 @@ class Resolver:
             return None
 
     def _options(
-        self, cls: type[Plugin[Any]], raw: dict[str, Any], path: PathTuple
+        self,
+        cls: type[Plugin[Any]],
+        raw: dict[str, Any],
+        path: PathTuple,
+        *,
+        hide_input: bool = False,
     ) -> BaseModel | None:
         options_raw = raw.get("options") or {}
         if not isinstance(options_raw, dict):
@@ -114,7 +123,15 @@ class Resolver:
         try:
             return cls.Options.model_validate(options_raw)
         except ValidationError as exc:
-            self.problems.add_validation_error(exc, (*path, "options"), cls.Options.model_fields)
+            shown = self.problems.secret_paths
+            if hide_input:  # shown as values from the environment are: not at all
+                self.problems.secret_paths = shown | {(*path, "options")}
+            try:
+                self.problems.add_validation_error(
+                    exc, (*path, "options"), cls.Options.model_fields
+                )
+            finally:
+                self.problems.secret_paths = shown
             return None
 
 

@@ -66,7 +66,8 @@ class JobState:
     transition: str | None = None
     failure_threshold: int = 3
     success_threshold: int = 2
-    #: Times the state went from ok to failing or back (since start).
+    #: Times the state changed (since start): out of unknown (the first
+    #: result), from ok to failing, or back.
     state_changes: int = 0
     #: The statuses of the last results, oldest first (rebuilt from history
     #: at start), one letter each (:data:`STATUS_CODES`): a hundred results

@@ -22,5 +22,6 @@ class LogNotifier(Notifier[NoOptions]):
             notifier=ctx.notifier,
             since=format_time(alert.since) if alert.since is not None else None,
             consecutive=alert.consecutive,
+            down_for=alert.down_for,
             message=alert.last.message if alert.last is not None else None,
         )
