@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import signal
 import socket
 import threading
@@ -396,8 +397,14 @@ def own_server() -> Iterator[PostgresServer]:
 def test_members_keep_checking_through_a_database_outage_and_store_every_result(
     tmp_path: Path, own_server: PostgresServer, target: str
 ) -> None:
+    import httpx
+
     url = own_server.create_database()
-    group = Members(write_config(tmp_path / "site.yaml", url, target, checks=10))
+    group = Members(
+        write_config(
+            tmp_path / "site.yaml", url, target, checks=10, extra="http: {listen: '127.0.0.1:0'}\n"
+        )
+    )
     try:
         for name in ("a", "b"):
             group.start(name)
@@ -408,12 +415,15 @@ def test_members_keep_checking_through_a_database_outage_and_store_every_result(
         down = time.time()
         for proc in group.running.values():
             proc.wait_for(event="cluster.store_unreachable", timeout=10)
+        port = group.running["a"].find(event="http.started")[0]["port"]
+        assert "runner_cluster_store_up 0.0" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
         time.sleep(20)  # the outage the issue asks for: 20 s, ten leases
         own_server.resume()
         back = time.time()
         for proc in group.running.values():
             proc.wait_for(event="cluster.store_back", timeout=15)
             proc.wait_for(event="history.write_resumed", timeout=45)
+        assert "runner_cluster_store_up 1.0" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
         time.sleep(2)
         # No member stopped checking, and no check changed hands.
         during = [e for e in group.runs() if down + 1 < started_at(e) < back - 1]
@@ -584,6 +594,14 @@ def test_any_member_shows_every_check_of_the_cluster_with_who_ran_it(
         b_job = next(job for job, member in ran_by.items() if member == "b")
         badge = httpx.get(f"http://127.0.0.1:{port}/badge/{b_job}.svg")
         assert badge.status_code == 200 and ">up<" in badge.text
+        # /metrics exports a's own checks only: scraping every member counts each once.
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        a_jobs = sorted(job for job, member in ran_by.items() if member == "a")
+        exported = sorted(re.findall(r'^runner_job_up\{name="([^"]+)"', metrics, re.MULTILINE))
+        assert exported == a_jobs
+        assert "runner_cluster_members 2.0" in metrics
+        assert f"runner_cluster_owned_jobs {float(len(a_jobs))}" in metrics
+        assert "runner_cluster_store_up 1.0" in metrics
     finally:
         group.close()
 

@@ -18,6 +18,7 @@ from runner.plugin import Result
 from runner.results import ResultHub
 from runner.status import (
     NO_STATS,
+    ClusterCounts,
     HistoryCounts,
     RunStats,
     StatusRow,
@@ -244,6 +245,9 @@ class FixedView:
     def history_counts(self) -> HistoryCounts | None:
         return HistoryCounts(written=7, dropped=1, queued=2, lag=0.5)
 
+    def cluster_counts(self) -> ClusterCounts | None:
+        return ClusterCounts(members=3, owned=10, store_up=False)
+
     def notifier_counts(self) -> Mapping[str, Mapping[str, int]] | None:
         return {"chat": {"sent": 3, "failed": 1, "dropped": 0}}
 
@@ -264,6 +268,9 @@ def test_the_metrics_read_only_the_view(config: Config) -> None:
     assert values[("runner_history_queued", ())] == 2.0
     assert values[("runner_notifier_failures_total", (("notifier", "chat"),))] == 1.0
     assert values[("runner_jobs", (("kind", "service"),))] == 1.0
+    assert values[("runner_cluster_members", ())] == 3.0
+    assert values[("runner_cluster_owned_jobs", ())] == 10.0
+    assert values[("runner_cluster_store_up", ())] == 0.0
 
 
 def test_rows_are_json_as_runner_status_writes_them(config: Config) -> None:

@@ -43,7 +43,7 @@ from runner.pings import Ping, PingedCheck
 from runner.resources import Resources
 from runner.results import LogSink, ResultHub, Sink
 from runner.scheduler import Scheduler
-from runner.status import HistoryCounts, RunStats, StatusRow, status_rows
+from runner.status import ClusterCounts, HistoryCounts, RunStats, StatusRow, status_rows
 from runner.systemd import SystemdNotifier
 from runner.tasks import cancel_and_wait
 
@@ -641,6 +641,12 @@ class DaemonView:
         if history is None:
             return None
         return HistoryCounts(history.written, history.dropped, history.queued, history.lag)
+
+    def cluster_counts(self) -> ClusterCounts | None:
+        cluster = self._daemon.cluster
+        if cluster is None:
+            return None
+        return ClusterCounts(len(cluster.members), len(cluster.owned), cluster.store_up)
 
     def notifier_counts(self) -> Mapping[str, Mapping[str, int]] | None:
         alerts = self._daemon.alerts

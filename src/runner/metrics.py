@@ -246,6 +246,23 @@ class DaemonCollector(Collector):
                 "Age of the oldest result waiting to be written",
                 value=history.lag,
             )
+        cluster = view.cluster_counts()
+        if cluster is not None:
+            yield GaugeMetricFamily(
+                "runner_cluster_members",
+                "Live members of this daemon's cluster, as its last renewal saw them",
+                value=float(cluster.members),
+            )
+            yield GaugeMetricFamily(
+                "runner_cluster_owned_jobs",
+                "Checks this member runs",
+                value=float(cluster.owned),
+            )
+            yield GaugeMetricFamily(
+                "runner_cluster_store_up",
+                "1 when this member's last renewal reached the cluster's database",
+                value=float(cluster.store_up),
+            )
         yield InfoMetricFamily("runner_build", "runner's version", value={"version": __version__})
 
 

@@ -290,6 +290,18 @@ class HistoryCounts:
     lag: float
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterCounts:
+    """This member of a cluster, as ``/metrics`` reports it."""
+
+    #: Live members, this one included, as the last renewal saw them.
+    members: int
+    #: Checks this member runs.
+    owned: int
+    #: Whether the last renewal reached the database.
+    store_up: bool
+
+
 class StatusView(Protocol):
     """What the HTTP endpoint and the metrics show of a running daemon.
 
@@ -327,6 +339,10 @@ class StatusView(Protocol):
 
     def history_counts(self) -> HistoryCounts | None:
         """History's writer counters; None when history is off."""
+        ...
+
+    def cluster_counts(self) -> ClusterCounts | None:
+        """This member's view of its cluster; None outside a cluster."""
         ...
 
     def notifier_counts(self) -> Mapping[str, Mapping[str, int]] | None:
