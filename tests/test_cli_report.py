@@ -191,7 +191,7 @@ def test_status_and_history_through_a_real_terminal(config: Path, columns: int) 
     header = lines.index(next(line for line in lines if line.startswith("job ")))
     shop, nap = lines[header + 1], lines[header + 2]  # one line each
     # Since the first error (300 s before), and since nap's run (100 s before).
-    assert re.match(r"shop-checkout-api  +FAILING  +[5-9]m \d+s ago  +FAIL status 503", shop)
+    assert re.match(r"shop-checkout-api  +DOWN  +[5-9]m \d+s ago  +FAIL status 503", shop)
     assert re.match(r"nap  +ok  +[1-5]m \d+s ago  +ok", nap), lines
     assert lines[header + 3] == "2 jobs: 1 ok, 1 failing (shop-checkout-api)"
 

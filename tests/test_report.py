@@ -122,7 +122,7 @@ COLUMNS = {
     60: ["job", "state", "since", "last result"],
     80: ["job", "state", "since", "last result", "24h"],
     100: ["job", "state", "since", "last result", "24h", "7d", "p50"],
-    120: ["job", "state", "since", "last result", "1h", "24h", "7d", "30d", "p50", "p95"],
+    120: ["job", "state", "since", "last result", "24h", "7d", "30d", "p50", "p95"],
     160: [
         "job", "state", "since", "last result", "1h", "24h", "7d", "30d",
         "p50", "p95", "runs", "failures",
@@ -139,11 +139,11 @@ NO_STATS = ("1h", "24h", "7d", "30d", "p50", "p95")
 #: Every numeric cell, for the widths that show it.
 NUMBERS = {
     "shop-checkout-api": {
-        "1h": "33.33%", "24h": "75.00%", "7d": "99.90%", "30d": "100%",
+        "1h": "33.33%", "24h": "75.00%", "7d": "99.90%", "30d": "100.00%",
         "p50": "110 ms", "p95": "1200 ms", "runs": "3", "failures": "2",
     },
     "nap": {
-        "1h": "—", "24h": "100%", "7d": "100%", "30d": "100%",
+        "1h": "—", "24h": "100.00%", "7d": "100.00%", "30d": "100.00%",
         "p50": "1 ms", "p95": "3 ms", "runs": "1", "failures": "0",
     },
     "fresh": {**dict.fromkeys(NO_STATS, "—"), "runs": "0", "failures": "0"},

@@ -22,7 +22,7 @@ from runner.cluster.store import MemberRow
 from runner.config import Config
 from runner.model import Health, Job, Maintenance, Occurrence, RunRecord
 from runner.plugin import Status
-from runner.status import UPTIME_WINDOWS, StatusRow
+from runner.status import UPTIME_WINDOWS, StatusRow, uptime_text
 
 _STYLE = {
     "ok": "green",
@@ -205,6 +205,15 @@ def print_run_summary(
 
 # --------------------------------------------------------------------------- runner status
 
+
+def _state_word(row: StatusRow) -> str:
+    """The state column: as ``--json`` says it (``ok``, ``failing``, ``unknown``,
+    ``maintenance``), but ``down`` for a failing check its alert rule holds, as
+    the page and the badge say."""
+    if row.down and row.maintenance is None:
+        return "down"
+    return row.shown_state
+
 #: The gap between two columns of a table.
 _GAP = 2
 #: What the last result keeps (label and the start of its message) before a
@@ -213,14 +222,6 @@ _LAST_MIN = 24
 #: The numeric columns of ``runner status``, in the order they are given room
 #: as the terminal widens (docs/commands.md says so); shown in table order.
 NUMERIC_PRIORITY = ("24h", "p50", "7d", "30d", "p95", "1h", "runs", "failures")
-
-
-def _percent(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value == 1:
-        return "100%"
-    return f"{value * 100:.2f}%"
 
 
 def _ms(value: float | None) -> str:
@@ -248,7 +249,7 @@ def _status_columns(rows: Sequence[StatusRow], now: float) -> dict[str, _Column]
     """Every column ``runner status`` can show, by name, in table order."""
     columns = {
         "job": _Column("job", [Text(row.job) for row in rows]),
-        "state": _Column("state", [_label(row.shown_state) for row in rows]),
+        "state": _Column("state", [_label(_state_word(row)) for row in rows]),
         "since": _Column(
             "since",
             [Text("—" if r.since is None else f"{ago(now - r.since)} ago") for r in rows],
@@ -257,7 +258,7 @@ def _status_columns(rows: Sequence[StatusRow], now: float) -> dict[str, _Column]
     }
     for label in UPTIME_WINDOWS:
         columns[label] = _Column(
-            label, [Text(_percent(row.uptime[label])) for row in rows], "right"
+            label, [Text(uptime_text(row.uptime[label])) for row in rows], "right"
         )
     for label in ("p50", "p95"):
         columns[label] = _Column(label, [Text(_ms(row.latency_ms[label])) for row in rows], "right")
