@@ -98,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config and exit")
     check.add_argument("config", help=CONFIG_HELP)
 
+    copy = sub.add_parser(
+        "copy-history",
+        help="copy the history a config names (every run, state and alert sent) into "
+        "another store: a PostgreSQL URL (moving to a cluster) or a SQLite file",
+    )
+    copy.add_argument("config", help=CONFIG_HELP)
+    copy.add_argument(
+        "--to",
+        required=True,
+        metavar="URL_OR_PATH",
+        help="postgresql://USER@HOST/DB, or the path of a SQLite file",
+    )
+
     cluster = sub.add_parser(
         "cluster",
         help="list the members of a config's cluster; exit 0 when the live ones agree "
@@ -288,6 +301,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "serve": cmd_serve,
         "check": cmd_check,
         "cluster": cmd_cluster,
+        "copy-history": cmd_copy_history,
         "run": cmd_run,
         "plugins": cmd_plugins,
         "schema": cmd_schema,
@@ -358,6 +372,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
         member = args.member or default_member_name()
     daemon = Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True, member=member)
     return process.run(daemon.serve(), loop_factory=new_loop, abandoned=daemon.scheduler.abandoned)
+
+
+def cmd_copy_history(args: argparse.Namespace) -> int:
+    opened = _open_history(args)
+    if isinstance(opened, int):
+        return opened
+    _, source = opened
+    from pathlib import Path
+
+    from runner.history import HistoryError
+    from runner.history.copy import copy_history
+    from runner.history.postgres import PostgresStore, redact
+    from runner.history.sqlite import SQLiteStore
+
+    to: str = args.to
+    target = (
+        PostgresStore(to)
+        if to.startswith(("postgresql://", "postgres://"))
+        else SQLiteStore(Path(to).expanduser().resolve())
+    )
+    if target.where == source.where:
+        print(f"error: {redact(to)} is the history {args.config} names already", file=sys.stderr)
+        return EXIT_USAGE
+
+    def progress(runs: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{runs:,} runs copied", end="", file=sys.stderr, flush=True)
+
+    try:
+        counts = asyncio.run(copy_history(source, target, progress=progress))
+    except HistoryError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"copied {counts.runs:,} runs of {counts.jobs} jobs and {counts.alerts} alert records "
+        f"from {source.where} to {target.where}"
+    )
+    return EXIT_OK
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:

@@ -214,6 +214,7 @@ def _state_word(row: StatusRow) -> str:
         return "down"
     return row.shown_state
 
+
 #: The gap between two columns of a table.
 _GAP = 2
 #: What the last result keeps (label and the start of its message) before a
