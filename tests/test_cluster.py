@@ -268,6 +268,8 @@ def test_a_paused_member_runs_nothing_it_lost_and_rejoins(members: Members) -> N
         b.proc.send_signal(signal.SIGCONT)
     resumed = time.time()
     b.wait_for(event="cluster.checks_lost", timeout=10)
+    (held,) = b.wait_for(event="cluster.runs_held", timeout=10)
+    assert held["count"] >= 1
     wait_until(
         lambda: any("b" in m for m in owners_now(members, resumed + 1).values()),
         15,

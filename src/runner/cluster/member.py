@@ -138,6 +138,8 @@ class ClusterMember:
         #: The digest of this member's job definitions, and of those the database has.
         self._digest = digest_of(self._my_definitions().items())
         self._published = ""
+        #: The scheduler's count of held runs at the last cycle.
+        self._held = 0
         self._log = get_logger().bind(cluster=self.cluster, member=name)
 
     # ---------------------------------------------------------------- lifetime
@@ -387,6 +389,15 @@ class ClusterMember:
         for name in set(self._paused) - mine:
             del self._paused[name]
         self.confirmed_until = sent + self.lease * CONFIRMED_SHARE
+        newly_held = self.scheduler.held - self._held
+        if newly_held:
+            self._held = self.scheduler.held
+            self._log.warning(
+                "cluster.runs_held",
+                count=newly_held,
+                hint="runs were due while this member's lease was not confirmed "
+                "(the process was paused, or its event loop blocked past the lease)",
+            )
 
         # Give away what another member should run (stopped here first).
         give = {job for job in mine if self._owners.get(job) != self.name}
