@@ -645,3 +645,16 @@ def test_a_heartbeat_ping_is_taken_by_any_member(tmp_path: Path, postgres_url: s
         assert all(e["exit_status"] == 3 for e in runs)
     finally:
         group.close()
+
+
+def test_runner_check_says_the_config_is_a_cluster_s(tmp_path: Path) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        "cluster: {lease: 15s}\nhistory: {url: 'postgresql://runner@127.0.0.1/x'}\n"
+        "jobs:\n  - {name: s, plugin: sleep, interval: 30s, options: {seconds: 0}}\n"
+    )
+    result = run_cli("check", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "cluster site: lease 15s" in result.stdout
+    # In a cluster an interval is on the wall clock, the same slots on every member.
+    assert "every 30s (on the cluster's clock)" in result.stdout

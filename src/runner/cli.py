@@ -469,6 +469,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     for job in config.jobs:
         when = job.schedule.describe() if job.schedule is not None else "service"
         print(f"  {job.name}  [{job.plugin_name}]  {when}")
+    if config.cluster is not None:
+        print(
+            f"  cluster {config.cluster_name}: lease {format_duration(config.cluster.lease)}; "
+            "each member runs its share of the checks (runner cluster CONFIG lists them)"
+        )
     for window in config.maintenance.windows:  # maintenance windows
         when = window.describe()
         if window.start is not None and window.end is not None:
