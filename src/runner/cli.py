@@ -367,7 +367,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sinks: list[Sink] = [LogSink(), OfflineHint(config.checks)]
     member = None
     if config.cluster is not None:
-        from runner.cluster import default_member_name
+        from runner.cluster.member import default_member_name
 
         member = args.member or default_member_name()
     daemon = Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True, member=member)

@@ -32,7 +32,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from runner import __version__, heap
-from runner.cluster.member import ClusterRefused
+from runner.cluster import ClusterRefused
 from runner.config import Config, ConfigError, load_config
 from runner.config_probe import ProbeFailed, probe
 from runner.log import get_logger, secret_masker
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     # Imported where a config uses them (notifiers, history, http), not at
     # start-up: see "Start-up cost" in README.md.
     from runner.alerts import AlertSink
-    from runner.cluster import ClusterMember
+    from runner.cluster.member import ClusterMember
     from runner.history import HistorySink
     from runner.web import WebEndpoint
 
@@ -139,7 +139,7 @@ class Daemon:
         self.scheduler = Scheduler(self.resources, self.hub)
         self.cluster: ClusterMember | None = None
         if config.cluster is not None and member is not None:
-            from runner.cluster import ClusterMember
+            from runner.cluster.member import ClusterMember
 
             self.cluster = ClusterMember(
                 config,

@@ -11,18 +11,20 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from runner.cluster.store import MemberRow
 from runner.config import Config
 from runner.model import Health, Job, Maintenance, Occurrence, RunRecord
 from runner.plugin import Status
 from runner.status import UPTIME_WINDOWS, StatusRow, uptime_text
+
+if TYPE_CHECKING:
+    from runner.cluster.store import MemberRow
 
 _STYLE = {
     "ok": "green",

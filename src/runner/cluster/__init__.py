@@ -7,8 +7,13 @@ and run each check on exactly one of them (``cluster:`` in the config).
   (rendezvous hashing over the members that hold its definition);
 - :mod:`~runner.cluster.member`: this daemon's membership, renewing its lease
   and starting and stopping its share of the checks.
+
+Nothing is imported here: a daemon without ``cluster:`` loads none of it
+(the daemon imports :class:`ClusterRefused` at start-up).
 """
 
-from runner.cluster.member import ClusterMember, ClusterRefused, default_member_name
+__all__ = ["ClusterRefused"]
 
-__all__ = ["ClusterMember", "ClusterRefused", "default_member_name"]
+
+class ClusterRefused(Exception):
+    """The daemon cannot join its cluster (exit 2, nothing started)."""

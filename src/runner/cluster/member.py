@@ -38,6 +38,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runner import __version__
+from runner.cluster import ClusterRefused
 from runner.cluster.ownership import owners
 from runner.cluster.store import ClusterStore, MemberLost, MemberRow, MemberTaken, digest_of
 from runner.log import get_logger
@@ -60,10 +61,6 @@ MOVE_GRACE = 5.0
 #: A renewal confirms the lease for this share of it, measured from when the
 #: renewal was sent (the database's lease runs from when it arrived, later).
 CONFIRMED_SHARE = 0.9
-
-
-class ClusterRefused(Exception):
-    """The daemon cannot join its cluster (exit 2, nothing started)."""
 
 
 def default_member_name(environ: Mapping[str, str] | None = None) -> str:
