@@ -412,12 +412,15 @@ async def test_page_that_never_finishes_loading_times_out(site: str, resources: 
     warm = await run_check(PageTitle, {"url": site}, timeout=15, resources=resources)
     assert warm.status is Status.OK, warm.message
     started = time.monotonic()
-    result = await run_check(
-        PageTitle, {"url": f"{site}/stalled"}, timeout=1.5, resources=resources
-    )
+    # 4 s: the evidence's share is a quarter of it, and half of what is left
+    # then goes to the screenshot (about 0.45 s). With 1.5 s that was 0.15 s,
+    # which a loaded machine (a CPU burner beside three benchmarks) missed:
+    # the run then says screenshot_error, as designed, and this test failed.
+    result = await run_check(PageTitle, {"url": f"{site}/stalled"}, timeout=4, resources=resources)
     assert result.status is Status.TIMEOUT, result.message
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 5.5
     # Taken within the run's own budget, before the daemon's cancellation.
+    assert "screenshot" in result.fields, result.fields
     assert _is_file(result.fields["screenshot"]), result.fields
     # The timed-out run closed its context and left the browser usable.
     after = await run_check(PageTitle, {"url": site}, timeout=15, resources=resources)
