@@ -94,6 +94,7 @@ async def run_attempts(
     deliver: Deliver,
     abandoned: AbandonedRuns,
     task: asyncio.Task[Any] | None = None,
+    member: str | None = None,
 ) -> None:
     """Run ``check`` within ``timeout`` seconds, retried as ``retry`` says, in the
     caller's task, and hand its record to ``deliver``, once. Never raises for the
@@ -160,7 +161,7 @@ async def run_attempts(
     finally:
         deadline.cancel()
     if not deadline.abandoned:  # else its timeout record is out already
-        deliver(_record(job, plugin, result, started_at, started, attempt, earlier))
+        deliver(_record(job, plugin, result, started_at, started, attempt, earlier, member))
 
 
 async def run_in_task(
@@ -314,11 +315,19 @@ def _record(
     started: float,
     attempts: int,
     earlier: list[str],
+    member: str | None = None,
 ) -> RunRecord:
-    """The run's record: ``started_at`` wall clock, ``started`` perf_counter."""
+    """The run's record: ``started_at`` wall clock, ``started`` perf_counter;
+    ``member``: the cluster member making it."""
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     record = RunRecord.of(
-        job, plugin, result, started_at=started_at, duration_ms=duration_ms, attempts=attempts
+        job,
+        plugin,
+        result,
+        started_at=started_at,
+        duration_ms=duration_ms,
+        attempts=attempts,
+        member=member,
     )
     return replace(record, attempt_errors=tuple(earlier)) if earlier else record
 

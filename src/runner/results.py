@@ -193,8 +193,8 @@ class ResultHub:
         held = window is not None
         if window is not None:
             record = replace(record, maintenance=window.name)
-        if self.member is not None:
-            record = replace(record, member=self.member)
+        if self.member is not None and record.member is None:
+            record = record.by_member(self.member)
         state = self._states.get(record.job)
         if state is None:  # `runner run --job`, tests: a job nobody tracked
             state = self.track(record.job, record.plugin, "check")

@@ -41,6 +41,9 @@ SPREAD_WINDOW = 1.0
 #: For checks that share slots (Check.slots): the time one run is assumed to
 #: hold a slot when their first runs are spread (a page check: about a second).
 SLOT_RUN_ESTIMATE = 1.0
+#: A calendar (wall-clock) run's timer is set this much after its time, so a
+#: loop whose timers count whole milliseconds (uvloop) does not fire it early.
+WALL_CLOCK_MARGIN = 0.001
 #: Service restart back-off: first delay, and the cap it doubles up to.
 RESTART_FIRST_DELAY = 1.0
 RESTART_MAX_DELAY = 60.0
@@ -291,6 +294,7 @@ class Scheduler:
                     deliver=publish,
                     abandoned=self.abandoned,
                     task=task,
+                    member=self.hub.member,
                 )
         finally:  # and when it was cancelled (a stop), with no record
             slot.release()
@@ -472,8 +476,13 @@ class _Ticker(_Runs):
     def _on_loop_clock(self, due: float) -> float:
         if not self.schedule.wall_clock:
             return due
-        # A calendar time: as far ahead on the loop's clock as on the wall's.
-        return self.loop.time() + (due - time.time())
+        # A calendar time: as far ahead on the loop's clock as on the wall's,
+        # and a millisecond more. uvloop's clock and timers count whole
+        # milliseconds: a timer set to the exact time fired up to 1 ms early,
+        # and its re-arm for the rest (_fire) was a 0 ms timer, again and again
+        # until the wall clock got there: 7 to 11 early fires a run, 1.28x the
+        # CPU of a run on the loop's clock (bench/README.md, issue 21).
+        return self.loop.time() + (due - time.time()) + WALL_CLOCK_MARGIN
 
     def stop(self) -> None:
         self._timer.cancel()
@@ -528,7 +537,7 @@ class _Ticker(_Runs):
                 # from two clocks read one after the other, and a process kept
                 # off the core between the two reads fires that much early
                 # (seen: a */2 cron run 0.2 ms before its second, under load).
-                self._next_due = loop.time() + early
+                self._next_due = loop.time() + early + WALL_CLOCK_MARGIN
                 self._timer = loop.call_at(
                     self._next_due, self._fire_callback, context=self._context
                 )

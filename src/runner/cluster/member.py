@@ -40,7 +40,14 @@ from typing import TYPE_CHECKING, Any
 from runner import __version__
 from runner.cluster import ClusterRefused
 from runner.cluster.ownership import owners
-from runner.cluster.store import ClusterStore, MemberLost, MemberRow, MemberTaken, digest_of
+from runner.cluster.store import (
+    TAKEOVER_SHARE,
+    ClusterStore,
+    MemberLost,
+    MemberRow,
+    MemberTaken,
+    digest_of,
+)
 from runner.log import get_logger
 from runner.model import Health, Job, JobState
 from runner.pings import Ping, PingedCheck, PingKind
@@ -59,8 +66,11 @@ CONNECT_TIMEOUT = 10.0
 #: How long a stopped check's in-flight run gets to end when it moves.
 MOVE_GRACE = 5.0
 #: A renewal confirms the lease for this share of it, measured from when the
-#: renewal was sent (the database's lease runs from when it arrived, later).
+#: renewal was sent; the others may take the checks after TAKEOVER_SHARE of it,
+#: measured from when the renewal arrived (later). A paused member's runs
+#: have stopped before anyone takes its checks.
 CONFIRMED_SHARE = 0.9
+assert CONFIRMED_SHARE < TAKEOVER_SHARE
 
 
 def default_member_name(environ: Mapping[str, str] | None = None) -> str:
@@ -137,6 +147,8 @@ class ClusterMember:
         self._published = ""
         #: The scheduler's count of held runs at the last cycle.
         self._held = 0
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._log = get_logger().bind(cluster=self.cluster, member=name)
 
     # ---------------------------------------------------------------- lifetime
@@ -177,7 +189,8 @@ class ClusterMember:
             raise ClusterRefused(
                 f"cannot join cluster {self.cluster!r}: {str(exc) or type(exc).__name__}"
             ) from None
-        self.confirmed_until = asyncio.get_running_loop().time() + self.lease * CONFIRMED_SHARE
+        self._loop = asyncio.get_running_loop()
+        self.confirmed_until = self._loop.time() + self.lease * CONFIRMED_SHARE
         self._log.info("cluster.joined", lease_s=self.lease, incarnation=self.incarnation)
 
     async def begin(self) -> None:
@@ -188,9 +201,10 @@ class ClusterMember:
     async def stop(self) -> None:
         """A clean stop: stop the checks here, then release them at once, so the
         others take them over without waiting for the lease to expire."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait([self._task], timeout=CONNECT_TIMEOUT)
             self._task = None
         if self._listener is not None:
             listener, self._listener = self._listener, None
@@ -216,7 +230,8 @@ class ClusterMember:
 
     def may_run(self) -> bool:
         """Whether a scheduled run may start now (the scheduler's gate)."""
-        return not self.store_up or asyncio.get_running_loop().time() < self.confirmed_until
+        assert self._loop is not None  # (kept: get_running_loop() is a getpid() on 3.11)
+        return not self.store_up or self._loop.time() < self.confirmed_until
 
     async def apply(self, config: Config) -> None:
         """A reload: the checks of ``config`` (changed ones already stopped
@@ -308,10 +323,16 @@ class ClusterMember:
             self._log.debug("cluster.listen_failed", error=str(exc))
 
     async def _run(self, delay: float) -> None:
-        while True:
-            self._wake.clear()
+        while not self._stopping:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+            # cancellation that lands as the event is set, and the stop hung
+            # (bench/README.md, issue 21).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            # Cleared before the cycle, not after: a hint that comes during it
+            # (a member leaving) makes the next cycle at once, not a renewal later.
+            self._wake.clear()
             delay = await self._cycle_guarded()
 
     async def _cycle_guarded(self) -> float:
@@ -442,7 +463,7 @@ class ClusterMember:
         delay = self.renew_every
         for member in live.values():
             if member.name != self.name:
-                delay = min(delay, max(member.expires_at - now, 0.0) + 0.05)
+                delay = min(delay, max(member.expires_at - now, 0.0) + 0.01)
         return delay
 
     async def _flush(self) -> None:
@@ -479,7 +500,8 @@ class ClusterMember:
             return
         recent = {j.name: j.thresholds.window for j in jobs if j.thresholds.window}
         by_name = {j.name: j for j in jobs}
-        stored = {s.job: s for s in await self.history.load_states(recent) if s.job in by_name}
+        loaded = await self.history.load_states(recent, by_name)
+        stored = {s.job: s for s in loaded if s.job in by_name}
         told: Mapping[tuple[str, str], Any] = {}
         if self.alerts is not None:
             told = await self.alerts.adopt(by_name)

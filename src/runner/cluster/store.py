@@ -43,6 +43,11 @@ CHANNEL = "runner_cluster"
 #: The channel that says a heartbeat ping waits for its job's owner.
 PING_CHANNEL = "runner_cluster_ping"
 NOW = "extract(epoch from clock_timestamp())"
+#: A member's checks may be taken by the others this share of its lease after
+#: its last renewal (``expires_at``); it holds every run itself from
+#: ``member.CONFIRMED_SHARE`` of it on, so a killed member's checks run elsewhere
+#: within the lease and one interval, the takeover's own time included.
+TAKEOVER_SHARE = 0.95
 #: Serialises creating the tables (history's migrations take another lock).
 _SCHEMA_LOCK = 0x72756E63  # "runc"
 
@@ -217,8 +222,9 @@ class ClusterStore:
             await conn.execute(
                 "INSERT INTO runner_cluster_members (cluster, member, incarnation, host, pid, "
                 "version, started_at, renewed_at, expires_at, left_at, config_digest, "
-                f"definitions) VALUES ($1, $2, $3, $4, $5, $6, {NOW}, {NOW}, {NOW} + $7, NULL, "
-                "$8, $9) ON CONFLICT (cluster, member) DO UPDATE SET "
+                f"definitions) VALUES ($1, $2, $3, $4, $5, $6, {NOW}, {NOW}, "
+                f"{NOW} + $7 * {TAKEOVER_SHARE}, NULL, $8, $9) "
+                "ON CONFLICT (cluster, member) DO UPDATE SET "
                 "incarnation = excluded.incarnation, host = excluded.host, pid = excluded.pid, "
                 "version = excluded.version, started_at = excluded.started_at, "
                 "renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, "
@@ -288,7 +294,7 @@ class ClusterStore:
             async with pool.acquire() as conn, conn.transaction():
                 now = await conn.fetchval(
                     f"UPDATE runner_cluster_members SET renewed_at = {NOW}, "
-                    f"expires_at = {NOW} + $4, owned = $5 "
+                    f"expires_at = {NOW} + $4 * {TAKEOVER_SHARE}, owned = $5 "
                     "WHERE cluster = $1 AND member = $2 AND incarnation = $3 RETURNING renewed_at",
                     self.cluster,
                     self.member,
@@ -403,17 +409,30 @@ class ClusterStore:
             raise
 
     async def leave(self, last_slots: Mapping[str, float | None]) -> None:
-        """A clean stop: release every job and mark the membership left."""
-        await self.release(last_slots)
+        """A clean stop: release every job and mark the membership left, in one
+        transaction with one hint (two hints woke the others while this member
+        was still live in their view, and the second was lost: bench/README.md)."""
         pool = self._ready()
-        await pool.execute(
-            f"UPDATE runner_cluster_members SET left_at = {NOW}, owned = 0 "
-            "WHERE cluster = $1 AND member = $2 AND incarnation = $3",
-            self.cluster,
-            self.member,
-            self.incarnation,
-        )
-        await pool.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE runner_cluster_jobs AS j SET owner = NULL, incarnation = NULL, "
+                "last_slot = COALESCE(t.slot, j.last_slot) "
+                "FROM unnest($4::text[], $5::float8[]) AS t(job, slot) "
+                "WHERE j.cluster = $1 AND j.job = t.job AND j.owner = $2 AND j.incarnation = $3",
+                self.cluster,
+                self.member,
+                self.incarnation,
+                list(last_slots),
+                list(last_slots.values()),
+            )
+            await conn.execute(
+                f"UPDATE runner_cluster_members SET left_at = {NOW}, owned = 0 "
+                "WHERE cluster = $1 AND member = $2 AND incarnation = $3",
+                self.cluster,
+                self.member,
+                self.incarnation,
+            )
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
 
     async def listen(self, callback: Any, on_ping: Any) -> asyncpg.Connection:
         """A connection of its own that calls ``callback()`` on each hint, and

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack, suppress
 from dataclasses import replace
 from typing import Any
@@ -127,8 +127,11 @@ class HistorySink:
         self._log.info("history.opened")
         return True
 
-    async def load_states(self, recent: Mapping[str, int] | None = None) -> list[JobState]:
-        """The jobs' states as stored (empty if the store cannot be read).
+    async def load_states(
+        self, recent: Mapping[str, int] | None = None, jobs: Iterable[str] | None = None
+    ) -> list[JobState]:
+        """The jobs' states as stored (all, or those of ``jobs``; empty if the
+        store cannot be read).
 
         ``recent``: for these jobs, the statuses of their last so many runs too
         (:attr:`JobState.recent_codes`), which a ``down_when`` or ``up_when``
@@ -137,7 +140,7 @@ class HistorySink:
         if not self._opened:
             return []
         try:
-            states = await self.store.load_states()
+            states = await self.store.load_states(jobs)
             if not recent:
                 return states
         except Exception as exc:

@@ -56,6 +56,7 @@ class RunRecord:
         started_at: float,
         duration_ms: float,
         attempts: int = 1,
+        member: str | None = None,
     ) -> RunRecord:
         """The record of ``result``, a run that began at ``started_at`` (wall clock)."""
         return cls(
@@ -69,6 +70,27 @@ class RunRecord:
             finished_at=started_at + duration_ms / 1000,
             duration_ms=duration_ms,
             attempts=attempts,
+            member=member,
+        )
+
+    def by_member(self, member: str) -> RunRecord:
+        """This record, made by the cluster member ``member``. Field by field
+        rather than dataclasses.replace, which looks every field up by name
+        (2.3 us against 4.5). A scheduled run's record is made with its member
+        already (:func:`runner.execution.run_attempts`); this is for the others."""
+        return RunRecord(
+            self.job,
+            self.plugin,
+            self.status,
+            self.message,
+            self.fields,
+            self.started_at,
+            self.finished_at,
+            self.duration_ms,
+            self.attempts,
+            self.attempt_errors,
+            self.maintenance,
+            member,
         )
 
     @property
