@@ -6,6 +6,7 @@ import asyncio
 import gc
 import weakref
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -179,3 +180,46 @@ def test_a_timeout_is_met_within_its_bucket_and_the_loop_is_not_kept_alive() -> 
     del loop
     gc.collect()
     assert finished() is None
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_calendar_run_is_one_timer_on_either_loop(loop: str) -> None:
+    """A wall-clock schedule (cron, a cluster's intervals) fires its timer once
+    a run: on uvloop, whose timers count whole milliseconds, a timer set to the
+    exact time fired early and re-armed for the rest, 7 to 11 times a run."""
+    from runner.scheduler import _Ticker
+    from runner.schedules import AlignedInterval
+
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop", reason="the fast extra is not installed")
+        factory = uvloop.new_event_loop
+    else:
+        factory = asyncio.new_event_loop
+    fires = 0
+    original = _Ticker._fire
+
+    def counting(self: _Ticker) -> None:
+        nonlocal fires
+        fires += 1
+        original(self)
+
+    async def main() -> tuple[int, list[tuple[str, RunRecord]]]:
+        sink = Collect()
+        scheduler = scheduler_for([sink])
+        for i in range(50):
+            job = sleep_job(f"job-{i}")
+            scheduler.start(replace(job, schedule=AlignedInterval(0.2, (i % 10) / 50)))
+        await sink.wait_for(50 * 5, timeout=10)
+        await scheduler.stop_all()
+        # Every run at or after its slot: never before its time.
+        late = [r.started_at - round(r.started_at / 0.02) * 0.02 for _, r in sink.results]
+        assert min(late) > -0.0005, min(late)
+        return len(sink.results), sink.results
+
+    _Ticker._fire = counting  # type: ignore[method-assign]
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runs, _ = runner.run(main())
+    finally:
+        _Ticker._fire = original  # type: ignore[method-assign]
+    assert fires <= runs * 1.2 + 50, (fires, runs)
