@@ -658,3 +658,25 @@ def test_runner_check_says_the_config_is_a_cluster_s(tmp_path: Path) -> None:
     assert "cluster site: lease 15s" in result.stdout
     # In a cluster an interval is on the wall clock, the same slots on every member.
     assert "every 30s (on the cluster's clock)" in result.stdout
+
+
+def test_runner_cluster_on_a_terminal_is_a_table_of_the_members() -> None:
+    from rich.console import Console
+
+    from runner.cluster.store import MemberRow
+    from runner.report import print_cluster
+
+    def member(name: str, renewed: float, left: float | None, digest: str) -> MemberRow:
+        return MemberRow(name, "i", "host1", 12, "0.1.0", 0.0, renewed, renewed + 9.5, left,
+                         digest, 1500)  # fmt: skip
+
+    console = Console(width=80, record=True)
+    rows = [member("eu-1", 98.0, None, "abc123" * 4), member("eu-2 [b]", 40.0, 50.0, "f" * 24)]
+    print_cluster("site", rows, 100.0, "abc123" * 4, console=console)
+    lines = console.export_text().splitlines()
+    assert lines[0] == "cluster site: 1 live of 2 members"
+    assert lines[2].split()[:6] == ["eu-1", "live", "host1", "pid", "12", "2s"]
+    assert lines[2].endswith("1500  abc123abc123 (this file)")
+    # A member that left owns nothing; a name with brackets is text, not markup.
+    assert lines[3].split()[:4] == ["eu-2", "[b]", "left", "host1"]
+    assert " 0  ffffffffffff" in lines[3]

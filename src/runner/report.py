@@ -505,10 +505,10 @@ def print_cluster(
 ) -> None:
     """``runner cluster``: each member, its state, last renewal, checks owned
     and config digest (marked when it is the file's)."""
-    console = console or Console()
-    table = Table(title=f"cluster {cluster}", title_justify="left")
+    console = console or _console()
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
     for column in ("member", "state", "host", "renewed", "checks", "config"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", justify="right" if column == "checks" else "left")
     for m in members:
         live = m.live(now)
         state = "live" if live else ("left" if m.left_at is not None else "expired")
@@ -518,11 +518,13 @@ def print_cluster(
             Text(m.name, style="bold"),
             Text(state, style=style),
             f"{m.host} pid {m.pid}",
-            f"{now - m.renewed_at:.1f}s ago",
+            f"{ago(now - m.renewed_at)} ago",
             str(m.owned if live else 0),
             digest,
         )
     if not members:
-        console.print(f"cluster {cluster}: no member has joined yet")
+        console.print(Text(f"cluster {cluster}: no member has joined yet"))
         return
+    alive = sum(m.live(now) for m in members)
+    console.print(Text(f"cluster {cluster}: {alive} live of {count(len(members), 'member')}"))
     console.print(table)
