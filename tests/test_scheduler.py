@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
+import time
 import weakref
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -223,3 +225,28 @@ def test_a_calendar_run_is_one_timer_on_either_loop(loop: str) -> None:
     finally:
         _Ticker._fire = original  # type: ignore[method-assign]
     assert fires <= runs * 1.2 + 50, (fires, runs)
+
+
+async def test_a_calendar_slot_more_than_half_a_period_late_is_skipped() -> None:
+    """A loop held up past half a period (an overloaded machine) does not run
+    the late slot just before the next one: in a cluster no two runs of a
+    check start within half an interval."""
+    from runner.schedules import AlignedInterval
+
+    sink = Collect()
+    scheduler = scheduler_for([sink])
+    job = replace(sleep_job("tick"), schedule=AlignedInterval(0.2, 0.0))
+    with capture_logs() as logs:
+        scheduler.start(job)
+        await sink.wait_for(2, timeout=5)
+        # Hold the loop from just after one slot until 0.15 s after the next.
+        last = sink.results[-1][1].started_at
+        await asyncio.sleep(max(0.0, last + 0.05 - time.time()))
+        time.sleep(0.3)  # noqa: ASYNC251 (blocks the loop on purpose: the late slot is at +0.2)
+        await sink.wait_for(len(sink.results) + 2, timeout=5)
+        await scheduler.stop_all()
+    starts = sorted(r.started_at for _, r in sink.results)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) > 0.1, gaps
+    skipped = [e for e in logs if e["event"] == "job.skipped"]
+    assert skipped and "more than half its period" in skipped[0]["reason"]

@@ -240,17 +240,22 @@ class Scheduler:
             return False
         return handle.ticker.ping(ping)
 
-    def _skip(self, job: Job) -> None:
-        """A run was due while the previous one was still going (or waiting)."""
+    def _skip(self, job: Job, *, late: float | None = None) -> None:
+        """A run was due while the previous one was still going (or waiting), or
+        its calendar time is more than half a period past (``late`` seconds)."""
         self.hub.skipped(job.name)
         slots = _slots_of(job)
+        if late is not None:
+            reason = f"its time passed {late:.3f}s ago, more than half its period"
+        elif slots is not None and job.name in self._waiting:
+            reason = f"previous run still waiting for a {slots.name} slot"
+        else:
+            reason = "previous run still going"
         self._log.warning(
             "job.skipped",
             job=job.name,
             plugin=job.plugin_name,
-            reason=f"previous run still waiting for a {slots.name} slot"
-            if slots is not None and job.name in self._waiting
-            else "previous run still going",
+            reason=reason,
             schedule=job.schedule.describe() if job.schedule is not None else None,
         )
 
@@ -530,8 +535,10 @@ class _Ticker(_Runs):
 
     def _fire(self) -> None:
         loop, schedule = self.loop, self.schedule
+        late = 0.0
         if self._wall_clock:
             early = self._due - time.time()
+            late = -early
             if early > 0:
                 # A calendar run never starts before its time. The timer was set
                 # from two clocks read one after the other, and a process kept
@@ -542,6 +549,7 @@ class _Ticker(_Runs):
                     self._next_due, self._fire_callback, context=self._context
                 )
                 return
+        due = schedule.next_after(self._due)
         try:
             current = self.current
             gate = self._scheduler.gate
@@ -549,12 +557,17 @@ class _Ticker(_Runs):
                 self._scheduler.held += 1
             elif current is not None and not current.done():
                 self._scheduler._skip(self.job)
+            elif late > (due - self._due) / 2:
+                # A calendar slot whose timer fired more than half a period late
+                # (the loop held up, the machine overloaded) is skipped: run now,
+                # it would start less than half a period before the next one
+                # (in a cluster, "no two runs within half an interval").
+                self._scheduler._skip(self.job, late=late)
             else:
                 self.last_due = self._due
                 self.current = loop.create_task(self._scheduler._run(self), name=self._task_name)
         except Exception as exc:  # a bug here must not stop the job's schedule
             self._scheduler._log.critical("job.crashed", job=self.job.name, exc_info=exc)
-        due = schedule.next_after(self._due)
         next_due = self._on_loop_clock(due) if self._wall_clock else due
         if next_due <= loop.time():
             # The loop was blocked or the machine suspended: drop the missed
