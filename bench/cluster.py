@@ -113,6 +113,8 @@ HANDOVER_MEASURES: list[tuple[str, str]] = [
     ("handover_max_s", "the last check, s"),
     ("skipped_p50", "slots skipped, median"),
     ("skipped_max", "slots skipped, most"),
+    ("left_s", "old member's cluster.left, s"),
+    ("taken_s", "last cluster.taken elsewhere, s"),
 ]
 
 
@@ -222,7 +224,8 @@ class Daemon:
         self._partial = b""
         #: (job number, start) of every run read so far.
         self.runs: list[tuple[int, float]] = []
-        self.events: list[str] = []
+        #: (event, time) of every line that is not a run.
+        self.events: list[tuple[str, float]] = []
         self.started = False
 
     def read(self) -> None:
@@ -242,8 +245,9 @@ class Daemon:
                     (int(line["job"].removeprefix("job-")), finished - line["duration_ms"] / 1000)
                 )
             elif raw:
-                event = json.loads(raw).get("event", "")
-                self.events.append(event)
+                line = json.loads(raw)
+                event = line.get("event", "")
+                self.events.append((event, _epoch(line["timestamp"])))
                 if event == "daemon.started":
                     self.started = True
 
@@ -320,6 +324,22 @@ def settle(url: str, names: Sequence[str], jobs: int, timeout: float) -> dict[st
         time.sleep(1.0)
 
 
+#: --keep: the daemons' output is kept in folders under this one.
+KEEP: Path | None = None
+
+
+@contextlib.contextmanager
+def workdir() -> Any:
+    """A scratch folder for one trial's configs and output (/dev/shm when
+    there is one); kept under --keep DIR when given."""
+    if KEEP is None:
+        with tempfile.TemporaryDirectory(prefix="bench-cluster-", dir=scratch_dir()) as tmp:
+            yield tmp
+    else:
+        KEEP.mkdir(parents=True, exist_ok=True)
+        yield tempfile.mkdtemp(prefix="trial-", dir=KEEP)
+
+
 def cluster_phases(jobs: int) -> list[float]:
     """Each check's place in the second in a cluster (schedules.aligned):
     runner's own function, so the slots are runner's."""
@@ -351,7 +371,7 @@ def scale_trial(
     """``members`` 0: one daemon without ``cluster:``."""
     with (
         server.database() as url,
-        tempfile.TemporaryDirectory(prefix="bench-cluster-", dir=scratch_dir()) as tmp,
+        workdir() as tmp,
     ):
         folder = Path(tmp)
         config = write_config(folder, url, jobs, lease if members else None)
@@ -422,7 +442,7 @@ def handover_part(
     samples: dict[str, list[dict[str, float]]] = {"kill -9": [], "SIGTERM": []}
     with (
         server.database() as url,
-        tempfile.TemporaryDirectory(prefix="bench-cluster-", dir=scratch_dir()) as tmp,
+        workdir() as tmp,
     ):
         folder = Path(tmp)
         config = write_config(folder, url, jobs, lease)
@@ -451,13 +471,20 @@ def handover_part(
                 last_old.update(_last_runs(victim.runs, held))
                 waits = [first[j] - sent for j in held]
                 skipped = [max(0, round(first[j] - last_old[j]) - 1) for j in held if j in last_old]
+                taken = [at for d in others for event, at in d.events if event == "cluster.taken"]
                 result = {
                     "moved": float(len(held)),
                     "handover_p50_s": statistics.median(waits),
                     "handover_max_s": max(waits),
                     "skipped_p50": statistics.median(skipped) if skipped else math.nan,
                     "skipped_max": float(max(skipped, default=0)),
+                    # Where the time went: the old member's last lines, the
+                    # others' last take (times of the log lines, from the signal).
+                    "left_s": _when(victim, "cluster.left", sent),
+                    "stopped_s": _when(victim, "daemon.stopped", sent),
+                    "taken_s": max((at for at in taken if at > sent), default=math.nan) - sent,
                 }
+                result = {k: v for k, v in result.items() if not math.isnan(v)}
                 samples[kind].append(result)
                 on_trial(kind, result)
                 gone.append(victim)
@@ -470,6 +497,12 @@ def handover_part(
                 daemon.stop()
         every = [run for d in [*gone, *live.values()] for run in d.runs]
     return {"samples": samples, "doubles": doubles(every), "runs": len(every)}
+
+
+def _when(daemon: Daemon, event: str, after: float) -> float:
+    """Seconds from ``after`` to the daemon's first ``event`` line after it (NaN: none)."""
+    times = [at for name, at in daemon.events if name == event and at > after]
+    return min(times) - after if times else math.nan
 
 
 def _last_runs(runs: Sequence[tuple[int, float]], jobs: set[int]) -> dict[int, float]:
@@ -521,7 +554,10 @@ def main() -> None:
     parser.add_argument("--handovers", type=int, default=5, help="trials of each signal")
     parser.add_argument("--parts", default="scale,handover")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="of the scale part")
+    parser.add_argument("--keep", type=Path, help="keep every daemon's output under this folder")
     args = parser.parse_args()
+    global KEEP
+    KEEP = args.keep
     if args.quick or args.smoke:
         args.smoke = True
         args.jobs, args.seconds, args.warmup, args.lease = 300, 3.0, 1.0, 2.0
