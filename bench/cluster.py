@@ -1,8 +1,8 @@
 """Several daemons, one monitor (issue 21): what a cluster costs and how fast it hands over.
 
     .venv/bin/python bench/cluster.py [--jobs 3000] [--seconds 15] [--warmup 3] [--trials 2]
-        [--lease 5] [--handovers 5] [--parts scale,handover] [--variants solo,x1,x2,x3,solo/3]
-        [--quick]
+        [--lease 5] [--handovers 5] [--parts scale,handover]
+        [--variants solo,x1,x2,x3,split2,split3] [--loop asyncio|uvloop] [--keep DIR] [--quick]
 
 Run it as root or as a user that may run PostgreSQL's ``initdb``: it starts its
 own PostgreSQL server (tests/postgres.py's ``PostgresServer``: Debian's
@@ -20,8 +20,10 @@ its ``job.finished`` line on the daemon's stdout (a file on /dev/shm), with
 - ``solo``: one daemon without ``cluster:``, all N checks, the same history;
 - ``x1``, ``x2``, ``x3``: a cluster of 1, 2 and 3 members, each with the
   same config of N checks;
-- ``solo/3``: one daemon without ``cluster:`` with N/3 checks: what a member
-  of ``x3`` runs, without membership.
+- ``split2``, ``split3``: 2 and 3 daemons without ``cluster:``, the N checks
+  split between them by hand (check i to daemon i mod n), the same history:
+  what one had to do before issue 21, and the same number of processes
+  competing for the cores as ``x2`` and ``x3``.
 
 All members start at once; the window begins once every check has an owner,
 the owners have not changed for a second, and ``--warmup`` more seconds
@@ -192,16 +194,20 @@ def owners(url: str) -> dict[str | None, list[str]]:
 # --- the daemons -------------------------------------------------------------------
 
 
-def write_config(folder: Path, url: str, jobs: int, lease: float | None) -> Path:
+def write_config(
+    folder: Path, url: str, jobs: int, lease: float | None, share: tuple[int, int] = (0, 1)
+) -> Path:
     """N sleep checks (0 s) every 1 s, history on ``url``; ``cluster:`` unless
-    ``lease`` is None. Written with an alias, as bench/scheduler.py does."""
+    ``lease`` is None; ``share`` (k, n): only the checks i with i mod n = k.
+    Written with an alias, as bench/scheduler.py does."""
+    mine = [i for i in range(jobs) if i % share[1] == share[0]]
     head = f"history: {{url: '{url}'}}\n"
     if lease is not None:
         head = f"cluster: {{name: {CLUSTER}, lease: {lease:g}s}}\n" + head
     lines = [head, "defaults:\n  interval: 1s\n", "jobs:\n"]
-    lines.append("  - {name: job-0, plugin: sleep, options: &zero {seconds: 0}}\n")
-    lines += [f"  - {{name: job-{i}, plugin: sleep, options: *zero}}\n" for i in range(1, jobs)]
-    path = folder / ("cluster.yaml" if lease is not None else "solo.yaml")
+    lines.append(f"  - {{name: job-{mine[0]}, plugin: sleep, options: &zero {{seconds: 0}}}}\n")
+    lines += [f"  - {{name: job-{i}, plugin: sleep, options: *zero}}\n" for i in mine[1:]]
+    path = folder / ("cluster.yaml" if lease is not None else f"solo-{share[0]}.yaml")
     path.write_text("".join(lines))
     return path
 
@@ -214,6 +220,8 @@ class Daemon:
         self.out_path = folder / f"{tag}.out"
         self.err_path = folder / f"{tag}.err"
         argv = [RUNNER, "serve", "--log-format", "json", str(config)]
+        if LOOP is not None:
+            argv += ["--loop", LOOP]
         if member is not None:
             argv += ["--member", member]
         with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
@@ -324,6 +332,8 @@ def settle(url: str, names: Sequence[str], jobs: int, timeout: float) -> dict[st
         time.sleep(1.0)
 
 
+#: --loop: every daemon's event loop (None: runner's default, uvloop when installed).
+LOOP: str | None = None
 #: --keep: the daemons' output is kept in folders under this one.
 KEEP: Path | None = None
 
@@ -366,17 +376,29 @@ def doubles(runs: Iterable[tuple[int, float]]) -> list[tuple[int, float, float]]
 
 
 def scale_trial(
-    server: Server, members: int, jobs: int, seconds: float, warmup: float, lease: float
+    server: Server,
+    members: int,
+    split: int,
+    jobs: int,
+    seconds: float,
+    warmup: float,
+    lease: float,
 ) -> dict[str, float]:
-    """``members`` 0: one daemon without ``cluster:``."""
+    """``members`` in a cluster of N checks, or (``members`` 0) ``split``
+    daemons without ``cluster:``, each with its share of the N checks."""
     with (
         server.database() as url,
         workdir() as tmp,
     ):
         folder = Path(tmp)
-        config = write_config(folder, url, jobs, lease if members else None)
-        names = NAMES[:members] if members else (None,)
-        daemons = [Daemon(config, folder, name, name or "solo") for name in names]
+        if members:
+            config = write_config(folder, url, jobs, lease)
+            daemons = [Daemon(config, folder, name, name) for name in NAMES[:members]]
+        else:
+            daemons = [
+                Daemon(write_config(folder, url, jobs, None, (k, split)), folder, None, f"solo-{k}")
+                for k in range(split)
+            ]
         try:
             start_all(daemons, jobs)
             if members:
@@ -541,7 +563,7 @@ def handover_table(samples: Mapping[str, list[dict[str, float]]], lease: float) 
 # --- the command -------------------------------------------------------------------
 
 
-VARIANTS = ("solo", "x1", "x2", "x3", "solo/3")
+VARIANTS = ("solo", "x1", "x2", "x3", "split2", "split3")
 
 
 def main() -> None:
@@ -554,10 +576,11 @@ def main() -> None:
     parser.add_argument("--handovers", type=int, default=5, help="trials of each signal")
     parser.add_argument("--parts", default="scale,handover")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="of the scale part")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), help="runner serve --loop")
     parser.add_argument("--keep", type=Path, help="keep every daemon's output under this folder")
     args = parser.parse_args()
-    global KEEP
-    KEEP = args.keep
+    global KEEP, LOOP
+    KEEP, LOOP = args.keep, args.loop
     if args.quick or args.smoke:
         args.smoke = True
         args.jobs, args.seconds, args.warmup, args.lease = 300, 3.0, 1.0, 2.0
@@ -572,11 +595,17 @@ def main() -> None:
         info["postgresql"] = server.version
         print(f"PostgreSQL {server.version} on 127.0.0.1:{server.pg.port}", flush=True)
         if "scale" in parts:
-            sizes = {"solo": (0, args.jobs), "solo/3": (0, args.jobs // 3)}
-            sizes.update({f"x{n}": (n, args.jobs) for n in (1, 2, 3)})
+            sizes = {"solo": (0, 1), "split2": (0, 2), "split3": (0, 3)}
+            sizes.update({f"x{n}": (n, 1) for n in (1, 2, 3)})
             runs = {
                 name: _bind(
-                    scale_trial, server, *sizes[name], args.seconds, args.warmup, args.lease
+                    scale_trial,
+                    server,
+                    *sizes[name],
+                    args.jobs,
+                    args.seconds,
+                    args.warmup,
+                    args.lease,
                 )
                 for name in wanted
             }
