@@ -103,6 +103,8 @@ SCALE_MEASURES: list[tuple[str, str]] = [
     ("share_dev_pct", "largest share off even, %"),
     ("missing", "missing runs"),
     ("doubles", "double runs"),
+    ("doubles_history", "double runs in the history"),
+    ("stops_hung", "members still running 20 s after SIGTERM"),
     ("late_p99_ms", "late p99 ms"),
     ("rss_mib", "RSS MiB per member"),
     ("others_cores", "others' load, cores"),
@@ -235,6 +237,7 @@ class Daemon:
         #: (event, time) of every line that is not a run.
         self.events: list[tuple[str, float]] = []
         self.started = False
+        self.hung = False
 
     def read(self) -> None:
         if self._reader.closed:
@@ -286,6 +289,8 @@ class Daemon:
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            # Still running `timeout` s after SIGTERM: counted (stops_hung), then killed.
+            self.hung = True
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             code = self.proc.wait()
@@ -372,6 +377,21 @@ def doubles(runs: Iterable[tuple[int, float]]) -> list[tuple[int, float, float]]
     return found
 
 
+def history_doubles(url: str) -> float:
+    """Pairs of runs of one check less than half an interval apart by the
+    history's own ``started_at`` (taken as each run starts; the log lines'
+    starts are their write time less the duration, which a delayed write
+    shifts). A killed member's last unwritten results are not in it."""
+    rows = query(
+        url,
+        "SELECT count(*) AS n FROM (SELECT started_at - lag(started_at) OVER "
+        "(PARTITION BY job_id ORDER BY started_at) AS gap FROM runner_runs) AS t "
+        "WHERE gap < $1",
+        INTERVAL / 2,
+    )
+    return float(rows[0]["n"])
+
+
 # --- part 1: scale -----------------------------------------------------------------
 
 
@@ -415,8 +435,10 @@ def scale_trial(
             time.sleep(TAIL)
         finally:
             codes = [d.stop() for d in daemons]
-        if any(code not in (0, -15) for code in codes):
-            raise RuntimeError(f"a daemon exited {codes}: {_tail(daemons[0].err_path)}")
+        failed = [d for d, code in zip(daemons, codes, strict=True) if code != 0 and not d.hung]
+        if failed:
+            raise RuntimeError(f"a daemon exited {codes}: {_tail(failed[0].err_path)}")
+        in_history = history_doubles(url)
     phases = cluster_phases(jobs) if members else None
     every = [run for d in daemons for run in d.runs]
     totals = analyse(
@@ -448,6 +470,8 @@ def scale_trial(
         "share_dev_pct": max(abs(n - even) / even * 100 for n in made) if even else math.nan,
         "missing": totals["missing"],
         "doubles": len(doubles(every)),
+        "doubles_history": in_history,
+        "stops_hung": float(sum(d.hung for d in daemons)),
         "late_p99_ms": totals["late_p99_ms"],
         "rss_mib": statistics.mean(rss) / 2**20,
         "others_cores": max(0.0, host1 - host0 - sum(used) - pg) / window,
@@ -485,11 +509,28 @@ def handover_part(
                 sent = time.time()
                 victim.signal(signal.SIGKILL if kind == "kill -9" else signal.SIGTERM)
                 others = [d for n, d in live.items() if n != victim_name]
-                first = _wait_taken(others, held, sent, timeout=3 * lease + 20)
+                try:
+                    first = _wait_taken(others, held, sent, timeout=3 * lease + 20)
+                except TimeoutError:
+                    if kind != "SIGTERM" or victim.proc.poll() is not None:
+                        raise
+                    # Still running after SIGTERM, holding its checks: counted
+                    # (stops_hung), killed, and the trial not timed.
+                    print(f"  {kind}: {victim_name} still running, killed", flush=True)
+                    victim.stop(timeout=0.1)
+                    _wait_taken(others, held, time.time(), timeout=3 * lease + 20)
+                    first = {}
                 code = victim.stop()
-                if kind == "SIGTERM" and code != 0:
+                if kind == "SIGTERM" and code != 0 and not victim.hung:
                     raise RuntimeError(f"{victim_name} exited {code} after SIGTERM")
                 victim.read()
+                gone.append(victim)
+                restarts += 1
+                live[victim_name] = Daemon(config, folder, victim_name, f"{victim_name}-{restarts}")
+                if not first:
+                    live[victim_name].wait_started(timeout=60 + jobs / 100)
+                    settle(url, NAMES, jobs, timeout=30 + 3 * lease)
+                    continue
                 last_old.update(_last_runs(victim.runs, held))
                 waits = [first[j] - sent for j in held]
                 skipped = [max(0, round(first[j] - last_old[j]) - 1) for j in held if j in last_old]
@@ -509,16 +550,20 @@ def handover_part(
                 result = {k: v for k, v in result.items() if not math.isnan(v)}
                 samples[kind].append(result)
                 on_trial(kind, result)
-                gone.append(victim)
-                restarts += 1
-                live[victim_name] = Daemon(config, folder, victim_name, f"{victim_name}-{restarts}")
                 live[victim_name].wait_started(timeout=60 + jobs / 100)
                 settle(url, NAMES, jobs, timeout=30 + 3 * lease)
         finally:
             for daemon in live.values():
                 daemon.stop()
+        in_history = history_doubles(url)
         every = [run for d in [*gone, *live.values()] for run in d.runs]
-    return {"samples": samples, "doubles": doubles(every), "runs": len(every)}
+    return {
+        "samples": samples,
+        "doubles": doubles(every),
+        "runs": len(every),
+        "doubles_history": in_history,
+        "stops_hung": float(sum(d.hung for d in [*gone, *live.values()])),
+    }
 
 
 def _when(daemon: Daemon, event: str, after: float) -> float:
@@ -636,11 +681,18 @@ def main() -> None:
 
             found = handover_part(server, args.jobs, args.lease, args.handovers, shown)
             table = handover_table(found["samples"], args.lease)
-            print(f"double runs in the handover part: {len(found['doubles'])}", flush=True)
+            print(
+                f"double runs in the handover part: {len(found['doubles'])} "
+                f"(in the history: {found['doubles_history']:.0f}); members still running "
+                f"after SIGTERM: {found['stops_hung']:.0f}",
+                flush=True,
+            )
             data["handover"] = {
                 "samples": found["samples"],
                 "doubles": found["doubles"][:100],
                 "double_count": len(found["doubles"]),
+                "doubles_history": found["doubles_history"],
+                "stops_hung": found["stops_hung"],
                 "runs": found["runs"],
                 "table": table,
             }
