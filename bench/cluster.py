@@ -36,7 +36,10 @@ deviation, %); missing runs (a slot in the window with no run: a cluster's
 slots are known, ``phase + k`` from runner's own ``jitter_offset`` of the
 name; a solo daemon's are taken from its runs, bench/scheduler.py's
 ``analyse``); double runs (two runs of one check starting less than half an
-interval apart, on any members, over the whole trial, start-up included).
+interval apart, on any members, over the whole trial, start-up included),
+from the log lines and again from the history's ``started_at``; members
+still running 20 s after the SIGTERM that ends a trial (counted, then
+killed).
 
 **handover**: one cluster of 3 members, N checks. Each trial signals one
 member (in turn a, b, c), kill -9 and SIGTERM alternating, and times, for each
@@ -46,7 +49,12 @@ check's slots went without a run between its last run on the old member and
 its first on the new one. The member is then started again under its name,
 and the next trial waits until every check has an owner again, with all
 three members holding some. Medians over ``--handovers`` trials of each
-signal; double runs counted over every run of the part.
+signal; double runs counted over every run of the part. A SIGTERM trial
+whose member is still running when the others should have its checks is
+counted (``stops_hung``), the member killed, and the trial not timed.
+
+``--loop``: every daemon's ``runner serve --loop``; ``--keep DIR``: every
+daemon's config and output kept in a folder per trial under DIR.
 
 ``--quick`` (alias ``--smoke``): 300 checks, 3 s windows, a 2 s lease, one
 trial of each: proves the script works (tests/bench/test_bench_cluster.py).
