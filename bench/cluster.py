@@ -238,6 +238,7 @@ class Daemon:
             self.proc = subprocess.Popen(
                 argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
             )
+        STARTED.append(self)
         self._reader = self.out_path.open("rb")
         self._partial = b""
         #: (job number, start) of every run read so far.
@@ -305,6 +306,19 @@ class Daemon:
         self.read()
         self._reader.close()
         return code
+
+
+#: Every daemon started, so that none outlives the script (main's finally).
+STARTED: list[Daemon] = []
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every daemon of this script still running (after an error)."""
+    for daemon in STARTED:
+        if daemon.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(daemon.proc.pid, signal.SIGKILL)
+            daemon.proc.wait()
 
 
 def _epoch(value: str) -> float:
@@ -644,7 +658,11 @@ def main() -> None:
     info = machine()
     print(describe(info), flush=True)
     data: dict[str, Any] = {}
-    with Server() as server:
+    # SIGTERM ends the script through its finally blocks: the server stopped,
+    # no daemon left behind (they run in sessions of their own).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with Server() as server, contextlib.ExitStack() as cleanup:
+        cleanup.callback(kill_leftovers)
         info["postgresql"] = server.version
         print(f"PostgreSQL {server.version} on 127.0.0.1:{server.pg.port}", flush=True)
         if "scale" in parts:
