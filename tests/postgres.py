@@ -201,30 +201,38 @@ class PostgresServer:
 
     def execute(self, sql: str, database: str = "postgres") -> None:
         """Run one statement (from any thread, inside or outside an event loop)."""
+        fetch(self.url(database), sql)
 
-        async def run() -> None:
-            import asyncpg
 
-            conn = await asyncpg.connect(self.url(database))
-            try:
-                await conn.execute(sql)
-            finally:
-                await conn.close()
+def fetch(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Run one statement on the database at ``url`` and return its rows, from
+    any thread, inside or outside an event loop."""
+    rows: list[tuple[Any, ...]] = []
 
-        # A thread of its own: asyncio.run must not touch the test's event loop.
-        errors: list[BaseException] = []
+    async def run() -> None:
+        import asyncpg
 
-        def target() -> None:
-            try:
-                asyncio.run(run())
-            except BaseException as exc:
-                errors.append(exc)
+        conn = await asyncpg.connect(url)
+        try:
+            rows.extend(tuple(r) for r in await conn.fetch(sql, *args))
+        finally:
+            await conn.close()
 
-        thread = threading.Thread(target=target, name="postgres-admin")
-        thread.start()
-        thread.join()
-        if errors:
-            raise errors[0]
+    # A thread of its own: asyncio.run must not touch the test's event loop.
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="postgres-admin")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return rows
 
 
 def _missing() -> NoReturn:

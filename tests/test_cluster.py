@@ -9,13 +9,11 @@ members' runs: no two runs of a job start within half an interval.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
 import signal
 import socket
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from typing import Any
 import pytest
 
 from helpers import Peer, RunnerProcess, local_http_server, run_cli, wait_until
-from postgres import PostgresServer, find_bindir
+from postgres import PostgresServer, fetch, find_bindir
 from runner.cluster.ownership import owners, winning_definitions
 
 INTERVAL = 1.0
@@ -349,36 +347,15 @@ def test_runner_cluster_exits_2_when_the_database_cannot_be_reached(tmp_path: Pa
 
 def history_runs(url: str, since: float) -> list[tuple[str, str, float]]:
     """(job, member, started_at) of every stored run started after ``since``."""
-    rows: list[tuple[str, str, float]] = []
-
-    async def read() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(url)
-        try:
-            for r in await conn.fetch(
-                "SELECT j.name, r.member, r.started_at FROM runner_runs r "
-                "JOIN runner_jobs j ON j.id = r.job_id WHERE r.started_at > $1",
-                since,
-            ):
-                rows.append((r[0], r[1], float(r[2])))
-        finally:
-            await conn.close()
-
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(read())
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return rows
+    return [
+        (job, member, float(started))
+        for job, member, started in fetch(
+            url,
+            "SELECT j.name, r.member, r.started_at FROM runner_runs r "
+            "JOIN runner_jobs j ON j.id = r.job_id WHERE r.started_at > $1",
+            since,
+        )
+    ]
 
 
 @pytest.fixture
@@ -499,23 +476,9 @@ def test_one_down_and_one_recovered_alert_when_the_sender_dies_between(
 
 
 def stored_alert(url: str, job: str) -> str | None:
-    found: list[str] = []
-
-    async def read() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(url)
-        try:
-            event = await conn.fetchval("SELECT event FROM runner_alerts WHERE job = $1", job)
-            if event is not None:
-                found.append(event)
-        finally:
-            await conn.close()
-
-    thread = threading.Thread(target=lambda: asyncio.run(read()))
-    thread.start()
-    thread.join()
-    return found[0] if found else None
+    """The event the alert ledger holds for ``job``, if any."""
+    rows = fetch(url, "SELECT event FROM runner_alerts WHERE job = $1", job)
+    return str(rows[0][0]) if rows else None
 
 
 def test_a_rolling_reload_never_runs_two_versions_at_once(

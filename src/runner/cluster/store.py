@@ -393,10 +393,7 @@ class ClusterStore:
         pool = self._ready()
         try:
             await pool.execute(
-                "UPDATE runner_cluster_jobs AS j SET owner = NULL, incarnation = NULL, "
-                "last_slot = COALESCE(t.slot, j.last_slot) "
-                "FROM unnest($4::text[], $5::float8[]) AS t(job, slot) "
-                "WHERE j.cluster = $1 AND j.job = t.job AND j.owner = $2 AND j.incarnation = $3",
+                RELEASE,
                 self.cluster,
                 self.member,
                 self.incarnation,
@@ -415,10 +412,7 @@ class ClusterStore:
         pool = self._ready()
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "UPDATE runner_cluster_jobs AS j SET owner = NULL, incarnation = NULL, "
-                "last_slot = COALESCE(t.slot, j.last_slot) "
-                "FROM unnest($4::text[], $5::float8[]) AS t(job, slot) "
-                "WHERE j.cluster = $1 AND j.job = t.job AND j.owner = $2 AND j.incarnation = $3",
+                RELEASE,
                 self.cluster,
                 self.member,
                 self.incarnation,
@@ -503,6 +497,13 @@ class ClusterStore:
         ]
 
 
+#: Give up jobs ($4) this incarnation ($2, $3) owns, noting each one's last slot ($5).
+RELEASE = (
+    "UPDATE runner_cluster_jobs AS j SET owner = NULL, incarnation = NULL, "
+    "last_slot = COALESCE(t.slot, j.last_slot) "
+    "FROM unnest($4::text[], $5::float8[]) AS t(job, slot) "
+    "WHERE j.cluster = $1 AND j.job = t.job AND j.owner = $2 AND j.incarnation = $3"
+)
 MEMBER_COLUMNS = (
     "member, incarnation, host, pid, version, started_at, renewed_at, expires_at, left_at, "
     "config_digest, owned"
