@@ -366,9 +366,8 @@ class ClusterMember:
     async def _cycle(self) -> float:
         loop = asyncio.get_running_loop()
         sent = loop.time()
-        snapshot = await asyncio.wait_for(
-            self.store.renew(self.lease, len(self.owned), self._digests), self.renew_every
-        )
+        async with asyncio.timeout(self.renew_every):  # (not wait_for: see _run)
+            snapshot = await self.store.renew(self.lease, len(self.owned), self._digests)
         if not self.store_up:
             self.store_up = True
             self._takeover_after = sent + self.lease
