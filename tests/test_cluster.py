@@ -446,7 +446,12 @@ def test_one_down_and_one_recovered_alert_when_the_sender_dies_between(
         group.start("a")
         group.start("b")
         wait_until(lambda: peer.events("down"), 20, "the down alert")
-        (sender,) = [name for name, proc in group.running.items() if proc.find(event="alert.sent")]
+        # The receiver has the alert before its sender logs alert.sent (after the answer).
+        (sender,) = wait_until(
+            lambda: [n for n, proc in group.running.items() if proc.find(event="alert.sent")],
+            10,
+            "the sender to log alert.sent",
+        )
         # Sent means delivered and written in the ledger (a member killed between
         # the two sends it again from the next owner: at least once, never lost).
         wait_until(
