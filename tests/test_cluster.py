@@ -194,6 +194,7 @@ def test_a_second_live_member_with_the_same_name_is_refused(members: Members) ->
     members.all.append(second)
     try:
         assert second.proc.wait(timeout=30) == 2
+        second.kill()  # (it has exited: this reads the rest of its output)
         (refused,) = second.find(event="cluster.refused")
         assert "member 'a' is already running" in refused["error"]
         assert "--member" in refused["error"]
