@@ -29,7 +29,8 @@ wakes the other members early.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +180,21 @@ class ClusterStore:
             pool, self._pool = self._pool, None
             pool.terminate()
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a transaction. After a failure the pool's connections
+        are replaced (the server may have restarted under them); a lost member
+        name is not such a failure."""
+        pool = self._ready()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                yield conn
+        except MemberLost:
+            raise
+        except BaseException:
+            await self._reset()
+            raise
+
     def _ready(self) -> asyncpg.Pool:
         if self._pool is None:
             raise ConnectionError("the cluster store is closed")
@@ -207,8 +223,7 @@ class ClusterStore:
         A name held by a live incarnation is refused, unless that incarnation
         is a process of this host that ``alive(pid)`` says is gone (a daemon
         killed and restarted within its lease)."""
-        pool = self._ready()
-        async with pool.acquire() as conn, conn.transaction():
+        async with self._transaction() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.cluster)
             row = await conn.fetchrow(
                 f"SELECT host, pid, expires_at - {NOW} AS left, left_at FROM "
@@ -245,23 +260,18 @@ class ClusterStore:
 
     async def publish(self, digest: str, definitions: Mapping[str, str]) -> None:
         """A reload: this member's jobs and their definitions are now ``definitions``."""
-        pool = self._ready()
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "UPDATE runner_cluster_members SET config_digest = $4, definitions = $5 "
-                    "WHERE cluster = $1 AND member = $2 AND incarnation = $3",
-                    self.cluster,
-                    self.member,
-                    self.incarnation,
-                    digest,
-                    json.dumps(dict(definitions)),
-                )
-                await self._add_definitions(conn, definitions)
-                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
-        except BaseException:
-            await self._reset()
-            raise
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE runner_cluster_members SET config_digest = $4, definitions = $5 "
+                "WHERE cluster = $1 AND member = $2 AND incarnation = $3",
+                self.cluster,
+                self.member,
+                self.incarnation,
+                digest,
+                json.dumps(dict(definitions)),
+            )
+            await self._add_definitions(conn, definitions)
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
 
     async def _add_definitions(
         self, conn: asyncpg.Connection, definitions: Mapping[str, str]
@@ -289,64 +299,57 @@ class ClusterStore:
         caller holds; the others' definitions are read too.
         Raises :class:`MemberLost` when another process took the name.
         """
-        pool = self._ready()
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                now = await conn.fetchval(
-                    f"UPDATE runner_cluster_members SET renewed_at = {NOW}, "
-                    f"expires_at = {NOW} + $4 * {TAKEOVER_SHARE}, owned = $5 "
-                    "WHERE cluster = $1 AND member = $2 AND incarnation = $3 RETURNING renewed_at",
+        async with self._transaction() as conn:
+            now = await conn.fetchval(
+                f"UPDATE runner_cluster_members SET renewed_at = {NOW}, "
+                f"expires_at = {NOW} + $4 * {TAKEOVER_SHARE}, owned = $5 "
+                "WHERE cluster = $1 AND member = $2 AND incarnation = $3 RETURNING renewed_at",
+                self.cluster,
+                self.member,
+                self.incarnation,
+                lease,
+                owned,
+            )
+            if now is None:
+                raise MemberLost(self.member)
+            members = [
+                _member(r)
+                for r in await conn.fetch(
+                    f"SELECT {MEMBER_COLUMNS} FROM runner_cluster_members WHERE cluster = $1",
                     self.cluster,
-                    self.member,
-                    self.incarnation,
-                    lease,
-                    owned,
                 )
-                if now is None:
-                    raise MemberLost(self.member)
-                members = [
-                    _member(r)
+            ]
+            jobs = {
+                r["job"]: JobRow(r["owner"], r["incarnation"], r["last_slot"])
+                for r in await conn.fetch(
+                    "SELECT job, owner, incarnation, last_slot FROM runner_cluster_jobs "
+                    "WHERE cluster = $1",
+                    self.cluster,
+                )
+            }
+            snapshot = Snapshot(float(now), members, jobs)
+            unknown = [
+                m.name
+                for m in members
+                if m.live(snapshot.now) and known.get(m.name) != m.config_digest
+            ]
+            if unknown:
+                for r in await conn.fetch(
+                    "SELECT member, definitions FROM runner_cluster_members "
+                    "WHERE cluster = $1 AND member = ANY($2::text[])",
+                    self.cluster,
+                    unknown,
+                ):
+                    snapshot.definitions[r["member"]] = json.loads(r["definitions"])
+                snapshot.first_seen = {
+                    (r["job"], r["definition"]): float(r["first_seen"])
                     for r in await conn.fetch(
-                        f"SELECT {MEMBER_COLUMNS} FROM runner_cluster_members WHERE cluster = $1",
-                        self.cluster,
-                    )
-                ]
-                jobs = {
-                    r["job"]: JobRow(r["owner"], r["incarnation"], r["last_slot"])
-                    for r in await conn.fetch(
-                        "SELECT job, owner, incarnation, last_slot FROM runner_cluster_jobs "
+                        "SELECT job, definition, first_seen FROM runner_cluster_definitions "
                         "WHERE cluster = $1",
                         self.cluster,
                     )
                 }
-                snapshot = Snapshot(float(now), members, jobs)
-                unknown = [
-                    m.name
-                    for m in members
-                    if m.live(snapshot.now) and known.get(m.name) != m.config_digest
-                ]
-                if unknown:
-                    for r in await conn.fetch(
-                        "SELECT member, definitions FROM runner_cluster_members "
-                        "WHERE cluster = $1 AND member = ANY($2::text[])",
-                        self.cluster,
-                        unknown,
-                    ):
-                        snapshot.definitions[r["member"]] = json.loads(r["definitions"])
-                    snapshot.first_seen = {
-                        (r["job"], r["definition"]): float(r["first_seen"])
-                        for r in await conn.fetch(
-                            "SELECT job, definition, first_seen FROM runner_cluster_definitions "
-                            "WHERE cluster = $1",
-                            self.cluster,
-                        )
-                    }
-                return snapshot
-        except MemberLost:
-            raise
-        except BaseException:
-            await self._reset()
-            raise
+            return snapshot
 
     # ---------------------------------------------------------------- ownership
 
@@ -358,7 +361,6 @@ class ClusterStore:
         last slot its previous owner ran."""
         if not jobs:
             return {}
-        pool = self._ready()
         free = "j.owner IS NULL"
         if expired_too:
             free += (
@@ -366,8 +368,8 @@ class ClusterStore:
                 "m.cluster = j.cluster AND m.member = j.owner AND m.incarnation = j.incarnation "
                 f"AND m.left_at IS NULL AND m.expires_at > {NOW})"
             )
-        try:
-            rows = await pool.fetch(
+        async with self._transaction() as conn:
+            rows = await conn.fetch(
                 "UPDATE runner_cluster_jobs AS j SET owner = $2, incarnation = $3, "
                 f"definition = t.d, acquired_at = {NOW} "
                 "FROM unnest($4::text[], $5::text[]) AS t(job, d) "
@@ -380,45 +382,22 @@ class ClusterStore:
                 [definitions[j] for j in jobs],
             )
             if rows:
-                await pool.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
-        except BaseException:
-            await self._reset()
-            raise
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
         return {r["job"]: r["last_slot"] for r in rows}
 
     async def release(self, last_slots: Mapping[str, float | None]) -> None:
         """Give up jobs this incarnation owns, noting the last slot each ran."""
-        if not last_slots:
-            return
-        pool = self._ready()
-        try:
-            await pool.execute(
-                RELEASE,
-                self.cluster,
-                self.member,
-                self.incarnation,
-                list(last_slots),
-                list(last_slots.values()),
-            )
-            await pool.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
-        except BaseException:
-            await self._reset()
-            raise
+        if last_slots:
+            async with self._transaction() as conn:
+                await self._release(conn, last_slots)
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
 
     async def leave(self, last_slots: Mapping[str, float | None]) -> None:
         """A clean stop: release every job and mark the membership left, in one
         transaction with one hint (two hints woke the others while this member
         was still live in their view, and the second was lost: bench/README.md)."""
-        pool = self._ready()
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                RELEASE,
-                self.cluster,
-                self.member,
-                self.incarnation,
-                list(last_slots),
-                list(last_slots.values()),
-            )
+        async with self._transaction() as conn:
+            await self._release(conn, last_slots)
             await conn.execute(
                 f"UPDATE runner_cluster_members SET left_at = {NOW}, owned = 0 "
                 "WHERE cluster = $1 AND member = $2 AND incarnation = $3",
@@ -427,6 +406,18 @@ class ClusterStore:
                 self.incarnation,
             )
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
+
+    async def _release(
+        self, conn: asyncpg.Connection, last_slots: Mapping[str, float | None]
+    ) -> None:
+        await conn.execute(
+            RELEASE,
+            self.cluster,
+            self.member,
+            self.incarnation,
+            list(last_slots),
+            list(last_slots.values()),
+        )
 
     async def listen(self, callback: Any, on_ping: Any) -> asyncpg.Connection:
         """A connection of its own that calls ``callback()`` on each hint, and
@@ -449,40 +440,31 @@ class ClusterStore:
         self, job: str, kind: str, at: float, exit_status: int | None, body: bytes, truncated: bool
     ) -> None:
         """Keep a ping for the member that runs ``job``."""
-        pool = self._ready()
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "INSERT INTO runner_cluster_pings (cluster, job, kind, at, exit_status, "
-                    "body, truncated) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    self.cluster,
-                    job,
-                    kind,
-                    at,
-                    exit_status,
-                    body,
-                    truncated,
-                )
-                await conn.execute("SELECT pg_notify($1, $2)", PING_CHANNEL, self.cluster)
-        except BaseException:
-            await self._reset()
-            raise
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO runner_cluster_pings (cluster, job, kind, at, exit_status, "
+                "body, truncated) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                self.cluster,
+                job,
+                kind,
+                at,
+                exit_status,
+                body,
+                truncated,
+            )
+            await conn.execute("SELECT pg_notify($1, $2)", PING_CHANNEL, self.cluster)
 
     async def take_pings(
         self, jobs: Sequence[str]
     ) -> list[tuple[str, str, float, int | None, bytes, bool]]:
         """The pings waiting for ``jobs``, oldest first, taken (deleted)."""
-        pool = self._ready()
-        try:
-            rows = await pool.fetch(
+        async with self._transaction() as conn:
+            rows = await conn.fetch(
                 "DELETE FROM runner_cluster_pings WHERE cluster = $1 AND job = ANY($2::text[]) "
                 "RETURNING id, job, kind, at, exit_status, body, truncated",
                 self.cluster,
                 list(jobs),
             )
-        except BaseException:
-            await self._reset()
-            raise
         rows = sorted(rows, key=lambda r: r["id"])
         return [
             (
