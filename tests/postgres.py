@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from itertools import count
 from pathlib import Path
@@ -241,9 +242,10 @@ def _missing() -> NoReturn:
     pytest.skip(INSTALL_HINT)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL server for the whole session (skipped without one, failed under CI)."""
+@contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own, started and at the end stopped and removed
+    (skipped without server binaries, failed under CI)."""
     bindir = find_bindir()
     if bindir is None:
         _missing()
@@ -254,6 +256,13 @@ def postgres_server() -> Iterator[PostgresServer]:
     finally:
         server.stop()
         server.remove()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session."""
+    with running_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from helpers import Peer, RunnerProcess, local_http_server, run_cli, wait_until
-from postgres import PostgresServer, fetch, find_bindir
+from postgres import PostgresServer, fetch, running_server
 from runner.cluster.ownership import owners, winning_definitions
 
 INTERVAL = 1.0
@@ -53,6 +53,15 @@ class Members:
         if wait:
             proc.wait_for(event="daemon.started", timeout=30)
         return proc
+
+    def start_all(self, *names: str, checks: int) -> float:
+        """Start the members ``names`` and wait until each of the ``checks`` has
+        run; returns a time after which every check has run (and runs on)."""
+        for name in names:
+            self.start(name)
+        settled = time.time() + 1
+        wait_until(lambda: len(owners_now(self, settled)) == checks, 20, "every check to run")
+        return settled
 
     def runs(self) -> list[dict[str, Any]]:
         return [e for p in self.all for e in p.find(event="job.finished")]
@@ -207,18 +216,15 @@ def test_a_second_live_member_with_the_same_name_is_refused(members: Members) ->
 
 
 def test_three_members_share_the_checks_and_take_over_a_killed_ones(members: Members) -> None:
-    for name in ("a", "b", "c"):
-        members.start(name)
-    t0 = time.time()
-    wait_until(lambda: len(owners_now(members, t0 + 1)) == 30, 20, "every check to run")
+    t0 = members.start_all("a", "b", "c", checks=30)
     time.sleep(3)  # three slots of every check, to count them
-    window = members.runs_after(t0 + 1)
-    ran_by = owners_now(members, t0 + 1)
+    window = members.runs_after(t0)
+    ran_by = owners_now(members, t0)
     assert all(len(m) == 1 for m in ran_by.values()), ran_by
     shares = Counter(next(iter(m)) for m in ran_by.values())
     assert set(shares) == {"a", "b", "c"}, shares
     # About one run per check per second in total.
-    per_job = Counter(e["job"] for e in window if started_at(e) < t0 + 4)
+    per_job = Counter(e["job"] for e in window if started_at(e) < t0 + 3)
     assert all(2 <= n <= 4 for n in per_job.values()), per_job
 
     b_jobs = {job for job, m in ran_by.items() if m == {"b"}}
@@ -251,10 +257,7 @@ def test_three_members_share_the_checks_and_take_over_a_killed_ones(members: Mem
 
 
 def test_a_paused_member_runs_nothing_it_lost_and_rejoins(members: Members) -> None:
-    for name in ("a", "b"):
-        members.start(name)
-    t0 = time.time()
-    wait_until(lambda: len(owners_now(members, t0 + 1)) == 30, 20, "every check to run")
+    members.start_all("a", "b", checks=30)
     b = members.running["b"]
     b.proc.send_signal(signal.SIGSTOP)
     paused = time.time()
@@ -278,11 +281,8 @@ def test_a_paused_member_runs_nothing_it_lost_and_rejoins(members: Members) -> N
 
 
 def test_a_member_stopped_with_sigterm_hands_its_checks_over_at_once(members: Members) -> None:
-    for name in ("a", "b"):
-        members.start(name)
-    t0 = time.time()
-    wait_until(lambda: len(owners_now(members, t0 + 1)) == 30, 20, "every check to run")
-    b_jobs = {job for job, m in owners_now(members, t0 + 1).items() if m == {"b"}}
+    t0 = members.start_all("a", "b", checks=30)
+    b_jobs = {job for job, m in owners_now(members, t0).items() if m == {"b"}}
     assert b_jobs
     stopping = time.time()
     assert members.running["b"].stop(timeout=15) == 0
@@ -362,16 +362,8 @@ def history_runs(url: str, since: float) -> list[tuple[str, str, float]]:
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own: it is stopped and started again."""
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL server binaries")
-    server = PostgresServer(bindir)
-    try:
-        server.start()
+    with running_server() as server:
         yield server
-    finally:
-        server.stop()
-        server.remove()
 
 
 def test_members_keep_checking_through_a_database_outage_and_store_every_result(
@@ -386,11 +378,8 @@ def test_members_keep_checking_through_a_database_outage_and_store_every_result(
         )
     )
     try:
-        for name in ("a", "b"):
-            group.start(name)
-        t0 = time.time()
-        wait_until(lambda: len(owners_now(group, t0 + 1)) == 10, 20, "every check to run")
-        before = owners_now(group, t0 + 1)
+        t0 = group.start_all("a", "b", checks=10)
+        before = owners_now(group, t0)
         own_server.stop()
         down = time.time()
         for proc in group.running.values():
@@ -493,10 +482,7 @@ def test_a_rolling_reload_never_runs_two_versions_at_once(
     config = write_config(tmp_path / "site.yaml", postgres_url, target, checks=6)
     group = Members(config)
     try:
-        for name in ("a", "b", "c"):
-            group.start(name)
-        t0 = time.time()
-        wait_until(lambda: len(owners_now(group, t0 + 1)) == 6, 20, "every check to run")
+        t0 = group.start_all("a", "b", "c", checks=6)
         config.write_text(config.read_text().replace(f"'{target}/ok'", f"'{target}/ok?v=2'"))
         for name in ("a", "b", "c"):
             proc = group.running[name]
@@ -526,7 +512,7 @@ def test_a_rolling_reload_never_runs_two_versions_at_once(
             # v1 until the first v2, then only v2: never the two at once.
             first_v2 = versions.index("v2")
             assert set(versions[:first_v2]) == {"v1"} and set(versions[first_v2:]) == {"v2"}
-            starts = [t for t, _ in runs if t > t0 + 1]
+            starts = [t for t, _ in runs if t > t0]
             gaps = [b - a for a, b in itertools.pairwise(starts)]
             assert max(gaps) < 2 * INTERVAL + 0.5, (job, max(gaps))
         assert_no_slot_twice(group.runs())
@@ -548,11 +534,8 @@ def test_any_member_shows_every_check_of_the_cluster_with_who_ran_it(
     )
     group = Members(config)
     try:
-        for name in ("a", "b"):
-            group.start(name)
-        t0 = time.time()
-        wait_until(lambda: len(owners_now(group, t0 + 1)) == 8, 20, "every check to run")
-        ran_by = {job: next(iter(m)) for job, m in owners_now(group, t0 + 1).items()}
+        t0 = group.start_all("a", "b", checks=8)
+        ran_by = {job: next(iter(m)) for job, m in owners_now(group, t0).items()}
         port = group.running["a"].find(event="http.started")[0]["port"]
 
         def every_row_has_its_member() -> list[dict[str, Any]] | None:
