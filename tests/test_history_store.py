@@ -639,7 +639,7 @@ async def test_a_version_3_history_is_migrated_keeping_its_runs_and_stores_maint
 ) -> None:
     await store_factory.create_version_3()
     store = await store_factory()
-    assert await store_factory.schema_versions() == [SCHEMA_VERSION] == [5]
+    assert await store_factory.schema_versions() == [SCHEMA_VERSION] == [6]
     kept = await store.runs("web")
     assert [(r.status, r.message, r.maintenance) for r in kept] == [
         (Status.OK, "ok run", None),
@@ -658,10 +658,15 @@ async def test_a_version_3_history_is_migrated_keeping_its_runs_and_stores_maint
     assert newest.to_json()["maintenance"] == "deploy"
     # Version 5: the cluster member that made a run (none for the old ones).
     assert {r.member for r in kept} == {None}
-    await store.write([replace(run("web", Result.ok("by b"), NOW + 1), member="b")], [])
+    # Version 6: and where that member is.
+    assert {r.location for r in kept} == {None}
+    await store.write(
+        [replace(run("web", Result.ok("by b"), NOW + 1), member="b", location="eu-west")], []
+    )
     (newest, *_) = await store.runs("web")
     assert (newest.message, newest.member) == ("by b", "b")
     assert newest.to_json()["member"] == "b"
+    assert (newest.location, newest.to_json()["location"]) == ("eu-west", "eu-west")
 
 
 async def test_a_schema_newer_than_this_runner_is_refused_naming_the_version(

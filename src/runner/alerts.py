@@ -174,6 +174,10 @@ class AlertSink:
         self.update_jobs(jobs)
         self._sent: dict[tuple[str, str], Sent] = {}
         self._reconciled: set[str] = set()
+        #: Checks whose alerts are decided elsewhere (a check with locations:,
+        #: by the cluster's quorum: runner.cluster.quorum) and sent with
+        #: :meth:`announce`; their results here are one location's.
+        self.decided_elsewhere: frozenset[str] = frozenset()
         self._tasks: list[asyncio.Task[None]] = []
         self._log = get_logger()
 
@@ -226,7 +230,7 @@ class AlertSink:
 
     def submit(self, record: RunRecord, state: JobState) -> None:
         names = self._notify.get(record.job)
-        if not names:
+        if not names or record.job in self.decided_elsewhere:
             return
         if state.down_since is not None:
             self._incidents[record.job] = state.down_since
@@ -277,6 +281,47 @@ class AlertSink:
             )
         if not state.down:
             self._incidents.pop(record.job, None)
+
+    def announce(
+        self,
+        record: RunRecord,
+        event: AlertEvent,
+        *,
+        since: float | None,
+        down_since: float | None,
+        consecutive: int,
+        rule: str | None = None,
+        locations: str | None = None,
+    ) -> None:
+        """Tell the job's notifiers of a change decided elsewhere (a check
+        with ``locations:``: the cluster member that made the change in the
+        database tells, once). ``record``: the result that decided it."""
+        now = time.time()
+        for name in self._notify.get(record.job, ()):
+            delivery = self.deliveries.get(name)
+            if delivery is None:
+                continue
+            if event is AlertEvent.RECOVERED and not delivery.config.send_on_resolved:
+                continue
+            self._sent[(record.job, name)] = Sent(
+                event.value, None if event is AlertEvent.RECOVERED else since, now
+            )
+            delivery.put(
+                Alert(
+                    job=record.job,
+                    plugin=record.plugin,
+                    event=event,
+                    since=since,
+                    last=record,
+                    consecutive=consecutive,
+                    status_page=(
+                        f"{self.status_page}#{quote(record.job)}" if self.status_page else None
+                    ),
+                    rule=rule,
+                    down_since=down_since,
+                    locations=locations,
+                )
+            )
 
     @staticmethod
     def _event_for(

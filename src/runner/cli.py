@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="this daemon's name in its cluster (configs with cluster:); default "
         "$RUNNER_MEMBER, else the host name",
     )
+    serve.add_argument(
+        "--location",
+        metavar="NAME",
+        help="where this member is (eu-west): it runs the checks with locations: that list "
+        "it; default $RUNNER_LOCATION, else none",
+    )
     add_log_options(serve)
     add_loop_option(serve)
 
@@ -357,6 +363,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config, keep_unloadable=True)
     if config is None or new_loop is None:
         return EXIT_USAGE
+    location = args.location or os.environ.get("RUNNER_LOCATION") or None
+    if location is not None:
+        from runner.model.job import check_location
+
+        try:
+            check_location(location)
+        except ValueError as exc:
+            _print_error(f"error: --location: {exc}")
+            return EXIT_USAGE
+        if config.cluster is None:
+            _print_error(
+                f"error: --location {location}: {args.config} has no cluster: section "
+                "(a location is where a cluster member is; docs/cluster.md)"
+            )
+            return EXIT_USAGE
     configure_logging(args.log_format, args.log_level, own_stdout=True)
     # A long-running process with thousands of jobs: rarer full collections,
     # and none of them walking what lives as long as the daemon (runner.heap).
@@ -370,7 +391,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from runner.cluster.member import default_member_name
 
         member = args.member or default_member_name()
-    daemon = Daemon(config, sinks=sinks, systemd=systemd, settle_heap=True, member=member)
+    daemon = Daemon(
+        config, sinks=sinks, systemd=systemd, settle_heap=True, member=member, location=location
+    )
     return process.run(daemon.serve(), loop_factory=new_loop, abandoned=daemon.scheduler.abandoned)
 
 
@@ -421,7 +444,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from runner.cluster.store import digest_of, read_members
     from runner.history.postgres import redact
-    from runner.report import print_cluster
+    from runner.report import print_cluster, unmanned
 
     cluster = config.cluster_name or ""
     try:
@@ -435,6 +458,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     here = digest_of((j.name, j.definition) for j in config.checks)
     live = [m for m in members if m.live(now)]
+    named = sorted(
+        {p for j in config.checks if j.locations and not j.runs_everywhere for p in j.locations}
+    )
     if args.json or not sys.stdout.isatty():
         for m in members:
             row = {
@@ -449,10 +475,13 @@ def cmd_cluster(args: argparse.Namespace) -> int:
                 "owned": m.owned if m.live(now) else 0,
                 "config_digest": m.config_digest,
                 "config_matches_file": m.config_digest == here,
+                "location": m.location,
             }
             print(json.dumps(row))
+        for place in unmanned(named, members, now):
+            print(json.dumps({"location": place, "state": "unknown", "members": 0}))
     else:
-        print_cluster(cluster, members, now, here)
+        print_cluster(cluster, members, now, here, named=named)
     return EXIT_OK if len({m.config_digest for m in live}) <= 1 else EXIT_FAILED
 
 

@@ -43,7 +43,14 @@ from runner.pings import Ping, PingedCheck
 from runner.resources import Resources
 from runner.results import LogSink, ResultHub, Sink
 from runner.scheduler import Scheduler
-from runner.status import ClusterCounts, HistoryCounts, RunStats, StatusRow, status_rows
+from runner.status import (
+    ClusterCounts,
+    HistoryCounts,
+    LocationStatus,
+    RunStats,
+    StatusRow,
+    status_rows,
+)
 from runner.systemd import SystemdNotifier
 from runner.tasks import cancel_and_wait
 
@@ -98,6 +105,8 @@ class Daemon:
         member: this daemon's member name when the config has ``cluster:``
             (``runner serve``): it then runs only its share of the checks
             (runner.cluster). None: every check, as without ``cluster:``.
+        location: where this member is (``--location``): it runs the checks
+            with ``locations:`` that list it, for that location.
     """
 
     def __init__(
@@ -110,6 +119,7 @@ class Daemon:
         history: bool = True,
         settle_heap: bool = False,
         member: str | None = None,
+        location: str | None = None,
     ) -> None:
         self.config = config
         #: Freeze what lives as long as the daemon out of the collector's walks
@@ -149,9 +159,17 @@ class Daemon:
                 history=self.history,
                 alerts=self.alerts,
                 on_lost=self.request_stop,
+                location=location,
             )
             self.hub.member = member
+            self.hub.location = location
             self.scheduler.gate = self.cluster.may_run
+            from runner.cluster.quorum import QuorumSink
+
+            self.quorum: QuorumSink | None = QuorumSink(self.cluster, config.checks, self.alerts)
+            self.hub.sinks.append(self.quorum)
+        else:
+            self.quorum = None
         #: What the endpoint and the metrics see of the daemon (runner.status.StatusView).
         self.view = DaemonView(self)
         self.web: WebEndpoint | None = None
@@ -521,6 +539,8 @@ class Daemon:
             )
         if self.alerts is not None:
             self.alerts.update_jobs(new.jobs)
+        if self.quorum is not None:
+            self.quorum.update_jobs(new.checks)
         secret_masker.set(self.config.secrets | new.secrets)
         self.config = new
         self.hub.maintenance = new.maintenance
@@ -595,32 +615,52 @@ class DaemonView:
         stats: Mapping[str, RunStats] = {}
         history = daemon.history
         now = time.time()
-        states = await self.shown_states()
+        states, places = await self._shown()
         if history is not None and history.opened:
             try:
                 stats = await history.store.stats([job.name for job in checks], now)
             except Exception as exc:
                 self._log.warning("history.read_failed", error=str(exc))
-        return status_rows(checks, states, stats, daemon.hub.maintenance, now)
+        return status_rows(checks, states, stats, daemon.hub.maintenance, now, places)
 
     async def shown_states(self) -> Mapping[str, JobState]:
         """The hub's states; in a cluster, with the checks the other members run
-        as they stored them (up to their ``flush_every`` behind): one view of
-        the cluster from any member."""
+        as they stored them (up to their ``flush_every`` behind), and the
+        checks with ``locations:`` as their quorum decides: one view of the
+        cluster from any member."""
+        return (await self._shown())[0]
+
+    async def _shown(
+        self,
+    ) -> tuple[Mapping[str, JobState], Mapping[str, tuple[LocationStatus, ...]] | None]:
         daemon = self._daemon
         states = daemon.hub.states
         history = daemon.history
-        if daemon.cluster is None or history is None or not history.opened:
-            return states
+        cluster = daemon.cluster
+        if cluster is None or history is None or not history.opened:
+            return states, None
         others = [job.name for job in daemon.config.checks if job.name not in states]
-        if not others:
-            return states
+        if others:
+            try:
+                stored = await history.store.load_states(others)
+            except Exception as exc:
+                self._log.warning("history.read_failed", error=str(exc))
+            else:
+                states = {**{s.job: s for s in stored}, **states}
+        located = [job for job in daemon.config.checks if job.locations is not None]
+        if not located:
+            return states, None
+        from runner.cluster.quorum import shown
+
         try:
-            stored = await history.store.load_states(others)
+            latest, incidents = await cluster.store.read_locations([j.name for j in located])
         except Exception as exc:
-            self._log.warning("history.read_failed", error=str(exc))
-            return states
-        return {**{s.job: s for s in stored}, **states}
+            self._log.warning("cluster.read_failed", error=str(exc) or type(exc).__name__)
+            return states, None
+        combined, places = shown(
+            located, states, latest, incidents, cluster.live_locations, cluster.known_locations
+        )
+        return {**states, **combined}, places
 
     async def runs(
         self, job: str, *, since: float | None, status: str | None, limit: int

@@ -110,10 +110,14 @@ def job_families(states: Iterable[JobState], declared: Declared | None = None) -
     daemon's, then those the plugins declare (see :class:`Declared`)."""
     declared = declared or Declared()
     labels = ["name", "plugin"]
+    states = list(states)
+    # A member with --location says where its results were made: runner_job_up
+    # then carries the location, one series per location across the cluster.
+    located = any(s.last is not None and s.last.location is not None for s in states)
     up = GaugeMetricFamily(
         "runner_job_up",
         "1 if the job's last result was ok (or the service is up), else 0",
-        labels=labels,
+        labels=[*labels, "location"] if located else labels,
     )
     down = GaugeMetricFamily(
         "runner_job_down",
@@ -153,13 +157,17 @@ def job_families(states: Iterable[JobState], declared: Declared | None = None) -
     ]
     for state in states:
         values = [state.job, state.plugin]
+        up_values = values
+        if located:
+            where = state.last.location if state.last is not None else None
+            up_values = [*values, where or ""]
         if state.since is not None:
             state_since.add_metric(values, state.since)
         if state.kind == "service":
-            up.add_metric(values, 1.0 if state.ready else 0.0)
+            up.add_metric(up_values, 1.0 if state.ready else 0.0)
             continue
         if state.state is not Health.UNKNOWN:
-            up.add_metric(values, 1.0 if state.state is Health.OK else 0.0)
+            up.add_metric(up_values, 1.0 if state.state is Health.OK else 0.0)
         down.add_metric(values, 1.0 if state.down else 0.0)
         for status in Status:
             runs.add_metric([*values, status.value], float(state.counts.get(status.value, 0)))

@@ -73,6 +73,9 @@ class Alert:
             streak that made the job down): for ``recovered``, the incident
             that ended; for ``down`` and ``reminder``, ``since``. None when
             it is not known (and for ``test``).
+        locations: for a check run from several locations (``locations:``),
+            what each says: ``down from eu-west, us-east: cannot connect; ok
+            from ap-south``; else None.
     """
 
     job: str
@@ -84,6 +87,7 @@ class Alert:
     status_page: str | None = None
     rule: str | None = None
     down_since: float | None = None
+    locations: str | None = None
 
     @property
     def title(self) -> str:
@@ -123,10 +127,14 @@ class Alert:
             lines.append(f"down for {_span(down_for)}, since {_when(self.down_since)}")
         elif self.event is AlertEvent.REMINDER and down_for is not None:
             lines.append(f"down for {_span(down_for)} so far")
+        if self.locations is not None:
+            lines.append(self.locations)
         if self.last is not None:
             what = self.last.status.value
+            where = f" (from {self.last.location})" if self.locations is not None else ""
             lines.append(
-                f"last result: {what}" + (f": {self.last.message}" if self.last.message else "")
+                f"last result{where}: {what}"
+                + (f": {self.last.message}" if self.last.message else "")
             )
         if self.since is not None:
             since = "down since" if self.event is not AlertEvent.RECOVERED else "up since"
@@ -157,6 +165,7 @@ class Alert:
             "body": self.body,
             "down_since": format_time(self.down_since) if self.down_since is not None else None,
             "down_for": self.down_for,
+            "locations": self.locations,
         }
 
 

@@ -501,13 +501,17 @@ def print_cluster(
     now: float,
     here: str,
     *,
+    named: Sequence[str] = (),
     console: Console | None = None,
 ) -> None:
-    """``runner cluster``: each member, its state, last renewal, checks owned
-    and config digest (marked when it is the file's)."""
+    """``runner cluster``: each member, its state, location, last renewal,
+    checks owned and config digest (marked when it is the file's); then the
+    locations the config's checks name that no live member has (``named``)."""
     console = console or _console()
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
-    for column in ("member", "state", "host", "renewed", "checks", "config"):
+    located = any(m.location for m in members)
+    columns = ("member", "state", *(("location",) if located else ()), "host", "renewed")
+    for column in (*columns, "checks", "config"):
         table.add_column(column, overflow="fold", justify="right" if column == "checks" else "left")
     for m in members:
         live = m.live(now)
@@ -517,6 +521,7 @@ def print_cluster(
         table.add_row(
             Text(m.name, style="bold"),
             Text(state, style=style),
+            *((m.location or "-",) if located else ()),
             f"{m.host} pid {m.pid}",
             f"{ago(now - m.renewed_at)} ago",
             str(m.owned if live else 0),
@@ -524,7 +529,24 @@ def print_cluster(
         )
     if not members:
         console.print(Text(f"cluster {cluster}: no member has joined yet"))
+        if named:
+            console.print(Text(f"locations named by the config: {', '.join(named)}"))
         return
     alive = sum(m.live(now) for m in members)
     console.print(Text(f"cluster {cluster}: {alive} live of {count(len(members), 'member')}"))
     console.print(table)
+    unknown = unmanned(named, members, now)
+    if unknown:
+        console.print(
+            Text(
+                f"no live member in {', '.join(unknown)}: checks from there are unknown "
+                "(start a member with --location NAME)",
+                style="yellow",
+            )
+        )
+
+
+def unmanned(named: Sequence[str], members: Sequence[MemberRow], now: float) -> list[str]:
+    """The locations of ``named`` that no live member has."""
+    there = {m.location for m in members if m.live(now)}
+    return [place for place in named if place not in there]

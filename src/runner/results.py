@@ -89,6 +89,8 @@ class ResultHub:
         self.maintenance = Maintenance()
         #: In a cluster, this daemon's member name: each record carries it.
         self.member: str | None = None
+        #: In a cluster, where this member is (``--location``): each record carries it.
+        self.location: str | None = None
         self._log = get_logger()
 
     # ------------------------------------------------------------------ reading
@@ -193,8 +195,8 @@ class ResultHub:
         held = window is not None
         if window is not None:
             record = replace(record, maintenance=window.name)
-        if self.member is not None and record.member is None:
-            record = record.by_member(self.member)
+        if self.member is not None and (record.member is None or record.location != self.location):
+            record = record.by_member(record.member or self.member, self.location)
         state = self._states.get(record.job)
         if state is None:  # `runner run --job`, tests: a job nobody tracked
             state = self.track(record.job, record.plugin, "check")

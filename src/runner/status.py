@@ -39,6 +39,7 @@ __all__ = [
     "PERCENTILES",
     "UPTIME_WINDOWS",
     "HistoryCounts",
+    "LocationStatus",
     "RunStats",
     "ServiceRow",
     "StatusRow",
@@ -105,6 +106,32 @@ NO_STATS = RunStats(dict.fromkeys(UPTIME_WINDOWS), dict.fromkeys(PERCENTILES))
 
 
 @dataclass(frozen=True, slots=True)
+class LocationStatus:
+    """One location's latest result of a check with ``locations:``."""
+
+    location: str
+    #: ``ok``, ``failing``, ``down`` (the job's down rule holds there), or
+    #: ``unknown`` (no live member there, or no result yet).
+    state: str
+    status: str | None
+    message: str | None
+    latency_ms: float | None
+    finished_at: float | None
+    member: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "location": self.location,
+            "state": self.state,
+            "status": self.status,
+            "message": self.message,
+            "latency_ms": _round(self.latency_ms, 3),
+            "finished_at": format_time(self.finished_at) if self.finished_at else None,
+            "member": self.member,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class StatusRow:
     """One check as ``runner status``, ``/api/status`` and the status page show it."""
 
@@ -127,6 +154,9 @@ class StatusRow:
     down: bool = False
     #: In a cluster: the member that made the last result (runner.cluster).
     member: str | None = None
+    #: A check with ``locations:``: each location's latest result (its
+    #: ``state``, ``down`` and ``since`` are then the check's, by quorum).
+    locations: tuple[LocationStatus, ...] = ()
 
     @property
     def shown_state(self) -> str:
@@ -156,6 +186,8 @@ class StatusRow:
             out["maintenance"] = self.maintenance
         if self.member is not None:
             out["member"] = self.member
+        if self.locations:
+            out["locations"] = [place.to_json() for place in self.locations]
         return out
 
 
@@ -165,6 +197,7 @@ def status_rows(
     stats: Mapping[str, RunStats],
     maintenance: Maintenance | None = None,
     now: float | None = None,
+    locations: Mapping[str, tuple[LocationStatus, ...]] | None = None,
 ) -> list[StatusRow]:
     """One row per check, in the order of ``checks``.
 
@@ -176,6 +209,8 @@ def status_rows(
             has None everywhere (:data:`NO_STATS`).
         maintenance: the config's windows; a check a window covers at ``now``
             is shown in ``maintenance``.
+        locations: for checks with ``locations:``, each location's latest
+            result (their ``states`` are then the check's, by quorum).
     """
     rows = []
     for job in checks:
@@ -198,6 +233,7 @@ def status_rows(
                     runs=0,
                     failures=0,
                     maintenance=in_window,
+                    locations=locations.get(job.name, ()) if locations else (),
                 )
             )
             continue
@@ -215,6 +251,7 @@ def status_rows(
                 maintenance=in_window,
                 down=state.down,
                 member=state.last.member if state.last is not None else None,
+                locations=locations.get(job.name, ()) if locations else (),
             )
         )
     return rows

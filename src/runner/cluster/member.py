@@ -103,21 +103,26 @@ class ClusterMember:
         history: HistorySink | None,
         alerts: AlertSink | None,
         on_lost: Callable[[str], None],
+        location: str | None = None,
     ) -> None:
         assert config.cluster is not None and config.history.url is not None
         self.name = name
+        #: Where this member is (``--location``); None: nowhere in particular.
+        self.location = location
         self.cluster = config.cluster_name or ""
         self.lease = config.cluster.lease
         self.renew_every = self.lease / 3
         self.incarnation = uuid.uuid4().hex
         self.url = config.history.url
-        self.store = ClusterStore(self.url, self.cluster, name, self.incarnation)
+        self.store = ClusterStore(self.url, self.cluster, name, self.incarnation, location)
         self.scheduler = scheduler
         self.hub = hub
         self.history = history
         self.alerts = alerts
         self._on_lost = on_lost
         self._jobs: dict[str, Job] = {j.name: j for j in config.checks}
+        #: The checks this member can run, each with its location here ('': anywhere).
+        self._units = self._units_of(self._jobs.values())
         #: Checks this member owns and runs.
         self.owned: set[str] = set()
         #: Checks owned in the database but stopped here by a reload (restarted
@@ -130,6 +135,11 @@ class ClusterMember:
         self._takeover_after = 0.0
         #: The last renewal's view: live members (for metrics and runner cluster).
         self.members: list[MemberRow] = []
+        #: The locations of the live members, and of every member not gone
+        #: cleanly (``locations: all``: a killed member's location is unknown,
+        #: not gone).
+        self.live_locations: frozenset[str] = frozenset()
+        self.known_locations: frozenset[str] = frozenset()
         self._digests: dict[str, str] = {}
         self._definitions: dict[str, dict[str, str]] = {}
         self._first_seen: dict[tuple[str, str], float] = {}
@@ -156,6 +166,20 @@ class ClusterMember:
     def _my_definitions(self) -> dict[str, str]:
         return {name: job.definition for name, job in self._jobs.items()}
 
+    def _units_of(self, jobs: Iterable[Job]) -> dict[str, str]:
+        """Each check this member can run, and its location here: '' for a
+        check that runs anywhere, this member's location for a check with
+        ``locations:`` that lists it (or all); not those that do not."""
+        units = {}
+        for job in jobs:
+            if job.locations is None:
+                units[job.name] = ""
+            elif self.location is not None and (
+                job.runs_everywhere or self.location in job.locations
+            ):
+                units[job.name] = self.location
+        return units
+
     async def join(self) -> None:
         """Hold the member name (before anything else starts), or raise
         :class:`ClusterRefused` with why."""
@@ -179,6 +203,7 @@ class ClusterMember:
                 lease=self.lease,
                 digest=self._published,
                 definitions=definitions,
+                units=self._units,
                 alive=_alive,
             )
         except MemberTaken as exc:
@@ -191,7 +216,12 @@ class ClusterMember:
             ) from None
         self._loop = asyncio.get_running_loop()
         self.confirmed_until = self._loop.time() + self.lease * CONFIRMED_SHARE
-        self._log.info("cluster.joined", lease_s=self.lease, incarnation=self.incarnation)
+        self._log.info(
+            "cluster.joined",
+            lease_s=self.lease,
+            incarnation=self.incarnation,
+            **({"location": self.location} if self.location is not None else {}),
+        )
 
     async def begin(self) -> None:
         """Take this member's first share (before READY), then keep renewing."""
@@ -228,6 +258,10 @@ class ClusterMember:
                 )
         await self.store.close()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def may_run(self) -> bool:
         """Whether a scheduled run may start now (the scheduler's gate)."""
         assert self._loop is not None  # (kept: get_running_loop() is a getpid() on 3.11)
@@ -239,6 +273,7 @@ class ClusterMember:
         async with self._lock:
             old = self._jobs
             self._jobs = {j.name: j for j in config.checks}
+            self._units = self._units_of(self._jobs.values())
             self._digest = digest_of(self._my_definitions().items())
             for name in list(self.owned):
                 handle = self.scheduler.handles.get(name)
@@ -254,7 +289,7 @@ class ClusterMember:
 
     async def _publish(self) -> None:
         digest = self._digest
-        await self.store.publish(digest, self._my_definitions())
+        await self.store.publish(digest, self._my_definitions(), self._units)
         self._published = digest
 
     # ---------------------------------------------------------------- pings
@@ -379,6 +414,10 @@ class ClusterMember:
         now = snapshot.now
         live = {m.name: m for m in snapshot.members if m.live(now)}
         self.members = sorted(live.values(), key=lambda m: m.name)
+        self.live_locations = frozenset(m.location for m in live.values() if m.location)
+        self.known_locations = frozenset(
+            m.location for m in snapshot.members if m.location and m.left_at is None
+        )
         for name, held in snapshot.definitions.items():
             self._definitions[name] = held
             self._digests[name] = live[name].config_digest if name in live else ""
@@ -390,12 +429,13 @@ class ClusterMember:
             self._first_seen = snapshot.first_seen
         key = tuple(sorted((m.name, m.incarnation, m.config_digest) for m in live.values()))
         if key != self._owners_key:
-            self._owners = owners(self._jobs, self._definitions, self._first_seen)
+            where = {m.name: m.location for m in live.values()}
+            self._owners = owners(self._units, self._definitions, self._first_seen, where)
             self._owners_key = key
 
         mine = {
             job
-            for job, row in snapshot.jobs.items()
+            for (job, _location), row in snapshot.jobs.items()
             if row.owner == self.name and row.incarnation == self.incarnation
         }
         lost = self.owned - mine
@@ -439,7 +479,7 @@ class ClusterMember:
         for job, owner in self._owners.items():
             if owner != self.name or job in mine:
                 continue
-            row = snapshot.jobs.get(job)
+            row = snapshot.jobs.get((job, self._units[job]))
             if row is None:
                 continue
             holder = live.get(row.owner) if row.owner is not None else None
@@ -450,7 +490,8 @@ class ClusterMember:
             want.append(job)
         if want:
             definitions = {job: self._jobs[job].definition for job in want}
-            taken = await self.store.acquire(want, definitions, expired_too=expired_too)
+            units = {job: self._units[job] for job in want}
+            taken = await self.store.acquire(units, definitions, expired_too=expired_too)
             if taken:
                 await self._start_here(taken)
                 self._log.info("cluster.taken", count=len(taken), jobs=sorted(taken)[:10])
@@ -495,6 +536,10 @@ class ClusterMember:
         """The taken checks' states as their previous owner stored them, made to
         agree with the alert ledger: an incident it told of goes on here, so
         its recovery is told once and the incident is not told again."""
+        located = [j for j in jobs if j.locations is not None]
+        if located:
+            await self._seed_locations(located)
+        jobs = [j for j in jobs if j.locations is None]
         if self.history is None or not jobs:
             return
         recent = {j.name: j.thresholds.window for j in jobs if j.thresholds.window}
@@ -525,4 +570,34 @@ class ClusterMember:
             elif not state.down:
                 stored[name] = replace(state, down=True, down_since=episode)
         seeded = list(stored.values())
+        self.hub.seed(seeded)
+
+    async def _seed_locations(self, jobs: list[Job]) -> None:
+        """A check with ``locations:`` taken over in this location goes on
+        from this location's state as its previous member stored it (its
+        alerts are the quorum's: runner.cluster.quorum)."""
+        try:
+            latest, _ = await self.store.read_locations([j.name for j in jobs])
+        except Exception as exc:  # it starts from unknown, as a new check would
+            self._log.warning("cluster.location_state_unread", error=str(exc) or type(exc).__name__)
+            return
+        seeded = []
+        for job in jobs:
+            row = latest.get(job.name, {}).get(self.location or "")
+            if row is None:
+                continue
+            seeded.append(
+                JobState(
+                    job=job.name,
+                    plugin=job.plugin_name,
+                    kind=job.kind,
+                    state=Health.OK if row.status == "ok" else Health.FAILING,
+                    since=row.since,
+                    consecutive_ok=row.consecutive_ok,
+                    consecutive_not_ok=row.consecutive_not_ok,
+                    down=row.down,
+                    down_since=row.down_since,
+                    recent_codes=row.recent_codes,
+                )
+            )
         self.hub.seed(seeded)

@@ -10,6 +10,10 @@ table just before a member joined); the database, not this function, keeps
 two members from running one job (runner.cluster.store: a job is taken
 only from no owner or an expired one).
 
+A check with ``locations:`` runs once per location: its unit in a
+location goes to a member of that location, by the same hashing over the
+members there.
+
 When members hold different definitions of a job (a reload rolled out
 host by host), the definition first seen last in the cluster wins: the
 job moves to the members that already have the new version, and no member
@@ -47,14 +51,18 @@ def winning_definitions(
 
 
 def owners(
-    jobs: Iterable[str],
+    jobs: Iterable[str] | Mapping[str, str],
     definitions: Mapping[str, Mapping[str, str]],
     first_seen: Mapping[tuple[str, str], float],
+    locations: Mapping[str, str | None] | None = None,
 ) -> dict[str, str]:
     """The member that should run each of ``jobs``.
 
-    ``definitions``: each live member's jobs and their definitions. A job
-    no live member can run (none holds its winning definition) is left out.
+    ``definitions``: each live member's jobs and their definitions. ``jobs``
+    may map each job to a location ('' for anywhere): the job then goes to a
+    member in that location (``locations``: each member's). A job no live
+    member can run (none holds its winning definition, or none is there) is
+    left out.
     """
     winning = winning_definitions(definitions, first_seen)
     eligible: dict[str, list[str]] = {}
@@ -62,9 +70,13 @@ def owners(
         for job, definition in held.items():
             if winning.get(job) == definition:
                 eligible.setdefault(job, []).append(member)
+    where = jobs if isinstance(jobs, Mapping) else dict.fromkeys(jobs, "")
+    placed = locations or {}
     result: dict[str, str] = {}
-    for job in jobs:
+    for job, location in where.items():
         members = eligible.get(job)
+        if members and location:
+            members = [m for m in members if placed.get(m) == location]
         if members:
             result[job] = max(members, key=lambda m: (weight(job, m), m))
     return result

@@ -9,11 +9,19 @@ cluster in the database):
     (``expires_at``, renewed every lease/3), whether it left cleanly
     (``left_at``), its config's digest and its jobs' definitions.
 ``runner_cluster_jobs``
-    one row per job: its owner (member and incarnation) or NULL, and the
-    last slot the previous owner ran (``last_slot``).
+    one row per job, or per job and location for a check with
+    ``locations:`` (``location`` is '' for a check that runs anywhere): its
+    owner (member and incarnation) or NULL, and the last slot the previous
+    owner ran (``last_slot``).
 ``runner_cluster_definitions``
     when each definition of a job was first seen in the cluster: when
     members disagree (a reload rolled out host by host), the newest wins.
+``runner_cluster_locations``
+    for a check with ``locations:``, each location's latest result and that
+    location's state (runner.cluster.quorum decides the check's from them).
+``runner_cluster_incidents``
+    whether each such check is down, and since when: the member whose
+    conditional ``UPDATE`` changes it sends the alert, so it is sent once.
 ``runner_cluster_pings``
     heartbeat pings a member received for a check another member runs,
     until that member takes them (``NOTIFY runner_cluster_ping`` wakes it).
@@ -37,7 +45,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["ClusterStore", "JobRow", "MemberRow", "MemberTaken", "Snapshot"]
+__all__ = [
+    "ClusterStore",
+    "Incident",
+    "JobRow",
+    "LocationRow",
+    "MemberRow",
+    "MemberTaken",
+    "Snapshot",
+]
 
 #: The channel of the wake-up hint.
 CHANNEL = "runner_cluster"
@@ -69,14 +85,47 @@ SCHEMA = [
         owned INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (cluster, member)
     )""",
+    # Where the member is (--location); NULL: nowhere in particular.
+    "ALTER TABLE runner_cluster_members ADD COLUMN IF NOT EXISTS location TEXT",
+    # Keyed by (cluster, job, location) through the unique index below: a table
+    # made before locations had (cluster, job) as its primary key, dropped here.
     """CREATE TABLE IF NOT EXISTS runner_cluster_jobs (
         cluster TEXT NOT NULL,
         job TEXT NOT NULL,
+        location TEXT NOT NULL DEFAULT '',
         owner TEXT,
         incarnation TEXT,
         definition TEXT,
         acquired_at DOUBLE PRECISION,
-        last_slot DOUBLE PRECISION,
+        last_slot DOUBLE PRECISION
+    )""",
+    "ALTER TABLE runner_cluster_jobs ADD COLUMN IF NOT EXISTS location TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE runner_cluster_jobs DROP CONSTRAINT IF EXISTS runner_cluster_jobs_pkey",
+    "CREATE UNIQUE INDEX IF NOT EXISTS runner_cluster_units "
+    "ON runner_cluster_jobs (cluster, job, location)",
+    """CREATE TABLE IF NOT EXISTS runner_cluster_locations (
+        cluster TEXT NOT NULL,
+        job TEXT NOT NULL,
+        location TEXT NOT NULL,
+        member TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT,
+        finished_at DOUBLE PRECISION NOT NULL,
+        duration_ms DOUBLE PRECISION NOT NULL,
+        since DOUBLE PRECISION,
+        down BOOLEAN NOT NULL,
+        down_since DOUBLE PRECISION,
+        consecutive_ok BIGINT NOT NULL,
+        consecutive_not_ok BIGINT NOT NULL,
+        recent_codes TEXT NOT NULL,
+        PRIMARY KEY (cluster, job, location)
+    )""",
+    """CREATE TABLE IF NOT EXISTS runner_cluster_incidents (
+        cluster TEXT NOT NULL,
+        job TEXT NOT NULL,
+        down BOOLEAN NOT NULL,
+        down_since DOUBLE PRECISION,
+        changed_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (cluster, job)
     )""",
     """CREATE TABLE IF NOT EXISTS runner_cluster_pings (
@@ -127,6 +176,7 @@ class MemberRow:
     left_at: float | None
     config_digest: str
     owned: int
+    location: str | None = None
 
     def live(self, now: float) -> bool:
         return self.left_at is None and self.expires_at > now
@@ -139,6 +189,34 @@ class JobRow:
     last_slot: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class LocationRow:
+    """A location's latest result of a check with ``locations:``, and that
+    location's state (as its member's hub had it after the result)."""
+
+    location: str
+    member: str
+    status: str
+    message: str | None
+    finished_at: float
+    duration_ms: float
+    since: float | None
+    down: bool
+    down_since: float | None
+    consecutive_ok: int
+    consecutive_not_ok: int
+    recent_codes: str
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """Whether a check with ``locations:`` is down (its quorum of locations
+    failed), and since when."""
+
+    down: bool
+    down_since: float | None
+
+
 @dataclass
 class Snapshot:
     """The cluster as one renewal read it."""
@@ -146,7 +224,8 @@ class Snapshot:
     #: The database's clock at the read.
     now: float
     members: list[MemberRow]
-    jobs: dict[str, JobRow]
+    #: By (job, location); location '' for a check that runs anywhere.
+    jobs: dict[tuple[str, str], JobRow]
     #: Definitions of the members whose digest the caller did not know, by member.
     definitions: dict[str, dict[str, str]] = field(default_factory=dict)
     #: When each (job, definition) was first seen; only when ``definitions`` is not empty.
@@ -157,11 +236,14 @@ class ClusterStore:
     """The cluster's statements, on a small pool of its own (history's writes
     never delay a renewal)."""
 
-    def __init__(self, url: str, cluster: str, member: str, incarnation: str) -> None:
+    def __init__(
+        self, url: str, cluster: str, member: str, incarnation: str, location: str | None = None
+    ) -> None:
         self.url = url
         self.cluster = cluster
         self.member = member
         self.incarnation = incarnation
+        self.location = location
         self._pool: asyncpg.Pool | None = None
 
     async def open(self, timeout: float) -> None:
@@ -216,6 +298,7 @@ class ClusterStore:
         lease: float,
         digest: str,
         definitions: Mapping[str, str],
+        units: Mapping[str, str],
         alive: Any,
     ) -> None:
         """Hold the member name, or raise :class:`MemberTaken`.
@@ -237,14 +320,14 @@ class ClusterStore:
             await conn.execute(
                 "INSERT INTO runner_cluster_members (cluster, member, incarnation, host, pid, "
                 "version, started_at, renewed_at, expires_at, left_at, config_digest, "
-                f"definitions) VALUES ($1, $2, $3, $4, $5, $6, {NOW}, {NOW}, "
-                f"{NOW} + $7 * {TAKEOVER_SHARE}, NULL, $8, $9) "
+                f"definitions, location) VALUES ($1, $2, $3, $4, $5, $6, {NOW}, {NOW}, "
+                f"{NOW} + $7 * {TAKEOVER_SHARE}, NULL, $8, $9, $10) "
                 "ON CONFLICT (cluster, member) DO UPDATE SET "
                 "incarnation = excluded.incarnation, host = excluded.host, pid = excluded.pid, "
                 "version = excluded.version, started_at = excluded.started_at, "
                 "renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, "
                 "left_at = NULL, config_digest = excluded.config_digest, "
-                "definitions = excluded.definitions, owned = 0",
+                "definitions = excluded.definitions, owned = 0, location = excluded.location",
                 self.cluster,
                 self.member,
                 self.incarnation,
@@ -254,11 +337,14 @@ class ClusterStore:
                 lease,
                 digest,
                 json.dumps(dict(definitions)),
+                self.location,
             )
-            await self._add_definitions(conn, definitions)
+            await self._add_definitions(conn, definitions, units)
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
 
-    async def publish(self, digest: str, definitions: Mapping[str, str]) -> None:
+    async def publish(
+        self, digest: str, definitions: Mapping[str, str], units: Mapping[str, str]
+    ) -> None:
         """A reload: this member's jobs and their definitions are now ``definitions``."""
         async with self._transaction() as conn:
             await conn.execute(
@@ -270,12 +356,14 @@ class ClusterStore:
                 digest,
                 json.dumps(dict(definitions)),
             )
-            await self._add_definitions(conn, definitions)
+            await self._add_definitions(conn, definitions, units)
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
 
     async def _add_definitions(
-        self, conn: asyncpg.Connection, definitions: Mapping[str, str]
+        self, conn: asyncpg.Connection, definitions: Mapping[str, str], units: Mapping[str, str]
     ) -> None:
+        """Note the definitions, and make a row for each job this member can
+        run (``units``: the job's location there, '' for anywhere)."""
         jobs, defs = list(definitions), list(definitions.values())
         await conn.execute(
             "INSERT INTO runner_cluster_definitions (cluster, job, definition, first_seen) "
@@ -286,10 +374,11 @@ class ClusterStore:
             defs,
         )
         await conn.execute(
-            "INSERT INTO runner_cluster_jobs (cluster, job) SELECT $1, j FROM "
-            "unnest($2::text[]) AS t(j) ON CONFLICT DO NOTHING",
+            "INSERT INTO runner_cluster_jobs (cluster, job, location) SELECT $1, j, l FROM "
+            "unnest($2::text[], $3::text[]) AS t(j, l) ON CONFLICT DO NOTHING",
             self.cluster,
-            jobs,
+            list(units),
+            list(units.values()),
         )
 
     async def renew(self, lease: float, owned: int, known: Mapping[str, str]) -> Snapshot:
@@ -320,9 +409,9 @@ class ClusterStore:
                 )
             ]
             jobs = {
-                r["job"]: JobRow(r["owner"], r["incarnation"], r["last_slot"])
+                (r["job"], r["location"]): JobRow(r["owner"], r["incarnation"], r["last_slot"])
                 for r in await conn.fetch(
-                    "SELECT job, owner, incarnation, last_slot FROM runner_cluster_jobs "
+                    "SELECT job, location, owner, incarnation, last_slot FROM runner_cluster_jobs "
                     "WHERE cluster = $1",
                     self.cluster,
                 )
@@ -354,13 +443,15 @@ class ClusterStore:
     # ---------------------------------------------------------------- ownership
 
     async def acquire(
-        self, jobs: Sequence[str], definitions: Mapping[str, str], *, expired_too: bool
+        self, units: Mapping[str, str], definitions: Mapping[str, str], *, expired_too: bool
     ) -> dict[str, float | None]:
-        """Take the jobs among ``jobs`` that have no owner, or (``expired_too``)
-        whose owner's membership has expired. Returns each job taken and the
-        last slot its previous owner ran."""
-        if not jobs:
+        """Take the jobs among ``units`` (each with its location here, '' for
+        anywhere) that have no owner, or (``expired_too``) whose owner's
+        membership has expired. Returns each job taken and the last slot its
+        previous owner ran."""
+        if not units:
             return {}
+        jobs = list(units)
         free = "j.owner IS NULL"
         if expired_too:
             free += (
@@ -372,14 +463,15 @@ class ClusterStore:
             rows = await conn.fetch(
                 "UPDATE runner_cluster_jobs AS j SET owner = $2, incarnation = $3, "
                 f"definition = t.d, acquired_at = {NOW} "
-                "FROM unnest($4::text[], $5::text[]) AS t(job, d) "
-                f"WHERE j.cluster = $1 AND j.job = t.job AND ({free}) "
+                "FROM unnest($4::text[], $5::text[], $6::text[]) AS t(job, d, l) "
+                f"WHERE j.cluster = $1 AND j.job = t.job AND j.location = t.l AND ({free}) "
                 "RETURNING j.job, j.last_slot",
                 self.cluster,
                 self.member,
                 self.incarnation,
-                list(jobs),
+                jobs,
                 [definitions[j] for j in jobs],
+                [units[j] for j in jobs],
             )
             if rows:
                 await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.cluster)
@@ -433,6 +525,104 @@ class ClusterStore:
         await conn.add_listener(CHANNEL, on_notify)
         await conn.add_listener(PING_CHANNEL, on_notify)
         return conn
+
+    # ---------------------------------------------------------------- locations
+
+    async def report(
+        self, rows: Mapping[str, LocationRow]
+    ) -> tuple[dict[str, dict[str, LocationRow]], dict[str, Incident]]:
+        """Store this location's latest result of each job in ``rows``, and
+        read back every location's, and the jobs' incidents: one transaction,
+        a few rows per job (one per location), whatever the history holds."""
+        jobs = list(rows)
+        values = list(rows.values())
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO runner_cluster_locations (cluster, job, location, member, status, "
+                "message, finished_at, duration_ms, since, down, down_since, consecutive_ok, "
+                "consecutive_not_ok, recent_codes) SELECT $1, * FROM unnest($2::text[], "
+                "$3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], "
+                "$9::float8[], $10::bool[], $11::float8[], $12::int8[], $13::int8[], $14::text[]) "
+                "ON CONFLICT (cluster, job, location) DO UPDATE SET member = excluded.member, "
+                "status = excluded.status, message = excluded.message, "
+                "finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, "
+                "since = excluded.since, down = excluded.down, down_since = excluded.down_since, "
+                "consecutive_ok = excluded.consecutive_ok, "
+                "consecutive_not_ok = excluded.consecutive_not_ok, "
+                "recent_codes = excluded.recent_codes "
+                # A slower run of an earlier slot does not overwrite a later one.
+                "WHERE runner_cluster_locations.finished_at <= excluded.finished_at",
+                self.cluster,
+                jobs,
+                [v.location for v in values],
+                [v.member for v in values],
+                [v.status for v in values],
+                [v.message for v in values],
+                [v.finished_at for v in values],
+                [v.duration_ms for v in values],
+                [v.since for v in values],
+                [v.down for v in values],
+                [v.down_since for v in values],
+                [v.consecutive_ok for v in values],
+                [v.consecutive_not_ok for v in values],
+                [v.recent_codes for v in values],
+            )
+            return await self._read_locations(conn, jobs)
+
+    async def read_locations(
+        self, jobs: Sequence[str]
+    ) -> tuple[dict[str, dict[str, LocationRow]], dict[str, Incident]]:
+        """Every location's latest result of ``jobs``, and their incidents."""
+        async with self._transaction() as conn:
+            return await self._read_locations(conn, jobs)
+
+    async def _read_locations(
+        self, conn: asyncpg.Connection, jobs: Sequence[str]
+    ) -> tuple[dict[str, dict[str, LocationRow]], dict[str, Incident]]:
+        latest: dict[str, dict[str, LocationRow]] = {}
+        for r in await conn.fetch(
+            f"SELECT job, {LOCATION_COLUMNS} FROM runner_cluster_locations "
+            "WHERE cluster = $1 AND job = ANY($2::text[])",
+            self.cluster,
+            list(jobs),
+        ):
+            latest.setdefault(r["job"], {})[r["location"]] = _location(r)
+        incidents = {
+            r["job"]: Incident(r["down"], r["down_since"])
+            for r in await conn.fetch(
+                "SELECT job, down, down_since FROM runner_cluster_incidents "
+                "WHERE cluster = $1 AND job = ANY($2::text[])",
+                self.cluster,
+                list(jobs),
+            )
+        }
+        return latest, incidents
+
+    async def claim(self, job: str, down: bool, since: float | None) -> Incident | None:
+        """Mark ``job`` down (since ``since``) or recovered, if it is not so
+        already: the incident before, when this member made the change (it
+        then sends the alert), else None (another member made it first)."""
+        async with self._transaction() as conn:
+            if down:
+                row = await conn.fetchrow(
+                    "INSERT INTO runner_cluster_incidents (cluster, job, down, down_since, "
+                    f"changed_at) VALUES ($1, $2, true, $3, {NOW}) ON CONFLICT (cluster, job) "
+                    "DO UPDATE SET down = true, down_since = excluded.down_since, "
+                    "changed_at = excluded.changed_at WHERE NOT runner_cluster_incidents.down "
+                    "RETURNING down_since",
+                    self.cluster,
+                    job,
+                    since,
+                )
+                return None if row is None else Incident(False, None)
+            row = await conn.fetchrow(
+                f"UPDATE runner_cluster_incidents SET down = false, changed_at = {NOW} "
+                "WHERE cluster = $1 AND job = $2 AND down "
+                "RETURNING down_since",
+                self.cluster,
+                job,
+            )
+            return None if row is None else Incident(True, row["down_since"])
 
     # ---------------------------------------------------------------- pings
 
@@ -488,8 +678,31 @@ RELEASE = (
 )
 MEMBER_COLUMNS = (
     "member, incarnation, host, pid, version, started_at, renewed_at, expires_at, left_at, "
-    "config_digest, owned"
+    "config_digest, owned, location"
 )
+
+
+LOCATION_COLUMNS = (
+    "location, member, status, message, finished_at, duration_ms, since, down, down_since, "
+    "consecutive_ok, consecutive_not_ok, recent_codes"
+)
+
+
+def _location(r: Any) -> LocationRow:
+    return LocationRow(
+        location=r["location"],
+        member=r["member"],
+        status=r["status"],
+        message=r["message"],
+        finished_at=float(r["finished_at"]),
+        duration_ms=float(r["duration_ms"]),
+        since=None if r["since"] is None else float(r["since"]),
+        down=bool(r["down"]),
+        down_since=None if r["down_since"] is None else float(r["down_since"]),
+        consecutive_ok=int(r["consecutive_ok"]),
+        consecutive_not_ok=int(r["consecutive_not_ok"]),
+        recent_codes=r["recent_codes"],
+    )
 
 
 def _member(r: Any) -> MemberRow:
@@ -505,6 +718,7 @@ def _member(r: Any) -> MemberRow:
         left_at=None if r["left_at"] is None else float(r["left_at"]),
         config_digest=r["config_digest"],
         owned=int(r["owned"]),
+        location=r["location"],
     )
 
 

@@ -514,6 +514,7 @@ class _Loader:
         if not is_service:
             self.check_notify(raw, path)
             self.check_one_rule_form(raw, path)
+            self.check_locations(raw, path, spec)
         if loaded is not None and issubclass(loaded[0], PingedCheck):
             self.check_pinged_keys(raw, path)
         elif not is_service:
@@ -562,6 +563,12 @@ class _Loader:
             failure_window=None if thresholds.down.is_streak else thresholds.down.of,
             success_window=None if thresholds.up.is_streak else thresholds.up.of,
             definition=self.definition(path) if self.clustered else "",
+            locations=None
+            if spec.locations is None
+            else tuple(spec.locations)
+            if isinstance(spec.locations, list)
+            else ("all",),
+            quorum=spec.quorum,
         )
 
     def definition(self, path: PathTuple) -> str:
@@ -639,6 +646,33 @@ class _Loader:
                 (*path, "timezone"),
                 "only a cron line has a time zone, and this job has no cron: (an "
                 "interval is the same in every zone)",
+            )
+
+    def check_locations(self, raw: dict[str, Any], path: PathTuple, spec: JobSpec | None) -> None:
+        """``locations:`` needs a cluster (members say where they are), and
+        ``quorum:`` needs ``locations:`` and no more than it lists."""
+        if "locations" in raw and not self.clustered:
+            self.problems.add(
+                (*path, "locations"),
+                "locations need a cluster: add cluster: and history.url, and start each "
+                "member with --location NAME (docs/cluster.md)",
+            )
+        if "quorum" not in raw or spec is None:
+            return
+        if spec.locations is None:
+            self.problems.add(
+                (*path, "quorum"), "quorum counts locations: give locations: too, or remove it"
+            )
+        elif (
+            isinstance(spec.locations, list)
+            and spec.quorum is not None
+            and spec.quorum > len(spec.locations)
+        ):
+            self.problems.add(
+                (*path, "quorum"),
+                f"quorum {spec.quorum} is more than the {len(spec.locations)} "
+                f"location{'s' if len(spec.locations) > 1 else ''} listed: the check "
+                "could never be down",
             )
 
     def check_one_rule_form(self, raw: Any, path: PathTuple) -> None:

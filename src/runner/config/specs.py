@@ -9,7 +9,7 @@ plugins and defaults into :class:`runner.model.Job` and friends.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,7 @@ from pydantic import (
 
 from runner.durations import DURATION_JSON_SCHEMA, DURATION_PATTERN, Duration, parse_duration
 from runner.model import MAX_WINDOW
+from runner.model.job import LOCATION_PATTERN, check_location
 from runner.schedules.cron import check_expression, zone_named
 
 __all__ = [
@@ -61,6 +62,8 @@ CHECK_ONLY = (
     "cron",
     "timezone",
     "jitter",
+    "locations",
+    "quorum",
 )
 
 
@@ -120,6 +123,44 @@ TimeZone = Annotated[
         }
     ),
 ]
+
+
+def _locations(value: object) -> object:
+    """A check's ``locations:``: a list of location names, or ``all``."""
+    if value == "all":
+        return value
+    if not isinstance(value, list) or not value:
+        raise ValueError("expected a list of locations such as [eu-west, us-east], or all")
+    for name in value:
+        if not isinstance(name, str):
+            raise ValueError(f"expected a location name such as eu-west, got {name!r}")
+        check_location(name)
+    if len(set(value)) != len(value):
+        raise ValueError("a location is listed twice")
+    return value
+
+
+#: ``locations:``: where a check runs from in a cluster (the members' ``--location``).
+Locations = Annotated[
+    list[str] | Literal["all"],
+    BeforeValidator(_locations),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": LOCATION_PATTERN},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                },
+                {"const": "all"},
+            ],
+            "description": "The locations (members' --location) the check runs from, or all.",
+            "examples": [["eu-west", "us-east", "ap-south"], "all"],
+        }
+    ),
+]
+
 
 #: A cron line as cronsim reads it: five fields, or six with seconds first.
 CRON_PATTERN = r"^\s*\S+(\s+\S+){4,5}\s*$"
@@ -378,6 +419,17 @@ class JobSpec(_Strict):
         None, description="The time zone of cron: (default: defaults.timezone, else UTC)."
     )
     jitter: Duration | None = Field(None, description="Overrides defaults.jitter.")
+    locations: Locations | None = Field(
+        None,
+        description="In a cluster: run the check from each of these locations (the members' "
+        "--location), or all of them; it is down when quorum of them fail.",
+    )
+    quorum: int | None = Field(
+        None,
+        ge=1,
+        description="With locations: how many must fail for the check to be down (default: "
+        "more than half of them).",
+    )
 
 
 # -- maintenance:

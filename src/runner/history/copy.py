@@ -2,7 +2,7 @@
 PostgreSQL a cluster shares (``runner copy-history``).
 
 Every run is copied as it was stored (status, message, fields, times,
-attempts, maintenance window, member), in the order it was stored, in
+attempts, maintenance window, member, location), in the order it was stored, in
 batches; the hourly counts are rebuilt from the runs as the daemon builds
 them; then each job's state (so "failing since 03:12" carries over) and the
 alert ledger (so an incident already told is not told again).

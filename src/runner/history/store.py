@@ -11,8 +11,9 @@ Tables (prefixed, since a PostgreSQL database may be shared):
     ``started_at``/``finished_at`` (UTC, seconds since the epoch),
     ``duration_ms``, ``attempts``, ``maintenance`` (the name of the window
     the run started in, else NULL), ``member`` (the cluster member that made
-    it, else NULL). Indexed by (job, finished_at), which is
-    the order every query and the retention walk in.
+    it, else NULL), ``location`` (where that member is, else NULL). Indexed
+    by (job, finished_at), which is the order every query and the retention
+    walk in.
 ``runner_hours``
     runs and ok runs per job and hour, for long uptime windows; runs in a
     maintenance window are not counted, as uptime leaves them out.
@@ -41,7 +42,7 @@ from runner.status import LATENCY_WINDOW, PERCENTILES, UPTIME_WINDOWS, RunStats
 #: ``MIGRATIONS[0]`` creates version 1 from nothing, ``MIGRATIONS[1]`` takes 1 to 2, ...
 #: Statements are formatted with the backend's ``serial``, ``bigserial`` and
 #: ``hour`` (the hour of ``finished_at``, as an integer) before they run.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -110,17 +111,23 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE runner_runs ADD COLUMN member TEXT",
     ],
+    # 6: the location of that member (``--location``); NULL outside a cluster,
+    # for a member without one, and for runs stored before.
+    [
+        "ALTER TABLE runner_runs ADD COLUMN location TEXT",
+    ],
 ]
 
 #: 1 for a run that was ok, in SQL over runner_runs.
 OK_RUN = "CASE WHEN status = 'ok' THEN 1 ELSE 0 END"
 RUN_COLUMNS = (
-    "status, message, fields, started_at, finished_at, duration_ms, attempts, maintenance, member"
+    "status, message, fields, started_at, finished_at, duration_ms, attempts, maintenance, "
+    "member, location"
 )
 _STATUS_COUNTS = ("count_ok", "count_fail", "count_error", "count_timeout")
 
 INSERT_RUN = (
-    f"INSERT INTO runner_runs (job_id, {RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO runner_runs (job_id, {RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_JOB = (
     "INSERT INTO runner_jobs (name, plugin, kind) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"
@@ -187,6 +194,7 @@ def record_row(job_id: int, record: RunRecord) -> tuple[Any, ...]:
         record.attempts,
         record.maintenance,
         record.member,
+        record.location,
     )
 
 
@@ -246,9 +254,18 @@ def hour_rows(records: Iterable[RunRecord], ids: Mapping[str, int]) -> list[tupl
 
 def record_from_row(job: str, plugin: str, row: Sequence[Any]) -> RunRecord:
     """A record from ``RUN_COLUMNS``."""
-    status, message, fields, started_at, finished_at, duration_ms, attempts, maintenance, member = (
-        row
-    )
+    (
+        status,
+        message,
+        fields,
+        started_at,
+        finished_at,
+        duration_ms,
+        attempts,
+        maintenance,
+        member,
+        location,
+    ) = row
     decoded = json.loads(fields) if fields else {}
     attempt_errors = tuple(decoded.pop(_ATTEMPT_ERRORS, ()))
     return RunRecord(
@@ -264,6 +281,7 @@ def record_from_row(job: str, plugin: str, row: Sequence[Any]) -> RunRecord:
         attempts=int(attempts),
         maintenance=maintenance,
         member=member,
+        location=location,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,21 @@ from runner.model.alerting import Rule, Thresholds
 from runner.plugin import Plugin, Result, Status
 from runner.schedules import Schedule
 
-__all__ = ["NO_RETRY", "Job", "NotifierConfig", "Retry"]
+__all__ = ["LOCATION_PATTERN", "NO_RETRY", "Job", "NotifierConfig", "Retry", "check_location"]
+
+#: A location's name (``--location``, ``locations:``): letters, digits, ``.``, ``_``, ``-``.
+LOCATION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+_LOCATION = re.compile(LOCATION_PATTERN)
+
+
+def check_location(name: str) -> str:
+    """``name`` if it is a valid location name, else ValueError saying what one is."""
+    if name == "all" or not _LOCATION.match(name):
+        raise ValueError(
+            f"{name!r} is not a location name: use letters, digits, '.', '_' and '-' "
+            "(at most 63, starting with a letter or digit; 'all' is reserved), such as eu-west"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,21 @@ class Job:
     #: are put in) and of the config's ``defaults:``. Members run a job only
     #: where this is the same; "" outside a cluster.
     definition: str = ""
+    #: In a cluster: the locations the check runs from, once per slot each
+    #: (``locations:``); ``("all",)`` for every location a member has; None:
+    #: once anywhere.
+    locations: tuple[str, ...] | None = None
+    #: With ``locations``: how many failing make the check down; None: more than half.
+    quorum: int | None = None
+
+    @property
+    def runs_everywhere(self) -> bool:
+        """``locations: all``: from every location a member of the cluster has."""
+        return self.locations == ("all",)
+
+    def quorum_of(self, locations: int) -> int:
+        """How many of ``locations`` failing make the check down."""
+        return self.quorum if self.quorum is not None else locations // 2 + 1
 
     @property
     def kind(self) -> str:
@@ -114,6 +144,8 @@ class Job:
             self.retry,
             self.failure_window,
             self.success_window,
+            self.locations,
+            self.quorum,
         )
 
 
