@@ -9,6 +9,7 @@ one location's view fail by making its server answer 500.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -153,9 +154,6 @@ class Places:
         )
         self.group = Members(config)
 
-    def start(self, member: str, place: str) -> None:
-        self.group.start(member, location=place, env={"TARGET": self.targets[place].url})
-
     def runs(self, place: str, since: float = 0.0) -> list[dict[str, Any]]:
         return [
             e
@@ -175,10 +173,17 @@ class Places:
         (found,) = [r for r in httpx.get(f"http://127.0.0.1:{port}/api/status").json()]
         return dict(found)
 
+    def env(self, place: str) -> dict[str, str]:
+        """The environment of ``place``'s members (and the CLI: the config says ${TARGET})."""
+        return {"TARGET": self.targets[place].url}
+
+    def start(self, member: str, place: str) -> None:
+        self.group.start(member, location=place, env=self.env(place))
+
     def cluster(self) -> subprocess.CompletedProcess[str]:
         """``runner cluster CONFIG --json`` (exit 0: the live members agree)."""
-        target = next(iter(self.targets.values())).url
-        result = run_cli("cluster", str(self.group.config), "--json", env={"TARGET": target})
+        place = next(iter(self.targets))
+        result = run_cli("cluster", str(self.group.config), "--json", env=self.env(place))
         assert result.returncode == 0, result.stderr
         return result
 
@@ -187,6 +192,30 @@ class Places:
         self.alerts.close()
         for target in self.targets.values():
             target.close()
+
+
+async def page_locations(url: str) -> list[dict[str, str]]:
+    """The locations the status page shows on the one card, in a real Chromium."""
+    from playwright.async_api import async_playwright
+
+    from runner.builtins.browser.page_title import CHROMIUM_ARGS, find_chromium
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=find_chromium(), args=list(CHROMIUM_ARGS)
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(url)
+            await page.wait_for_selector(".job .location")
+            found: list[dict[str, str]] = await page.eval_on_selector_all(
+                ".job .location",
+                """items => items.map(i => ({where: i.querySelector('.where').textContent,
+                    word: i.querySelector('.word').textContent, text: i.textContent}))""",
+            )
+            return found
+        finally:
+            await browser.close()
 
 
 WEB = (
@@ -224,6 +253,17 @@ def test_three_locations_quorum_two_one_down_alert_naming_both_then_one_recovere
     assert by_place["eu"]["state"] == "down"  # by the job's rule, from there
     assert by_place["us"]["state"] == by_place["ap"]["state"] == "ok"
     assert by_place["us"]["latency_ms"] > 0 and by_place["us"]["member"] == "us1"
+    # The same from runner status (it reads the database), the page and /metrics.
+    status = run_cli("status", str(places.group.config), "--json", env=places.env("eu"))
+    (shown,) = json.loads(status.stdout)
+    assert {p["location"]: p["state"] for p in shown["locations"]}["eu"] == "down"
+    assert (status.returncode, shown["state"]) == (0, "ok")
+    port = places.group.running["us1"].find(event="http.started")[0]["port"]
+    cards = asyncio.run(page_locations(f"http://127.0.0.1:{port}/"))
+    assert [(c["where"], c["word"]) for c in cards] == [("eu", "down"), ("us", "ok"), ("ap", "ok")]
+    assert "status 500" in cards[0]["text"]
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'runner_job_up{location="us",name="web",plugin="http-status"} 1.0' in metrics
     assert not places.alerts.received
     # A second location fails: one down alert, naming both.
     places.targets["us"].status = 500
@@ -315,3 +355,26 @@ def test_runner_cluster_lists_locations_no_member_has(tmp_path: Path, postgres_u
         assert {p["location"]: p["state"] for p in row["locations"]}["ap"] == "unknown"
     finally:
         found.close()
+
+
+async def test_of_many_members_seeing_one_change_exactly_one_makes_it(postgres_url: str) -> None:
+    """The conditional UPDATE that makes one alert of many members' verdicts."""
+    from runner.cluster.store import ClusterStore, Incident
+
+    stores = [ClusterStore(postgres_url, "race", f"m{i}", f"i{i}") for i in range(8)]
+    try:
+        await asyncio.gather(*(store.open(10) for store in stores))
+        won = await asyncio.gather(
+            *(store.claim("web", True, 100.0 + i) for i, store in enumerate(stores))
+        )
+        assert len([w for w in won if w is not None]) == 1
+        (winner,) = [i for i, w in enumerate(won) if w is not None]
+        _, incidents = await stores[0].read_locations(["web"])
+        assert incidents["web"] == Incident(True, 100.0 + winner)
+        # Down again is no change; recovered is made once, and says since when it was down.
+        assert await stores[1].claim("web", True, 200.0) is None
+        back = await asyncio.gather(*(store.claim("web", False, None) for store in stores))
+        assert [b for b in back if b is not None] == [Incident(True, 100.0 + winner)]
+    finally:
+        for store in stores:
+            await store.close()

@@ -614,7 +614,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             # No daemon is asked: the states are history's (up to its flush behind).
             states = {s.job: s for s in await store.load_states(jobs)}
             stats = await store.stats(jobs, now)
-            return status_rows(checks, states, stats, config.maintenance, now)
+            located = [j for j in checks if j.locations is not None]
+            places = None
+            if located and config.history.url is not None:
+                from runner.cluster.quorum import read_shown
+
+                shown, places = await read_shown(
+                    config.history.url, config.cluster_name or "", located, states
+                )
+                states.update(shown)
+            return status_rows(checks, states, stats, config.maintenance, now, places)
         finally:
             await store.close()
 

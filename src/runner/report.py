@@ -356,6 +356,9 @@ def print_status(
     console = console or _console()
     console.print(Text(f"history: {where}", style="dim"))
     console.print(status_table(rows, now, console.width))
+    for row in rows:
+        if row.locations:
+            console.print(_locations_line(row, now))
     held = [r.job for r in rows if r.maintenance is not None]
     shown = [r for r in rows if r.maintenance is None]
     failing = [r.job for r in shown if r.state is Health.FAILING]
@@ -374,6 +377,26 @@ def print_status(
         upcoming = maintenance.next(now)
         if upcoming is not None:
             console.print(Text(f"next maintenance: {_occurrence(upcoming, now)}"))
+
+
+_LOCATION_STYLES = {"ok": "green", "failing": "yellow", "down": "bold red", "unknown": "dim"}
+
+
+def _locations_line(row: StatusRow, now: float) -> Text:
+    """``web from eu: down (status 500), 12 ms, 3s ago · us: ok, 9 ms · ap: unknown``."""
+    line = Text(f"  {row.job} from ")
+    for i, place in enumerate(row.locations):
+        if i:
+            line.append(" · ")
+        line.append(f"{place.location}: ")
+        line.append(place.state, style=_LOCATION_STYLES.get(place.state, ""))
+        if place.state in ("failing", "down") and place.message:
+            line.append(f" ({place.message})")
+        if place.latency_ms is not None:
+            line.append(f", {place.latency_ms:.0f} ms")
+        if place.finished_at is not None:
+            line.append(f", {ago(now - place.finished_at)} ago", style="dim")
+    return line
 
 
 def _occurrence(occurrence: Occurrence, now: float) -> str:

@@ -210,6 +210,20 @@ def shown(
     return out, views
 
 
+async def read_shown(
+    url: str, cluster: str, jobs: list[Job], states: Mapping[str, JobState]
+) -> tuple[dict[str, JobState], dict[str, tuple[LocationStatus, ...]]]:
+    """:func:`shown` for ``runner status``, read from the cluster's database."""
+    from runner.cluster.store import read_located
+
+    now, members, latest, incidents = await read_located(
+        url, cluster, [j.name for j in jobs], timeout=10.0
+    )
+    live = {m.location for m in members if m.location and m.live(now)}
+    known = {m.location for m in members if m.location and m.left_at is None}
+    return shown(jobs, states, latest, incidents, live, known)
+
+
 def row_of(record: RunRecord, state: JobState) -> LocationRow:
     """What a location stores of its latest result and state."""
     assert record.location is not None and record.member is not None

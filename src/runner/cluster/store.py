@@ -742,6 +742,36 @@ async def read_members(url: str, cluster: str, timeout: float) -> tuple[float, l
         await conn.close()
 
 
+async def read_located(
+    url: str, cluster: str, jobs: Sequence[str], timeout: float
+) -> tuple[float, list[MemberRow], dict[str, dict[str, LocationRow]], dict[str, Incident]]:
+    """For ``runner status``: the members of ``cluster``, each location's
+    latest result of ``jobs`` (checks with ``locations:``) and their incidents."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=timeout)
+    try:
+        exists = await conn.fetchval(
+            "SELECT to_regclass('runner_cluster_locations') IS NOT NULL "
+            "AND to_regclass('runner_cluster_incidents') IS NOT NULL"
+        )
+        now = float(await conn.fetchval(f"SELECT {NOW}"))
+        if not exists:
+            return now, [], {}, {}
+        members = [
+            _member(r)
+            for r in await conn.fetch(
+                f"SELECT {MEMBER_COLUMNS} FROM runner_cluster_members WHERE cluster = $1",
+                cluster,
+            )
+        ]
+        store = ClusterStore(url, cluster, "", "")
+        latest, incidents = await store._read_locations(conn, jobs)
+        return now, members, latest, incidents
+    finally:
+        await conn.close()
+
+
 def digest_of(definitions: Iterable[tuple[str, str]]) -> str:
     """One digest of a member's jobs and their definitions."""
     import hashlib
