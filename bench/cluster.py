@@ -23,7 +23,12 @@ its ``job.finished`` line on the daemon's stdout (a file on /dev/shm), with
 - ``split2``, ``split3``: 2 and 3 daemons without ``cluster:``, the N checks
   split between them by hand (check i to daemon i mod n), the same history:
   what one had to do before issue 21, and the same number of processes
-  competing for the cores as ``x2`` and ``x3``.
+  competing for the cores as ``x2`` and ``x3``;
+- ``loc1``, ``loc3`` (issue 22): a cluster of 1 and 3 members, each in a
+  location of its own (``--location lk``), every check with ``locations:``
+  listing them all: each member runs every check once per slot, and stores
+  its result in ``runner_cluster_locations`` and reads the others' (the
+  quorum). Against ``x1``: what locations cost per run.
 
 All members start at once; the window begins once every check has an owner,
 the owners have not changed for a second, and ``--warmup`` more seconds
@@ -205,18 +210,28 @@ def owners(url: str) -> dict[str | None, list[str]]:
 
 
 def write_config(
-    folder: Path, url: str, jobs: int, lease: float | None, share: tuple[int, int] = (0, 1)
+    folder: Path,
+    url: str,
+    jobs: int,
+    lease: float | None,
+    share: tuple[int, int] = (0, 1),
+    places: int = 0,
 ) -> Path:
     """N sleep checks (0 s) every 1 s, history on ``url``; ``cluster:`` unless
-    ``lease`` is None; ``share`` (k, n): only the checks i with i mod n = k.
+    ``lease`` is None; ``share`` (k, n): only the checks i with i mod n = k;
+    ``places``: each check with ``locations: [l0, l1, ...]``, that many.
     Written with an alias, as bench/scheduler.py does."""
     mine = [i for i in range(jobs) if i % share[1] == share[0]]
     head = f"history: {{url: '{url}'}}\n"
     if lease is not None:
         head = f"cluster: {{name: {CLUSTER}, lease: {lease:g}s}}\n" + head
     lines = [head, "defaults:\n  interval: 1s\n", "jobs:\n"]
-    lines.append(f"  - {{name: job-{mine[0]}, plugin: sleep, options: &zero {{seconds: 0}}}}\n")
-    lines += [f"  - {{name: job-{i}, plugin: sleep, options: *zero}}\n" for i in mine[1:]]
+    first, rest = "options: &zero {seconds: 0}", "options: *zero"
+    if places:
+        listed = ", ".join(f"l{k}" for k in range(places))
+        first, rest = f"{first}, locations: &places [{listed}]", f"{rest}, locations: *places"
+    lines.append(f"  - {{name: job-{mine[0]}, plugin: sleep, {first}}}\n")
+    lines += [f"  - {{name: job-{i}, plugin: sleep, {rest}}}\n" for i in mine[1:]]
     path = folder / ("cluster.yaml" if lease is not None else f"solo-{share[0]}.yaml")
     path.write_text("".join(lines))
     return path
@@ -225,7 +240,9 @@ def write_config(
 class Daemon:
     """One ``runner serve`` process; its runs read from its stdout as they come."""
 
-    def __init__(self, config: Path, folder: Path, member: str | None, tag: str) -> None:
+    def __init__(
+        self, config: Path, folder: Path, member: str | None, tag: str, location: str | None = None
+    ) -> None:
         self.member = member or "solo"
         self.out_path = folder / f"{tag}.out"
         self.err_path = folder / f"{tag}.err"
@@ -234,6 +251,8 @@ class Daemon:
             argv += ["--loop", LOOP]
         if member is not None:
             argv += ["--member", member]
+        if location is not None:
+            argv += ["--location", location]
         with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
             self.proc = subprocess.Popen(
                 argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
@@ -407,7 +426,7 @@ def history_doubles(url: str) -> float:
     rows = query(
         url,
         "SELECT count(*) AS n FROM (SELECT started_at - lag(started_at) OVER "
-        "(PARTITION BY job_id ORDER BY started_at) AS gap FROM runner_runs) AS t "
+        "(PARTITION BY job_id, location ORDER BY started_at) AS gap FROM runner_runs) AS t "
         "WHERE gap < $1",
         INTERVAL / 2,
     )
@@ -425,15 +444,24 @@ def scale_trial(
     seconds: float,
     warmup: float,
     lease: float,
+    places: int = 0,
 ) -> dict[str, float]:
     """``members`` in a cluster of N checks, or (``members`` 0) ``split``
-    daemons without ``cluster:``, each with its share of the N checks."""
+    daemons without ``cluster:``, each with its share of the N checks;
+    ``places``: the checks with ``locations:`` that many, member k in ``lk``
+    (so each member runs every check, once per slot)."""
     with (
         server.database() as url,
         workdir() as tmp,
     ):
         folder = Path(tmp)
-        if members:
+        if places:
+            config = write_config(folder, url, jobs, lease, places=places)
+            daemons = [
+                Daemon(config, folder, name, name, location=f"l{k}")
+                for k, name in enumerate(NAMES[:places])
+            ]
+        elif members:
             config = write_config(folder, url, jobs, lease)
             daemons = [Daemon(config, folder, name, name) for name in NAMES[:members]]
         else:
@@ -443,8 +471,9 @@ def scale_trial(
             ]
         try:
             start_all(daemons, jobs)
-            if members:
-                settle(url, [d.member for d in daemons], jobs, timeout=30 + 3 * lease)
+            if members or places:
+                total = jobs * max(places, 1)
+                settle(url, [d.member for d in daemons], total, timeout=30 + 3 * lease)
             time.sleep(warmup)
             host0, pg0 = host_busy(), server.cpu()
             cpu0 = [d.cpu() for d in daemons]
@@ -461,11 +490,22 @@ def scale_trial(
         if failed:
             raise RuntimeError(f"a daemon exited {codes}: {_tail(failed[0].err_path)}")
         in_history = history_doubles(url)
-    phases = cluster_phases(jobs) if members else None
+    phases = cluster_phases(jobs) if members or places else None
     every = [run for d in daemons for run in d.runs]
     totals = analyse(
         [j for j, _ in every], [t for _, t in every], jobs, start, start + seconds, phases
     )
+    double = len(doubles(every))
+    if places:  # each member runs every check: its runs are the slots' of one location
+        per = [
+            analyse(
+                [j for j, _ in d.runs], [t for _, t in d.runs], jobs, start, start + seconds, phases
+            )
+            for d in daemons
+        ]
+        totals["runs"] = sum(p["runs"] for p in per)
+        totals["missing"] = sum(p["missing"] for p in per)
+        double = sum(len(doubles(d.runs)) for d in daemons)
     made = []
     for daemon in daemons:
         own = analyse(
@@ -491,7 +531,7 @@ def scale_trial(
         "pg_cores": pg / window,
         "share_dev_pct": max(abs(n - even) / even * 100 for n in made) if even else math.nan,
         "missing": totals["missing"],
-        "doubles": len(doubles(every)),
+        "doubles": double,
         "doubles_history": in_history,
         "stops_hung": float(sum(d.hung for d in daemons)),
         "late_p99_ms": totals["late_p99_ms"],
@@ -630,7 +670,7 @@ def handover_table(samples: Mapping[str, list[dict[str, float]]], lease: float) 
 # --- the command -------------------------------------------------------------------
 
 
-VARIANTS = ("solo", "x1", "x2", "x3", "split2", "split3")
+VARIANTS = ("solo", "x1", "x2", "x3", "split2", "split3", "loc1", "loc3")
 
 
 def main() -> None:
@@ -666,17 +706,20 @@ def main() -> None:
         info["postgresql"] = server.version
         print(f"PostgreSQL {server.version} on 127.0.0.1:{server.pg.port}", flush=True)
         if "scale" in parts:
-            sizes = {"solo": (0, 1), "split2": (0, 2), "split3": (0, 3)}
-            sizes.update({f"x{n}": (n, 1) for n in (1, 2, 3)})
+            sizes = {"solo": (0, 1, 0), "split2": (0, 2, 0), "split3": (0, 3, 0)}
+            sizes.update({f"x{n}": (n, 1, 0) for n in (1, 2, 3)})
+            sizes.update({f"loc{n}": (0, 1, n) for n in (1, 3)})
             runs = {
                 name: _bind(
                     scale_trial,
                     server,
-                    *sizes[name],
+                    sizes[name][0],
+                    sizes[name][1],
                     args.jobs,
                     args.seconds,
                     args.warmup,
                     args.lease,
+                    sizes[name][2],
                 )
                 for name in wanted
             }

@@ -17,7 +17,7 @@ import pytest
 from helpers import run_bench
 from postgres import INSTALL_HINT, find_bindir
 
-VARIANTS = {"solo", "x1", "x2", "x3", "split2", "split3"}
+VARIANTS = {"solo", "x1", "x2", "x3", "split2", "split3", "loc1", "loc3"}
 
 
 def test_quick_run_reports_every_variant_and_both_handovers(tmp_path: Path) -> None:

@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from runner.alerts import AlertSink
     from runner.cluster.member import ClusterMember
 
+#: Results that come within this long are stored and decided in one
+#: transaction: at 300 checks a second, one statement per result cost the
+#: member 2.2x the CPU of a run and PostgreSQL 17x (bench/cluster.py, loc1).
+BATCH_WINDOW = 0.1
+
 __all__ = ["QuorumSink", "Verdict", "decide", "location_views", "shown", "summary"]
 
 
@@ -248,8 +253,9 @@ class QuorumSink:
     to the cluster's database, and a change of the check's state found there
     becomes one alert.
 
-    ``submit`` only keeps each check's newest result; one task writes them
-    all in one transaction and reads back the rows of those checks.
+    ``submit`` only keeps each check's newest result; one task writes those
+    of :data:`BATCH_WINDOW` in one transaction and reads back the rows of
+    those checks.
     """
 
     def __init__(
@@ -287,6 +293,7 @@ class QuorumSink:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            await asyncio.sleep(BATCH_WINDOW)
             self._wake.clear()
             pending, self._pending = self._pending, {}
             if self.member.stopping:
