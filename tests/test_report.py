@@ -306,6 +306,38 @@ def test_history_names_the_maintenance_window_of_a_run() -> None:
     assert body[0][3] == f"{LONG}  maintenance=deploy"
 
 
+@pytest.mark.parametrize("width", [60, 120], ids=["60-columns", "120-columns"])
+def test_history_of_a_check_run_from_several_locations_says_where(width: int) -> None:
+    where = ["eu-west", "us-east", "eu-west"]
+    placed = [
+        replace(r, member=f"m{i}", location=p)
+        for i, (r, p) in enumerate(zip(runs(), where, strict=True))
+    ]
+    text = render(width, print_history, "web", placed)
+    assert max(len(line) for line in text.splitlines()) <= width
+    header, body = table(text, "finished")
+    assert header == ["finished", "status", "location", "duration", "message"]
+    assert [cells[2] for cells in body] == ["eu-west", "us-east", "eu-west"]
+
+
+def test_status_shows_each_location_of_a_check_beside_its_state(
+    rows: list[StatusRow],
+) -> None:
+    from runner.status import LocationStatus
+
+    places = (
+        LocationStatus("eu-west", "down", "fail", "status 500", 41.6, NOW - 5, "eu-1"),
+        LocationStatus("us-east", "ok", "ok", None, 12.2, NOW - 4, "us-1"),
+        LocationStatus("ap-south", "unknown", None, None, None, None, None),
+    )
+    row = replace(rows[0], locations=places)
+    text = render(120, print_status, [row], NOW, where="postgresql://db/runner")
+    (line,) = [line for line in text.splitlines() if " from eu-west" in line]
+    assert "eu-west: down (status 500), 42 ms, 5s ago" in line
+    assert "us-east: ok, 12 ms, 4s ago" in line
+    assert line.rstrip().endswith("ap-south: unknown")
+
+
 def test_history_of_no_runs_says_what_was_asked_and_what_there_is(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -451,7 +451,8 @@ def print_history(
     matched: str | None = None,
 ) -> None:
     """``runner history`` on a terminal: ``runs`` (newest first) as a table of
-    when each finished, its status, duration and message.
+    when each finished, its status, where (runs made by members with a
+    location), duration and message.
 
     Each run is one line, its message cut to fit; the maintenance window a
     run started in is said after the message. With ``verbose`` the message
@@ -475,6 +476,8 @@ def print_history(
         _Column("duration", [Text(f"{r.duration_ms:.0f} ms") for r in runs], "right"),
         _Column("message", [_said(r, verbose=verbose) for r in runs]),
     ]
+    if any(r.location is not None for r in runs):  # a check run from several locations
+        columns.insert(2, _Column("location", [Text(r.location or "-") for r in runs]))
     *fixed, message = columns
     room = console.width - sum(c.natural + _GAP for c in fixed)
     table = Table(box=None, pad_edge=False, padding=(0, _GAP, 0, 0), header_style="bold")
