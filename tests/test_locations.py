@@ -91,6 +91,22 @@ def test_all_locations_are_those_the_members_have_and_quorum_can_be_given(
 # ---------------------------------------------------------------- config and CLI
 
 
+def test_runner_check_says_where_each_check_runs_from(tmp_path: Path) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        "cluster: {}\nhistory: {url: 'postgresql://runner@127.0.0.1/runner'}\n"
+        "jobs:\n"
+        "  - {name: a, plugin: sleep, interval: 1s, locations: [eu, us, ap], quorum: 2}\n"
+        "  - {name: b, plugin: sleep, interval: 1s, locations: all}\n"
+    )
+    result = run_cli("check", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "a  [sleep]  every 1s (on the cluster's clock), from eu, us, ap (quorum 2)" in (
+        result.stdout
+    )
+    assert "from every location (quorum: more than half)" in result.stdout
+
+
 def test_bad_locations_name_the_file_line_job_and_field(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text(

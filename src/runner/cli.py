@@ -497,6 +497,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     for job in config.jobs:
         when = job.schedule.describe() if job.schedule is not None else "service"
+        if job.locations is not None:
+            places = "every location" if job.runs_everywhere else ", ".join(job.locations)
+            quorum = f"quorum {job.quorum}" if job.quorum else "quorum: more than half"
+            when += f", from {places} ({quorum})"
         print(f"  {job.name}  [{job.plugin_name}]  {when}")
     if config.cluster is not None:
         print(
