@@ -313,6 +313,7 @@ def test_losing_a_location_is_no_alert_and_the_others_decide(places: Places) -> 
         return places_now["us"] == "unknown"
 
     wait_until(us_unknown, 10, "us to be unknown")
+    assert places.api_row("ap1")["locations_reporting"] == 2
     places.wait_runs("eu", 3, killed + LEASE)
     row = places.api_row("ap1")
     assert row["down"] is True  # eu down, us unknown: a quorum is still possible

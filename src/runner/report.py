@@ -358,7 +358,8 @@ def print_status(
     console.print(status_table(rows, now, console.width))
     for row in rows:
         if row.locations:
-            console.print(_locations_line(row, now))
+            for line in _locations_lines(row, now):
+                console.print(line)
     held = [r.job for r in rows if r.maintenance is not None]
     shown = [r for r in rows if r.maintenance is None]
     failing = [r.job for r in shown if r.state is Health.FAILING]
@@ -382,13 +383,14 @@ def print_status(
 _LOCATION_STYLES = {"ok": "green", "failing": "yellow", "down": "bold red", "unknown": "dim"}
 
 
-def _locations_line(row: StatusRow, now: float) -> Text:
-    """``web from eu: down (status 500), 12 ms, 3s ago · us: ok, 9 ms · ap: unknown``."""
-    line = Text(f"  {row.job} from ")
-    for i, place in enumerate(row.locations):
-        if i:
-            line.append(" · ")
-        line.append(f"{place.location}: ")
+def _locations_lines(row: StatusRow, now: float) -> list[Text]:
+    """A check run from several locations: a line saying how many report,
+    then one per location (``eu-west  down (status 500), 42 ms, 5s ago``)."""
+    reporting = sum(place.state != "unknown" for place in row.locations)
+    lines = [Text(f"{row.job}: {reporting} of {len(row.locations)} locations reporting")]
+    width = max(len(place.location) for place in row.locations)
+    for place in row.locations:
+        line = Text(f"  {place.location.ljust(width)}  ")
         line.append(place.state, style=_LOCATION_STYLES.get(place.state, ""))
         if place.state in ("failing", "down") and place.message:
             line.append(f" ({place.message})")
@@ -396,7 +398,8 @@ def _locations_line(row: StatusRow, now: float) -> Text:
             line.append(f", {place.latency_ms:.0f} ms")
         if place.finished_at is not None:
             line.append(f", {ago(now - place.finished_at)} ago", style="dim")
-    return line
+        lines.append(line)
+    return lines
 
 
 def _occurrence(occurrence: Occurrence, now: float) -> str:

@@ -188,6 +188,7 @@ class StatusRow:
             out["member"] = self.member
         if self.locations:
             out["locations"] = [place.to_json() for place in self.locations]
+            out["locations_reporting"] = sum(p.state != "unknown" for p in self.locations)
         return out
 
 
