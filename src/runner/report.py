@@ -358,8 +358,8 @@ def print_status(
     console.print(status_table(rows, now, console.width))
     for row in rows:
         if row.locations:
-            for line in _locations_lines(row, now):
-                console.print(line)
+            for where_line in _locations_lines(row, now):
+                console.print(where_line)
     held = [r.job for r in rows if r.maintenance is not None]
     shown = [r for r in rows if r.maintenance is None]
     failing = [r.job for r in shown if r.state is Health.FAILING]
