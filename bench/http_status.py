@@ -408,8 +408,7 @@ def run_config(folder: Path, url: str, checks: int, *, history: bool) -> Path:
         f"  - {{name: http-0, plugin: http-status, options: &target {{url: {json.dumps(url)}}}}}\n"
     )
     lines += [
-        f"  - {{name: http-{i}, plugin: http-status, options: *target}}\n"
-        for i in range(1, checks)
+        f"  - {{name: http-{i}, plugin: http-status, options: *target}}\n" for i in range(1, checks)
     ]
     path = folder / ("runner.yaml" if history else "runner-no-history.yaml")
     path.write_text("".join(lines))
@@ -476,9 +475,7 @@ def run_set(
     }
     if src is not None:
         commands[f"runner run@{args.before}"] = runner_command("run", default, folder, src=src)
-        commands[f"runner check@{args.before}"] = runner_command(
-            "check", default, folder, src=src
-        )
+        commands[f"runner check@{args.before}"] = runner_command("check", default, folder, src=src)
     for once in commands.values():  # caches warm: bytecode, the page cache
         once()
     blackbox_run(checks, checks, "http")  # its driver's N connections opened
