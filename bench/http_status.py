@@ -50,8 +50,9 @@ The ``runner run`` set (``--run-checks N``, issue 23) is what a user runs:
 ``runner run CONFIG`` of a config of N http-status jobs of the page (default
 options, the default config otherwise: no ``history:`` section, so SQLite
 history on, in a fresh ``STATE_DIRECTORY`` per trial; result lines as JSON to
-a file on /dev/shm; the default ``--loop``; bytecode cached, as an installed
-runner has it), a process of its own whose CPU
+a file on /dev/shm; the default ``--loop``, uvloop when it is installed, and
+``--loop asyncio`` beside it; bytecode cached, as an installed runner has it),
+a process of its own whose CPU
 (its own and its reaped children's, from ``wait4``) is taken whole, start-up,
 imports and config included. ``runner check`` of the same config is the same
 start-up, imports and config loading without the runs: the run's CPU
@@ -416,7 +417,12 @@ def run_config(folder: Path, url: str, checks: int, *, history: bool) -> Path:
 
 
 def runner_command(
-    command: str, config: Path, folder: Path, *, src: Path | None = None
+    command: str,
+    config: Path,
+    folder: Path,
+    *,
+    src: Path | None = None,
+    loop: str | None = None,
 ) -> Callable[[], tuple[float, float]]:
     """``runner COMMAND CONFIG`` as a process of its own; returns a function
     that starts it, waits for it and returns (CPU seconds of it and its reaped
@@ -427,6 +433,8 @@ def runner_command(
     argv = [*program, command]
     if command == "run":
         argv += ["--log-format", "json"]
+    if loop is not None:
+        argv += ["--loop", loop]
     argv.append(str(config))
     counter = 0
 
@@ -470,12 +478,22 @@ def run_set(
     no_history = run_config(folder, url, checks, history=False)
     commands: dict[str, Callable[[], tuple[float, float]]] = {
         "runner run": runner_command("run", default, folder),
+        "runner run, asyncio loop": runner_command("run", default, folder, loop="asyncio"),
         "runner run, history off": runner_command("run", no_history, folder),
         "runner check": runner_command("check", default, folder),
     }
+    # Each run less the check of the same commit.
+    check_of = {name: "runner check" for name in commands if name != "runner check"}
     if src is not None:
-        commands[f"runner run@{args.before}"] = runner_command("run", default, folder, src=src)
-        commands[f"runner check@{args.before}"] = runner_command("check", default, folder, src=src)
+        at = f"@{args.before}"
+        commands[f"runner run{at}"] = runner_command("run", default, folder, src=src)
+        commands[f"runner run{at}, asyncio loop"] = runner_command(
+            "run", default, folder, src=src, loop="asyncio"
+        )
+        commands[f"runner check{at}"] = runner_command("check", default, folder, src=src)
+        check_of[f"runner run{at}"] = check_of[f"runner run{at}, asyncio loop"] = (
+            f"runner check{at}"
+        )
     for once in commands.values():  # caches warm: bytecode, the page cache
         once()
     blackbox_run(checks, checks, "http")  # its driver's N connections opened
@@ -508,10 +526,7 @@ def run_set(
     net = Trials(args.trials)
     for round_no in range(args.trials):
         bb = trials.samples["blackbox"][round_no]["cpu_s"]
-        for name in commands:
-            if "check" in name:
-                continue
-            check_name = "runner check" + name.partition("@")[1] + name.partition("@")[2]
+        for name, check_name in check_of.items():
             run_cpu = trials.samples[name][round_no]["cpu_s"]
             check_cpu = trials.samples[check_name][round_no]["cpu_s"]
             net.samples.setdefault(name, []).append(
