@@ -207,8 +207,11 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:  # http-status's client sets none: the job's timeout is the clock
                 data = await self._reader.read(max_bytes)
+            else:
+                async with asyncio.timeout(timeout):
+                    data = await self._reader.read(max_bytes)
         except TimeoutError as exc:
             raise httpcore.ReadTimeout(exc) from exc
         except (OSError, ssl.SSLError) as exc:  # ssl.SSLError is an OSError; said for clarity
@@ -224,9 +227,13 @@ class _Stream(httpcore.AsyncNetworkStream):
         if not buffer:
             return
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:
                 self._writer.write(buffer)
                 await self._writer.drain()
+            else:
+                async with asyncio.timeout(timeout):
+                    self._writer.write(buffer)
+                    await self._writer.drain()
         except TimeoutError as exc:
             raise httpcore.WriteTimeout(exc) from exc
         except OSError as exc:
