@@ -1,10 +1,11 @@
-"""Page checks three ways: a browser launched per check, `isolation: context`
-and `isolation: page`.
+"""Page checks four ways: a browser launched per check, `isolation: context`,
+`isolation: page`, and ``runner run`` of a config of page-title checks.
 
 Usage::
 
     .venv/bin/python bench/browser.py [--checks 40] [--trials 5] [--jobs 4]
-        [--concurrency 1,2] [--ways launch,context,page] [--smoke] [--json PATH]
+        [--concurrency 1,2] [--ways launch,context,page,run] [--before COMMIT]
+        [--smoke] [--json PATH]
 
 Every check loads the same small local page (served by a child process whose
 CPU is not counted) and reads its title. The ways:
@@ -18,6 +19,16 @@ CPU is not counted) and reads its title. The ways:
   page      the same with ``isolation: page``: a fresh page per check in a
             context kept per job, created on the job's first run in the trial
             (and counted).
+  run       what a user runs (issue 23): ``runner run CONFIG`` of a config
+            of N page-title jobs of the page (default options, the default
+            config: SQLite history on, in a fresh ``STATE_DIRECTORY``; JSON
+            result lines), a process of its own timed from its start to its
+            exit: start-up, imports, Playwright's driver and the browser
+            launch are all in it. It runs its checks as the daemon does, at
+            most two pages at once (the browser's page slots), so it is one
+            row whatever ``--concurrency`` says, compared with launch at
+            every concurrency measured. With ``--before COMMIT``, also
+            ``run@COMMIT``: the same with runner's ``src`` at COMMIT.
 
 Chromium is launched as the project launches it (``find_chromium()``,
 ``CHROMIUM_ARGS``, headless). For context and page the browser is launched
@@ -49,11 +60,13 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 
 import harness  # bench/harness.py (the script's folder is on sys.path)
 
@@ -64,7 +77,10 @@ from runner.plugin import Status
 from runner.resources import Resources
 
 TITLE = "Bench page"
-WAYS = ("launch", "context", "page")
+WAYS = ("launch", "context", "page", "run")
+#: Pages ``runner run`` opens at once: the browser's page slots (MAX_OPEN_PAGES).
+RUN_AT_ONCE = 2
+RUNNER = str(Path(sys.executable).with_name("runner"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -190,6 +206,8 @@ class Bench:
     jobs: int
     skip: set[int]
     chromium: str
+    folder: Path
+    sources: dict[str, Path | None] = field(default_factory=dict)
     trial_no: int = 0
     results: list[Trial] = field(default_factory=list)
 
@@ -262,9 +280,55 @@ class Bench:
         finally:
             await resources.aclose()
 
+    def config(self) -> Path:
+        """N page-title jobs of the page, default options, the default config."""
+        path = self.folder / "runner.yaml"
+        if not path.exists():
+            first = (
+                "  - {name: page-0, plugin: page-title, timeout: 30s, options: &page "
+                f'{{url: "{self.url}", expect_title: "{TITLE}"}}}}\n'
+            )
+            rest = "".join(
+                f"  - {{name: page-{i}, plugin: page-title, timeout: 30s, options: *page}}\n"
+                for i in range(1, self.checks)
+            )
+            path.write_text("jobs:\n" + first + rest)
+        return path
+
+    async def run_cli(self, src: Path | None) -> tuple[float, float, int]:
+        """``runner run`` of the config, a process of its own: wall s, CPU s, failures."""
+        self.trial_no += 1
+        state = self.folder / f"state-{self.trial_no}"
+        state.mkdir()
+        env = {**os.environ, "STATE_DIRECTORY": str(state)}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed runner has its .pyc files
+        program = [RUNNER]
+        if src is not None:
+            program = [sys.executable, "-m", "runner"]
+            env["PYTHONPATH"] = str(src)
+        argv = [*program, "run", "--log-format", "json", str(self.config())]
+        with tempfile.TemporaryFile(dir=self.folder) as out:
+            cpu0, t0 = tree_cpu(self.skip), time.perf_counter()
+            child = await asyncio.create_subprocess_exec(
+                *argv, stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+            code = await child.wait()
+            t1 = time.perf_counter()
+            reap_adopted_orphans(self.skip)
+            cpu1 = tree_cpu(self.skip)
+            out.seek(0)
+            lines = out.read().splitlines()
+        passed = sum(1 for line in lines if b'"job.finished"' in line and b'"status":"ok"' in line)
+        if code not in (0, 1) or not any(b'"run.finished"' in line for line in lines):
+            tail = b"\n".join(lines[-20:]).decode(errors="replace")
+            raise SystemExit(f"runner run exited {code}:\n{tail}")
+        return t1 - t0, cpu1 - cpu0, self.checks - passed
+
     async def trial(self, way: str, concurrency: int) -> Trial:
         if way == "launch":
             seconds, cpu, failed = await self.launch(concurrency)
+        elif way.startswith("run"):
+            seconds, cpu, failed = await self.run_cli(self.sources[way])
         else:
             seconds, cpu, failed = await self.runner(concurrency, way)
         reap_adopted_orphans(self.skip)
@@ -305,15 +369,63 @@ def report(bench: Bench, ways: list[str], concurrencies: list[int]) -> None:
         base_rate = statistics.median(t.per_second for t in base) if base else None
         base_cpu = statistics.median(t.cpu_ms for t in base) if base else None
         for way in ways:
+            if way.startswith("run"):
+                continue
             trials = [t for t in bench.results if t.way == way and t.concurrency == concurrency]
-            rates = [t.per_second for t in trials]
-            cpus = [t.cpu_ms for t in trials]
-            rate_ratio = f"{statistics.median(rates) / base_rate:.2f}x" if base_rate else "-"
-            cpu_ratio = f"{statistics.median(cpus) / base_cpu:.2f}x" if base_cpu else "-"
-            print(
-                f"| {way} | {concurrency} | {_spread(rates, '.2f')} | {_spread(cpus, '.0f')} "
-                f"| {rate_ratio} | {cpu_ratio} | {sum(t.failed for t in trials)} |"
-            )
+            print(_row(way, str(concurrency), trials, base_rate, base_cpu))
+    runs = [way for way in ways if way.startswith("run")]
+    if not runs:
+        return
+    print()
+    print(
+        f"runner run of {bench.checks} page-title checks (the whole process, "
+        f"{RUN_AT_ONCE} pages at once) against launch one at a time and {RUN_AT_ONCE} at a time:"
+    )
+    print()
+    print(
+        "| way | against | checks/s median (min-max) | CPU ms/check median (min-max) "
+        "| throughput vs launch | CPU/check vs launch | failed |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for concurrency in concurrencies:
+        base = [t for t in bench.results if t.way == "launch" and t.concurrency == concurrency]
+        if not base:
+            continue
+        base_rate = statistics.median(t.per_second for t in base)
+        base_cpu = statistics.median(t.cpu_ms for t in base)
+        for way in runs:
+            trials = [t for t in bench.results if t.way == way]
+            print(_row(way, f"launch x{concurrency}", trials, base_rate, base_cpu))
+        # Round by round: each run's throughput over the same round's launch.
+        for way in runs:
+            ratios = [
+                run.per_second / launch.per_second
+                for run, launch in zip(
+                    [t for t in bench.results if t.way == way], base, strict=False
+                )
+            ]
+            if ratios:
+                print(
+                    f"| {way} | launch x{concurrency}, round by round | "
+                    f"{_spread(ratios, '.2f')}x | | | | |"
+                )
+
+
+def _row(
+    way: str,
+    at_once: str,
+    trials: list[Trial],
+    base_rate: float | None,
+    base_cpu: float | None,
+) -> str:
+    rates = [t.per_second for t in trials]
+    cpus = [t.cpu_ms for t in trials]
+    rate_ratio = f"{statistics.median(rates) / base_rate:.2f}x" if base_rate else "-"
+    cpu_ratio = f"{statistics.median(cpus) / base_cpu:.2f}x" if base_cpu else "-"
+    return (
+        f"| {way} | {at_once} | {_spread(rates, '.2f')} | {_spread(cpus, '.0f')} "
+        f"| {rate_ratio} | {cpu_ratio} | {sum(t.failed for t in trials)} |"
+    )
 
 
 async def main() -> None:
@@ -324,6 +436,9 @@ async def main() -> None:
     parser.add_argument("--concurrency", default="1,2", help="checks at once, comma-separated")
     parser.add_argument(
         "--ways", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS)
+    )
+    parser.add_argument(
+        "--before", metavar="COMMIT", help="also `runner run` with runner's src at COMMIT"
     )
     args = parser.parse_args()
     args.rounds = args.rounds or args.trials
@@ -342,10 +457,20 @@ async def main() -> None:
 
     port = harness.free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])  # noqa: ASYNC220
+    temp = tempfile.TemporaryDirectory(prefix="runner-bench-browser-")
     try:
         harness.wait_for_port(port)
         chromium = find_chromium()
-        bench = Bench(f"http://127.0.0.1:{port}/", args.checks, args.jobs, {server.pid}, chromium)
+        folder = Path(temp.name)
+        bench = Bench(
+            f"http://127.0.0.1:{port}/", args.checks, args.jobs, {server.pid}, chromium, folder
+        )
+        if "run" in ways:
+            bench.sources["run"] = None
+            if args.before:
+                name = f"run@{args.before}"
+                bench.sources[name] = harness.source_at(args.before, folder / name)
+                ways.append(name)
         load = os.getloadavg()
         print(
             f"{os.cpu_count()} CPUs ({harness.machine()['cpu']}), {platform.platform()}, "
@@ -357,7 +482,12 @@ async def main() -> None:
             f"{args.checks} checks per trial, {args.rounds} rounds, "
             f"{args.jobs} jobs, at once: {concurrencies}"
         )
-        plan = [(way, c) for c in concurrencies for way in ways]
+        # runner run is one row whatever the concurrency: its own page slots.
+        plan = [(way, c) for c in concurrencies for way in ways if not way.startswith("run")]
+        plan += [(way, RUN_AT_ONCE) for way in ways if way.startswith("run")]
+        for way in ways:  # caches warm (bytecode, the page cache), not counted
+            if way.startswith("run"):
+                await bench.run_cli(bench.sources[way])
         for round_no in range(args.rounds):
             print(f"round {round_no + 1}", flush=True)
             shift = round_no % len(plan)
@@ -371,13 +501,12 @@ async def main() -> None:
             {
                 "chromium": _chromium_version(chromium),
                 "results": {
-                    f"{way}_c{c}": {
+                    (way if way.startswith("run") else f"{way}_c{c}"): {
                         "cpu_ms_per_check": [t.cpu_ms for t in trials],
                         "checks_per_s": [t.per_second for t in trials],
                         "failed": sum(t.failed for t in trials),
                     }
-                    for c in concurrencies
-                    for way in ways
+                    for way, c in plan
                     for trials in [
                         [t for t in bench.results if t.way == way and t.concurrency == c]
                     ]
@@ -389,6 +518,7 @@ async def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
+        temp.cleanup()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Usage::
 
     .venv/bin/python bench/http_status.py [--trials 5] [--checks 2000] [--concurrency 16]
-        [--serial-checks 500] [--before COMMIT] [--smoke] [--json PATH]
+        [--serial-checks 500] [--tls-checks 500] [--run-checks 1000] [--before COMMIT]
+        [--smoke] [--json PATH]
 
 The target is Debian's nginx-light, started here with its own config in a
 temp dir (one worker, no access log, a free port on 127.0.0.1) serving a
@@ -44,12 +45,30 @@ concurrency c, http at concurrency 1 (``--serial-checks``), and https at
 concurrency c (``--tls-checks``; nginx on a certificate for 127.0.0.1 signed
 by a throw-away CA that every variant trusts: ``SSL_CERT_FILE`` for the
 Python ones, ``tls_config.ca_file`` for blackbox; certificates verified).
+
+The ``runner run`` set (``--run-checks N``, issue 23) is what a user runs:
+``runner run CONFIG`` of a config of N http-status jobs of the page (default
+options, the default config otherwise: no ``history:`` section, so SQLite
+history on, in a fresh ``STATE_DIRECTORY`` per trial; result lines as JSON to
+a file on /dev/shm; the default ``--loop``, uvloop when it is installed, and
+``--loop asyncio`` beside it; bytecode cached, as an installed runner has it),
+a process of its own whose CPU
+(its own and its reaped children's, from ``wait4``) is taken whole, start-up,
+imports and config included. ``runner check`` of the same config is the same
+start-up, imports and config loading without the runs: the run's CPU
+minus the check's is what the N checks cost, which is compared with
+blackbox_exporter's CPU for N probes at concurrency N (``runner run``
+starts every check at once). Also shown: ``runner run`` with ``history:
+{enabled: false}`` (what history adds), and with ``--before``, both
+commands at that commit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +81,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    PYTHON,
     Trials,
     arguments,
     describe,
@@ -77,6 +97,7 @@ from harness import (
 
 PAGE_BYTES = 1024
 WARM_UP = 50
+RUNNER = str(Path(PYTHON).with_name("runner"))
 
 # A worker reads "N C" lines on stdin, runs N checks at concurrency C and
 # answers "ok" or "failed: ..." on stdout; EOF ends it.
@@ -262,8 +283,8 @@ def nginx(folder: Path, cert: Path, key: Path) -> Iterator[dict[str, str]]:
                 uwsgi_temp_path {root}/uwsgi;
                 scgi_temp_path {root}/scgi;
                 server {{
-                    listen 127.0.0.1:{port};
-                    listen 127.0.0.1:{tls_port} ssl;
+                    listen 127.0.0.1:{port} backlog=4096;
+                    listen 127.0.0.1:{tls_port} ssl backlog=4096;
                     ssl_certificate {cert};
                     ssl_certificate_key {key};
                     root {root}/www;
@@ -373,6 +394,168 @@ def certificates(folder: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
+def scratch_dir() -> str | None:
+    """/dev/shm when there is one: N result lines written to a disk would
+    measure the disk."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def run_config(folder: Path, url: str, checks: int, *, history: bool) -> Path:
+    """A config of ``checks`` http-status jobs of ``url``, default options;
+    the default config (no ``history:`` section) unless ``history`` is False."""
+    head = "" if history else "history:\n  enabled: false\n"
+    lines = [head, "jobs:\n"]
+    lines.append(
+        f"  - {{name: http-0, plugin: http-status, options: &target {{url: {json.dumps(url)}}}}}\n"
+    )
+    lines += [
+        f"  - {{name: http-{i}, plugin: http-status, options: *target}}\n" for i in range(1, checks)
+    ]
+    path = folder / ("runner.yaml" if history else "runner-no-history.yaml")
+    path.write_text("".join(lines))
+    return path
+
+
+def runner_command(
+    command: str,
+    config: Path,
+    folder: Path,
+    *,
+    src: Path | None = None,
+    loop: str | None = None,
+) -> Callable[[], tuple[float, float]]:
+    """``runner COMMAND CONFIG`` as a process of its own; returns a function
+    that starts it, waits for it and returns (CPU seconds of it and its reaped
+    children, wall seconds). A fresh state folder each time (the default
+    config's SQLite history starts empty); an exit status other than 0 ends
+    the benchmark."""
+    program = [PYTHON, "-m", "runner"] if src is not None else [RUNNER]
+    argv = [*program, command]
+    if command == "run":
+        argv += ["--log-format", "json"]
+    if loop is not None:
+        argv += ["--loop", loop]
+    argv.append(str(config))
+    counter = 0
+
+    def once() -> tuple[float, float]:
+        nonlocal counter
+        counter += 1
+        state = folder / f"state-{command}-{counter}"
+        state.mkdir()
+        env = {**os.environ, "STATE_DIRECTORY": str(state)}
+        # An installed runner has its .pyc files; scripts/dev.sh sets this.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if src is not None:
+            env["PYTHONPATH"] = str(src)
+        with tempfile.TemporaryFile(dir=scratch_dir()) as out:
+            started = time.perf_counter()
+            child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+            _, status, usage = os.wait4(child.pid, 0)
+            wall = time.perf_counter() - started
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode != 0:
+                out.seek(0)
+                tail = out.read()[-2000:].decode(errors="replace")
+                raise SystemExit(f"runner {command} exited {child.returncode}:\n{tail}")
+        shutil.rmtree(state, ignore_errors=True)
+        return usage.ru_utime + usage.ru_stime, wall
+
+    return once
+
+
+def run_set(
+    args: Any,
+    folder: Path,
+    url: str,
+    blackbox_run: Callable[[int, int, str], tuple[float, float]],
+    src: Path | None,
+) -> tuple[list[str], dict[str, Any]]:
+    """``runner run`` of N checks, less ``runner check``, against blackbox's N
+    probes at concurrency N: the tables and the JSON of the set."""
+    checks = args.run_checks
+    default = run_config(folder, url, checks, history=True)
+    no_history = run_config(folder, url, checks, history=False)
+    commands: dict[str, Callable[[], tuple[float, float]]] = {
+        "runner run": runner_command("run", default, folder),
+        "runner run, asyncio loop": runner_command("run", default, folder, loop="asyncio"),
+        "runner run, history off": runner_command("run", no_history, folder),
+        "runner check": runner_command("check", default, folder),
+    }
+    # Each run less the check of the same commit.
+    check_of = {name: "runner check" for name in commands if name != "runner check"}
+    if src is not None:
+        at = f"@{args.before}"
+        commands[f"runner run{at}"] = runner_command("run", default, folder, src=src)
+        commands[f"runner run{at}, asyncio loop"] = runner_command(
+            "run", default, folder, src=src, loop="asyncio"
+        )
+        commands[f"runner check{at}"] = runner_command("check", default, folder, src=src)
+        check_of[f"runner run{at}"] = check_of[f"runner run{at}, asyncio loop"] = (
+            f"runner check{at}"
+        )
+    for once in commands.values():  # caches warm: bytecode, the page cache
+        once()
+    blackbox_run(checks, checks, "http")  # its driver's N connections opened
+
+    def measure_command(once: Callable[[], tuple[float, float]]) -> Callable[[], dict[str, float]]:
+        def measure() -> dict[str, float]:
+            cpu, wall = once()
+            return {"cpu_s": cpu, "wall_s": wall}
+
+        return measure
+
+    def measure_blackbox() -> dict[str, float]:
+        cpu, wall = blackbox_run(checks, checks, "http")
+        return {"cpu_s": cpu, "wall_s": wall}
+
+    variants = {name: measure_command(once) for name, once in commands.items()}
+    variants["blackbox"] = measure_blackbox
+    print(f"\nrunner run of {checks} http checks against blackbox at concurrency {checks}:")
+    trials = Trials(args.trials)
+    trials.run(variants)
+    tables = [
+        trials.table(
+            f"runner run of {checks} http-status checks (whole process) and runner check "
+            f"of the same config; blackbox_exporter's {checks} probes at concurrency {checks}",
+            [("cpu_s", "CPU s"), ("wall_s", "wall s")],
+        )
+    ]
+    # Per round: each runner run less the same round's runner check (of the
+    # same commit), over the same round's blackbox.
+    net = Trials(args.trials)
+    for round_no in range(args.trials):
+        bb = trials.samples["blackbox"][round_no]["cpu_s"]
+        for name, check_name in check_of.items():
+            run_cpu = trials.samples[name][round_no]["cpu_s"]
+            check_cpu = trials.samples[check_name][round_no]["cpu_s"]
+            net.samples.setdefault(name, []).append(
+                {
+                    "cpu_ms_per_check": (run_cpu - check_cpu) * 1000 / checks,
+                    "vs_blackbox": (run_cpu - check_cpu) / bb,
+                }
+            )
+        net.samples.setdefault("blackbox", []).append(
+            {"cpu_ms_per_check": bb * 1000 / checks, "vs_blackbox": 1.0}
+        )
+    tables.append(
+        net.table(
+            f"The {checks} checks' CPU: runner run less runner check (same round), "
+            f"against blackbox_exporter",
+            [("cpu_ms_per_check", "CPU ms / check"), ("vs_blackbox", "vs blackbox, per round")],
+            baseline="blackbox",
+            ratio_of=["cpu_ms_per_check"],
+        )
+    )
+    data = {
+        "checks": checks,
+        "concurrency": checks,
+        "variants": trials.summary(),
+        "net": net.summary(),
+    }
+    return tables, data
+
+
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--checks", type=int, default=2000, help="checks per trial (default 2000)")
@@ -390,12 +573,19 @@ def main() -> None:
         help="https checks per trial at the concurrency (0: skip; default 500)",
     )
     parser.add_argument(
+        "--run-checks",
+        type=int,
+        default=1000,
+        help="http-status jobs in the `runner run` set, against blackbox at that "
+        "concurrency (0: skip; default 1000)",
+    )
+    parser.add_argument(
         "--before", metavar="COMMIT", help="also run the runner variant as it was at COMMIT"
     )
     args = parser.parse_args()
     if args.smoke:
         # Enough for a few of /proc's 10 ms CPU ticks in every variant.
-        args.checks, args.serial_checks, args.tls_checks = 300, 100, 50
+        args.checks, args.serial_checks, args.tls_checks, args.run_checks = 300, 100, 50, 50
 
     info = machine()
     print(describe(info), flush=True)
@@ -414,6 +604,7 @@ def main() -> None:
         workers["runner"] = start_worker(
             stack, "runner", _constants(URLS=urls) + RUNNER_WORKER, env=trust
         )
+        src = None
         if args.before:
             src = source_at(args.before, folder / f"runner-{args.before}")
             workers[f"runner@{args.before}"] = start_worker(
@@ -441,7 +632,13 @@ def main() -> None:
 
         workers["blackbox"] = blackbox_run
 
-        sizes = [("http", args.concurrency, args.checks)]
+        if args.run_checks > 0:
+            run_tables, data["results"]["runner_run"] = run_set(
+                args, folder, urls["http"], blackbox_run, src
+            )
+            tables += run_tables
+
+        sizes = [("http", args.concurrency, args.checks)] if args.checks > 0 else []
         if args.serial_checks > 0:
             sizes.append(("http", 1, args.serial_checks))
         if args.tls_checks > 0:

@@ -112,6 +112,52 @@ def test_httpcore_header_limit() -> None:
     )
 
 
+async def test_httpcore_connection_lock_is_left_out() -> None:
+    """The one-request connection has no state lock, and still answers and closes."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        stream = _AsyncioStream(reader, writer)
+        connection = _compat.http11_connection(httpcore.Origin(b"http", b"127.0.0.1", port), stream)
+        lock = getattr(connection, "_state_lock", None)
+        assert isinstance(lock, _compat._NoLock), (
+            f"{version('httpcore')}: AsyncHTTP11Connection._state_lock is {lock!r}, not the "
+            "AsyncLock runner.builtins._compat.http11_connection leaves out (each http-status "
+            "request takes it twice through anyio)"
+        )
+        request = httpcore.Request("GET", f"http://127.0.0.1:{port}/", headers=[(b"Host", b"x")])
+        response = await connection.handle_async_request(request)
+        assert response.status == 200
+        assert await response.aread() == b"ok"
+        await response.aclose()
+        assert connection.is_idle()
+        await connection.aclose()
+        assert connection.is_closed()
+
+
+class _AsyncioStream(httpcore.AsyncNetworkStream):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._reader.read(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._writer.write(buffer)
+        await self._writer.drain()
+
+    async def aclose(self) -> None:
+        self._writer.close()
+
+
 def test_h11_cut_chunked_body_text() -> None:
     conn = h11.Connection(h11.CLIENT)
     conn.send(h11.Request(method="GET", target="/", headers=[("Host", "a")]))

@@ -54,6 +54,30 @@ async def test_without_a_probe_the_transport_still_answers(hostile: HostileServe
     assert (await get(hostile.url("/ok"), None)).status_code == 200
 
 
+async def test_the_tls_context_is_built_by_the_first_https_request(
+    hostile: HostileServer,
+    start_hostile: Callable[..., Awaitable[HostileServer]],
+    self_signed: ssl.SSLContext,
+) -> None:
+    built: list[ssl.SSLContext] = []
+
+    def tls_context() -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        built.append(context)
+        return context
+
+    tls = await start_hostile(ssl_context=self_signed)
+    async with httpx.AsyncClient(transport=ProbingTransport(tls_context)) as client:
+        for _ in range(2):
+            assert (await client.get(hostile.url("/ok"))).status_code == 200
+        assert built == []  # plain http needs none: the CA store is not loaded
+        for _ in range(2):
+            assert (await client.get(tls.url("/ok"))).status_code == 200
+    assert len(built) == 1
+
+
 async def test_a_name_that_does_not_resolve_is_named() -> None:
     probe = Probe()
     with pytest.raises(httpcore.ConnectError):

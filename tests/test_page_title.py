@@ -36,6 +36,7 @@ from runner.builtins.browser.page_title import (
     PageTitleOptions,
     find_chromium,
 )
+from runner.builtins.browser.session import NODE_COMPILE_CACHE_DIR
 from runner.plugin import Status
 from runner.resources import Resources
 from runner.testing import run_check
@@ -488,6 +489,40 @@ async def test_runs_share_one_browser_and_closing_leaves_no_process(site: str) -
         return not _chromium_pids() and not any(Path(f"/proc/{pid}").exists() for pid in launched)
 
     assert await _wait_for(all_gone, deadline_s=10), _descendants()
+
+
+async def test_the_driver_keeps_its_compiled_code_in_the_state_folder(
+    site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    monkeypatch.delenv("NODE_COMPILE_CACHE", raising=False)
+    monkeypatch.delenv("NODE_DISABLE_COMPILE_CACHE", raising=False)
+    resources = Resources()
+    try:
+        result = await run_check(PageTitle, {"url": site}, timeout=30, resources=resources)
+        assert result.status is Status.OK, result.message
+        # Set for the driver's start only: nothing else this process starts gets it.
+        assert "NODE_COMPILE_CACHE" not in os.environ
+    finally:
+        await resources.aclose()
+    cache = tmp_path / "state" / NODE_COMPILE_CACHE_DIR
+    assert cache.is_dir() and any(cache.rglob("*")), "Node wrote no compile cache"
+
+
+async def test_a_compile_cache_the_user_chose_is_left_alone(
+    site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    monkeypatch.setenv("NODE_COMPILE_CACHE", str(tmp_path / "mine"))
+    resources = Resources()
+    try:
+        result = await run_check(PageTitle, {"url": site}, timeout=30, resources=resources)
+        assert result.status is Status.OK, result.message
+        assert os.environ["NODE_COMPILE_CACHE"] == str(tmp_path / "mine")
+    finally:
+        await resources.aclose()
+    assert not (tmp_path / "state" / NODE_COMPILE_CACHE_DIR).exists()
+    assert any((tmp_path / "mine").rglob("*"))
 
 
 @pytest.mark.parametrize("timeout", [0.05, 0.3, 0.6], ids=lambda t: f"{t}s")

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "NameserverError",
     "build_redirect_request",
+    "http11_connection",
     "incomplete_chunked_read",
     "nameserver_errors",
     "playwright_chromium",
@@ -86,6 +87,45 @@ def build_redirect_request(
 MAX_HEADER_BYTES: int | None = getattr(
     httpcore.AsyncHTTP11Connection, "MAX_INCOMPLETE_EVENT_SIZE", None
 )
+
+
+# AsyncHTTP11Connection._state_lock (an httpcore AsyncLock, set in __init__)
+#
+# Why: the lock guards a connection's state between the requests a pool sends
+# on it. http-status sends exactly one request on each connection, from the
+# run's own task, and closes it with the answer (http.probe.FreshConnections),
+# so there is nothing to guard. httpcore takes it twice a request, each time
+# through anyio's Lock (a cancel-shielded checkpoint: a cancel scope and one
+# more trip round the event loop), and its first use per connection asks
+# sniffio which library runs (asyncio.current_task()) and builds the anyio
+# lock; the first one of a process imports anyio's asyncio backend.
+# Figure: bench/README.md, "Issue 23: runner run of 1,000 http-status checks":
+# in py-spy's profile of `runner run`, the lock was 12 % of the run's samples.
+# Missing (renamed, or no longer an AsyncLock): the connection keeps
+# httpcore's lock: correct, only slower; tests/test_builtins_compat.py fails.
+class _NoLock:
+    """An async context manager that locks nothing."""
+
+    async def __aenter__(self) -> _NoLock:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+
+def http11_connection(
+    origin: httpcore.Origin, stream: httpcore.AsyncNetworkStream
+) -> httpcore.AsyncHTTP11Connection:
+    """httpcore's HTTP/1.1 connection on ``stream``, for one request from one task:
+    without the lock that guards it between a pool's requests, when it has the
+    one this module knows."""
+    connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
+    if type(getattr(connection, "_state_lock", None)).__name__ == "AsyncLock":
+        connection._state_lock = _NO_LOCK  # type: ignore[assignment]
+    return connection
 
 
 # ---------------------------------------------------------------- h11 (through httpcore)

@@ -24,12 +24,13 @@ other code on the same transport (none today) are dialled without timings.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import math
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from typing import Any, Literal
 import httpcore
 import httpx
 
+from runner.builtins._compat import http11_connection
 from runner.builtins._tls import earliest_expiry
 
 __all__ = [
@@ -145,17 +147,15 @@ class Probe:
     async def resolve(self, host: str, port: int) -> list[str]:
         """The addresses to try for ``host``, in the resolver's order, for ``ip_version``."""
         family = _FAMILIES[self.ip_version]
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            if family != socket.AF_UNSPEC and literal.version != self.ip_version:
+        literal = _address_literal(host)
+        if literal is not None:
+            literal_version, address = literal
+            if family != socket.AF_UNSPEC and literal_version != self.ip_version:
                 raise httpcore.ConnectError(
-                    f"{host} is an IPv{literal.version} address, but ip_version is "
+                    f"{host} is an IPv{literal_version} address, but ip_version is "
                     f"{self.ip_version}"
                 )
-            return [literal.compressed]
+            return [address]
         started = time.perf_counter()
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
@@ -171,6 +171,18 @@ class Probe:
         finally:
             self.phases["dns"] += time.perf_counter() - started
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@functools.lru_cache(maxsize=1024)
+def _address_literal(host: str) -> tuple[int, str] | None:
+    """``host``'s IP version and its address written short, when it is an IP
+    address; None for a name. Cached: a daemon asks for the same few hosts
+    every run, and ``ipaddress`` parses in Python."""
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return literal.version, literal.compressed
 
 
 class _Stream(httpcore.AsyncNetworkStream):
@@ -195,8 +207,11 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:  # http-status's client sets none: the job's timeout is the clock
                 data = await self._reader.read(max_bytes)
+            else:
+                async with asyncio.timeout(timeout):
+                    data = await self._reader.read(max_bytes)
         except TimeoutError as exc:
             raise httpcore.ReadTimeout(exc) from exc
         except (OSError, ssl.SSLError) as exc:  # ssl.SSLError is an OSError; said for clarity
@@ -212,9 +227,13 @@ class _Stream(httpcore.AsyncNetworkStream):
         if not buffer:
             return
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:
                 self._writer.write(buffer)
                 await self._writer.drain()
+            else:
+                async with asyncio.timeout(timeout):
+                    self._writer.write(buffer)
+                    await self._writer.drain()
         except TimeoutError as exc:
             raise httpcore.WriteTimeout(exc) from exc
         except OSError as exc:
@@ -330,9 +349,22 @@ class FreshConnections(httpcore.AsyncConnectionInterface):
     scanning its connections and taking its locks on every request and close.
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext) -> None:
-        self._ssl_context = ssl_context
-        ssl_context.set_alpn_protocols(["http/1.1"])  # as httpcore sets it per connection
+    def __init__(self, ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext]) -> None:
+        self._ssl_context: ssl.SSLContext | None = None
+        self._new_ssl_context: Callable[[], ssl.SSLContext] | None = None
+        if isinstance(ssl_context, ssl.SSLContext):
+            self._ssl_context = _for_http11(ssl_context)
+        else:
+            self._new_ssl_context = ssl_context
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context of every https connection, built on first use when
+        given as a function: loading the system's CA store costs about as much
+        CPU as 50 plain-http checks, and a daemon with no https job needs none."""
+        if self._ssl_context is None:
+            assert self._new_ssl_context is not None
+            self._ssl_context = _for_http11(self._new_ssl_context())
+        return self._ssl_context
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         url = request.url
@@ -353,13 +385,11 @@ class FreshConnections(httpcore.AsyncConnectionInterface):
             started = time.perf_counter()
             try:
                 sni = request.extensions.get("sni_hostname") or host
-                stream = await stream.start_tls(self._ssl_context, server_hostname=sni)
+                stream = await stream.start_tls(self.ssl_context(), server_hostname=sni)
             finally:
                 if probe is not None:
                     probe.phases["tls"] += time.perf_counter() - started
-        connection = httpcore.AsyncHTTP11Connection(
-            origin=httpcore.Origin(url.scheme, url.host, port), stream=stream
-        )
+        connection = http11_connection(httpcore.Origin(url.scheme, url.host, port), stream)
         try:
             response = await connection.handle_async_request(request)
         except BaseException:
@@ -398,6 +428,11 @@ class FreshConnections(httpcore.AsyncConnectionInterface):
         await self.aclose()
 
 
+def _for_http11(context: ssl.SSLContext) -> ssl.SSLContext:
+    context.set_alpn_protocols(["http/1.1"])  # as httpcore sets it per connection
+    return context
+
+
 class ProbingTransport(httpx.AsyncBaseTransport):
     """An httpx transport on :class:`FreshConnections`: no pool, a fresh connection per request.
 
@@ -409,7 +444,9 @@ class ProbingTransport(httpx.AsyncBaseTransport):
     concurrency).
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext]) -> None:
+        """``ssl_context``: the context of every https connection, or a function
+        that builds it on the first one."""
         self._connections = FreshConnections(ssl_context)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

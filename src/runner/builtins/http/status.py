@@ -522,13 +522,18 @@ class _Client(httpx.AsyncClient):
 
 
 def _new_client(verify_tls: bool) -> _Client:
-    """The shared client: no keep-alive, no timeouts, no cookie store, no environment."""
-    context = ssl.create_default_context()
-    if not verify_tls:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    """The shared client: no keep-alive, no timeouts, no cookie store, no environment.
+    Its TLS context is built when the first https request needs it."""
+
+    def tls_context() -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
     return _Client(
-        transport=ProbingTransport(context),
+        transport=ProbingTransport(tls_context),
         timeout=None,  # the daemon cancels the run at the job's timeout
         trust_env=False,
         headers={
