@@ -156,6 +156,10 @@ def runner_config(
     bounds on values."""
     if history == "sqlite":
         head = f"history:\n  path: {folder / 'history.sqlite3'}\n"
+    elif history == "default":
+        head = ""  # runner's default: SQLite under the state folder (STATE_DIRECTORY)
+    elif history == "postgres":
+        head = f"history:\n  url: {os.environ['BENCH_POSTGRES_URL']}\n"
     else:
         head = "history:\n  enabled: false\n"
     lines = [head, "defaults:\n  interval: 1s\n" + ("  jitter: 1s\n" if jitter else ""), "jobs:\n"]
@@ -219,12 +223,21 @@ def runner_variant(
     src: Path | None = None,
     cron: bool = False,
     jitter: bool = False,
+    default: bool = False,
 ) -> Variant:
     """runner serve; with ``src``, that older ``src`` folder's runner instead;
-    ``cron``: every job on the line ``* * * * * *`` (``jitter``: of 1 s)."""
+    ``cron``: every job on the line ``* * * * * *`` (``jitter``: of 1 s);
+    ``default``: with no flags (``history``: "default" for no ``history:``
+    section at all)."""
 
     def argv(jobs: int, folder: Path, _: float) -> list[str]:
         program = [PYTHON, "-m", "runner"] if src is not None else [RUNNER]
+        if default:
+            # As shipped: no flags (the log is JSON off a terminal, the loop
+            # uvloop when installed); the state folder is the trial's, as
+            # systemd's StateDirectory= would give it (`env` execs: one process).
+            config = runner_config(jobs, folder, history)
+            return ["env", f"STATE_DIRECTORY={folder}", *program, "serve", str(config)]
         command = [*program, "serve", "--log-format", "json"]
         if loop:
             command += ["--loop", loop]
@@ -272,7 +285,15 @@ def base_loop() -> str | None:
 def variants(before: tuple[str, Path] | None = None) -> list[Variant]:
     """Every variant; ``before``: (commit, its src folder) adds ``runner@COMMIT``."""
     loop = base_loop()
-    found = [
+    # The default config first (issue 23): what users get.
+    found = [runner_variant("default", history="default", default=True)]
+    if before is not None:
+        commit, src = before
+        found.append(runner_variant(f"default@{commit}", history="default", default=True, src=src))
+    found.append(runner_variant("default-history", default=True))
+    if os.environ.get("BENCH_POSTGRES_URL"):
+        found.append(runner_variant("default+postgresql", history="postgres", default=True))
+    found += [
         runner_variant("runner", loop=loop),
         runner_variant("runner+sqlite", history="sqlite", loop=loop),
     ]

@@ -8,11 +8,15 @@ happens. Event names are stable and grep-able (``job.finished``,
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal, TextIO, cast
 
 import orjson
@@ -93,7 +97,7 @@ def configure_logging(
         if isinstance(out, _LineWriter):
             processors.append(render)
             factory = structlog.BytesLoggerFactory(file=cast(BinaryIO, out))
-            _result_lines = _ResultLines(processors, stamper, render, out, min_level)
+            _result_lines = _ResultLines(processors, render, out, min_level)
         else:  # a text stream (tests, benchmarks)
 
             def text_renderer(logger: WrappedLogger, name: str, event: EventDict) -> str:
@@ -122,20 +126,58 @@ def _last_resort(value: Any) -> Any:
 
 
 class _LineWriter:
-    """Writes each log line whole, in one go, to a file descriptor only the log uses."""
+    """Writes each log line whole, in one go, to a file descriptor only the log uses.
+
+    Result lines made on the event loop (:meth:`hold`) are written together
+    at the end of the loop's turn: one ``write`` for the turn's lines instead
+    of one each (at 10,000 results a second, a system call per line was a
+    fiftieth of the daemon's CPU, more into a pipe). Any other line first
+    writes what is held, so the order stays the order the lines were made.
+    """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._lock = threading.Lock()
+        self._held: list[bytes] = []
+        atexit.register(self.flush)
 
     def write(self, text: str | bytes) -> None:
         data = text if isinstance(text, bytes) else text.encode("utf-8", "backslashreplace")
         with self._lock:
-            while data:
-                data = data[os.write(self.fd, data) :]
+            if self._held:
+                data = b"".join(self._held) + data
+                self._held.clear()
+            self._write_all(data)
+
+    def hold(self, line: bytes) -> None:
+        """Write ``line`` at the end of this turn of the running event loop
+        (at once when no loop runs in this thread)."""
+        with self._lock:
+            held = self._held
+            held.append(line)
+            if len(held) > 1:
+                return  # the turn's flush is already asked for
+            loop = asyncio._get_running_loop()
+            if loop is not None:
+                try:
+                    loop.call_soon(self.flush)
+                    return
+                except RuntimeError:  # the loop is closed
+                    pass
+            held.clear()
+            self._write_all(line)
 
     def flush(self) -> None:
-        pass
+        """Write the held lines now."""
+        with self._lock:
+            if self._held:
+                data = b"".join(self._held)
+                self._held.clear()
+                self._write_all(data)
+
+    def _write_all(self, data: bytes) -> None:
+        while data:
+            data = data[os.write(self.fd, data) :]
 
     def isatty(self) -> bool:
         return os.isatty(self.fd)
@@ -180,7 +222,6 @@ class _ResultLines:
     def __init__(
         self,
         processors: list[Processor],
-        stamper: structlog.processors.TimeStamper,
         render: Callable[[WrappedLogger, str, EventDict], bytes],
         out: _LineWriter,
         min_level: int,
@@ -189,7 +230,7 @@ class _ResultLines:
         #: so that it holds whether structlog keeps the list it was given or a
         #: copy, and whether capture_logs edits that list in place or replaces it.
         self.processors = tuple(processors)
-        self._stamper = stamper
+        self._stamp = _UtcStamp()
         self._render = render
         self._out = out
         self._min_level = min_level
@@ -206,9 +247,27 @@ class _ResultLines:
         # first), then any structlog contextvars.
         line: EventDict = {"timestamp": None, "level": level, "event": event, **fields}
         structlog.contextvars.merge_contextvars(None, level, line)
-        self._stamper(None, level, line)
+        line["timestamp"] = self._stamp()
         line = secret_masker(None, level, line)
-        self._out.write(self._render(None, level, line) + b"\n")
+        self._out.hold(self._render(None, level, line) + b"\n")
+
+
+class _UtcStamp:
+    """The time now as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes
+    it (``datetime.now(UTC).isoformat()`` with ``Z``: microseconds floored,
+    none written when 0), its date and time made once a second, not for
+    every line: a sixth of a result line's cost."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, UTC).replace(tzinfo=None)
+            self._prefix, self._second = moment.isoformat(), second
+        return f"{self._prefix}.{micro:06d}Z" if micro else f"{self._prefix}Z"
 
 
 _LEVEL_NUMBERS = logging.getLevelNamesMapping() | {
