@@ -511,8 +511,10 @@ def main() -> None:
     before = None
     if args.before:
         before = (args.before, source_at(args.before, Path(work.name) / "before"))
-    baseline = f"runner@{args.before}" if args.before else "apscheduler"
     wanted = set(args.variants.split(",")) if args.variants else None
+    baseline = "apscheduler"
+    if args.before and (wanted is None or f"runner@{args.before}" in wanted):
+        baseline = f"runner@{args.before}"
     for jobs in args.jobs:
         trials = Trials(args.trials)
         chosen = [v for v in variants(before) if wanted is None or v.name in wanted]

@@ -8,7 +8,6 @@ event, and to the fallback under another configuration.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from datetime import UTC, datetime
@@ -99,44 +98,6 @@ def test_below_the_level_nothing_is_written_and_under_capture_logs_structlog_tak
         os.close(write_fd)
     assert written == ["end"]  # the info line was filtered; the captured one not written
     assert [(e["event"], e["job"]) for e in captured] == [("job.finished", "nap")]
-
-
-def test_on_the_loop_a_turns_result_lines_are_one_write_and_other_lines_keep_their_place() -> None:
-    read_fd, write_fd = os.pipe()
-    saved = structlog.get_config()
-    writer = _LineWriter(write_fd)
-    writes: list[bytes] = []
-    write_all = writer._write_all
-
-    def counted(data: bytes) -> None:
-        writes.append(data)
-        write_all(data)
-
-    writer._write_all = counted  # type: ignore[method-assign]
-
-    async def main() -> tuple[list[str], list[str]]:
-        for n in range(3):
-            assert log_result("info", "job.finished", {"job": f"j{n}"})
-        assert writes == []  # held until the turn ends
-        await asyncio.sleep(0)
-        first = _lines(read_fd)
-        assert log_result("info", "job.finished", {"job": "before"})
-        get_logger().info("other.event")  # writes the held line first
-        return first, _lines(read_fd)
-
-    try:
-        configure_logging("json", "info", stream=writer)  # type: ignore[arg-type]
-        first, second = asyncio.run(main())
-    finally:
-        structlog.configure(**saved)
-        os.close(read_fd)
-        os.close(write_fd)
-    assert [json.loads(line)["job"] for line in first] == ["j0", "j1", "j2"]
-    assert len(writes) == 2  # the three lines of the first turn in one write
-    assert [json.loads(line).get("job", json.loads(line)["event"]) for line in second] == [
-        "before",
-        "other.event",
-    ]
 
 
 def test_the_result_lines_timestamp_is_the_one_structlog_writes() -> None:

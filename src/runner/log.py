@@ -8,8 +8,6 @@ happens. Event names are stable and grep-able (``job.finished``,
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import logging
 import os
 import sys
@@ -126,58 +124,20 @@ def _last_resort(value: Any) -> Any:
 
 
 class _LineWriter:
-    """Writes each log line whole, in one go, to a file descriptor only the log uses.
-
-    Result lines made on the event loop (:meth:`hold`) are written together
-    at the end of the loop's turn: one ``write`` for the turn's lines instead
-    of one each (at 10,000 results a second, a system call per line was a
-    fiftieth of the daemon's CPU, more into a pipe). Any other line first
-    writes what is held, so the order stays the order the lines were made.
-    """
+    """Writes each log line whole, in one go, to a file descriptor only the log uses."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._lock = threading.Lock()
-        self._held: list[bytes] = []
-        atexit.register(self.flush)
 
     def write(self, text: str | bytes) -> None:
         data = text if isinstance(text, bytes) else text.encode("utf-8", "backslashreplace")
         with self._lock:
-            if self._held:
-                data = b"".join(self._held) + data
-                self._held.clear()
-            self._write_all(data)
-
-    def hold(self, line: bytes) -> None:
-        """Write ``line`` at the end of this turn of the running event loop
-        (at once when no loop runs in this thread)."""
-        with self._lock:
-            held = self._held
-            held.append(line)
-            if len(held) > 1:
-                return  # the turn's flush is already asked for
-            loop = asyncio._get_running_loop()
-            if loop is not None:
-                try:
-                    loop.call_soon(self.flush)
-                    return
-                except RuntimeError:  # the loop is closed
-                    pass
-            held.clear()
-            self._write_all(line)
+            while data:
+                data = data[os.write(self.fd, data) :]
 
     def flush(self) -> None:
-        """Write the held lines now."""
-        with self._lock:
-            if self._held:
-                data = b"".join(self._held)
-                self._held.clear()
-                self._write_all(data)
-
-    def _write_all(self, data: bytes) -> None:
-        while data:
-            data = data[os.write(self.fd, data) :]
+        pass
 
     def isatty(self) -> bool:
         return os.isatty(self.fd)
@@ -249,7 +209,7 @@ class _ResultLines:
         structlog.contextvars.merge_contextvars(None, level, line)
         line["timestamp"] = self._stamp()
         line = secret_masker(None, level, line)
-        self._out.hold(self._render(None, level, line) + b"\n")
+        self._out.write(self._render(None, level, line) + b"\n")
 
 
 class _UtcStamp:
