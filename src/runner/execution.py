@@ -15,7 +15,7 @@ import math
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import fields, replace
+from dataclasses import MISSING, fields, replace
 from typing import Any
 
 from runner.errors import describe_error
@@ -357,9 +357,15 @@ _RECORD_FIELDS = (
     "maintenance",
     "member",
 )
-if tuple(f.name for f in fields(RunRecord)) != _RECORD_FIELDS:
-    # Not an assert (gone under -O): a field added or moved would shift the
-    # values after it into the wrong fields, silently.
+_ALL_RECORD_FIELDS = fields(RunRecord)
+if tuple(f.name for f in _ALL_RECORD_FIELDS[: len(_RECORD_FIELDS)]) != _RECORD_FIELDS or any(
+    f.default is MISSING and f.default_factory is MISSING
+    for f in _ALL_RECORD_FIELDS[len(_RECORD_FIELDS) :]
+):
+    # Not an assert (gone under -O): a field inserted or moved would shift the
+    # values after it into the wrong fields, silently. Fields added after
+    # these with a default are fine: a new record gets the default, as
+    # RunRecord.of gives it when not told (the hub fills in what it owns).
     raise ImportError(
         "runner.model.RunRecord's fields changed: update _RECORD_FIELDS and _record's "
         "positional RunRecord(...) in runner/execution.py to match"
