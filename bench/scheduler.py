@@ -99,6 +99,8 @@ from harness import (
 
 RUNNER = str(Path(PYTHON).with_name("runner"))
 PEERS = str(BENCH / "scheduler_peers.py")
+#: With --postgresql: tests/postgres.py's server of our own (default+postgresql).
+POSTGRES: Any = None
 #: After the window, how long the variant runs on so the window's last runs
 #: have a successor (their gap) and land in the output.
 TAIL = 1.2
@@ -113,6 +115,7 @@ MEASURES: list[tuple[str, str]] = [
     ("gap_max_ms", "gap-1s max ms"),
     ("missing", "missing runs"),
     ("rss_mib", "RSS MiB"),
+    ("server_cpu_per_1000", "PostgreSQL CPU s / 1,000 runs"),
     ("others_cores", "others' load, cores"),
 ]
 RATIOS = ("cpu_per_1000", "late_p99_ms", "gap_p99_ms", "rss_mib")
@@ -136,6 +139,8 @@ class Variant:
     env: Mapping[str, str] | None = None
     #: (jobs) -> each job's due times' place in the second, when known (cron)
     phases: Callable[[int], Sequence[float]] | None = None
+    #: the CPU seconds of a server the variant writes to (PostgreSQL), if any
+    server_cpu: Callable[[], float] | None = None
 
 
 def scratch_dir() -> str | None:
@@ -156,6 +161,11 @@ def runner_config(
     bounds on values."""
     if history == "sqlite":
         head = f"history:\n  path: {folder / 'history.sqlite3'}\n"
+    elif history == "default":
+        head = ""  # runner's default: SQLite under the state folder (STATE_DIRECTORY)
+    elif history == "postgresql":
+        assert POSTGRES is not None, "--postgresql starts the server"
+        head = f"history:\n  url: {POSTGRES.create_database()}\n"  # a fresh database each trial
     else:
         head = "history:\n  enabled: false\n"
     lines = [head, "defaults:\n  interval: 1s\n" + ("  jitter: 1s\n" if jitter else ""), "jobs:\n"]
@@ -219,12 +229,21 @@ def runner_variant(
     src: Path | None = None,
     cron: bool = False,
     jitter: bool = False,
+    default: bool = False,
 ) -> Variant:
     """runner serve; with ``src``, that older ``src`` folder's runner instead;
-    ``cron``: every job on the line ``* * * * * *`` (``jitter``: of 1 s)."""
+    ``cron``: every job on the line ``* * * * * *`` (``jitter``: of 1 s);
+    ``default``: with no flags (``history``: "default" for no ``history:``
+    section at all)."""
 
     def argv(jobs: int, folder: Path, _: float) -> list[str]:
         program = [PYTHON, "-m", "runner"] if src is not None else [RUNNER]
+        if default:
+            # As shipped: no flags (the log is JSON off a terminal, the loop
+            # uvloop when installed); the state folder is the trial's, as
+            # systemd's StateDirectory= would give it (`env` execs: one process).
+            config = runner_config(jobs, folder, history)
+            return ["env", f"STATE_DIRECTORY={folder}", *program, "serve", str(config)]
         command = [*program, "serve", "--log-format", "json"]
         if loop:
             command += ["--loop", loop]
@@ -232,7 +251,14 @@ def runner_variant(
 
     env = {"PYTHONPATH": str(src)} if src is not None else None
     phases = functools.partial(cron_phases, jitter=jitter) if cron else None
-    return Variant(name, argv, b'"daemon.started"', runner_starts, env, phases)
+    server = postgres_cpu if history == "postgresql" else None
+    return Variant(name, argv, b'"daemon.started"', runner_starts, env, phases, server)
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of the PostgreSQL server's process tree (its postmaster's)."""
+    proc = POSTGRES._proc
+    return tree_cpu(proc.pid) if proc is not None else 0.0
 
 
 def cron_phases(jobs: int, jitter: bool) -> list[float]:
@@ -272,7 +298,15 @@ def base_loop() -> str | None:
 def variants(before: tuple[str, Path] | None = None) -> list[Variant]:
     """Every variant; ``before``: (commit, its src folder) adds ``runner@COMMIT``."""
     loop = base_loop()
-    found = [
+    # The default config first (issue 23): what users get.
+    found = [runner_variant("default", history="default", default=True)]
+    if before is not None:
+        commit, src = before
+        found.append(runner_variant(f"default@{commit}", history="default", default=True, src=src))
+    found.append(runner_variant("default-history", default=True))
+    if POSTGRES is not None:
+        found.append(runner_variant("default+postgresql", history="postgresql", default=True))
+    found += [
         runner_variant("runner", loop=loop),
         runner_variant("runner+sqlite", history="sqlite", loop=loop),
     ]
@@ -306,21 +340,31 @@ def measure(variant: Variant, jobs: int, seconds: float, warmup: float) -> dict[
         ):
             _wait_ready(child, out_path, err_path, variant, timeout=30 + 2 * jobs / 1000)
             time.sleep(warmup)
+            server_before = variant.server_cpu() if variant.server_cpu else 0.0
             host_before, cpu_before, start = host_busy(), tree_cpu(child.pid), time.time()
             time.sleep(seconds)
             end, cpu_after, host_after = time.time(), tree_cpu(child.pid), host_busy()
+            server_after = variant.server_cpu() if variant.server_cpu else 0.0
             rss = tree_rss(child.pid)
             time.sleep(TAIL)
-        if child.returncode not in (0, -15):
+        # -9: it did not stop within process()'s 10 s (a history flush of a
+        # long queue on an overloaded machine); the window was measured by then.
+        if child.returncode not in (0, -15, -9):
             raise RuntimeError(f"{variant.name} exited {child.returncode}: {_tail(err_path)}")
         job_ids, starts, recorder_bytes = variant.starts(out_path, folder)
     # Slots are counted in exactly `seconds` (N per job); CPU over the real window.
     phases = variant.phases(jobs) if variant.phases is not None else None
     result = analyse(job_ids, starts, jobs, start, start + seconds, phases)
     result["window_s"] = end - start
+    result["stop_killed"] = float(child.returncode == -9)
     result["cpu_per_1000"] = (cpu_after - cpu_before) / max(result["runs"], 1) * 1000
     result["cpu_s"] = cpu_after - cpu_before
-    result["others_cores"] = max(0.0, host_after - host_before - result["cpu_s"]) / (end - start)
+    server = server_after - server_before
+    result["others_cores"] = max(0.0, host_after - host_before - result["cpu_s"] - server) / (
+        end - start
+    )
+    if variant.server_cpu is not None:
+        result["server_cpu_per_1000"] = server / max(result["runs"], 1) * 1000
     result["rss_mib"] = (rss - recorder_bytes) / 2**20
     return result
 
@@ -441,11 +485,24 @@ def main() -> None:
     parser.add_argument(
         "--variants", help="only these, comma separated (e.g. runner,runner@COMMIT)"
     )
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="add default+postgresql: history in a PostgreSQL server of its own "
+        "(tests/postgres.py; needs its binaries and root or initdb rights)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.jobs, args.seconds, args.warmup = [200], 3.0, 1.2
     args.seconds = float(round(args.seconds))  # whole seconds: N slots per job
     _need_apscheduler()
+    global POSTGRES
+    stack = contextlib.ExitStack()
+    if args.postgresql:
+        sys.path.insert(1, str(BENCH.parent / "tests"))
+        from postgres import running_server
+
+        POSTGRES = stack.enter_context(running_server())
     info = machine()
     print(describe(info), flush=True)
     tables: dict[str, str] = {}
@@ -454,8 +511,10 @@ def main() -> None:
     before = None
     if args.before:
         before = (args.before, source_at(args.before, Path(work.name) / "before"))
-    baseline = f"runner@{args.before}" if args.before else "apscheduler"
     wanted = set(args.variants.split(",")) if args.variants else None
+    baseline = "apscheduler"
+    if args.before and (wanted is None or f"runner@{args.before}" in wanted):
+        baseline = f"runner@{args.before}"
     for jobs in args.jobs:
         trials = Trials(args.trials)
         chosen = [v for v in variants(before) if wanted is None or v.name in wanted]
@@ -473,6 +532,7 @@ def main() -> None:
         summaries[str(jobs)] = {"summary": trials.summary(), "samples": trials.samples}
     write_results("scheduler", args, info, {"sizes": summaries, "tables": tables})
     work.cleanup()
+    stack.close()
 
 
 def side_by_side(trials: Trials, runs: Mapping[str, Callable[[], dict[str, float]]]) -> None:

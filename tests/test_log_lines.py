@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from runner.log import _LineWriter, configure_logging, get_logger, log_result, secret_masker
+from runner.log import (
+    _LineWriter,
+    _UtcStamp,
+    configure_logging,
+    get_logger,
+    log_result,
+    secret_masker,
+)
 from runner.model import JobState, RunRecord
 from runner.plugin import Result
 from runner.results import LogSink
@@ -89,3 +98,17 @@ def test_below_the_level_nothing_is_written_and_under_capture_logs_structlog_tak
         os.close(write_fd)
     assert written == ["end"]  # the info line was filtered; the captured one not written
     assert [(e["event"], e["job"]) for e in captured] == [("job.finished", "nap")]
+
+
+def test_the_result_lines_timestamp_is_the_one_structlog_writes() -> None:
+    stamp = _UtcStamp()
+    before = datetime.now(UTC)
+    made = stamp()
+    after = datetime.now(UTC)
+    assert made.endswith("Z") and "+" not in made
+    assert before <= datetime.fromisoformat(made) <= after
+    second = 1_796_689_763
+    with mock.patch("time.time_ns", return_value=second * 10**9 + 123):  # 0 us: no fraction
+        assert stamp() == datetime.fromtimestamp(second, UTC).isoformat().replace("+00:00", "Z")
+    with mock.patch("time.time_ns", return_value=second * 10**9 + 5_999):  # floored, as now()
+        assert stamp() == "2026-12-08T00:29:23.000005Z"

@@ -15,7 +15,7 @@ import math
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from typing import Any
 
 from runner.errors import describe_error
@@ -23,6 +23,7 @@ from runner.log import get_logger
 from runner.model import NO_RETRY, Retry, RunRecord
 from runner.plugin import Check, Result, RunContext, Status
 from runner.resources import Resources
+from runner.safe_json import json_safe, text
 
 #: How long a cancelled run gets to end before it is abandoned.
 CANCEL_GRACE = 1.0
@@ -318,18 +319,57 @@ def _record(
     member: str | None = None,
 ) -> RunRecord:
     """The run's record: ``started_at`` wall clock, ``started`` perf_counter;
-    ``member``: the cluster member making it."""
+    ``member``: the cluster member making it.
+
+    What :meth:`RunRecord.of` makes, built positionally (in
+    :data:`_RECORD_FIELDS`' order): a frozen dataclass's keyword ``__init__``
+    is most of a record's cost, and every run makes one."""
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    record = RunRecord.of(
+    message = result.message
+    return RunRecord(
         job,
         plugin,
-        result,
-        started_at=started_at,
-        duration_ms=duration_ms,
-        attempts=attempts,
-        member=member,
+        result.status,
+        None if message is None else text(message),
+        json_safe(result.fields),
+        started_at,
+        started_at + duration_ms / 1000,
+        duration_ms,
+        attempts,
+        tuple(earlier),
+        None,
+        member,
     )
-    return replace(record, attempt_errors=tuple(earlier)) if earlier else record
+
+
+#: The fields of RunRecord in the order :func:`_record` passes them.
+_RECORD_FIELDS = (
+    "job",
+    "plugin",
+    "status",
+    "message",
+    "fields",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "attempts",
+    "attempt_errors",
+    "maintenance",
+    "member",
+)
+_ALL_RECORD_FIELDS = fields(RunRecord)
+if tuple(f.name for f in _ALL_RECORD_FIELDS[: len(_RECORD_FIELDS)]) != _RECORD_FIELDS or any(
+    f.default is MISSING and f.default_factory is MISSING
+    for f in _ALL_RECORD_FIELDS[len(_RECORD_FIELDS) :]
+):
+    # Not an assert (gone under -O): a field inserted or moved would shift the
+    # values after it into the wrong fields, silently. Fields added after
+    # these with a default are fine: a new record gets the default, as
+    # RunRecord.of gives it when not told (the hub fills in what it owns).
+    raise ImportError(
+        "runner.model.RunRecord's fields changed: update _RECORD_FIELDS and _record's "
+        "positional RunRecord(...) in runner/execution.py to match"
+    )
 
 
 async def _attempt(check: Check[Any], ctx: RunContext) -> Result:

@@ -49,6 +49,8 @@ def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
     report, _ = run_bench("scheduler", tmp_path)
     summary = report["sizes"]["200"]["summary"]
     expected = {
+        "default",
+        "default-history",
         "runner",
         "runner+sqlite",
         "runner+cron",
