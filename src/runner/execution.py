@@ -96,6 +96,7 @@ async def run_attempts(
     abandoned: AbandonedRuns,
     task: asyncio.Task[Any] | None = None,
     member: str | None = None,
+    location: str | None = None,
 ) -> None:
     """Run ``check`` within ``timeout`` seconds, retried as ``retry`` says, in the
     caller's task, and hand its record to ``deliver``, once. Never raises for the
@@ -162,7 +163,9 @@ async def run_attempts(
     finally:
         deadline.cancel()
     if not deadline.abandoned:  # else its timeout record is out already
-        deliver(_record(job, plugin, result, started_at, started, attempt, earlier, member))
+        deliver(
+            _record(job, plugin, result, started_at, started, attempt, earlier, member, location)
+        )
 
 
 async def run_in_task(
@@ -317,9 +320,10 @@ def _record(
     attempts: int,
     earlier: list[str],
     member: str | None = None,
+    location: str | None = None,
 ) -> RunRecord:
     """The run's record: ``started_at`` wall clock, ``started`` perf_counter;
-    ``member``: the cluster member making it.
+    ``member``: the cluster member making it; ``location``: where that is.
 
     What :meth:`RunRecord.of` makes, built positionally (in
     :data:`_RECORD_FIELDS`' order): a frozen dataclass's keyword ``__init__``
@@ -339,6 +343,7 @@ def _record(
         tuple(earlier),
         None,
         member,
+        location,
     )
 
 
@@ -356,6 +361,7 @@ _RECORD_FIELDS = (
     "attempt_errors",
     "maintenance",
     "member",
+    "location",
 )
 _ALL_RECORD_FIELDS = fields(RunRecord)
 if tuple(f.name for f in _ALL_RECORD_FIELDS[: len(_RECORD_FIELDS)]) != _RECORD_FIELDS or any(

@@ -310,6 +310,7 @@ class Scheduler:
                     abandoned=self.abandoned,
                     task=task,
                     member=self.hub.member,
+                    location=self.hub.location,
                 )
         finally:  # and when it was cancelled (a stop), with no record
             slot.release()
