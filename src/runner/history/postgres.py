@@ -33,6 +33,7 @@ from runner.history.store import (
     HistoryError,
     HistoryStore,
     SchemaTooNewError,
+    SchemaTooOldError,
     compaction_statements,
     new_run_rows,
     state_rows,
@@ -115,6 +116,8 @@ class PostgresStore(HistoryStore):
         if version == SCHEMA_VERSION:
             return
         if not self._create:
+            if version:
+                raise SchemaTooOldError(self.where, version)
             raise HistoryError(f"no runner history in {self.where} yet (no runner_schema table)")
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)

@@ -31,6 +31,7 @@ from runner.history.store import (
     HistoryError,
     HistoryStore,
     SchemaTooNewError,
+    SchemaTooOldError,
     compaction_statements,
     latency_bucket,
     new_run_rows,
@@ -113,6 +114,9 @@ class SQLiteStore(HistoryStore):
             elif version == 0:
                 conn.close()
                 raise HistoryError(f"{self.where} is not a runner history (no schema in it)")
+            elif version < SCHEMA_VERSION:
+                conn.close()
+                raise SchemaTooOldError(self.where, version)
         except sqlite3.DatabaseError as exc:
             raise HistoryError(f"cannot open history {self.where}: {exc}") from exc
         self._conn = conn

@@ -321,6 +321,15 @@ class SchemaTooNewError(HistoryError):
         )
 
 
+class SchemaTooOldError(HistoryError):
+    def __init__(self, where: str, found: int) -> None:
+        super().__init__(
+            f"history {where} has schema version {found}, older than this runner reads "
+            f"({SCHEMA_VERSION}): the daemon writing it has not been restarted since the "
+            "upgrade. Restart it (it migrates the history at start), then read again."
+        )
+
+
 #: One encoder for every run's fields: ``json.dumps`` with options builds a new one per call.
 _encode_fields = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
