@@ -1248,26 +1248,32 @@ async def part_layout(args: argparse.Namespace, backends: Backends) -> None:
         f"1 s apart, with states), each store holding {prefill:,} runs before\n"
     )
     old_sqlite, old_postgres = schema5_package(backends.tmp, args.baseline)
-    labels = ("schema 5", "schema 6")
+    compact = {
+        f"schema 6, compacting {every:g} s": every
+        for every in (float(x) for x in args.layout_compact.split(","))
+    }
+    labels = ("schema 5", *compact)
     rows_out = []
     for name in backends.names:
         stores: dict[str, Any] = {}
         hubs: dict[str, ResultHub] = {}
         clock: dict[str, float] = {}
         start = time.time() - (trials * per_trial + 5)
-        for label in labels:
+        for n, label in enumerate(labels):
             if name == "sqlite":
-                path = backends.tmp / f"layout-{label[-1]}.sqlite3"
+                path = backends.tmp / f"layout-{n}.sqlite3"
                 store = (old_sqlite.SQLiteStore if label == "schema 5" else SQLiteStore)(path)
             else:
                 assert backends.pg is not None
-                url = await pg_database(backends.pg.url, f"layout{label[-1]}")
+                url = await pg_database(backends.pg.url, f"layout{n}")
                 if label == "schema 5":
                     store = old_postgres.PostgresStore(url)
                 else:
                     from runner.history.postgres import PostgresStore
 
                     store = PostgresStore(url)
+            if label in compact:
+                store.compact_every = compact[label]
             await store.open(create=True)
             hub = ResultHub()
             await store.write(
@@ -1286,6 +1292,21 @@ async def part_layout(args: argparse.Namespace, backends: Backends) -> None:
                 store, hub = stores[label], hubs[label]
                 used = server = 0.0
                 durations = []
+                compactions: list[float] = []
+                if label in compact:  # each compaction's own time, apart
+
+                    async def timed_compact(
+                        store: Any = store,
+                        real: Any = store.compact,
+                        out: list[float] = compactions,
+                    ) -> int:
+                        started = time.perf_counter()
+                        try:
+                            return int(await real())
+                        finally:
+                            out.append(time.perf_counter() - started)
+
+                    store.compact = timed_compact
                 io0 = backends.written(name)
                 for _ in range(per_trial):
                     at = clock[label]
@@ -1306,12 +1327,16 @@ async def part_layout(args: argparse.Namespace, backends: Backends) -> None:
                     "mib": io / n * 1000 / 2**20,
                     "median_ms": statistics.median(durations) * 1000,
                     "max_ms": max(durations) * 1000,
+                    "compaction_ms": max(compactions, default=0.0) * 1000,
                 }
+                if label in compact:
+                    del store.compact  # the class's again
                 results[label].append(result)
                 print(
                     f"  {name} {label} trial {trial + 1}: CPU {result['cpu']:.4f} s/1000 rows, "
                     f"server {result['server']:.4f}, {result['mib']:.2f} MiB/1000 rows, batch "
-                    f"median {result['median_ms']:.0f} ms max {result['max_ms']:.0f} ms",
+                    f"median {result['median_ms']:.0f} ms max {result['max_ms']:.0f} ms, "
+                    f"{len(compactions)} compactions, longest {result['compaction_ms']:.0f} ms",
                     flush=True,
                 )
         for label in labels:
@@ -1321,25 +1346,30 @@ async def part_layout(args: argparse.Namespace, backends: Backends) -> None:
             values = [r[key] for r in results[label]]
             return f"{statistics.median(values):.4f} ({min(values):.4f}-{max(values):.4f})"
 
-        def ratio(key: str, results: dict[str, list[dict[str, float]]] = results) -> str:
+        def ratio(
+            label: str, key: str, results: dict[str, list[dict[str, float]]] = results
+        ) -> str:
             old = statistics.median(r[key] for r in results["schema 5"])
-            new = statistics.median(r[key] for r in results["schema 6"])
+            new = statistics.median(r[key] for r in results[label])
             return f"{new / old:.2f}x" if old else "-"
 
         for label in labels:
             rows_out.append(
                 [f"{name}, {label}", med(label, "cpu"),
                  med(label, "server") if name == "postgresql" else "-",
-                 med(label, "mib"), med(label, "median_ms"), med(label, "max_ms")]
+                 med(label, "mib"), med(label, "median_ms"), med(label, "max_ms"),
+                 med(label, "compaction_ms") if label in compact else "-"]
             )  # fmt: skip
-        rows_out.append(
-            [f"{name}: schema 6 / schema 5", ratio("cpu"),
-             ratio("server") if name == "postgresql" else "-", ratio("mib"), ratio("median_ms"),
-             ratio("max_ms")]
-        )  # fmt: skip
+        for label in compact:
+            rows_out.append(
+                [f"{name}: {label} / schema 5", ratio(label, "cpu"),
+                 ratio(label, "server") if name == "postgresql" else "-", ratio(label, "mib"),
+                 ratio(label, "median_ms"), ratio(label, "max_ms"), "-"]
+            )  # fmt: skip
     print()
     headers = ["store", "CPU s / 1,000 rows (process)", "server CPU s / 1,000 rows",
-               "MiB written / 1,000 rows", "batch median ms", "batch max ms"]  # fmt: skip
+               "MiB written / 1,000 rows", "batch median ms", "batch max ms",
+               "longest compaction ms"]  # fmt: skip
     print(table(headers, rows_out))
 
 
@@ -1381,6 +1411,9 @@ async def main() -> None:
     parser.add_argument("--layout-jobs", type=int, default=10_000, help="jobs in part 5")
     parser.add_argument("--layout-batches", type=int, default=120, help="batches a trial, part 5")
     parser.add_argument("--layout-trials", type=int, default=3, help="trials of part 5")
+    parser.add_argument(
+        "--layout-compact", default="60", help="part 5: schema 6's compact_every, a list"
+    )
     parser.add_argument("--tmp", default=None, help="folder for SQLite files (default: a temp dir)")
     parser.add_argument("--flush-every", type=float, default=1.0, help="the sink's, part 1")
     parser.add_argument(

@@ -477,6 +477,8 @@ class HistoryStore(ABC):
         #: The oldest finish among the runs this store wrote that are not compacted yet.
         self._new_since: float | None = None
         self._writer = False
+        #: Seconds of runs a compaction takes at once (:data:`COMPACT_EVERY`).
+        self.compact_every = COMPACT_EVERY
 
     # ---------------------------------------------------------------- backend
 
@@ -587,7 +589,7 @@ class HistoryStore(ABC):
         first = min(r.finished_at for r in records)
         since = first if self._new_since is None else min(self._new_since, first)
         self._new_since = since
-        if max(r.finished_at for r in records) - since >= COMPACT_EVERY:
+        if max(r.finished_at for r in records) - since >= self.compact_every:
             # What fails waits in runner_runs_new (readers see it) for the next write.
             with suppress(Exception):
                 await self.compact()
