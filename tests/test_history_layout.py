@@ -82,6 +82,28 @@ async def test_every_failure_and_state_change_is_kept_and_the_last_runs_as_they_
     assert before.uptime["24h"] == pytest.approx((hours - failed_in_a_day) / hours, abs=1e-3)
 
 
+async def test_the_run_a_job_went_down_or_recovered_with_is_kept(
+    store_factory: Backend,
+) -> None:
+    store = await store_factory()
+    hub = ResultHub()
+    hub.track("web", "http-status", "check", failure_threshold=2, success_threshold=3)
+    statuses = "o" * 5 + "ff" + "o" * (RAW_RUNS + 50)  # down at the 2nd fail, up at the 3rd ok
+    records = [
+        run("web", Result.ok(f"ok {i}") if c == "o" else Result.fail(f"fail {i}"), NOW - 5000 + i)
+        for i, c in enumerate(statuses)
+    ]
+    for record in records:  # one run a batch, as a job with interval >= flush_every
+        await write(store, hub, [record])
+    await store.compact()  # else the newest minute waits in runner_runs_new, not thinned yet
+    await store.prune(before=NOW - 30 * DAY, keep_runs=None, now=NOW)
+    kept = [r.message for r in await store.runs("web", limit=10 * RAW_RUNS)]
+    assert len(kept) == RAW_RUNS + 5
+    # The first run; both failures (down with the second); the first ok after
+    # them (the state changed to ok) and the third (up again); the last 1,000.
+    assert kept[-5:] == ["ok 9", "ok 7", "fail 6", "fail 5", "ok 0"]
+
+
 async def test_uptime_is_exact_and_latency_within_the_sketch_accuracy(
     store_factory: Backend,
 ) -> None:

@@ -245,7 +245,7 @@ class PostgresStore(HistoryStore):
                 if records:
                     await conn.copy_records_to_table(
                         "runner_runs_new",
-                        records=_paced(new_run_rows(records, known, self._last_ok)),
+                        records=_paced(new_run_rows(records, known, self._last_ok, self._marked)),
                         columns=["job_id", *RUN_COLUMN_TYPES, "notable", "bucket"],
                     )
                 if states:

@@ -247,7 +247,9 @@ class SQLiteStore(HistoryStore):
                     ).fetchone()[0]
             known = {**self._job_ids, **ids}
             # Rows are made here, on this thread, as executemany takes them.
-            conn.executemany(INSERT_NEW_RUN, new_run_rows(records, known, self._last_ok))
+            conn.executemany(
+                INSERT_NEW_RUN, new_run_rows(records, known, self._last_ok, self._marked)
+            )
             conn.executemany(UPDATE_JOB_STATE, state_rows(states, known))
             return ids
 

@@ -361,13 +361,18 @@ def record_row(job_id: int, record: RunRecord) -> tuple[Any, ...]:
 
 
 def new_run_rows(
-    records: Iterable[RunRecord], ids: Mapping[str, int], last_ok: dict[int, bool]
+    records: Iterable[RunRecord],
+    ids: Mapping[str, int],
+    last_ok: dict[int, bool],
+    marked: frozenset[int] = frozenset(),
 ) -> Iterator[tuple[Any, ...]]:
     """The ``runner_runs_new`` rows of ``records`` (:data:`INSERT_NEW_RUN`).
 
     ``last_ok``: whether each job's previous run was ok, updated as the rows
-    are made: a run is notable (kept for ``keep``) when it was not ok or when
-    it is the first ok run after one that was not (or of a job not seen yet).
+    are made: a run is notable (kept for ``keep``) when it was not ok, when
+    it is the first ok run after one that was not (or of a job not seen yet),
+    or when its ``id()`` is in ``marked`` (the run its job went down or
+    recovered with).
 
     A generator on purpose: the driver consumes each row as it is made, so a
     batch of 10,000 never holds 10,000 row tuples at once. Held for the whole
@@ -379,7 +384,9 @@ def new_run_rows(
     for record in records:
         job_id = ids[record.job]
         ok = record.status is ok_status
-        notable = not ok or not last_ok.get(job_id, False)
+        notable = (
+            not ok or not last_ok.get(job_id, False) or (bool(marked) and id(record) in marked)
+        )
         last_ok[job_id] = ok
         yield (*record_row(job_id, record), int(notable), latency_bucket(record.duration_ms))
 
@@ -474,6 +481,11 @@ class HistoryStore(ABC):
         self._job_ids: dict[str, int] = {}
         #: Whether each job's last run written was ok (by job id): what makes a run notable.
         self._last_ok: dict[int, bool] = {}
+        #: Whether each job was down after the last batch written (by name).
+        self._last_down: dict[str, bool] = {}
+        #: ``id()`` of the runs of the batch being written that changed a job's
+        #: down state (:func:`new_run_rows`' ``marked``).
+        self._marked: frozenset[int] = frozenset()
         #: The oldest finish among the runs this store wrote that are not compacted yet.
         self._new_since: float | None = None
         self._writer = False
@@ -529,7 +541,7 @@ class HistoryStore(ABC):
     ) -> dict[str, int]:
         """In one transaction: insert ``new_jobs`` (name, plugin, kind) unless
         they exist, append ``records`` to ``runner_runs_new``
-        (:func:`new_run_rows` with :attr:`_last_ok`), update the jobs'
+        (:func:`new_run_rows` with :attr:`_last_ok` and :attr:`_marked`), update the jobs'
         ``states`` (:func:`state_rows`). Return the ids of ``new_jobs``.
 
         Build the rows where the work is done (SQLite: its thread), not on the
@@ -555,8 +567,9 @@ class HistoryStore(ABC):
         if not create:
             return
         await self.compact()
-        rows = await self._fetch("SELECT id, state FROM runner_jobs")
-        self._last_ok = {int(job_id): state == Health.OK.value for job_id, state in rows}
+        rows = await self._fetch("SELECT id, name, state, down FROM runner_jobs")
+        self._last_ok = {int(job_id): state == Health.OK.value for job_id, _, state, _ in rows}
+        self._last_down = {str(name): bool(down) for _, name, _, down in rows}
 
     async def _closing(self) -> None:
         """Before a backend closes: a writer compacts, so the runs are where
@@ -579,11 +592,29 @@ class HistoryStore(ABC):
             if record.job not in known:
                 new_jobs[record.job] = (record.job, record.plugin, "check")
         state_list = list(states)
+        last_down = self._last_down
+        flipped = set()
         for state in state_list:
             if state.job not in known:
                 new_jobs[state.job] = (state.job, state.plugin, state.kind)
-        ids = await self._write_batch(list(new_jobs.values()), records, state_list)
+            if last_down.get(state.job, False) is not state.down:
+                flipped.add(state.job)
+        # The run a job went down or recovered with is kept too: its last in this
+        # batch (a job runs once a batch unless its interval is under flush_every).
+        marked = set()
+        if flipped:
+            for record in reversed(records):
+                if record.job in flipped:
+                    marked.add(id(record))
+                    flipped.discard(record.job)
+        self._marked = frozenset(marked)
+        try:
+            ids = await self._write_batch(list(new_jobs.values()), records, state_list)
+        finally:
+            self._marked = frozenset()
         self._job_ids.update(ids)
+        for state in state_list:
+            last_down[state.job] = state.down
         if not records:
             return
         first = min(r.finished_at for r in records)
