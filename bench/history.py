@@ -553,7 +553,8 @@ async def db_size(name: str, store: HistoryStore, backends: Backends) -> dict[st
     assert backends.pg is not None
     rows = await pg_query(
         backends.pg.url,
-        "SELECT pg_total_relation_size('runner_runs'), pg_total_relation_size('runner_jobs')",
+        "SELECT pg_total_relation_size('runner_runs_kept') "
+        "+ pg_total_relation_size('runner_runs_new'), pg_total_relation_size('runner_jobs')",
     )
     runs, jobs = float(rows[0][0]), float(rows[0][1])
     return {"total": runs + jobs, "runs": runs, "jobs": jobs}
@@ -837,7 +838,7 @@ def fmt_spent(spent: dict[str, float]) -> str:
 ROLLUP = [
     "CREATE TABLE bench_hourly AS SELECT job_id, CAST(finished_at / 3600 AS INTEGER) AS hour, "
     "COUNT(*) AS runs, SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS ok "
-    "FROM runner_runs GROUP BY job_id, CAST(finished_at / 3600 AS INTEGER)",
+    "FROM runner_runs_kept GROUP BY job_id, CAST(finished_at / 3600 AS INTEGER)",
     "CREATE INDEX bench_hourly_job_hour ON bench_hourly (job_id, hour)",
 ]
 
@@ -862,7 +863,7 @@ async def rollup_uptime(store: HistoryStore, ids: list[int], now: float) -> list
 #: queries read, so they never touch the table.
 COVERING = (
     "CREATE INDEX runner_runs_job_time_cover "
-    "ON runner_runs (job_id, finished_at, status, duration_ms)"
+    "ON runner_runs_kept (job_id, finished_at, status, duration_ms)"
 )
 
 
@@ -932,11 +933,11 @@ async def query_run(backends: Backends, name: str, rows_wanted: int, now: float)
     marks = ", ".join("?" for _ in range(50))
     uptime = (
         "SELECT job_id, SUM(CASE WHEN finished_at >= ? AND status = 'ok' THEN 1 ELSE 0 END) "
-        f"FROM runner_runs WHERE finished_at >= ? AND job_id IN ({marks}) GROUP BY job_id"
+        f"FROM runner_runs_kept WHERE finished_at >= ? AND job_id IN ({marks}) GROUP BY job_id"
     )
     latency = (
         "SELECT job_id, duration_ms, ROW_NUMBER() OVER (PARTITION BY job_id "
-        "ORDER BY duration_ms) FROM runner_runs "
+        "ORDER BY duration_ms) FROM runner_runs_kept "
         f"WHERE finished_at >= ? AND status = 'ok' AND job_id IN ({marks})"
     )
     for label, sql in (("uptime", uptime), ("latency", latency)):
