@@ -158,6 +158,35 @@ async def test_runs_not_compacted_yet_are_read_and_a_restart_compacts_them(
     assert (await restarted.stats(["web"], NOW))["web"].uptime["1h"] == 10 / 11
 
 
+async def test_a_big_compaction_goes_in_steps_one_with_each_batch(
+    store_factory: Backend,
+) -> None:
+    store = await store_factory()
+    store.compact_max_rows = 7
+    hub = ResultHub()
+    batches = [
+        [run(f"job-{j}", Result.ok(), NOW - 900 + 10 * k + j / 10) for j in range(4)]
+        for k in range(10)
+    ]  # 40 runs over 100 s: due at the 7th batch
+    for batch in batches[:7]:
+        await write(store, hub, batch)
+
+    async def left() -> int:
+        return int((await store._fetch("SELECT COUNT(*) FROM runner_runs_new"))[0][0])
+
+    assert await left() == 28 - 7  # one step, the oldest 7 runs
+    await write(store, hub, batches[7])
+    assert await left() == 32 - 14  # and one more with the next batch
+    stats = await store.stats([f"job-{j}" for j in range(4)], NOW)
+    assert {s.uptime["1h"] for s in stats.values()} == {1.0}
+    assert await store.compact() == 18
+    for batch in batches[8:]:
+        await write(store, hub, batch)
+    assert await store.count_runs() == 40
+    hours = await store._fetch("SELECT SUM(runs) FROM runner_hours")
+    assert int(hours[0][0]) == 40 - await left()
+
+
 async def test_two_writers_sharing_a_store_compact_without_losing_or_doubling_a_run(
     store_factory: Backend,
 ) -> None:

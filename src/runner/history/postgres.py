@@ -204,7 +204,7 @@ class PostgresStore(HistoryStore):
             await self._on_error()
             raise
 
-    async def _compact(self) -> int:
+    async def _compact(self, limit: int) -> tuple[int, bool]:
         pool = await self._ready()
         try:
             async with pool.acquire() as conn, conn.transaction():
@@ -213,13 +213,14 @@ class PostgresStore(HistoryStore):
                 # it began are committed before the highest id is read, so
                 # every statement below sees the same runs.
                 await conn.execute("LOCK TABLE runner_runs_new IN EXCLUSIVE MODE")
-                top = await conn.fetchval("SELECT MAX(id) FROM runner_runs_new")
-                if top is None:
-                    return 0
+                low, high = await conn.fetchrow("SELECT MIN(id), MAX(id) FROM runner_runs_new")
+                if high is None:
+                    return 0, False
+                top = min(high, low + limit - 1)
                 moved = 0
                 for statement in _COMPACTION:
                     moved = _changed(await conn.execute(statement, top))
-                return moved
+                return moved, top < high
         except Exception:
             await self._on_error()
             raise

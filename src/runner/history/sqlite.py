@@ -219,15 +219,16 @@ class SQLiteStore(HistoryStore):
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         await self._call(self._in_transaction, lambda c: c.executemany(sql, rows))
 
-    async def _compact(self) -> int:
-        def work(conn: sqlite3.Connection) -> int:
-            top = conn.execute("SELECT MAX(id) FROM runner_runs_new").fetchone()[0]
-            if top is None:
-                return 0
+    async def _compact(self, limit: int) -> tuple[int, bool]:
+        def work(conn: sqlite3.Connection) -> tuple[int, bool]:
+            low, high = conn.execute("SELECT MIN(id), MAX(id) FROM runner_runs_new").fetchone()
+            if high is None:
+                return 0, False
+            top = min(high, low + limit - 1)
             moved = 0
             for statement in _COMPACTION:
                 moved = conn.execute(statement, (top,)).rowcount
-            return moved  # the last statement's: the runs deleted from runner_runs_new
+            return moved, top < high  # moved: the last statement's, the runs deleted
 
         return await self._call(self._in_transaction, work)
 

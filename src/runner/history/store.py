@@ -79,8 +79,12 @@ RUN_COLUMNS = ", ".join(RUN_COLUMN_TYPES)
 #: Each job's last this many runs are kept as they were, whatever they were.
 RAW_RUNS = 1000
 #: The newest runs are compacted once they span this many seconds (or at a
-#: writer's open and close).
+#: writer's open and close)...
 COMPACT_EVERY = 60.0
+#: ... at most this many a transaction, the oldest first; the rest one step with
+#: each following batch. Bounds how long a batch waits behind a compaction (at
+#: 10,000 jobs x 1 s: 15 s of runs a step, bench/history.py part 5).
+COMPACT_MAX_ROWS = 150_000
 #: Minute counts are kept this long (the longest window read from them, and a
 #: minute for the one it starts in).
 MINUTES_KEPT = 86400.0 + 60.0
@@ -489,8 +493,12 @@ class HistoryStore(ABC):
         #: The oldest finish among the runs this store wrote that are not compacted yet.
         self._new_since: float | None = None
         self._writer = False
-        #: Seconds of runs a compaction takes at once (:data:`COMPACT_EVERY`).
+        #: Runs are compacted once they span this many seconds (:data:`COMPACT_EVERY`),
+        #: at most this many a transaction (:data:`COMPACT_MAX_ROWS`), the rest
+        #: with the following batches.
         self.compact_every = COMPACT_EVERY
+        self.compact_max_rows = COMPACT_MAX_ROWS
+        self._compacting = False
 
     # ---------------------------------------------------------------- backend
 
@@ -527,10 +535,11 @@ class HistoryStore(ABC):
         """Insert ``rows`` into ``table`` in one transaction (``runner copy-history``)."""
 
     @abstractmethod
-    async def _compact(self) -> int:
-        """In one transaction: take the highest id of ``runner_runs_new`` (0 if
-        empty) and run :func:`compaction_statements` with it. Return how many
-        runs were compacted."""
+    async def _compact(self, limit: int) -> tuple[int, bool]:
+        """In one transaction: the oldest runs of ``runner_runs_new``, at most
+        ``limit`` of them (ids up to the lowest + ``limit`` - 1), through
+        :func:`compaction_statements`. Return how many were moved and whether
+        any are left."""
 
     @abstractmethod
     async def _write_batch(
@@ -615,21 +624,30 @@ class HistoryStore(ABC):
         self._job_ids.update(ids)
         for state in state_list:
             last_down[state.job] = state.down
-        if not records:
-            return
-        first = min(r.finished_at for r in records)
-        since = first if self._new_since is None else min(self._new_since, first)
-        self._new_since = since
-        if max(r.finished_at for r in records) - since >= self.compact_every:
+        due = self._compacting
+        if records:
+            first = min(r.finished_at for r in records)
+            since = first if self._new_since is None else min(self._new_since, first)
+            self._new_since = since
+            due = due or max(r.finished_at for r in records) - since >= self.compact_every
+        if due:
             # What fails waits in runner_runs_new (readers see it) for the next write.
             with suppress(Exception):
-                await self.compact()
+                await self._compact_step()
+
+    async def _compact_step(self) -> int:
+        moved, self._compacting = await self._compact(self.compact_max_rows)
+        if not self._compacting:
+            self._new_since = None
+        return moved
 
     async def compact(self) -> int:
         """Move the newest runs into ``runner_runs_kept`` and count them (see the
-        module's notes). Returns how many runs were moved."""
-        moved = await self._compact()
-        self._new_since = None
+        module's notes), :attr:`compact_max_rows` a transaction, until none is
+        left. Returns how many runs were moved."""
+        moved = await self._compact_step()
+        while self._compacting:
+            moved += await self._compact_step()
         return moved
 
     async def prune(
