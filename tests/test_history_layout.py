@@ -134,7 +134,7 @@ async def test_uptime_is_exact_and_latency_within_the_sketch_accuracy(
         assert got == bucket_value(latency_bucket(exact))  # the very bucket of the exact one
 
 
-async def test_runs_not_compacted_yet_are_read_and_a_restart_compacts_them(
+async def test_runs_not_compacted_yet_are_read_and_a_restarted_writer_compacts_them(
     store_factory: Backend,
 ) -> None:
     # A daemon killed with kill -9 leaves its newest runs in runner_runs_new:
@@ -152,10 +152,11 @@ async def test_runs_not_compacted_yet_are_read_and_a_restart_compacts_them(
     assert (await reader.load_recent(["web"], 3))["web"] == "oof"
 
     restarted = await store_factory()  # the first one never closed: as after kill -9
+    await write(restarted, hub, [run("web", Result.ok("after"), NOW - 1)])  # compacts all
     assert await restarted._fetch("SELECT COUNT(*) FROM runner_runs_new") == [(0,)]
-    assert [r.message for r in await restarted.runs("web")][:2] == ["500", "9"]
-    assert await restarted.count_runs() == 11
-    assert (await restarted.stats(["web"], NOW))["web"].uptime["1h"] == 10 / 11
+    assert [r.message for r in await restarted.runs("web")][:3] == ["after", "500", "9"]
+    assert await restarted.count_runs() == 12
+    assert (await restarted.stats(["web"], NOW))["web"].uptime["1h"] == 11 / 12
 
 
 async def test_a_big_compaction_goes_in_steps_one_with_each_batch(
@@ -167,21 +168,22 @@ async def test_a_big_compaction_goes_in_steps_one_with_each_batch(
     batches = [
         [run(f"job-{j}", Result.ok(), NOW - 900 + 10 * k + j / 10) for j in range(4)]
         for k in range(10)
-    ]  # 40 runs over 100 s: due at the 7th batch
-    for batch in batches[:7]:
-        await write(store, hub, batch)
+    ]  # 40 runs over 100 s
 
     async def left() -> int:
         return int((await store._fetch("SELECT COUNT(*) FROM runner_runs_new"))[0][0])
 
+    await write(store, hub, batches[0])
+    assert await left() == 0  # a writer's first batch compacts what was left before
+    for batch in batches[1:8]:  # 60 s of runs with the 7th of these
+        await write(store, hub, batch)
     assert await left() == 28 - 7  # one step, the oldest 7 runs
-    await write(store, hub, batches[7])
-    assert await left() == 32 - 14  # and one more with the next batch
+    await write(store, hub, batches[8])
+    assert await left() == 25 - 7  # and one more with the next batch
     stats = await store.stats([f"job-{j}" for j in range(4)], NOW)
     assert {s.uptime["1h"] for s in stats.values()} == {1.0}
     assert await store.compact() == 18
-    for batch in batches[8:]:
-        await write(store, hub, batch)
+    await write(store, hub, batches[9])
     assert await store.count_runs() == 40
     hours = await store._fetch("SELECT SUM(runs) FROM runner_hours")
     assert int(hours[0][0]) == 40 - await left()

@@ -155,8 +155,6 @@ class PostgresStore(HistoryStore):
 
     async def close(self) -> None:
         if self._pool is not None:
-            await self._closing()
-        if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
 

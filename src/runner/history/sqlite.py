@@ -170,7 +170,6 @@ class SQLiteStore(HistoryStore):
         if self._closed:  # idempotent, as HistoryStore.close promises
             return
         self._closed = True
-        await self._closing()
         await self._call(self._close)
         self._executor.shutdown(wait=True)
 

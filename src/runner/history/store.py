@@ -11,8 +11,8 @@ Tables (prefixed, since a PostgreSQL database may be shared):
     index but the row id): appending a batch of 10,000 runs dirties the few
     pages at the table's end, whatever the number of jobs. Every
     :data:`COMPACT_EVERY` seconds of runs they are *compacted*: moved into
-    ``runner_runs_kept`` and counted into the three tables below, in one
-    transaction.
+    ``runner_runs_kept`` and counted into the three tables below, at most
+    :data:`COMPACT_MAX_ROWS` a transaction.
 ``runner_runs_kept``
     the runs kept as they were, indexed by (job, finished_at): every run that
     was not ok and every run that changed the job's state (``notable``) for
@@ -570,23 +570,17 @@ class HistoryStore(ABC):
         return f"CAST(finished_at / {seconds} AS INTEGER)"
 
     async def _opened(self, *, create: bool) -> None:
-        """After a backend connected: a writer compacts what a previous process
-        left (a ``kill -9``) and learns whether each job's last run was ok."""
+        """After a backend connected: a writer learns whether each job's last run
+        was ok, and compacts what a previous process left (a ``kill -9``, or a
+        stop: runs are not compacted at a stop, which stays short) step by step
+        with its first batches, not at start."""
         self._writer = create
         if not create:
             return
-        await self.compact()
+        self._compacting = True
         rows = await self._fetch("SELECT id, name, state, down FROM runner_jobs")
         self._last_ok = {int(job_id): state == Health.OK.value for job_id, _, state, _ in rows}
         self._last_down = {str(name): bool(down) for _, name, _, down in rows}
-
-    async def _closing(self) -> None:
-        """Before a backend closes: a writer compacts, so the runs are where
-        they stay (a failure leaves them for the next start)."""
-        if self._writer and self._new_since is not None:
-            # What fails stays in runner_runs_new, compacted at the next open.
-            with suppress(Exception):
-                await self.compact()
 
     # ---------------------------------------------------------------- writing
 
