@@ -53,6 +53,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
+from operator import attrgetter
 from typing import Any
 
 from runner.model import STATUS_CODES, Health, JobState, RunRecord, Sent
@@ -60,13 +61,15 @@ from runner.plugin import Status
 from runner.status import LATENCY_WINDOW, PERCENTILES, UPTIME_WINDOWS, RunStats
 
 #: The columns of a stored run besides its job, in the order rows carry them,
-#: with their SQL types. A new run column is one line here (and a migration
-#: adding it to ``runner_runs_kept`` and ``runner_runs_new``, and recreating
+#: with their SQL types. ``status`` and ``fields`` come first (stored as the
+#: status's value and as JSON); every other one is the :class:`RunRecord`
+#: attribute of its name. A new run column is one line here (and a migration
+#: adding it to ``runner_runs_kept`` and ``runner_runs_new`` and recreating
 #: the ``runner_runs`` view).
 RUN_COLUMN_TYPES = {
     "status": "TEXT NOT NULL",
-    "message": "TEXT",
     "fields": "TEXT",
+    "message": "TEXT",
     "started_at": "DOUBLE PRECISION NOT NULL",
     "finished_at": "DOUBLE PRECISION NOT NULL",
     "duration_ms": "DOUBLE PRECISION NOT NULL",
@@ -348,20 +351,14 @@ def _fields_json(record: RunRecord) -> str | None:
     return _encode_fields(record.fields) if record.fields else None
 
 
+#: The run columns after ``status`` and ``fields``: the record's attributes of their names.
+_PLAIN_COLUMNS = tuple(RUN_COLUMN_TYPES)[2:]
+_plain_values = attrgetter(*_PLAIN_COLUMNS)
+
+
 def record_row(job_id: int, record: RunRecord) -> tuple[Any, ...]:
     """Job id, then ``RUN_COLUMNS``."""
-    return (
-        job_id,
-        record.status.value,
-        record.message,
-        _fields_json(record),
-        record.started_at,
-        record.finished_at,
-        record.duration_ms,
-        record.attempts,
-        record.maintenance,
-        record.member,
-    )
+    return (job_id, record.status.value, _fields_json(record), *_plain_values(record))
 
 
 def new_run_rows(
@@ -420,26 +417,25 @@ def state_rows(states: Iterable[JobState], ids: Mapping[str, int]) -> Iterator[t
         yield state_row(ids[state.job], state)
 
 
+#: Numbers as the record holds them, whatever the driver returned.
+_AS_NUMBER = {"started_at": float, "finished_at": float, "duration_ms": float, "attempts": int}
+
+
 def record_from_row(job: str, plugin: str, row: Sequence[Any]) -> RunRecord:
     """A record from ``RUN_COLUMNS`` (any columns after them are ignored)."""
-    status, message, fields, started_at, finished_at, duration_ms, attempts, maintenance, member = (
-        row[: len(RUN_COLUMN_TYPES)]
-    )
+    status, fields = row[0], row[1]
+    plain: dict[str, Any] = dict(zip(_PLAIN_COLUMNS, row[2 : len(RUN_COLUMN_TYPES)], strict=True))
+    for name, number in _AS_NUMBER.items():
+        plain[name] = number(plain[name])
     decoded = json.loads(fields) if fields else {}
     attempt_errors = tuple(decoded.pop(_ATTEMPT_ERRORS, ()))
     return RunRecord(
         job=job,
         plugin=plugin,
         status=Status(status),
-        message=message,
         fields=decoded,
         attempt_errors=attempt_errors,
-        started_at=float(started_at),
-        finished_at=float(finished_at),
-        duration_ms=float(duration_ms),
-        attempts=int(attempts),
-        maintenance=maintenance,
-        member=member,
+        **plain,
     )
 
 
