@@ -789,15 +789,19 @@ class HistoryStore(ABC):
             rows = await self._fetch(
                 self.sql(self.recent_runs_sql.format(names=marks)), count, *chunk
             )
-            rows += await self._fetch(
-                self.sql(
-                    "SELECT j.name, r.status FROM runner_runs_new r JOIN runner_jobs j "
-                    f"ON j.id = r.job_id WHERE j.name IN ({marks}) ORDER BY r.job_id, r.id"
-                ),
-                *chunk,
-            )
             for name, status in rows:
                 codes.setdefault(str(name), []).append(_CODE_OF_STATUS[status])
+        # Then the runs not compacted yet, newer than any kept one: one pass for all.
+        known = self._job_ids
+        if any(name not in known for name in names):
+            known = await self.job_ids()
+        wanted = {known[name]: name for name in names if name in known}
+        for job_id, status in await self._fetch(
+            "SELECT job_id, status FROM runner_runs_new ORDER BY id"
+        ):
+            name = wanted.get(int(job_id))
+            if name is not None:
+                codes.setdefault(name, []).append(_CODE_OF_STATUS[status])
         # Runs that finished at the same instant as the count-th newest are all
         # in SQLite's range: keep the last ``count``.
         return {name: "".join(letters[-count:]) for name, letters in codes.items()}
