@@ -672,6 +672,8 @@ class HistoryStore(ABC):
             "WHERE job_id = ? AND finished_at < ? AND (finished_at < ? OR notable = 0) "
             "ORDER BY finished_at LIMIT ?)"
         )
+        old_minutes = self.sql("DELETE FROM runner_minutes WHERE job_id = ? AND minute < ?")
+        old_buckets = self.sql("DELETE FROM runner_latency WHERE job_id = ? AND hour < ?")
         deleted = 0
         for name in names:
             job_id = ids[name]
@@ -682,23 +684,19 @@ class HistoryStore(ABC):
                     cut = max(cut, float(rows[0][0]))
             rows = await self._fetch(nth_newest, job_id, RAW_RUNS - 1)
             raw_cut = max(cut, float(rows[0][0])) if rows else cut
-            while True:
-                count = await self._execute(delete, job_id, raw_cut, cut, chunk)
-                deleted += count
-                if count < chunk:
-                    break
-            await self._execute_many(
+            # One transaction a job in the common case: its first chunk of runs
+            # and its old counts together.
+            count, *_ = await self._execute_many(
                 [
-                    (
-                        self.sql("DELETE FROM runner_minutes WHERE job_id = ? AND minute < ?"),
-                        (job_id, old_minute),
-                    ),
-                    (
-                        self.sql("DELETE FROM runner_latency WHERE job_id = ? AND hour < ?"),
-                        (job_id, old_hour),
-                    ),
+                    (delete, (job_id, raw_cut, cut, chunk)),
+                    (old_minutes, (job_id, old_minute)),
+                    (old_buckets, (job_id, old_hour)),
                 ]
             )
+            deleted += count
+            while count == chunk:
+                count = await self._execute(delete, job_id, raw_cut, cut, chunk)
+                deleted += count
         return deleted
 
     async def prune_hours(self, *, before: float) -> int:
