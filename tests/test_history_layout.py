@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 
 import test_history_store
-from runner.history import SCHEMA_VERSION
+from runner.history import SCHEMA_VERSION, HistoryError
 from runner.history.store import (
     LATENCY_ACCURACY,
     MIGRATIONS,
@@ -412,3 +412,15 @@ async def test_a_schema_5_history_is_migrated_keeping_every_run_and_what_status_
     await write(store, hub, newer)
     assert [r.message for r in await store.runs("job-0", limit=2)] == ["again", "after"]
     print(f"migrated {runs:,} runs in {took:.1f} s")
+
+
+async def test_a_reader_of_a_history_not_migrated_yet_says_to_restart_the_daemon(
+    store_factory: Backend,
+) -> None:
+    # runner status of an upgraded runner, the daemon still the old one.
+    await store_factory.create_version_3()
+    with pytest.raises(HistoryError) as raised:
+        await store_factory(create=False)
+    assert "schema version 3, older than this runner reads (6)" in str(raised.value)
+    assert "Restart it" in str(raised.value)
+    assert await store_factory.schema_versions() == [3]  # nothing migrated by a reader
