@@ -177,12 +177,14 @@ async def test_a_big_compaction_goes_in_steps_one_with_each_batch(
     assert await left() == 0  # a writer's first batch compacts what was left before
     for batch in batches[1:8]:  # 60 s of runs with the 7th of these
         await write(store, hub, batch)
-    assert await left() == 28 - 7  # one step, the oldest 7 runs
+    # 28 runs of job ids 1-4 in 4 steps: job ranges [0, 2), [2, 4), [4, 6), [6, ...).
+    assert await left() == 28 - 7  # the first step: job 1's 7 runs
     await write(store, hub, batches[8])
-    assert await left() == 25 - 7  # and one more with the next batch
+    assert await left() == 25 - 14  # the next with the next batch: jobs 2 and 3
     stats = await store.stats([f"job-{j}" for j in range(4)], NOW)
     assert {s.uptime["1h"] for s in stats.values()} == {1.0}
-    assert await store.compact() == 18
+    assert await store.compact() == 7 + 4  # job 4's, then the batch after the start
+    assert await left() == 0
     await write(store, hub, batches[9])
     assert await store.count_runs() == 40
     hours = await store._fetch("SELECT SUM(runs) FROM runner_hours")

@@ -202,23 +202,20 @@ class PostgresStore(HistoryStore):
             await self._on_error()
             raise
 
-    async def _compact(self, limit: int) -> tuple[int, bool]:
+    async def _compact(self, top: int, first_job: int, end_job: int) -> int:
         pool = await self._ready()
         try:
             async with pool.acquire() as conn, conn.transaction():
                 # Other daemons sharing the database append meanwhile: their
                 # batches wait for this transaction, and those under way when
-                # it began are committed before the highest id is read, so
-                # every statement below sees the same runs.
+                # it began are committed first, so every statement below sees
+                # the same runs (one committed since the compaction's highest id
+                # was read, in a range already done, waits for the next).
                 await conn.execute("LOCK TABLE runner_runs_new IN EXCLUSIVE MODE")
-                low, high = await conn.fetchrow("SELECT MIN(id), MAX(id) FROM runner_runs_new")
-                if high is None:
-                    return 0, False
-                top = min(high, low + limit - 1)
                 moved = 0
                 for statement in _COMPACTION:
-                    moved = _changed(await conn.execute(statement, top))
-                return moved, top < high
+                    moved = _changed(await conn.execute(statement, top, first_job, end_job))
+                return moved
         except Exception:
             await self._on_error()
             raise
@@ -305,8 +302,15 @@ BUCKET_SQL = (
     f"{math.log((1 + LATENCY_ACCURACY) / (1 - LATENCY_ACCURACY))!r}) AS INTEGER)"
 )
 
+
+def _numbered(statement: str) -> str:
+    """``?`` placeholders as ``$1``, ``$2``, ..."""
+    counter = iter(range(1, 100))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", statement)
+
+
 _COMPACTION = [
-    re.sub(r"\?", "$1", statement)
+    _numbered(statement)
     for statement in compaction_statements(
         PostgresStore.unit_of_time(60), PostgresStore.unit_of_time(3600)
     )

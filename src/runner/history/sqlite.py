@@ -218,16 +218,12 @@ class SQLiteStore(HistoryStore):
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         await self._call(self._in_transaction, lambda c: c.executemany(sql, rows))
 
-    async def _compact(self, limit: int) -> tuple[int, bool]:
-        def work(conn: sqlite3.Connection) -> tuple[int, bool]:
-            low, high = conn.execute("SELECT MIN(id), MAX(id) FROM runner_runs_new").fetchone()
-            if high is None:
-                return 0, False
-            top = min(high, low + limit - 1)
+    async def _compact(self, top: int, first_job: int, end_job: int) -> int:
+        def work(conn: sqlite3.Connection) -> int:
             moved = 0
             for statement in _COMPACTION:
-                moved = conn.execute(statement, (top,)).rowcount
-            return moved, top < high  # moved: the last statement's, the runs deleted
+                moved = conn.execute(statement, (top, first_job, end_job)).rowcount
+            return moved  # the last statement's: the runs deleted
 
         return await self._call(self._in_transaction, work)
 

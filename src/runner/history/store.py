@@ -11,8 +11,8 @@ Tables (prefixed, since a PostgreSQL database may be shared):
     index but the row id): appending a batch of 10,000 runs dirties the few
     pages at the table's end, whatever the number of jobs. Every
     :data:`COMPACT_EVERY` seconds of runs they are *compacted*: moved into
-    ``runner_runs_kept`` and counted into the three tables below, at most
-    :data:`COMPACT_MAX_ROWS` a transaction.
+    ``runner_runs_kept`` and counted into the three tables below, a range of
+    jobs a transaction (about :data:`COMPACT_MAX_ROWS` runs).
 ``runner_runs_kept``
     the runs kept as they were, indexed by (job, finished_at): every run that
     was not ok and every run that changed the job's state (``notable``) for
@@ -52,7 +52,6 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import suppress
 from operator import attrgetter
 from typing import Any
 
@@ -84,9 +83,9 @@ RAW_RUNS = 1000
 #: The newest runs are compacted once they span this many seconds (or at a
 #: writer's open and close)...
 COMPACT_EVERY = 60.0
-#: ... at most this many a transaction, the oldest first; the rest one step with
-#: each following batch. Bounds how long a batch waits behind a compaction (at
-#: 10,000 jobs x 1 s: 15 s of runs a step, bench/history.py part 5).
+#: ... in steps of about this many runs: the jobs split in ranges of ids, a range
+#: a transaction, one step with each following batch. Bounds how long a batch
+#: waits behind a compaction (bench/history.py part 5).
 COMPACT_MAX_ROWS = 150_000
 #: Minute counts are kept this long (the longest window read from them, and a
 #: minute for the one it starts in).
@@ -286,11 +285,12 @@ COUNT_TABLES = {
 
 
 def compaction_statements(minute: str, hour: str) -> list[str]:
-    """What a compaction runs, in one transaction, each with the highest row id
-    of ``runner_runs_new`` it takes as its one parameter: the runs moved (in job
-    order, so each job's rows go to one place of the index), counted by
-    minute, by hour and into the latency sketch, and deleted."""
-    new = "FROM runner_runs_new WHERE id <= ?"
+    """What a step of a compaction runs, in one transaction, each with three
+    parameters: the highest row id of ``runner_runs_new`` the compaction takes,
+    and the range of job ids of this step (from, to exclusive). The runs moved
+    (in job order, so each job's rows go to one place of the index), counted
+    by minute, by hour and into the latency sketch, and deleted."""
+    new = "FROM runner_runs_new WHERE id <= ? AND job_id >= ? AND job_id < ?"
     return [
         f"INSERT INTO runner_runs_kept (job_id, {RUN_COLUMNS}, notable) "
         f"SELECT job_id, {RUN_COLUMNS}, notable {new} ORDER BY job_id, id",
@@ -305,9 +305,12 @@ def compaction_statements(minute: str, hour: str) -> list[str]:
         ADD_LATENCY.format(
             rows=f"SELECT job_id, {hour}, bucket, COUNT(*) {new} AND status = 'ok' GROUP BY 1, 2, 3"
         ),
-        "DELETE FROM runner_runs_new WHERE id <= ?",
+        f"DELETE {new}",
     ]
 
+
+#: Past every job id (ids are 32-bit in PostgreSQL).
+_NO_JOB_ID = 2**31 - 1
 
 #: A status as stored, to its letter in JobState.recent_codes.
 _CODE_OF_STATUS = {status.value: code for status, code in STATUS_CODES.items()}
@@ -495,6 +498,8 @@ class HistoryStore(ABC):
         self.compact_every = COMPACT_EVERY
         self.compact_max_rows = COMPACT_MAX_ROWS
         self._compacting = False
+        #: The compaction under way: its highest id, and the ranges of job ids left.
+        self._steps: tuple[int, list[tuple[int, int]]] | None = None
 
     # ---------------------------------------------------------------- backend
 
@@ -531,11 +536,9 @@ class HistoryStore(ABC):
         """Insert ``rows`` into ``table`` in one transaction (``runner copy-history``)."""
 
     @abstractmethod
-    async def _compact(self, limit: int) -> tuple[int, bool]:
-        """In one transaction: the oldest runs of ``runner_runs_new``, at most
-        ``limit`` of them (ids up to the lowest + ``limit`` - 1), through
-        :func:`compaction_statements`. Return how many were moved and whether
-        any are left."""
+    async def _compact(self, top: int, first_job: int, end_job: int) -> int:
+        """In one transaction: :func:`compaction_statements` with these three
+        parameters. Return how many runs were moved."""
 
     @abstractmethod
     async def _write_batch(
@@ -621,23 +624,53 @@ class HistoryStore(ABC):
             self._new_since = since
             due = due or max(r.finished_at for r in records) - since >= self.compact_every
         if due:
-            # What fails waits in runner_runs_new (readers see it) for the next write.
-            with suppress(Exception):
+            try:
                 await self._compact_step()
+            except Exception:
+                # What fails waits in runner_runs_new (readers see it): a new
+                # compaction starts with the next write.
+                self._steps, self._compacting = None, True
 
     async def _compact_step(self) -> int:
-        moved, self._compacting = await self._compact(self.compact_max_rows)
-        if not self._compacting:
-            self._new_since = None
+        """One step of a compaction (the first starts it): the runs of a range
+        of jobs, all of them up to the compaction's highest id. A step touches
+        the pages of its jobs only, so the steps of a compaction cost what one
+        transaction would, and each holds the writer a fraction of it."""
+        if self._steps is None:
+            rows = await self._fetch(
+                "SELECT MIN(id), MAX(id), (SELECT MAX(id) FROM runner_jobs) FROM runner_runs_new"
+            )
+            low, high, last_job = rows[0]
+            self._new_since = None  # runs written from now on are the next compaction's
+            if high is None:
+                self._compacting = False
+                return 0
+            count = int(high) - int(low) + 1
+            steps = max(1, math.ceil(count / self.compact_max_rows))
+            width = math.ceil((int(last_job or 0) + 1) / steps)
+            self._steps = (int(high), [(k * width, (k + 1) * width) for k in range(steps)])
+            self._steps[1][-1] = (self._steps[1][-1][0], _NO_JOB_ID)  # and jobs added since
+        top, ranges = self._steps
+        first_job, end_job = ranges[0]
+        moved = await self._compact(top, first_job, end_job)
+        ranges.pop(0)
+        self._compacting = bool(ranges)  # the next step with the next write
+        if not ranges:
+            self._steps = None
         return moved
 
     async def compact(self) -> int:
         """Move the newest runs into ``runner_runs_kept`` and count them (see the
-        module's notes), :attr:`compact_max_rows` a transaction, until none is
-        left. Returns how many runs were moved."""
-        moved = await self._compact_step()
-        while self._compacting:
+        module's notes), in steps of about :attr:`compact_max_rows` runs, until
+        all this store wrote are moved. Returns how many runs were moved."""
+        moved = 0
+        for _ in range(2):  # the compaction under way, if any, then one of all there is
+            self._compacting = True
             moved += await self._compact_step()
+            while self._compacting:
+                moved += await self._compact_step()
+            if self._new_since is None:
+                break
         return moved
 
     async def prune(
