@@ -3,7 +3,7 @@ store writes, `runner status` queries on a big history, and retention.
 
 Run (as root, for the PostgreSQL server it starts; about 15 minutes for all
 four parts with the defaults, each part can run alone):
-  .venv/bin/python bench/history.py [--parts scheduler,write,query,retention]
+  .venv/bin/python bench/history.py [--parts scheduler,write,query,retention,layout]
       [--backends sqlite,postgresql] [--jobs 10000] [--seconds 10] [--rounds 1]
       [--prefill 5000000] [--write-prefill 5000000] [--fill-rows 10000000]
       [--retention-rows 2000000] [--retention-jobs 10000]
@@ -29,6 +29,16 @@ Side by side in one process, so the ratios hold on a noisy shared machine.
    10,000 runs a second are written: the longest write with and without it,
    rows deleted per second; as the code is, and with job ids read once per
    pass.
+5. layout (issue 23; not in the default --parts): the writer's cost of the
+   schema 5 layout (every run a row indexed by job and time, hourly counts
+   upserted every batch; its store.py, sqlite.py and postgres.py read from
+   git at --baseline) and of schema 6 (runs appended to runner_runs_new and
+   compacted, compaction included), side by side in one process,
+   interleaved trials of --layout-batches batches of --layout-jobs runs,
+   each store holding --write-prefill runs before (schema 6 also a day of
+   minute counts, hours and latency buckets): CPU per 1,000 rows of the
+   process and of the PostgreSQL server, bytes written, batch times, the
+   longest compaction step. --layout-compact tries other compaction spans.
 
 The PostgreSQL server is a throwaway one (initdb in a temp dir, run as user
 ``postgres``) with its default settings: fsync on, synchronous_commit on,
