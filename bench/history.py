@@ -3,7 +3,7 @@ store writes, `runner status` queries on a big history, and retention.
 
 Run (as root, for the PostgreSQL server it starts; about 15 minutes for all
 four parts with the defaults, each part can run alone):
-  .venv/bin/python bench/history.py [--parts scheduler,write,query,retention]
+  .venv/bin/python bench/history.py [--parts scheduler,write,query,retention,layout]
       [--backends sqlite,postgresql] [--jobs 10000] [--seconds 10] [--rounds 1]
       [--prefill 5000000] [--write-prefill 5000000] [--fill-rows 10000000]
       [--retention-rows 2000000] [--retention-jobs 10000]
@@ -29,6 +29,16 @@ Side by side in one process, so the ratios hold on a noisy shared machine.
    10,000 runs a second are written: the longest write with and without it,
    rows deleted per second; as the code is, and with job ids read once per
    pass.
+5. layout (issue 23; not in the default --parts): the writer's cost of the
+   schema 5 layout (every run a row indexed by job and time, hourly counts
+   upserted every batch; its store.py, sqlite.py and postgres.py read from
+   git at --baseline) and of schema 6 (runs appended to runner_runs_new and
+   compacted, compaction included), side by side in one process,
+   interleaved trials of --layout-batches batches of --layout-jobs runs,
+   each store holding --write-prefill runs before (schema 6 also a day of
+   minute counts, hours and latency buckets): CPU per 1,000 rows of the
+   process and of the PostgreSQL server, bytes written, batch times, the
+   longest compaction step. --layout-compact tries other compaction spans.
 
 The PostgreSQL server is a throwaway one (initdb in a temp dir, run as user
 ``postgres``) with its default settings: fsync on, synchronous_commit on,
@@ -316,7 +326,9 @@ async def pg_reset(url: str) -> None:
 
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("DROP TABLE IF EXISTS runner_runs, runner_jobs, runner_schema")
+        # Every table and view of either schema.
+        await conn.execute("DROP SCHEMA public CASCADE")
+        await conn.execute("CREATE SCHEMA public")
         await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
@@ -551,7 +563,8 @@ async def db_size(name: str, store: HistoryStore, backends: Backends) -> dict[st
     assert backends.pg is not None
     rows = await pg_query(
         backends.pg.url,
-        "SELECT pg_total_relation_size('runner_runs'), pg_total_relation_size('runner_jobs')",
+        "SELECT pg_total_relation_size('runner_runs_kept') "
+        "+ pg_total_relation_size('runner_runs_new'), pg_total_relation_size('runner_jobs')",
     )
     runs, jobs = float(rows[0][0]), float(rows[0][1])
     return {"total": runs + jobs, "runs": runs, "jobs": jobs}
@@ -652,24 +665,24 @@ FILL_JOBS = 1000
 # A history like a real one: runs in time order, every job interleaved; 98 % ok.
 SQLITE_FILL = """
 WITH RECURSIVE k(x) AS (SELECT :lo UNION ALL SELECT x + 1 FROM k WHERE x < :hi - 1)
-INSERT INTO runner_runs (job_id, status, message, fields, started_at, finished_at,
-                         duration_ms, attempts)
+INSERT INTO {table} (job_id, status, message, fields, started_at, finished_at,
+                         duration_ms, attempts{notable})
 SELECT job_id, CASE WHEN r < 980 THEN 'ok' WHEN r < 990 THEN 'fail'
                     WHEN r < 995 THEN 'error' ELSE 'timeout' END,
-       CASE WHEN r < 980 THEN NULL ELSE 'HTTP 503' END, '{"status_code":200}',
-       t - d / 1000.0, t, d, 1
+       CASE WHEN r < 980 THEN NULL ELSE 'HTTP 503' END, '{{"status_code":200}}',
+       t - d / 1000.0, t, d, 1{notable_value}
 FROM (SELECT j.id AS job_id, abs(random()) % 1000 AS r, 20 + abs(random()) % 300 AS d,
              :t0 + k.x * :step + (j.id % :jobs) * :step / :jobs AS t
       FROM k CROSS JOIN runner_jobs AS j WHERE j.id <= :jobs ORDER BY k.x, j.id)
 """
 
 PG_FILL = """
-INSERT INTO runner_runs (job_id, status, message, fields, started_at, finished_at,
-                         duration_ms, attempts)
+INSERT INTO {table} (job_id, status, message, fields, started_at, finished_at,
+                         duration_ms, attempts{notable})
 SELECT job_id, CASE WHEN r < 980 THEN 'ok' WHEN r < 990 THEN 'fail'
                     WHEN r < 995 THEN 'error' ELSE 'timeout' END,
-       CASE WHEN r < 980 THEN NULL ELSE 'HTTP 503' END, '{"status_code":200}',
-       t - d / 1000.0, t, d, 1
+       CASE WHEN r < 980 THEN NULL ELSE 'HTTP 503' END, '{{"status_code":200}}',
+       t - d / 1000.0, t, d, 1{notable_value}
 FROM (SELECT j.id AS job_id, floor(random() * 1000) AS r, 20 + floor(random() * 300) AS d,
              $3::float8 + x * $4::float8 + (j.id % $5) * $4::float8 / $5 AS t
       FROM generate_series($1::bigint, $2::bigint - 1) AS x CROSS JOIN runner_jobs AS j
@@ -679,8 +692,20 @@ FROM (SELECT j.id AS job_id, floor(random() * 1000) AS r, 20 + floor(random() * 
 
 HOURS_FILL = (
     "INSERT INTO runner_hours (job_id, hour, runs, ok) SELECT job_id, {hour}, COUNT(*), "
-    "SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) FROM runner_runs GROUP BY 1, 2"
+    "SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) FROM {table} GROUP BY 1, 2"
 )
+
+
+def runs_table(store: HistoryStore) -> dict[str, str]:
+    """Where ``fill`` puts runs: schema 6's runner_runs_kept (with ``notable``), or
+    runner_runs for the schema 5 store of part 5."""
+    if type(store).__module__.startswith("runner.history"):
+        return {
+            "table": "runner_runs_kept",
+            "notable": ", notable",
+            "notable_value": ", CASE WHEN r < 980 THEN 0 ELSE 1 END",
+        }
+    return {"table": "runner_runs", "notable": "", "notable_value": ""}
 
 
 async def fill(
@@ -699,12 +724,14 @@ async def fill(
     slots = max(1, rows // jobs)
     step = span / slots
     started = time.perf_counter()
+    where = runs_table(store)
+    table_name = where["table"]
     chunk = max(1, 1_000_000 // jobs)
     if name == "sqlite":
-        assert isinstance(store, SQLiteStore)
+        path = store.path  # type: ignore[attr-defined] - today's SQLiteStore or schema 5's
 
         def work() -> None:
-            conn = sqlite3.connect(store.path, isolation_level=None)
+            conn = sqlite3.connect(path, isolation_level=None)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("DROP INDEX IF EXISTS runner_runs_job_time")
@@ -712,17 +739,20 @@ async def fill(
                 hi = min(slots, lo + chunk)
                 conn.execute("BEGIN")
                 conn.execute(
-                    SQLITE_FILL, {"lo": lo, "hi": hi, "t0": t0, "step": step, "jobs": jobs}
+                    SQLITE_FILL.format(**where),
+                    {"lo": lo, "hi": hi, "t0": t0, "step": step, "jobs": jobs},
                 )
                 conn.execute("COMMIT")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.execute(
                 "CREATE INDEX IF NOT EXISTS runner_runs_job_time "
-                "ON runner_runs (job_id, finished_at)"
+                f"ON {table_name} (job_id, finished_at)"
             )
             # The hourly counts the writer keeps (schema 3), as its migration fills them.
             conn.execute("DELETE FROM runner_hours")
-            conn.execute(HOURS_FILL.format(hour="CAST(finished_at / 3600 AS INTEGER)"))
+            conn.execute(
+                HOURS_FILL.format(hour="CAST(finished_at / 3600 AS INTEGER)", table=table_name)
+            )
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
 
@@ -731,20 +761,26 @@ async def fill(
         import asyncpg
 
         assert backends.pg is not None
-        conn = await asyncpg.connect(backends.pg.url)
+        conn = await asyncpg.connect(getattr(store, "url", backends.pg.url))
         try:
             await conn.execute("DROP INDEX IF EXISTS runner_runs_job_time")
             for lo in range(0, slots, chunk):
-                await conn.execute(PG_FILL, lo, min(slots, lo + chunk), t0, step, jobs)
+                await conn.execute(
+                    PG_FILL.format(**where), lo, min(slots, lo + chunk), t0, step, jobs
+                )
             await conn.execute(
                 "CREATE INDEX IF NOT EXISTS runner_runs_job_time "
-                "ON runner_runs (job_id, finished_at)"
+                f"ON {table_name} (job_id, finished_at)"
             )
             await conn.execute("DELETE FROM runner_hours")
-            await conn.execute(HOURS_FILL.format(hour="CAST(floor(finished_at / 3600) AS BIGINT)"))
+            await conn.execute(
+                HOURS_FILL.format(
+                    hour="CAST(floor(finished_at / 3600) AS BIGINT)", table=table_name
+                )
+            )
             # What autovacuum does by itself a while later: statistics and the
             # visibility map (index-only scans need it).
-            await conn.execute("VACUUM ANALYZE runner_runs")
+            await conn.execute(f"VACUUM ANALYZE {table_name}")
         finally:
             await conn.close()
     return time.perf_counter() - started
@@ -812,7 +848,7 @@ def fmt_spent(spent: dict[str, float]) -> str:
 ROLLUP = [
     "CREATE TABLE bench_hourly AS SELECT job_id, CAST(finished_at / 3600 AS INTEGER) AS hour, "
     "COUNT(*) AS runs, SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS ok "
-    "FROM runner_runs GROUP BY job_id, CAST(finished_at / 3600 AS INTEGER)",
+    "FROM runner_runs_kept GROUP BY job_id, CAST(finished_at / 3600 AS INTEGER)",
     "CREATE INDEX bench_hourly_job_hour ON bench_hourly (job_id, hour)",
 ]
 
@@ -837,7 +873,7 @@ async def rollup_uptime(store: HistoryStore, ids: list[int], now: float) -> list
 #: queries read, so they never touch the table.
 COVERING = (
     "CREATE INDEX runner_runs_job_time_cover "
-    "ON runner_runs (job_id, finished_at, status, duration_ms)"
+    "ON runner_runs_kept (job_id, finished_at, status, duration_ms)"
 )
 
 
@@ -907,11 +943,11 @@ async def query_run(backends: Backends, name: str, rows_wanted: int, now: float)
     marks = ", ".join("?" for _ in range(50))
     uptime = (
         "SELECT job_id, SUM(CASE WHEN finished_at >= ? AND status = 'ok' THEN 1 ELSE 0 END) "
-        f"FROM runner_runs WHERE finished_at >= ? AND job_id IN ({marks}) GROUP BY job_id"
+        f"FROM runner_runs_kept WHERE finished_at >= ? AND job_id IN ({marks}) GROUP BY job_id"
     )
     latency = (
         "SELECT job_id, duration_ms, ROW_NUMBER() OVER (PARTITION BY job_id "
-        "ORDER BY duration_ms) FROM runner_runs "
+        "ORDER BY duration_ms) FROM runner_runs_kept "
         f"WHERE finished_at >= ? AND status = 'ok' AND job_id IN ({marks})"
     )
     for label, sql in (("uptime", uptime), ("latency", latency)):
@@ -1115,6 +1151,251 @@ async def retention_run(
 # --------------------------------------------------------------------- main
 
 
+# --------------------------------------------------------------------- 5. layout (issue 23)
+
+#: The commit whose history layout (schema 5: every run a row of runner_runs,
+#: indexed by job and time; hourly counts upserted every batch) is compared.
+BASELINE = "80099d7"
+
+
+def schema5_package(tmp: Path, commit: str) -> Any:
+    """The history store of ``commit`` (store.py, sqlite.py, postgres.py as they
+    were), importable beside today's as ``runner_schema5``."""
+    package = tmp / "baseline" / "runner_schema5"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for name in ("store", "sqlite", "postgres"):
+        text = subprocess.run(
+            ["git", "show", f"{commit}:src/runner/history/{name}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        ).stdout
+        (package / f"{name}.py").write_text(text.replace("runner.history.", "runner_schema5."))
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(package.parent))
+    return (
+        importlib.import_module("runner_schema5.sqlite"),
+        importlib.import_module("runner_schema5.postgres"),
+    )
+
+
+#: The steady state of schema 6 at 10,000 jobs x 1 s, as far as its write cost goes:
+#: each table big enough that each job's stretch of it has pages of its own.
+SQLITE_FILL_6 = [
+    """WITH RECURSIVE k(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM k WHERE x < :minutes - 1)
+    INSERT INTO runner_minutes (job_id, minute, runs, ok)
+    SELECT j.id, :minute0 + k.x, 60, 59 FROM k CROSS JOIN runner_jobs j""",
+    """WITH RECURSIVE k(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM k WHERE x < :hours - 1)
+    INSERT INTO runner_hours (job_id, hour, runs, ok)
+    SELECT j.id, :hour0 + k.x, 3600, 3590 FROM k CROSS JOIN runner_jobs j""",
+    """WITH RECURSIVE k(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM k WHERE x < 24 * 5 - 1)
+    INSERT INTO runner_latency (job_id, hour, bucket, runs)
+    SELECT j.id, :hour_now - 24 + k.x / 5, -340 + k.x % 5, 700 FROM k CROSS JOIN runner_jobs j""",
+]
+PG_FILL_6 = [
+    """INSERT INTO runner_minutes (job_id, minute, runs, ok)
+    SELECT j.id, $2::bigint + x, 60, 59 FROM generate_series(0, $1::bigint - 1) AS x
+    CROSS JOIN runner_jobs j""",
+    """INSERT INTO runner_hours (job_id, hour, runs, ok)
+    SELECT j.id, $2::bigint + x, 3600, 3590 FROM generate_series(0, $1::bigint - 1) AS x
+    CROSS JOIN runner_jobs j""",
+    """INSERT INTO runner_latency (job_id, hour, bucket, runs)
+    SELECT j.id, $2::bigint - 24 + x / 5, -340 + x % 5, 700
+    FROM generate_series(0, 24 * 5 - 1) AS x CROSS JOIN runner_jobs j WHERE $1::bigint > 0""",
+]
+
+
+async def fill_layout6(
+    name: str, store: HistoryStore, backends: Backends, rows: int, now: float, jobs: int
+) -> None:
+    """Schema 6 holding what a daemon of ``jobs`` jobs has after a while: ``rows``
+    kept runs, and counts: minutes (a day's worth up to ``rows / jobs``), hours and a
+    day of latency buckets."""
+    await fill(name, store, backends, rows, now - 30 * DAY, 30 * DAY - 120, jobs)
+    minutes = min(1440, max(1, rows // jobs))
+    hours = min(720, max(1, rows // jobs))
+    minute0, hour0 = int(now // 60) - minutes - 2, int(now // 3600) - hours - 1
+    if name == "sqlite":
+        assert isinstance(store, SQLiteStore)
+
+        def work() -> None:
+            conn = sqlite3.connect(store.path, isolation_level=None)
+            conn.execute("DELETE FROM runner_hours")
+            for sql in SQLITE_FILL_6:
+                conn.execute(
+                    sql,
+                    {"minutes": minutes, "minute0": minute0, "hours": hours, "hour0": hour0,
+                     "hour_now": int(now // 3600)},
+                )  # fmt: skip
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+
+        await asyncio.to_thread(work)
+        return
+    import asyncpg
+
+    assert backends.pg is not None
+    conn = await asyncpg.connect(store.url)  # type: ignore[attr-defined]
+    try:
+        await conn.execute("DELETE FROM runner_hours")
+        await conn.execute(PG_FILL_6[0], minutes, minute0)
+        await conn.execute(PG_FILL_6[1], hours, hour0)
+        await conn.execute(PG_FILL_6[2], 1, int(now // 3600))
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def part_layout(args: argparse.Namespace, backends: Backends) -> None:
+    jobs, per_trial, trials = args.layout_jobs, args.layout_batches, args.layout_trials
+    prefill = args.write_prefill
+    print(
+        f"\n## 5. Layout: schema 5 ({args.baseline}) and schema 6 side by side: "
+        f"{trials} interleaved trials of {per_trial} batches of {jobs:,} runs (one per job, "
+        f"1 s apart, with states), each store holding {prefill:,} runs before\n"
+    )
+    old_sqlite, old_postgres = schema5_package(backends.tmp, args.baseline)
+    compact = {
+        f"schema 6, compacting {every:g} s": every
+        for every in (float(x) for x in args.layout_compact.split(","))
+    }
+    labels = ("schema 5", *compact)
+    rows_out = []
+    for name in backends.names:
+        stores: dict[str, Any] = {}
+        hubs: dict[str, ResultHub] = {}
+        clock: dict[str, float] = {}
+        start = time.time() - (trials * per_trial + 5)
+        for n, label in enumerate(labels):
+            if name == "sqlite":
+                path = backends.tmp / f"layout-{n}.sqlite3"
+                store = (old_sqlite.SQLiteStore if label == "schema 5" else SQLiteStore)(path)
+            else:
+                assert backends.pg is not None
+                url = await pg_database(backends.pg.url, f"layout{n}")
+                if label == "schema 5":
+                    store = old_postgres.PostgresStore(url)
+                else:
+                    from runner.history.postgres import PostgresStore
+
+                    store = PostgresStore(url)
+            if label in compact:
+                store.compact_every = compact[label]
+            await store.open(create=True)
+            hub = ResultHub()
+            await store.write(
+                [], [hub.publish(record(f"job-{i}", start - 60)) for i in range(jobs)]
+            )
+            t0 = time.perf_counter()
+            if label == "schema 5":
+                await fill(name, store, backends, prefill, start - 30 * DAY, 30 * DAY - 120, jobs)
+            else:
+                await fill_layout6(name, store, backends, prefill, start, jobs)
+            print(f"  {name} {label}: filled in {time.perf_counter() - t0:.0f} s", flush=True)
+            stores[label], hubs[label], clock[label] = store, hub, start
+        results: dict[str, list[dict[str, float]]] = {label: [] for label in labels}
+        for trial in range(trials):
+            for label in labels if trial % 2 == 0 else labels[::-1]:
+                store, hub = stores[label], hubs[label]
+                used = server = 0.0
+                durations = []
+                compactions: list[float] = []
+                if label in compact:  # each compaction step's own time, apart
+
+                    async def timed_compact(
+                        *step: int, real: Any = store._compact, out: list[float] = compactions
+                    ) -> int:
+                        started = time.perf_counter()
+                        try:
+                            return int(await real(*step))
+                        finally:
+                            out.append(time.perf_counter() - started)
+
+                    store._compact = timed_compact
+                io0 = backends.written(name)
+                for _ in range(per_trial):
+                    at = clock[label]
+                    records = [record(f"job-{i}", at + i / jobs) for i in range(jobs)]
+                    states = [hub.publish(r) for r in records]
+                    clock[label] = at + 1
+                    gc.collect()
+                    c0, s0, w0 = time.process_time(), backends.server_cpu(name), time.perf_counter()
+                    await store.write(records, states)
+                    durations.append(time.perf_counter() - w0)
+                    used += time.process_time() - c0
+                    server += backends.server_cpu(name) - s0
+                io = backends.written(name) - io0
+                n = jobs * per_trial
+                result = {
+                    "cpu": used / n * 1000,
+                    "server": server / n * 1000,
+                    "mib": io / n * 1000 / 2**20,
+                    "median_ms": statistics.median(durations) * 1000,
+                    "max_ms": max(durations) * 1000,
+                    "compaction_ms": max(compactions, default=0.0) * 1000,
+                }
+                if label in compact:
+                    del store._compact  # the class's again
+                results[label].append(result)
+                print(
+                    f"  {name} {label} trial {trial + 1}: CPU {result['cpu']:.4f} s/1000 rows, "
+                    f"server {result['server']:.4f}, {result['mib']:.2f} MiB/1000 rows, batch "
+                    f"median {result['median_ms']:.0f} ms max {result['max_ms']:.0f} ms, "
+                    f"{len(compactions)} compaction steps, "
+                    f"longest {result['compaction_ms']:.0f} ms",
+                    flush=True,
+                )
+        for label in labels:
+            await stores[label].close()
+
+        def med(label: str, key: str, results: dict[str, list[dict[str, float]]] = results) -> str:
+            values = [r[key] for r in results[label]]
+            return f"{statistics.median(values):.4f} ({min(values):.4f}-{max(values):.4f})"
+
+        def ratio(
+            label: str, key: str, results: dict[str, list[dict[str, float]]] = results
+        ) -> str:
+            old = statistics.median(r[key] for r in results["schema 5"])
+            new = statistics.median(r[key] for r in results[label])
+            return f"{new / old:.2f}x" if old else "-"
+
+        for label in labels:
+            rows_out.append(
+                [f"{name}, {label}", med(label, "cpu"),
+                 med(label, "server") if name == "postgresql" else "-",
+                 med(label, "mib"), med(label, "median_ms"), med(label, "max_ms"),
+                 med(label, "compaction_ms") if label in compact else "-"]
+            )  # fmt: skip
+        for label in compact:
+            rows_out.append(
+                [f"{name}: {label} / schema 5", ratio(label, "cpu"),
+                 ratio(label, "server") if name == "postgresql" else "-", ratio(label, "mib"),
+                 ratio(label, "median_ms"), ratio(label, "max_ms"), "-"]
+            )  # fmt: skip
+    print()
+    headers = ["store", "CPU s / 1,000 rows (process)", "server CPU s / 1,000 rows",
+               "MiB written / 1,000 rows", "batch median ms", "batch max ms",
+               "longest compaction step ms"]  # fmt: skip
+    print(table(headers, rows_out))
+
+
+async def pg_database(url: str, name: str) -> str:
+    """A fresh database ``name`` on the server of ``url``; its URL."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs in part 1")
@@ -1136,6 +1417,13 @@ async def main() -> None:
     parser.add_argument("--retention-jobs", type=int, default=10_000, help="jobs in part 4")
     parser.add_argument("--retention-quiet", type=float, default=5, help="window without prune")
     parser.add_argument("--retention-as-is-only", action="store_true")
+    parser.add_argument("--baseline", default=BASELINE, help="part 5: schema 5's commit")
+    parser.add_argument("--layout-jobs", type=int, default=10_000, help="jobs in part 5")
+    parser.add_argument("--layout-batches", type=int, default=120, help="batches a trial, part 5")
+    parser.add_argument("--layout-trials", type=int, default=3, help="trials of part 5")
+    parser.add_argument(
+        "--layout-compact", default="60", help="part 5: schema 6's compact_every, a list"
+    )
     parser.add_argument("--tmp", default=None, help="folder for SQLite files (default: a temp dir)")
     parser.add_argument("--flush-every", type=float, default=1.0, help="the sink's, part 1")
     parser.add_argument(
@@ -1183,6 +1471,8 @@ async def main() -> None:
             await part_query(args, backends)
         if "retention" in parts:
             await part_retention(args, backends)
+        if "layout" in parts:
+            await part_layout(args, backends)
     finally:
         if pg is not None:
             pg.stop()

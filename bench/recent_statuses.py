@@ -65,7 +65,7 @@ async def fill_postgresql(url: str, jobs: int, runs: int) -> None:
             [(i, f"job-{i - 1}") for i in range(1, jobs + 1)],
         )
         await conn.copy_records_to_table(
-            "runner_runs",
+            "runner_runs_kept",  # schema 6: the kept runs (runner_runs is a view)
             records=history(jobs, runs),
             columns=["job_id", "status", "started_at", "finished_at", "duration_ms", "attempts"],
         )
@@ -84,7 +84,7 @@ async def fill_sqlite(path: Path, jobs: int, runs: int) -> None:
             [(i, f"job-{i - 1}") for i in range(1, jobs + 1)],
         )
         conn.executemany(
-            "INSERT INTO runner_runs (job_id, status, started_at, finished_at, duration_ms, "
+            "INSERT INTO runner_runs_kept (job_id, status, started_at, finished_at, duration_ms, "
             "attempts) VALUES (?, ?, ?, ?, ?, ?)",
             history(jobs, runs),
         )

@@ -16,23 +16,30 @@ not use the same job name for different jobs.
 from __future__ import annotations
 
 import asyncio
+import math
+import re
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from runner.history.store import (
     INSERT_JOB,
+    LATENCY_ACCURACY,
+    LATENCY_FLOOR_MS,
     MIGRATIONS,
-    RUN_COLUMNS,
+    RUN_COLUMN_TYPES,
     SCHEMA_VERSION,
     HistoryError,
     HistoryStore,
     SchemaTooNewError,
-    hour_rows,
-    run_rows,
+    SchemaTooOldError,
+    compaction_statements,
+    new_run_rows,
     state_rows,
 )
 from runner.model import JobState, RunRecord
+from runner.status import LATENCY_WINDOW
 
 if TYPE_CHECKING:
     import asyncpg
@@ -61,7 +68,7 @@ class PostgresStore(HistoryStore):
     # each job's newest runs instead (18-134 ms for 5 each, bench/README.md).
     recent_runs_sql = (
         "SELECT j.name, r.status FROM runner_jobs j CROSS JOIN LATERAL ("
-        "SELECT status, finished_at, id FROM runner_runs WHERE job_id = j.id "
+        "SELECT status, finished_at, id FROM runner_runs_kept WHERE job_id = j.id "
         "ORDER BY finished_at DESC, id DESC LIMIT ?) r "
         "WHERE j.name IN ({names}) ORDER BY j.id, r.finished_at, r.id"
     )
@@ -76,6 +83,7 @@ class PostgresStore(HistoryStore):
     async def open(self, *, create: bool) -> None:
         self._create = create
         await self._ready()
+        await self._opened(create=create)
 
     async def _ready(self) -> asyncpg.Pool:
         if self._pool is not None:
@@ -108,6 +116,8 @@ class PostgresStore(HistoryStore):
         if version == SCHEMA_VERSION:
             return
         if not self._create:
+            if version:
+                raise SchemaTooOldError(self.where, version)
             raise HistoryError(f"no runner history in {self.where} yet (no runner_schema table)")
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
@@ -121,7 +131,11 @@ class PostgresStore(HistoryStore):
                         statement.format(
                             serial="SERIAL",
                             bigserial="BIGSERIAL",
-                            hour="CAST(floor(finished_at / 3600) AS BIGINT)",
+                            hour=self.unit_of_time(3600),
+                            minute=self.unit_of_time(60),
+                            bucket=BUCKET_SQL,
+                            without_rowid="",
+                            recent=repr(time.time() - LATENCY_WINDOW - 3600),
                         )
                     )
             await conn.execute("DELETE FROM runner_schema")
@@ -134,6 +148,10 @@ class PostgresStore(HistoryStore):
             return 0
         value = await conn.fetchval("SELECT max(version) FROM runner_schema")
         return int(value or 0)
+
+    @staticmethod
+    def unit_of_time(seconds: int) -> str:
+        return f"CAST(floor(finished_at / {seconds}) AS BIGINT)"
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -162,9 +180,45 @@ class PostgresStore(HistoryStore):
         except Exception:
             await self._on_error()
             raise
-        # "DELETE 12"
-        tail = status.rpartition(" ")[2]
-        return int(tail) if tail.isdigit() else 0
+        return _changed(status)
+
+    async def _execute_many(self, steps: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        pool = await self._ready()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                return [_changed(await conn.execute(sql, *params)) for sql, params in steps]
+        except Exception:
+            await self._on_error()
+            raise
+
+    async def _insert_rows(
+        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        pool = await self._ready()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.copy_records_to_table(table, records=rows, columns=list(columns))
+        except Exception:
+            await self._on_error()
+            raise
+
+    async def _compact(self, top: int, first_job: int, end_job: int) -> int:
+        pool = await self._ready()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                # Other daemons sharing the database append meanwhile: their
+                # batches wait for this transaction, and those under way when
+                # it began are committed first, so every statement below sees
+                # the same runs (one committed since the compaction's highest id
+                # was read, in a range already done, waits for the next).
+                await conn.execute("LOCK TABLE runner_runs_new IN EXCLUSIVE MODE")
+                moved = 0
+                for statement in _COMPACTION:
+                    moved = _changed(await conn.execute(statement, top, first_job, end_job))
+                return moved
+        except Exception:
+            await self._on_error()
+            raise
 
     async def _write_batch(
         self,
@@ -186,9 +240,9 @@ class PostgresStore(HistoryStore):
                 known = {**self._job_ids, **ids}
                 if records:
                     await conn.copy_records_to_table(
-                        "runner_runs",
-                        records=_paced(run_rows(records, known)),
-                        columns=["job_id", *RUN_COLUMNS.split(", ")],
+                        "runner_runs_new",
+                        records=_paced(new_run_rows(records, known, self._last_ok, self._marked)),
+                        columns=["job_id", *RUN_COLUMN_TYPES, "notable", "bucket"],
                     )
                 if states:
                     # COPY the states into a temporary table (one per connection,
@@ -198,28 +252,11 @@ class PostgresStore(HistoryStore):
                         "runner_states_in_v2", records=_paced(state_rows(states, known))
                     )
                     await conn.execute(UPDATE_FROM_STATES)
-                if records:
-                    # The same for the hourly counts: COPY, then one upsert.
-                    await conn.execute(CREATE_HOURS_TABLE)
-                    await conn.copy_records_to_table(
-                        "runner_hours_in_v3", records=hour_rows(records, known)
-                    )
-                    await conn.execute(UPSERT_FROM_HOURS)
                 return ids
         except Exception:
             await self._on_error()
             raise
 
-
-CREATE_HOURS_TABLE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS runner_hours_in_v3 (job_id INTEGER, hour BIGINT, "
-    "runs BIGINT, ok BIGINT) ON COMMIT DELETE ROWS"
-)
-UPSERT_FROM_HOURS = (
-    "INSERT INTO runner_hours (job_id, hour, runs, ok) SELECT job_id, hour, runs, ok "
-    "FROM runner_hours_in_v3 ON CONFLICT (job_id, hour) DO UPDATE SET "
-    "runs = runner_hours.runs + excluded.runs, ok = runner_hours.ok + excluded.ok"
-)
 
 #: asyncpg encodes on the event loop: COPY gives the loop back every COPY_SLICE
 #: rows, so no part of a batch of 10,000 holds the loop for long.
@@ -251,3 +288,30 @@ async def _paced(rows: Iterable[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ..
         yield row
         if count % COPY_SLICE == 0:
             await asyncio.sleep(0)
+
+
+def _changed(status: str) -> int:
+    """The rows a statement changed, from its status ("DELETE 12")."""
+    tail = status.rpartition(" ")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+#: :func:`runner.history.store.latency_bucket` in SQL.
+BUCKET_SQL = (
+    f"CAST(ceil(ln(GREATEST(duration_ms, {LATENCY_FLOOR_MS!r})) / "
+    f"{math.log((1 + LATENCY_ACCURACY) / (1 - LATENCY_ACCURACY))!r}) AS INTEGER)"
+)
+
+
+def _numbered(statement: str) -> str:
+    """``?`` placeholders as ``$1``, ``$2``, ..."""
+    counter = iter(range(1, 100))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", statement)
+
+
+_COMPACTION = [
+    _numbered(statement)
+    for statement in compaction_statements(
+        PostgresStore.unit_of_time(60), PostgresStore.unit_of_time(3600)
+    )
+]

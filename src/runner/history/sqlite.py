@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,19 +24,21 @@ from typing import Any, TypeVar
 
 from runner.history.store import (
     INSERT_JOB,
-    INSERT_RUN,
+    INSERT_NEW_RUN,
     MIGRATIONS,
     SCHEMA_VERSION,
     UPDATE_JOB_STATE,
-    UPSERT_HOURS,
     HistoryError,
     HistoryStore,
     SchemaTooNewError,
-    hour_rows,
-    run_rows,
+    SchemaTooOldError,
+    compaction_statements,
+    latency_bucket,
+    new_run_rows,
     state_rows,
 )
 from runner.model import JobState, RunRecord
+from runner.status import LATENCY_WINDOW
 
 T = TypeVar("T")
 
@@ -61,6 +64,7 @@ class SQLiteStore(HistoryStore):
     async def open(self, *, create: bool) -> None:
         self._create = create
         await self._call(self._connection)
+        await self._opened(create=create)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:
@@ -110,6 +114,9 @@ class SQLiteStore(HistoryStore):
             elif version == 0:
                 conn.close()
                 raise HistoryError(f"{self.where} is not a runner history (no schema in it)")
+            elif version < SCHEMA_VERSION:
+                conn.close()
+                raise SchemaTooOldError(self.where, version)
         except sqlite3.DatabaseError as exc:
             raise HistoryError(f"cannot open history {self.where}: {exc}") from exc
         self._conn = conn
@@ -134,6 +141,8 @@ class SQLiteStore(HistoryStore):
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection, version: int) -> None:
+        # The sketch's bucket in SQL: SQLite may be built without ln().
+        conn.create_function("runner_latency_bucket", 1, latency_bucket, deterministic=True)
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Another process may have migrated between our read and our lock.
@@ -144,7 +153,11 @@ class SQLiteStore(HistoryStore):
                         statement.format(
                             serial="INTEGER",
                             bigserial="INTEGER",
-                            hour="CAST(finished_at / 3600 AS INTEGER)",
+                            hour=SQLiteStore.unit_of_time(3600),
+                            minute=SQLiteStore.unit_of_time(60),
+                            bucket="runner_latency_bucket(duration_ms)",
+                            without_rowid=" WITHOUT ROWID",
+                            recent=repr(time.time() - LATENCY_WINDOW - 3600),
                         )
                     )
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -193,6 +206,27 @@ class SQLiteStore(HistoryStore):
     async def _execute(self, sql: str, *params: Any) -> int:
         return await self._call(self._in_transaction, lambda c: c.execute(sql, params).rowcount)
 
+    async def _execute_many(self, steps: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        def work(conn: sqlite3.Connection) -> list[int]:
+            return [conn.execute(sql, params).rowcount for sql, params in steps]
+
+        return await self._call(self._in_transaction, work)
+
+    async def _insert_rows(
+        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        await self._call(self._in_transaction, lambda c: c.executemany(sql, rows))
+
+    async def _compact(self, top: int, first_job: int, end_job: int) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            moved = 0
+            for statement in _COMPACTION:
+                moved = conn.execute(statement, (top, first_job, end_job)).rowcount
+            return moved  # the last statement's: the runs deleted
+
+        return await self._call(self._in_transaction, work)
+
     async def _write_batch(
         self,
         new_jobs: Sequence[tuple[str, str, str]],
@@ -209,9 +243,10 @@ class SQLiteStore(HistoryStore):
                     ).fetchone()[0]
             known = {**self._job_ids, **ids}
             # Rows are made here, on this thread, as executemany takes them.
-            conn.executemany(INSERT_RUN, run_rows(records, known))
+            conn.executemany(
+                INSERT_NEW_RUN, new_run_rows(records, known, self._last_ok, self._marked)
+            )
             conn.executemany(UPDATE_JOB_STATE, state_rows(states, known))
-            conn.executemany(UPSERT_HOURS, hour_rows(records, known))
             return ids
 
         return await self._call(self._in_transaction, work)
@@ -220,3 +255,6 @@ class SQLiteStore(HistoryStore):
         """``PRAGMA integrity_check``: ``ok`` for a sound file."""
         rows = await self._fetch("PRAGMA integrity_check")
         return "; ".join(str(r[0]) for r in rows)
+
+
+_COMPACTION = compaction_statements(SQLiteStore.unit_of_time(60), SQLiteStore.unit_of_time(3600))
