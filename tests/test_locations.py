@@ -14,6 +14,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -395,3 +396,40 @@ async def test_of_many_members_seeing_one_change_exactly_one_makes_it(postgres_u
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_result_in_a_maintenance_window_decides_nothing(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The quorum's decision on a real database, for one member of location eu
+    (the member itself is a stand-in: its store, and where the live members are)."""
+    from types import SimpleNamespace
+
+    from runner.cluster.quorum import QuorumSink
+    from runner.cluster.store import ClusterStore
+    from runner.model import JobState, RunRecord
+    from runner.plugin import Status
+
+    job = located_job(tmp_path, "[eu, us]", ", quorum: 1")
+    store = ClusterStore(postgres_url, "held", "eu1", "i1", "eu")
+    await store.open(10)
+    try:
+        member = SimpleNamespace(
+            store=store,
+            live_locations=frozenset({"eu", "us"}),
+            known_locations=frozenset({"eu", "us"}),
+            stopping=False,
+        )
+        sink = QuorumSink(member, [job], alerts=None)  # type: ignore[arg-type]
+        failed = RunRecord(
+            "web", "sleep", Status.FAIL, "kaput", {}, 99.0, 100.0, 1.0, member="eu1", location="eu"
+        )
+        state = JobState("web", "sleep", "check", Health.FAILING, since=100.0, down=True)
+        await sink._decide({"web": (replace(failed, maintenance="deploy"), state)})
+        latest, incidents = await store.read_locations(["web"])
+        assert latest["web"]["eu"].down and "web" not in incidents  # stored, not decided
+        await sink._decide({"web": (replace(failed, finished_at=101.0), state)})
+        _, incidents = await store.read_locations(["web"])
+        assert incidents["web"].down
+    finally:
+        await store.close()

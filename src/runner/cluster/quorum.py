@@ -326,6 +326,10 @@ class QuorumSink:
             job = self._located.get(name)
             if job is None:  # removed by a reload meanwhile
                 continue
+            if record.maintenance is not None:
+                # In a maintenance window nothing is decided, so nothing is sent
+                # (as for any check); the first result after it decides.
+                continue
             incident = incidents.get(name, Incident(False, None))
             here = latest.get(name, {})
             verdict = decide(job, here, live, known, incident.down)
