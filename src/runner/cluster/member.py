@@ -477,9 +477,10 @@ class ClusterMember:
         expired_too = sent >= self._takeover_after
         want = []
         for job, owner in self._owners.items():
-            if owner != self.name or job in mine:
+            place = self._units.get(job)  # None: a reload removed it since the owners were computed
+            if owner != self.name or job in mine or place is None:
                 continue
-            row = snapshot.jobs.get((job, self._units[job]))
+            row = snapshot.jobs.get((job, place))
             if row is None:
                 continue
             holder = live.get(row.owner) if row.owner is not None else None
