@@ -73,10 +73,6 @@ class Verdict:
     #: Listed locations with no live member, or no result yet.
     unknown: tuple[str, ...]
 
-    @property
-    def reporting(self) -> int:
-        return len(self.listed) - len(self.unknown)
-
 
 def listed(job: Job, known: Iterable[str]) -> tuple[str, ...]:
     """The locations a check runs from: those it lists, or for ``all`` every
