@@ -261,23 +261,15 @@ class AlertSink:
                 since, consecutive = state.down_since, state.consecutive_not_ok
                 rule, results = state.thresholds.down, "failures"
                 down_since = since
-            self._sent[(record.job, name)] = Sent(
-                event.value, None if event is AlertEvent.RECOVERED else since, now
-            )
-            delivery.put(
-                Alert(
-                    job=record.job,
-                    plugin=record.plugin,
-                    event=event,
-                    since=since,
-                    last=record,
-                    consecutive=consecutive,
-                    status_page=(
-                        f"{self.status_page}#{quote(record.job)}" if self.status_page else None
-                    ),
-                    rule=None if rule.is_streak else rule.describe(results),
-                    down_since=down_since,
-                )
+            self._tell(
+                delivery,
+                record,
+                event,
+                now,
+                since=since,
+                down_since=down_since,
+                consecutive=consecutive,
+                rule=None if rule.is_streak else rule.describe(results),
             )
         if not state.down:
             self._incidents.pop(record.job, None)
@@ -303,25 +295,52 @@ class AlertSink:
                 continue
             if event is AlertEvent.RECOVERED and not delivery.config.send_on_resolved:
                 continue
-            self._sent[(record.job, name)] = Sent(
-                event.value, None if event is AlertEvent.RECOVERED else since, now
+            self._tell(
+                delivery,
+                record,
+                event,
+                now,
+                since=since,
+                down_since=down_since,
+                consecutive=consecutive,
+                rule=rule,
+                locations=locations,
             )
-            delivery.put(
-                Alert(
-                    job=record.job,
-                    plugin=record.plugin,
-                    event=event,
-                    since=since,
-                    last=record,
-                    consecutive=consecutive,
-                    status_page=(
-                        f"{self.status_page}#{quote(record.job)}" if self.status_page else None
-                    ),
-                    rule=rule,
-                    down_since=down_since,
-                    locations=locations,
-                )
+
+    def _tell(
+        self,
+        delivery: Delivery,
+        record: RunRecord,
+        event: AlertEvent,
+        now: float,
+        *,
+        since: float | None,
+        down_since: float | None,
+        consecutive: int,
+        rule: str | None,
+        locations: str | None = None,
+    ) -> None:
+        """Queue one alert for ``delivery``, and note it as sent to it."""
+        recovered = event is AlertEvent.RECOVERED
+        self._sent[(record.job, delivery.config.name)] = Sent(
+            event.value, None if recovered else since, now
+        )
+        delivery.put(
+            Alert(
+                job=record.job,
+                plugin=record.plugin,
+                event=event,
+                since=since,
+                last=record,
+                consecutive=consecutive,
+                status_page=(
+                    f"{self.status_page}#{quote(record.job)}" if self.status_page else None
+                ),
+                rule=rule,
+                down_since=down_since,
+                locations=locations,
             )
+        )
 
     @staticmethod
     def _event_for(
