@@ -567,36 +567,14 @@ class ClusterStore:
                 [v.consecutive_not_ok for v in values],
                 [v.recent_codes for v in values],
             )
-            return await self._read_locations(conn, jobs)
+            return await read_locations_in(conn, self.cluster, jobs)
 
     async def read_locations(
         self, jobs: Sequence[str]
     ) -> tuple[dict[str, dict[str, LocationRow]], dict[str, Incident]]:
         """Every location's latest result of ``jobs``, and their incidents."""
         async with self._transaction() as conn:
-            return await self._read_locations(conn, jobs)
-
-    async def _read_locations(
-        self, conn: asyncpg.Connection, jobs: Sequence[str]
-    ) -> tuple[dict[str, dict[str, LocationRow]], dict[str, Incident]]:
-        latest: dict[str, dict[str, LocationRow]] = {}
-        for r in await conn.fetch(
-            f"SELECT job, {LOCATION_COLUMNS} FROM runner_cluster_locations "
-            "WHERE cluster = $1 AND job = ANY($2::text[])",
-            self.cluster,
-            list(jobs),
-        ):
-            latest.setdefault(r["job"], {})[r["location"]] = _location(r)
-        incidents = {
-            r["job"]: Incident(r["down"], r["down_since"])
-            for r in await conn.fetch(
-                "SELECT job, down, down_since FROM runner_cluster_incidents "
-                "WHERE cluster = $1 AND job = ANY($2::text[])",
-                self.cluster,
-                list(jobs),
-            )
-        }
-        return latest, incidents
+            return await read_locations_in(conn, self.cluster, jobs)
 
     async def claim(self, job: str, down: bool, since: float | None) -> Incident | None:
         """Mark ``job`` down (since ``since``) or recovered, if it is not so
@@ -742,6 +720,30 @@ async def read_members(url: str, cluster: str, timeout: float) -> tuple[float, l
         await conn.close()
 
 
+async def read_locations_in(
+    conn: asyncpg.Connection, cluster: str, jobs: Sequence[str]
+) -> tuple[dict[str, dict[str, LocationRow]], dict[str, Incident]]:
+    """Each location's latest result of ``jobs``, and their incidents, on ``conn``."""
+    latest: dict[str, dict[str, LocationRow]] = {}
+    for r in await conn.fetch(
+        f"SELECT job, {LOCATION_COLUMNS} FROM runner_cluster_locations "
+        "WHERE cluster = $1 AND job = ANY($2::text[])",
+        cluster,
+        list(jobs),
+    ):
+        latest.setdefault(r["job"], {})[r["location"]] = _location(r)
+    incidents = {
+        r["job"]: Incident(r["down"], r["down_since"])
+        for r in await conn.fetch(
+            "SELECT job, down, down_since FROM runner_cluster_incidents "
+            "WHERE cluster = $1 AND job = ANY($2::text[])",
+            cluster,
+            list(jobs),
+        )
+    }
+    return latest, incidents
+
+
 async def read_located(
     url: str, cluster: str, jobs: Sequence[str], timeout: float
 ) -> tuple[float, list[MemberRow], dict[str, dict[str, LocationRow]], dict[str, Incident]]:
@@ -765,8 +767,7 @@ async def read_located(
                 cluster,
             )
         ]
-        store = ClusterStore(url, cluster, "", "")
-        latest, incidents = await store._read_locations(conn, jobs)
+        latest, incidents = await read_locations_in(conn, cluster, jobs)
         return now, members, latest, incidents
     finally:
         await conn.close()
