@@ -444,7 +444,10 @@ def test_a_reload_applies_window_changes_and_the_api_shows_them(
             "other": "ok",
         }
 
-        nightly = '  - {name: nightly, cron: "0 3 * * *", duration: 1h}'
+        # Twelve hours from now's hour: never on while the test runs (a fixed
+        # "0 3 * * *" was on, and the test failed, every day from 03:00 to 04:00 UTC).
+        hour = (time.gmtime().tm_hour + 12) % 24
+        nightly = f'  - {{name: nightly, cron: "0 {hour} * * *", duration: 1h}}'
         windows = f"{http}maintenance:\n{later(time.time() - 60)}\n{nightly}"
         alerting_config(write_config, peer, windows)
         runner.proc.send_signal(signal.SIGHUP)
