@@ -1,19 +1,22 @@
 """Structured logging: JSON lines off a terminal, readable colored lines on one.
 
 Everything the daemon says goes through structlog to stdout, one event per
-line, unbuffered, so systemd's journal or a log shipper gets each line as it
-happens. Event names are stable and grep-able (``job.finished``,
+line, each line whole, so systemd's journal or a log shipper gets each line
+as it happens (within :data:`HOLD_S`, see :func:`hold_lines`). Event names are stable and grep-able (``job.finished``,
 ``service.started``); values are fields, never formatted into the message.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal, TextIO, cast
 
@@ -105,8 +108,8 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(min_level),
-        # Both loggers write each line whole and flush it, so piped output is
-        # never held back.
+        # Both loggers write each line whole; piped output is held back at
+        # most HOLD_S while the daemon's loop runs (hold_lines).
         logger_factory=factory,
         cache_logger_on_first_use=False,
     )
@@ -123,24 +126,102 @@ def _last_resort(value: Any) -> Any:
     return text(value)
 
 
+#: Lines written on the event loop's thread wait at most this long, or until
+#: this many bytes wait, and are then written with one ``write``: at 10,000
+#: results a second a system call per line was an eighth of the loop's time
+#: (bench/README.md, "Issue 23"). A stop writes what waits (see hold_lines).
+HOLD_S = 0.01
+HOLD_BYTES = 64 * 1024
+
+
 class _LineWriter:
-    """Writes each log line whole, in one go, to a file descriptor only the log uses."""
+    """Writes each log line whole to a file descriptor only the log uses.
+
+    While :func:`hold_lines` is in force, lines written on the loop's own
+    thread are held up to :data:`HOLD_S` and written together; a line from
+    any other thread writes the held ones first, then itself, so the order
+    is always the order of the calls.
+    """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._lock = threading.Lock()
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def write(self, text: str | bytes) -> None:
         data = text if isinstance(text, bytes) else text.encode("utf-8", "backslashreplace")
         with self._lock:
-            while data:
-                data = data[os.write(self.fd, data) :]
+            if self._loop is not None and threading.get_ident() == self._loop_thread:
+                self._held.append(data)
+                self._held_bytes += len(data)
+                if self._held_bytes >= HOLD_BYTES:
+                    self._write_held()
+                elif self._timer is None:
+                    self._timer = self._loop.call_later(HOLD_S, self.flush)
+                return
+            if self._held:
+                self._write_held()
+            self._write_all(data)
 
     def flush(self) -> None:
-        pass
+        with self._lock:
+            self._write_held()
+
+    def _write_held(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            self._held_bytes = 0
+            self._write_all(data)
+
+    def _write_all(self, data: bytes) -> None:
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def hold(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Hold the lines of ``loop``'s thread (this thread), or with None
+        write what is held and hold no more."""
+        with self._lock:
+            self._write_held()
+            self._loop = loop
+            self._loop_thread = threading.get_ident() if loop is not None else None
 
     def isatty(self) -> bool:
         return os.isatty(self.fd)
+
+
+@contextmanager
+def hold_lines(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """While the daemon's loop runs, hold its log lines briefly and write them
+    together (:data:`HOLD_S`); at the end, and before the process forks or
+    exits, write what is held. Nothing is held when the log is not the
+    process's own stdout (a terminal, a test's stream)."""
+    out = _held_writer
+    if out is None:
+        yield
+        return
+    out.hold(loop)
+    try:
+        yield
+    finally:
+        out.hold(None)
+
+
+#: The log's own stdout once configure_logging made one (own_stdout).
+_held_writer: _LineWriter | None = None
+
+
+def flush_lines() -> None:
+    """Write the lines held now (before an ``os._exit``, which skips atexit)."""
+    if _held_writer is not None:
+        _held_writer.flush()
 
 
 def _private_stdout() -> TextIO:
@@ -159,7 +240,13 @@ def _private_stdout() -> TextIO:
         return sys.stdout
     os.set_inheritable(fd, False)
     sys.stdout = sys.stderr
-    return cast(TextIO, _LineWriter(fd))
+    global _held_writer
+    writer = _held_writer = _LineWriter(fd)
+    # A forked child must not write its parent's held lines again; an exit
+    # that skips the loop's end (an unhandled error) must not lose them.
+    os.register_at_fork(before=writer.flush)
+    atexit.register(writer.flush)
+    return cast(TextIO, writer)
 
 
 def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from runner.execution import AbandonedRuns
-from runner.log import get_logger
+from runner.log import flush_lines, get_logger, hold_lines
 
 #: How long tasks and threads left at the end get to finish.
 LEFTOVER_GRACE = 2.0
@@ -47,14 +47,15 @@ def run(
     asyncio.set_event_loop(loop)
     clean = False
     try:
-        code = loop.run_until_complete(main)
+        with hold_lines(loop):
+            try:
+                code = loop.run_until_complete(main)
+            finally:
+                clean = loop.run_until_complete(_clean_up(loop, grace, abandoned))
     finally:
-        try:
-            clean = loop.run_until_complete(_clean_up(loop, grace, abandoned))
-        finally:
-            asyncio.set_event_loop(None)
-            if clean:
-                loop.close()
+        asyncio.set_event_loop(None)
+        if clean:
+            loop.close()
     _stuck = _stuck or not clean
     return code
 
@@ -66,6 +67,7 @@ def exit_if_stuck(code: int) -> None:
     interpreter would join its threads forever at exit).
     """
     if _stuck:
+        flush_lines()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
