@@ -10,7 +10,8 @@ with a back-off when it fails.
 
 First runs are spread over up to one second (by a hash of the job name, so
 the phase is stable across restarts) so a thousand jobs do not all fire in
-the same millisecond.
+the same millisecond; on a grid of :data:`SPREAD_STEP`, so the runs of one
+step wake the loop once, not once each.
 
 A pinged check (a heartbeat, :mod:`runner.pings`) is told when to run:
 :meth:`Scheduler.ping` hands it a ping, runs it at once (one run per ping,
@@ -38,6 +39,12 @@ from runner.results import ResultHub
 
 #: First runs are spread over at most this many seconds after a job starts.
 SPREAD_WINDOW = 1.0
+#: Spread first runs (and so every later run of an interval) land on this grid
+#: of the loop's clock: the jobs of a step share the loop's wake-up. At 1,000
+#: jobs x 1 s the loop woke 600-1,000 times a second, once per run, for about
+#: 100 now (ten runs each): 0.77x the CPU per run (bench/README.md, "Issue 23").
+#: Ten milliseconds keeps a step's runs a burst far shorter than the step.
+SPREAD_STEP = 0.01
 #: For checks that share slots (Check.slots): the time one run is assumed to
 #: hold a slot when their first runs are spread (a page check: about a second).
 SLOT_RUN_ESTIMATE = 1.0
@@ -53,8 +60,11 @@ def first_run_offset(job: Job, window: float = SPREAD_WINDOW) -> float:
     """A stable offset in [0, min(spread, window)) for the job's first run,
     where ``spread`` is how far its schedule lets first runs spread (one
     interval; 0 for a schedule that runs at its own times)."""
-    spread = job.schedule.spread() if job.schedule is not None else 0.0
-    return (zlib.crc32(job.name.encode()) / 2**32) * min(spread, window)
+    spread = min(job.schedule.spread() if job.schedule is not None else 0.0, window)
+    offset = (zlib.crc32(job.name.encode()) / 2**32) * spread
+    if spread >= SPREAD_WINDOW:  # a shorter interval keeps its own fine phase
+        offset -= offset % SPREAD_STEP
+    return offset
 
 
 def first_run_window(job: Job, started: Iterable[Job], window: float = SPREAD_WINDOW) -> float:
@@ -486,7 +496,10 @@ class _Ticker(_Runs):
     def _arm(self) -> None:
         schedule, loop = self.schedule, self.loop
         spread = first_run_offset(self.job, self._scheduler.first_run_window(self.job))
-        start = time.time() - loop.time() + self._anchor if schedule.wall_clock else self._anchor
+        if schedule.wall_clock:
+            start = time.time() - loop.time() + self._anchor
+        else:  # on the grid: the offsets are steps, and so the due times
+            start = self._anchor - self._anchor % SPREAD_STEP
         if self._not_before is not None and schedule.wall_clock:
             start = max(start, self._not_before)
         self._due = schedule.first_after(start) + spread
