@@ -8,9 +8,13 @@ event, and to the fallback under another configuration.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -19,6 +23,8 @@ import structlog
 from structlog.testing import capture_logs
 
 from runner.log import (
+    HOLD_BYTES,
+    HOLD_S,
     _LineWriter,
     _UtcStamp,
     configure_logging,
@@ -112,3 +118,75 @@ def test_the_result_lines_timestamp_is_the_one_structlog_writes() -> None:
         assert stamp() == datetime.fromtimestamp(second, UTC).isoformat().replace("+00:00", "Z")
     with mock.patch("time.time_ns", return_value=second * 10**9 + 5_999):  # floored, as now()
         assert stamp() == "2026-12-08T00:29:23.000005Z"
+
+
+class _Written:
+    """What a file descriptor (a file, not a pipe: a pipe blocks a write past
+    its 64 KiB) has been given since the last look."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT)
+        self._seen = 0
+
+    def new(self) -> bytes:
+        data = os.pread(self.fd, 1 << 20, self._seen)
+        self._seen += len(data)
+        return data
+
+
+async def test_the_loops_lines_are_held_briefly_then_written_together_in_order(
+    tmp_path: Path,
+) -> None:
+    written = _Written(tmp_path / "out")
+    out = _LineWriter(written.fd)
+    loop = asyncio.get_running_loop()
+    try:
+        out.hold(loop)
+        for i in range(3):
+            out.write(b"loop %d\n" % i)
+        assert written.new() == b""  # held: no system call per line
+        # A line from another thread writes what the loop holds first: the
+        # order is the order of the calls.
+        await asyncio.to_thread(out.write, b"thread\n")
+        assert written.new() == b"loop 0\nloop 1\nloop 2\nthread\n"
+        out.write(b"later\n")
+        # Written by the hold's timer, HOLD_S later, with no other prompt: the
+        # loop fires it before any timer set after it for later.
+        await asyncio.sleep(HOLD_S * 2)
+        assert written.new() == b"later\n"
+        out.write(b"x" * HOLD_BYTES + b"\n")  # a full hold is written at once
+        assert len(written.new()) == HOLD_BYTES + 1
+        out.write(b"last\n")
+        out.hold(None)  # the end of the loop: what is held is written
+        assert written.new() == b"last\n"
+        out.write(b"unheld\n")
+        assert written.new() == b"unheld\n"
+    finally:
+        out.hold(None)
+        os.close(written.fd)
+
+
+def test_held_lines_are_written_once_at_exit_and_never_by_a_forked_child() -> None:
+    # Result lines still held when the process ends (an error past the loop's
+    # end): atexit writes them. A fork writes them first: a child never
+    # repeats them. (Any other event writes the held lines, then itself.)
+    script = """
+import asyncio, os, sys
+from runner import log
+log.configure_logging("json", own_stdout=True)
+# As hold_lines does, never undone (its generator's end would write them too).
+log._held_writer.hold(asyncio.new_event_loop())
+log.log_result("info", "job.finished", {"job": "one"})
+if os.fork() == 0:
+    sys.exit(0)  # the child's atexit runs: its copy of the held lines is empty
+os.wait()
+log.log_result("info", "job.finished", {"job": "two"})
+log.log_result("info", "job.finished", {"job": "three"})
+raise SystemExit(3)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    jobs = [json.loads(line)["job"] for line in done.stdout.splitlines()]
+    assert jobs == ["one", "two", "three"]

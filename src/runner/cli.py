@@ -516,6 +516,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    heap.exit_without_a_last_walk()
     new_loop = _loop_factory(args)
     config = _load(args.config, keep_unloadable=True)
     if config is None or new_loop is None:

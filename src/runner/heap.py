@@ -28,6 +28,7 @@ number of reloads.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import time
 
@@ -62,3 +63,16 @@ def settle(reason: str) -> None:
         frozen=gc.get_freeze_count(),
         pause_ms=round((time.perf_counter() - started) * 1000, 1),
     )
+
+
+def exit_without_a_last_walk() -> None:
+    """At the interpreter's exit, leave what is alive out of the collector's
+    last pass (``runner run``, whose exit is part of its time): that pass
+    walks every object of a heap that holds Playwright and the config, 0.2 to
+    0.35 s at the end of a `runner run` of page checks, 60-70 ms after a bare
+    ``import playwright.async_api`` and 10 ms with this (bench/README.md,
+    "Issue 23"). Memory is the system's to take back either way; only
+    finalizers of garbage cycles still alive then do not run, which Python
+    never promised at exit.
+    """
+    atexit.register(gc.freeze)

@@ -2,8 +2,9 @@
 
 Everything the daemon says goes through structlog to stdout, one event per
 line, each line whole, so systemd's journal or a log shipper gets each line
-as it happens (within :data:`HOLD_S`, see :func:`hold_lines`). Event names are stable and grep-able (``job.finished``,
-``service.started``); values are fields, never formatted into the message.
+as it happens (a result's within :data:`HOLD_S`, see :func:`hold_lines`).
+Event names are stable and grep-able (``job.finished``, ``service.started``);
+values are fields, never formatted into the message.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ class _LineWriter:
     While :func:`hold_lines` is in force, lines written on the loop's own
     thread are held up to :data:`HOLD_S` and written together; a line from
     any other thread writes the held ones first, then itself, so the order
-    is always the order of the calls.
+    is always the order of the calls. Only result lines (``log_result``) stay
+    held: structlog flushes after every other event, which writes the held
+    lines and that event at once.
     """
 
     def __init__(self, fd: int) -> None:
