@@ -69,6 +69,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -104,6 +105,8 @@ POSTGRES: Any = None
 #: After the window, how long the variant runs on so the window's last runs
 #: have a successor (their gap) and land in the output.
 TAIL = 1.2
+#: --prefill: runs in the default variants' SQLite history before each trial.
+PREFILL = 0
 
 MEASURES: list[tuple[str, str]] = [
     ("cpu_per_1000", "CPU s / 1,000 runs"),
@@ -243,6 +246,9 @@ def runner_variant(
             # uvloop when installed); the state folder is the trial's, as
             # systemd's StateDirectory= would give it (`env` execs: one process).
             config = runner_config(jobs, folder, history)
+            if history == "default" and PREFILL:
+                # The history the default config writes: STATE_DIRECTORY/runner.sqlite3.
+                shutil.copyfile(prefilled_history(jobs, PREFILL), folder / f"{config.stem}.sqlite3")
             return ["env", f"STATE_DIRECTORY={folder}", *program, "serve", str(config)]
         command = [*program, "serve", "--log-format", "json"]
         if loop:
@@ -253,6 +259,39 @@ def runner_variant(
     phases = functools.partial(cron_phases, jitter=jitter) if cron else None
     server = postgres_cpu if history == "postgresql" else None
     return Variant(name, argv, b'"daemon.started"', runner_starts, env, phases, server)
+
+
+@functools.cache
+def prefilled_history(jobs: int, rows: int) -> Path:
+    """A SQLite history (today's schema) as a daemon of ``jobs`` jobs leaves it
+    after a while: their states, ``rows`` kept runs over 30 days, a day of
+    minute counts, hours and latency buckets (bench/history.py's fill for its
+    part 5). Made once per size, then copied into each trial's state folder,
+    so every trial starts from the same steady state."""
+    import asyncio
+
+    import history as history_bench  # bench/history.py
+
+    from runner.history import SQLiteStore
+    from runner.results import ResultHub
+
+    path = Path(scratch_dir() or tempfile.gettempdir()) / f"bench-sched-{jobs}-{rows}.sqlite3"
+    if path.exists():
+        return path
+
+    async def fill() -> None:
+        store = SQLiteStore(path)
+        await store.open(create=True)
+        now = time.time()
+        hub = ResultHub()
+        records = [history_bench.record(f"job-{i}", now - 60) for i in range(jobs)]
+        await store.write([], [hub.publish(r) for r in records])  # ids 1..jobs, in order
+        await history_bench.fill_layout6("sqlite", store, None, rows, now, jobs)  # type: ignore[arg-type]
+        await store.close()
+
+    print(f"filling a history of {rows:,} runs of {jobs:,} jobs ...", flush=True)
+    asyncio.run(fill())
+    return path
 
 
 def postgres_cpu() -> float:
@@ -486,6 +525,13 @@ def main() -> None:
         "--variants", help="only these, comma separated (e.g. runner,runner@COMMIT)"
     )
     parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="runs in the default variants' SQLite history before each trial (the "
+        "steady state; e.g. 5000000), made once per size and copied",
+    )
+    parser.add_argument(
         "--postgresql",
         action="store_true",
         help="add default+postgresql: history in a PostgreSQL server of its own "
@@ -496,7 +542,8 @@ def main() -> None:
         args.jobs, args.seconds, args.warmup = [200], 3.0, 1.2
     args.seconds = float(round(args.seconds))  # whole seconds: N slots per job
     _need_apscheduler()
-    global POSTGRES
+    global POSTGRES, PREFILL
+    PREFILL = args.prefill
     stack = contextlib.ExitStack()
     if args.postgresql:
         sys.path.insert(1, str(BENCH.parent / "tests"))
