@@ -266,8 +266,11 @@ def prefilled_history(jobs: int, rows: int) -> Path:
     """A SQLite history (today's schema) as a daemon of ``jobs`` jobs leaves it
     after a while: their states, ``rows`` kept runs over 30 days, a day of
     minute counts, hours and latency buckets (bench/history.py's fill for its
-    part 5). Made once per size, then copied into each trial's state folder,
-    so every trial starts from the same steady state."""
+    part 5), thinned as retention thins them. Made once per size, then copied
+    into each trial's state folder, so every trial starts from the same
+    steady state. The daemon's first retention pass comes 10 s after its
+    start (then every 300 s): give ``--warmup`` enough to leave it out of the
+    window, or in, as the question is."""
     import asyncio
 
     import history as history_bench  # bench/history.py
@@ -287,6 +290,10 @@ def prefilled_history(jobs: int, rows: int) -> Path:
         records = [history_bench.record(f"job-{i}", now - 60) for i in range(jobs)]
         await store.write([], [hub.publish(r) for r in records])  # ids 1..jobs, in order
         await history_bench.fill_layout6("sqlite", store, None, rows, now, jobs)  # type: ignore[arg-type]
+        # What the daemon's own retention leaves (keep: 30 d): each job's ok
+        # runs past its newest 1,000 thinned. Else the first pass of a trial
+        # would thin millions of runs a steady daemon never holds.
+        await store.prune(before=now - 30 * 86400, keep_runs=None)
         await store.close()
 
     print(f"filling a history of {rows:,} runs of {jobs:,} jobs ...", flush=True)
