@@ -22,7 +22,7 @@ from typing import Any
 
 from runner.history.opening import open_store
 from runner.history.store import HistoryError, HistoryStore
-from runner.log import get_logger
+from runner.log import flush_lines, get_logger
 from runner.model import JobState, RunRecord
 from runner.tasks import cancel_and_wait
 
@@ -214,6 +214,9 @@ class HistorySink:
         (the records stay queued)."""
         if not self._queue and not self._latest:
             return True
+        # The result lines held (runner.log.hold_lines) go out first: history
+        # never holds a run whose line a kill -9 could still lose.
+        flush_lines()
         batch = list(self._queue)
         self._queue.clear()
         states, self._latest = self._latest, {}
