@@ -12,7 +12,6 @@ and a daemon pays only for the plugins its config uses.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from collections.abc import Iterable, Iterator
@@ -82,6 +81,9 @@ def suggest(name: str, names: Iterable[str]) -> str | None:
     key = _normalized(name)
     if key in by_key:
         return by_key[key]
+    # Imported here: only a misspelt name needs it (config/problems.py, close_matches).
+    import difflib
+
     close = difflib.get_close_matches(key, list(by_key), n=1, cutoff=0.6)
     return by_key[close[0]] if close else None
 

@@ -11,10 +11,11 @@ collected (:mod:`~runner.config.problems`) and raised at the end, together.
 
 from __future__ import annotations
 
-import difflib
+import functools
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from runner import yaml_source
 from runner.config.env import expand_env
 from runner.config.plugins import Resolver
-from runner.config.problems import ConfigError, Problem, Problems
+from runner.config.problems import ConfigError, Problem, Problems, close_matches
 from runner.config.source import Document, PathTuple, read_document
 from runner.config.specs import (
     ALERT_RULE_KEYS,
@@ -159,7 +160,7 @@ def schedule_of(
         # Phases spread over at most a second, as first runs are outside a cluster.
         schedule = AlignedInterval(every, jitter_offset(spec.name, min(every, 1.0)))
     else:
-        schedule = Interval(spec.interval or defaults.interval)
+        schedule = _interval(spec.interval or defaults.interval)
     jitter = spec.jitter or defaults.jitter
     if jitter:
         schedule = Jittered(schedule, jitter_offset(spec.name, jitter))
@@ -185,9 +186,23 @@ def retry_of(spec: JobSpec, defaults: Defaults) -> Retry:
     delay = spec.retry_delay if spec.retry_delay is not None else defaults.retry_delay
     cap = spec.retry_delay_max or defaults.retry_delay_max
     if delay == "exponential":
-        return Retry(retries, 1.0, exponential=True, max_delay=cap)
+        return _retry(retries, 1.0, True, cap)
     assert isinstance(delay, float)
-    return Retry(retries, delay)
+    return _retry(retries, delay, False, NO_RETRY.max_delay)
+
+
+# Retries and intervals are frozen values: jobs that say the same share one
+# object (as the thresholds do, model.job._thresholds) instead of holding a
+# copy each, 0.2 KiB a job at 10,000 jobs (issue 23).
+@functools.lru_cache(maxsize=256)
+def _retry(retries: int, delay: float, exponential: bool, max_delay: float) -> Retry:
+    retry = Retry(retries, delay, exponential=exponential, max_delay=max_delay)
+    return NO_RETRY if retry == NO_RETRY else retry
+
+
+@functools.lru_cache(maxsize=256)
+def _interval(every: float) -> Interval:
+    return Interval(every)
 
 
 def thresholds_of(spec: JobSpec, defaults: Defaults) -> Thresholds:
@@ -335,7 +350,7 @@ class _Loader:
     def check_top_level_keys(self, data: dict[Any, Any]) -> None:
         for key in data:
             if key not in TOP_LEVEL:
-                hint = difflib.get_close_matches(str(key), TOP_LEVEL, n=1)
+                hint = close_matches(str(key), TOP_LEVEL)
                 self.problems.add(
                     (str(key),),
                     "unknown top-level key"
@@ -453,7 +468,7 @@ class _Loader:
             )
         for i, pattern in enumerate(spec.jobs):
             if not any(fnmatchcase(name, pattern) for name in job_names):
-                hint = difflib.get_close_matches(pattern, job_names, n=1)
+                hint = close_matches(pattern, job_names)
                 self.problems.add(
                     (*path, "jobs", i),
                     f"{pattern!r} names no job of this config"
@@ -547,7 +562,8 @@ class _Loader:
         thresholds = thresholds_of(spec, rule_defaults)
         return Job(
             name=spec.name,
-            plugin_name=spec.plugin,
+            # One string for every job of a plugin, not one per job from the YAML.
+            plugin_name=sys.intern(spec.plugin),
             plugin=plugin,
             options=options,
             schedule=None
@@ -697,7 +713,7 @@ class _Loader:
         for i, name in enumerate(notify if isinstance(notify, list) else []):
             if not isinstance(name, str) or name in known:
                 continue  # not a string: the spec's validation says so
-            hint = difflib.get_close_matches(name, known, n=1)
+            hint = close_matches(name, known)
             message = f"unknown notifier {name!r}"
             if hint:
                 message += f"; did you mean {hint[0]!r}?"

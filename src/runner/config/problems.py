@@ -7,7 +7,6 @@ into sentences; :class:`ConfigError` carries them all.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 
 from runner.config.source import Document, PathTuple
 
-__all__ = ["ConfigError", "Problem", "Problems", "dotted"]
+__all__ = ["ConfigError", "Problem", "Problems", "close_matches", "dotted"]
 
 
 @dataclass(frozen=True)
@@ -183,9 +182,18 @@ def dotted(path: Iterable[str | int]) -> str:
     return out
 
 
+def close_matches(word: str, possibilities: Iterable[str], cutoff: float = 0.6) -> list[str]:
+    """The closest of ``possibilities`` to a misspelt ``word``: a list of at most one."""
+    # Imported here: only a config with a mistake needs difflib, and the
+    # daemon keeps every module it imports for its whole life (issue 23).
+    import difflib
+
+    return difflib.get_close_matches(word, possibilities, n=1, cutoff=cutoff)
+
+
 def _unknown_key(path: PathTuple, allowed: Iterable[str]) -> str:
     names = sorted(allowed)
-    hint = difflib.get_close_matches(str(path[-1]), names, n=1, cutoff=0.5)
+    hint = close_matches(str(path[-1]), names, cutoff=0.5)
     message = "unknown key"
     if hint:
         message += f"; did you mean {hint[0]!r}?"
