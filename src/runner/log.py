@@ -175,7 +175,10 @@ class _LineWriter:
             self._write_held()
 
     def _write_held(self) -> None:
-        if self._timer is not None:
+        # Only the loop's thread touches its timer (uvloop's are libuv's, not
+        # thread-safe): from another thread the timer is left to fire on
+        # nothing held, and to be set again after it.
+        if self._timer is not None and threading.get_ident() == self._loop_thread:
             self._timer.cancel()
             self._timer = None
         if self._held:
