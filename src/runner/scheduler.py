@@ -41,9 +41,10 @@ from runner.results import ResultHub
 SPREAD_WINDOW = 1.0
 #: Spread first runs (and so every later run of an interval) land on this grid
 #: of the loop's clock: the jobs of a step share the loop's wake-up. At 1,000
-#: jobs x 1 s the loop woke 600-1,000 times a second, once per run, for about
-#: 100 now (ten runs each): 0.77x the CPU per run (bench/README.md, "Issue 23").
-#: Ten milliseconds keeps a step's runs a burst far shorter than the step.
+#: jobs x 1 s timers fired on 560-660 distinct milliseconds a second before,
+#: on 113 now (ten runs a step): 0.77x the CPU per run (bench/README.md,
+#: "Issue 23, session 3"). Ten milliseconds keeps a step's runs a burst far
+#: shorter than the step.
 SPREAD_STEP = 0.01
 #: For checks that share slots (Check.slots): the time one run is assumed to
 #: hold a slot when their first runs are spread (a page check: about a second).
