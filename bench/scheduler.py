@@ -105,8 +105,10 @@ POSTGRES: Any = None
 #: After the window, how long the variant runs on so the window's last runs
 #: have a successor (their gap) and land in the output.
 TAIL = 1.2
-#: --prefill: runs in the default variants' SQLite history before each trial.
+#: --prefill: runs in the default variants' SQLite history before each trial,
+#: and the folder its templates are made in (removed at the end).
 PREFILL = 0
+PREFILL_DIR: Path | None = None
 
 MEASURES: list[tuple[str, str]] = [
     ("cpu_per_1000", "CPU s / 1,000 runs"),
@@ -278,9 +280,8 @@ def prefilled_history(jobs: int, rows: int) -> Path:
     from runner.history import SQLiteStore
     from runner.results import ResultHub
 
-    path = Path(scratch_dir() or tempfile.gettempdir()) / f"bench-sched-{jobs}-{rows}.sqlite3"
-    if path.exists():
-        return path
+    assert PREFILL_DIR is not None, "main() makes it with --prefill"
+    path = PREFILL_DIR / f"{jobs}-{rows}.sqlite3"
 
     async def fill() -> None:
         store = SQLiteStore(path)
@@ -549,9 +550,14 @@ def main() -> None:
         args.jobs, args.seconds, args.warmup = [200], 3.0, 1.2
     args.seconds = float(round(args.seconds))  # whole seconds: N slots per job
     _need_apscheduler()
-    global POSTGRES, PREFILL
+    global POSTGRES, PREFILL, PREFILL_DIR
     PREFILL = args.prefill
     stack = contextlib.ExitStack()
+    if PREFILL:
+        templates = stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="bench-sched-history-", dir=scratch_dir())
+        )
+        PREFILL_DIR = Path(templates)
     if args.postgresql:
         sys.path.insert(1, str(BENCH.parent / "tests"))
         from postgres import running_server
